@@ -1,0 +1,360 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"math/big"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/hashforge/hashforge/internal/devstack"
+	"github.com/hashforge/hashforge/internal/devstack/devtest"
+	"github.com/hashforge/hashforge/pool/node"
+	"github.com/hashforge/hashforge/stratum"
+)
+
+func TestMain(m *testing.M) { os.Exit(devtest.Main(m)) }
+
+// testJob is what the test's own Stratum client knows of a mining.notify;
+// headers are built here independently of the pool package, so a bug in the
+// pool's assembly cannot hide behind the same bug in the test.
+type testJob struct {
+	n          stratum.NotifyParams
+	difficulty float64
+}
+
+func sha256d(b []byte) [32]byte {
+	h := sha256.Sum256(b)
+	return sha256.Sum256(h[:])
+}
+
+func mustHex(t *testing.T, s string) []byte {
+	t.Helper()
+	b, err := hex.DecodeString(s)
+	if err != nil {
+		t.Fatalf("bad hex %q: %v", s, err)
+	}
+	return b
+}
+
+func beHex32(t *testing.T, s string) uint32 {
+	t.Helper()
+	v, err := strconv.ParseUint(s, 16, 32)
+	if err != nil {
+		t.Fatalf("bad uint32 hex %q: %v", s, err)
+	}
+	return uint32(v)
+}
+
+// header builds the 80-byte header for a submit the way a miner does.
+func (j testJob) header(t *testing.T, en1, en2 []byte, ntime, nonce, version uint32) []byte {
+	t.Helper()
+	cb := append(append(append(mustHex(t, j.n.Coinb1), en1...), en2...), mustHex(t, j.n.Coinb2)...)
+	root := sha256d(cb)
+	for _, b := range j.n.MerkleBranch {
+		root = sha256d(append(root[:], mustHex(t, b)...))
+	}
+	// notify prevhash: the internal-order hash with each 4-byte word reversed.
+	ph := mustHex(t, j.n.PrevHash)
+	for i := 0; i < 32; i += 4 {
+		ph[i], ph[i+1], ph[i+2], ph[i+3] = ph[i+3], ph[i+2], ph[i+1], ph[i]
+	}
+	h := make([]byte, 80)
+	binary.LittleEndian.PutUint32(h[0:], version)
+	copy(h[4:36], ph)
+	copy(h[36:68], root[:])
+	binary.LittleEndian.PutUint32(h[68:], ntime)
+	binary.LittleEndian.PutUint32(h[72:], beHex32(t, j.n.NBits))
+	binary.LittleEndian.PutUint32(h[76:], nonce)
+	return h
+}
+
+// hashInt reads a sha256d result as the little-endian integer Bitcoin compares.
+func hashInt(h [32]byte) *big.Int {
+	r := make([]byte, 32)
+	for i := range h {
+		r[31-i] = h[i]
+	}
+	return new(big.Int).SetBytes(r)
+}
+
+func shareTarget(diff float64) *big.Int {
+	diff1, _ := new(big.Int).SetString("00000000ffff0000000000000000000000000000000000000000000000000000", 16)
+	t, _ := new(big.Float).Quo(new(big.Float).SetInt(diff1), big.NewFloat(diff)).Int(nil)
+	return t
+}
+
+func displayHash(h [32]byte) string {
+	r := make([]byte, 32)
+	for i := range h {
+		r[31-i] = h[i]
+	}
+	return hex.EncodeToString(r)
+}
+
+type testMiner struct {
+	t       *testing.T
+	c       *stratum.Client
+	en1     []byte
+	en2Size int
+	diff    float64
+	job     *testJob
+}
+
+// next waits for the next mining.notify (applying set_difficulty on the way).
+func (m *testMiner) next(ctx context.Context, wantClean bool) testJob {
+	m.t.Helper()
+	for {
+		select {
+		case n, ok := <-m.c.Notifications():
+			if !ok {
+				m.t.Fatalf("connection closed: %v", m.c.Err())
+			}
+			switch n.Method {
+			case "mining.set_difficulty":
+				var p []float64
+				if err := json.Unmarshal(n.Params, &p); err != nil || len(p) != 1 {
+					m.t.Fatalf("bad set_difficulty %s: %v", n.Params, err)
+				}
+				m.diff = p[0]
+			case "mining.notify":
+				var p stratum.NotifyParams
+				if err := json.Unmarshal(n.Params, &p); err != nil {
+					m.t.Fatalf("bad notify %s: %v", n.Params, err)
+				}
+				if m.diff == 0 {
+					m.t.Fatalf("mining.notify before any mining.set_difficulty")
+				}
+				j := testJob{n: p, difficulty: m.diff}
+				m.job = &j
+				if wantClean && !p.CleanJobs {
+					continue
+				}
+				return j
+			}
+		case <-ctx.Done():
+			m.t.Fatalf("waiting for mining.notify: %v", ctx.Err())
+		}
+	}
+}
+
+// solve finds a nonce whose hash meets (want=true) or misses (want=false)
+// the job's share target.
+func (m *testMiner) solve(j testJob, en2 []byte, version uint32, want bool) (nonce uint32, hash [32]byte) {
+	target := shareTarget(j.difficulty)
+	ntime := beHex32(m.t, j.n.NTime)
+	for nonce = 0; nonce < 1<<24; nonce++ {
+		h := sha256d(j.header(m.t, m.en1, en2, ntime, nonce, version))
+		if (hashInt(h).Cmp(target) <= 0) == want {
+			return nonce, h
+		}
+	}
+	m.t.Fatalf("no nonce found (want meet=%v) at difficulty %g", want, j.difficulty)
+	return 0, hash
+}
+
+func (m *testMiner) submit(ctx context.Context, user string, j testJob, en2 []byte, nonce uint32, version *uint32) error {
+	params := []any{user, j.n.JobID, hex.EncodeToString(en2), j.n.NTime, hex.EncodeToString(binary.BigEndian.AppendUint32(nil, nonce))}
+	if version != nil {
+		params = append(params, hex.EncodeToString(binary.BigEndian.AppendUint32(nil, *version)))
+	}
+	res, err := m.c.Call(ctx, "mining.submit", params)
+	if err != nil {
+		return err
+	}
+	if string(res) != "true" {
+		return errors.New("submit result " + string(res))
+	}
+	return nil
+}
+
+func wantCode(t *testing.T, what string, err error, code int) {
+	t.Helper()
+	var se *stratum.Error
+	if !errors.As(err, &se) {
+		t.Fatalf("%s: want stratum error %d, got %v", what, code, err)
+	}
+	if se.Code != code {
+		t.Fatalf("%s: want code %d, got %d (%s)", what, code, se.Code, se.Message)
+	}
+}
+
+// TestServeEndToEnd runs `serve` against a real btcd regtest node and a real
+// PostgreSQL, and mines through it with a Stratum client written for the test.
+func TestServeEndToEnd(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+
+	btcd := devtest.Btcd(t, devstack.BtcdOptions{Network: "regtest"})
+	poolAddr := btcd.MiningAddr
+	dbURL := devtest.Postgres(t)
+
+	cfg := serveConfig{
+		Network: "regtest", NodeURL: "http://" + btcd.RPCHost, NodeUser: btcd.RPCUser, NodePass: btcd.RPCPass,
+		PoolAddress: poolAddr, DatabaseURL: dbURL, StratumAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0",
+		StartDifficulty: 1, MinDifficulty: 0.0001, ShareInterval: 10 * time.Second,
+		CoinbaseTag: "/hashforge-e2e/", NodeID: 7, Extranonce2Size: 8, VersionMask: "1fffe000",
+		SpoolDir: t.TempDir(),
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if testing.Verbose() {
+		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	srvCtx, stopSrv := context.WithCancel(ctx)
+	ready := make(chan listeners, 1)
+	served := make(chan error, 1)
+	go func() { served <- runServe(srvCtx, cfg, log, func(l listeners) { ready <- l }) }()
+	var l listeners
+	select {
+	case l = <-ready:
+	case err := <-served:
+		t.Fatalf("serve exited early: %v", err)
+	}
+	defer func() {
+		stopSrv()
+		if err := <-served; err != nil {
+			t.Errorf("serve returned %v", err)
+		}
+	}()
+
+	c, err := stratum.Dial(ctx, l.Stratum.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	m := &testMiner{t: t, c: c}
+
+	// ASIC order: configure before subscribe.
+	res, err := c.Call(ctx, "mining.configure", []any{[]string{"version-rolling"}, map[string]any{"version-rolling.mask": "ffffffff", "version-rolling.min-bit-count": 2}})
+	if err != nil {
+		t.Fatalf("configure: %v", err)
+	}
+	var conf map[string]any
+	if err := json.Unmarshal(res, &conf); err != nil || conf["version-rolling"] != true || conf["version-rolling.mask"] != "1fffe000" {
+		t.Fatalf("configure result %s: want version rolling granted with mask 1fffe000", res)
+	}
+
+	// A share before subscribe is refused with 25.
+	_, err = c.Call(ctx, "mining.submit", []any{poolAddr + ".w", "00", "0000000000000000", "00000000", "00000000"})
+	wantCode(t, "submit before subscribe", err, stratum.CodeNotSubscribed)
+
+	res, err = c.Call(ctx, "mining.subscribe", []any{"hashforge-e2e/1.0"})
+	if err != nil {
+		t.Fatalf("subscribe: %v", err)
+	}
+	sub, err := stratum.ParseSubscribeResult(res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.en1, m.en2Size = mustHex(t, sub.Extranonce1), sub.Extranonce2Size
+	if len(m.en1) != 4 || m.en1[0] != 7 || m.en2Size != 8 {
+		t.Fatalf("subscribe gave extranonce1 %x (want 4 bytes starting with node id 07) and size %d (want 8)", m.en1, m.en2Size)
+	}
+
+	_, err = c.Call(ctx, "mining.authorize", []any{"notanaddress.w", "x"})
+	wantCode(t, "authorize with a bad address", err, stratum.CodeUnauthorized)
+	user := poolAddr + ".e2e"
+	if res, err = c.Call(ctx, "mining.authorize", []any{user, "x"}); err != nil || string(res) != "true" {
+		t.Fatalf("authorize: %s %v", res, err)
+	}
+	// set_difficulty and the job arrive without the miner saying anything more.
+	job := m.next(ctx, false)
+
+	// Unknown job → 21.
+	en2 := make([]byte, m.en2Size)
+	err = m.submit(ctx, user, testJob{n: stratum.NotifyParams{JobID: "deadbeef", NTime: job.n.NTime}}, en2, 0, nil)
+	wantCode(t, "unknown job", err, stratum.CodeJobNotFound)
+
+	// Wrong extranonce2 size → 20.
+	err = m.submit(ctx, user, job, en2[:3], 0, nil)
+	wantCode(t, "short extranonce2", err, stratum.CodeOther)
+
+	version := beHex32(t, job.n.Version)
+	// Low difficulty → 23.
+	nonce, _ := m.solve(job, en2, version, false)
+	err = m.submit(ctx, user, job, en2, nonce, nil)
+	wantCode(t, "low difficulty", err, stratum.CodeLowDifficulty)
+
+	// A valid share. On regtest the share target is clamped to the network
+	// target, so it is a block too.
+	nonce, hash := m.solve(job, en2, version, true)
+	if err := m.submit(ctx, user, job, en2, nonce, nil); err != nil {
+		t.Fatalf("valid share refused: %v", err)
+	}
+	blockHash := displayHash(hash)
+	// The same share again → 22, even though it solved a block.
+	err = m.submit(ctx, user, job, en2, nonce, nil)
+	wantCode(t, "duplicate", err, stratum.CodeDuplicate)
+
+	rpc, err := node.New("http://"+btcd.RPCHost, btcd.RPCUser, btcd.RPCPass)
+	if err != nil {
+		t.Fatal(err)
+	}
+	best, err := rpc.GetBestBlockHash(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if best != blockHash {
+		t.Fatalf("node's best block %s, want our share's hash %s", best, blockHash)
+	}
+
+	// The pool moves to the new tip with a clean job; mine a version-rolled
+	// share on it.
+	job2 := m.next(ctx, true)
+	if job2.n.PrevHash == job.n.PrevHash {
+		t.Fatalf("clean job kept the old prevhash")
+	}
+	rolled := beHex32(t, job2.n.Version)&^0x1fffe000 | 0x00a4e000
+	bits := rolled & 0x1fffe000
+	en2[7] = 1
+	nonce, hash2 := m.solve(job2, en2, rolled, true)
+	if err := m.submit(ctx, user, job2, en2, nonce, &bits); err != nil {
+		t.Fatalf("version-rolled share refused: %v", err)
+	}
+	// Bits outside the granted mask → refused, even on a winning hash.
+	bad := uint32(0x00000001)
+	err = m.submit(ctx, user, job2, en2, nonce, &bad)
+	wantCode(t, "version bits outside the mask", err, stratum.CodeOther)
+
+	best, err = rpc.GetBestBlockHash(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if best != displayHash(hash2) {
+		t.Fatalf("node's best block %s after the version-rolled block, want %s", best, displayHash(hash2))
+	}
+
+	// Both accepted shares and both blocks reach PostgreSQL (the batcher
+	// flushes every 200 ms; poll, don't sleep a fixed time).
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var shares, blocks int
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		if err := conn.QueryRow(ctx, `SELECT count(*) FROM shares s JOIN workers w ON w.id = s.worker_id WHERE w.address = $1 AND w.name = 'e2e' AND s.is_block`, poolAddr).Scan(&shares); err != nil {
+			t.Fatal(err)
+		}
+		if err := conn.QueryRow(ctx, `SELECT count(*) FROM blocks WHERE accepted AND hash = ANY($1)`, []string{blockHash, displayHash(hash2)}).Scan(&blocks); err != nil {
+			t.Fatal(err)
+		}
+		if shares == 2 && blocks == 2 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if shares != 2 || blocks != 2 {
+		t.Fatalf("database has %d block shares and %d accepted blocks, want 2 and 2", shares, blocks)
+	}
+}

@@ -1,0 +1,244 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/hashforge/hashforge/ledger"
+	"github.com/hashforge/hashforge/pool"
+	"github.com/hashforge/hashforge/pool/node"
+	"github.com/hashforge/hashforge/stratum"
+	"github.com/hashforge/hashforge/web"
+)
+
+type serveConfig struct {
+	Network         string
+	NodeURL         string
+	NodeUser        string
+	NodePass        string
+	PoolAddress     string
+	DatabaseURL     string
+	StratumAddr     string
+	HTTPAddr        string
+	PublicURL       string
+	StartDifficulty float64
+	MinDifficulty   float64
+	ShareInterval   time.Duration
+	CoinbaseTag     string
+	NodeID          uint
+	Extranonce2Size int
+	VersionMask     string
+	SpoolDir        string
+	LogLevel        string
+	LogJSON         bool
+}
+
+func (c *serveConfig) register(fs *flag.FlagSet) {
+	fs.StringVar(&c.Network, "network", "mainnet", "chain: mainnet, testnet, signet, regtest or simnet")
+	fs.StringVar(&c.NodeURL, "node-url", "http://127.0.0.1:8332", "JSON-RPC URL of a bitcoind-compatible node")
+	fs.StringVar(&c.NodeUser, "node-user", "", "node RPC user")
+	fs.StringVar(&c.NodePass, "node-pass", "", "node RPC password")
+	fs.StringVar(&c.PoolAddress, "pool-address", "", "address the coinbase pays (required)")
+	fs.StringVar(&c.DatabaseURL, "database-url", "", "PostgreSQL URL, e.g. postgres://user:pass@host/db (required)")
+	fs.StringVar(&c.StratumAddr, "stratum-addr", ":3333", "Stratum listen address")
+	fs.StringVar(&c.HTTPAddr, "http-addr", ":8080", "dashboard and API listen address (empty: off)")
+	fs.StringVar(&c.PublicURL, "public-stratum-url", "", "Stratum URL the dashboard tells miners to use (default: from --stratum-addr)")
+	fs.Float64Var(&c.StartDifficulty, "start-difficulty", 1, "share difficulty a new session starts at")
+	fs.Float64Var(&c.MinDifficulty, "min-difficulty", 0.001, "lowest share difficulty vardiff or a miner's suggestion may set")
+	fs.DurationVar(&c.ShareInterval, "share-interval", 10*time.Second, "vardiff aims at one share per this interval per session")
+	fs.StringVar(&c.CoinbaseTag, "coinbase-tag", "/hashforge/", "text put in every coinbase scriptSig")
+	fs.UintVar(&c.NodeID, "node-id", 0, "this pool node's id (0-255), the first byte of every extranonce1 it hands out")
+	fs.IntVar(&c.Extranonce2Size, "extranonce2-size", 8, "bytes of extranonce2 miners roll")
+	fs.StringVar(&c.VersionMask, "version-mask", "1fffe000", "BIP 310 version-rolling mask offered to miners (BIP 320: 1fffe000, BIP 323: 1fffffe0)")
+	fs.StringVar(&c.SpoolDir, "spool-dir", "hashforge-spool", "directory where share batches wait while PostgreSQL is away")
+	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
+	fs.BoolVar(&c.LogJSON, "log-json", false, "log as JSON lines")
+}
+
+func cmdServe(args []string) error {
+	var cfg serveConfig
+	fs := newFlagSet("serve", "[flags]")
+	cfg.register(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	log, err := newLogger(cfg.LogLevel, cfg.LogJSON)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signalContext()
+	defer stop()
+	return runServe(ctx, cfg, log, nil)
+}
+
+// listeners are the addresses serve actually bound, reported to dev so it
+// can print them (ports may be chosen by the kernel).
+type listeners struct {
+	Stratum net.Addr
+	HTTP    net.Addr
+}
+
+// runServe runs the pool until ctx ends. ready, when set, is called once
+// every listener is bound.
+func runServe(ctx context.Context, cfg serveConfig, log *slog.Logger, ready func(listeners)) error {
+	params, err := pool.ParseNetwork(cfg.Network)
+	if err != nil {
+		return err
+	}
+	if cfg.PoolAddress == "" {
+		return errors.New("--pool-address is required")
+	}
+	if _, err := pool.ParseUsername(cfg.PoolAddress, params); err != nil {
+		return fmt.Errorf("--pool-address: %w", err)
+	}
+	if cfg.DatabaseURL == "" {
+		return errors.New("--database-url is required")
+	}
+	if cfg.NodeID > 255 {
+		return fmt.Errorf("--node-id %d: must be 0-255", cfg.NodeID)
+	}
+	mask, err := strconv.ParseUint(cfg.VersionMask, 16, 32)
+	if err != nil {
+		return fmt.Errorf("--version-mask %q: %w", cfg.VersionMask, err)
+	}
+
+	led, err := ledger.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer led.Close()
+	applied, err := led.Migrate(ctx)
+	if err != nil {
+		return err
+	}
+	if len(applied) > 0 {
+		log.Info("database migrated", "applied", applied)
+	}
+
+	rpc, err := node.New(cfg.NodeURL, cfg.NodeUser, cfg.NodePass)
+	if err != nil {
+		return err
+	}
+	spool, err := filepath.Abs(cfg.SpoolDir)
+	if err != nil {
+		return fmt.Errorf("spool dir: %w", err)
+	}
+	batcher := ledger.NewBatcher(led, ledger.BatcherOptions{SpoolDir: spool, Logger: log.With("component", "ledger")})
+	srv, err := pool.NewServer(pool.Config{
+		Network:         params,
+		PoolAddress:     cfg.PoolAddress,
+		CoinbaseTag:     cfg.CoinbaseTag,
+		NodeID:          uint8(cfg.NodeID),
+		Extranonce2Size: cfg.Extranonce2Size,
+		StartDifficulty: cfg.StartDifficulty,
+		MinDifficulty:   cfg.MinDifficulty,
+		ShareInterval:   cfg.ShareInterval,
+		VersionMask:     uint32(mask),
+		Logger:          log.With("component", "pool"),
+	}, rpc, batcher, led)
+	if err != nil {
+		return err
+	}
+
+	stratumLn, err := net.Listen("tcp", cfg.StratumAddr)
+	if err != nil {
+		return fmt.Errorf("listen stratum: %w", err)
+	}
+	var httpLn net.Listener
+	if cfg.HTTPAddr != "" {
+		if httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+			stratumLn.Close()
+			return fmt.Errorf("listen http: %w", err)
+		}
+	}
+	if ready != nil {
+		l := listeners{Stratum: stratumLn.Addr()}
+		if httpLn != nil {
+			l.HTTP = httpLn.Addr()
+		}
+		ready(l)
+	}
+	log.Info("pool listening", "stratum", stratumLn.Addr().String(), "network", cfg.Network, "node", redactURL(cfg.NodeURL))
+
+	// The batcher outlives the pool: it gets its own context so that on
+	// shutdown the accepted shares still queued are flushed (or spooled).
+	batchCtx, stopBatcher := context.WithCancel(context.WithoutCancel(ctx))
+	batchDone := make(chan error, 1)
+	go func() { batchDone <- batcher.Run(batchCtx) }()
+
+	g, gctx := errgroup.WithContext(ctx)
+	templates := make(chan *node.Template, 4)
+	g.Go(func() error {
+		rpc.WatchTemplates(gctx, node.WatchOptions{Logger: log.With("component", "node")}, templates)
+		return nil
+	})
+	g.Go(func() error { return srv.Run(gctx, templates) })
+	g.Go(func() error {
+		s := &stratum.Server{Handler: srv, Logger: log.With("component", "stratum")}
+		return s.Serve(gctx, stratumLn)
+	})
+	if httpLn != nil {
+		g.Go(func() error {
+			h := web.New(web.Config{Pool: srv, Ledger: led, StratumURL: publicStratumURL(cfg.PublicURL, stratumLn.Addr()), Logger: log.With("component", "web")})
+			hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+			go func() {
+				<-gctx.Done()
+				sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				hs.Shutdown(sctx)
+			}()
+			if err := hs.Serve(httpLn); !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("http: %w", err)
+			}
+			return nil
+		})
+	}
+	err = g.Wait()
+	stopBatcher()
+	if berr := <-batchDone; berr != nil && !errors.Is(berr, context.Canceled) {
+		log.Error("share batcher stopped with error", "err", berr)
+	}
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+// publicStratumURL is what the dashboard shows miners. A wildcard listen
+// address says nothing useful to a miner, so it becomes this host's name.
+func publicStratumURL(configured string, addr net.Addr) string {
+	if configured != "" {
+		return configured
+	}
+	host, port, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		return "stratum+tcp://" + addr.String()
+	}
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		if h, err := os.Hostname(); err == nil {
+			host = h
+		}
+	}
+	return "stratum+tcp://" + net.JoinHostPort(host, port)
+}
+
+// redactURL hides the password of a URL before it reaches a log line.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return u.Redacted()
+}

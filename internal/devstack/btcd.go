@@ -1,0 +1,270 @@
+package devstack
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/btcsuite/btcd/address/v2"
+	"github.com/btcsuite/btcd/btcec/v2"
+	"github.com/btcsuite/btcd/btcutil/v2"
+	"github.com/btcsuite/btcd/chaincfg/v2"
+)
+
+// BtcdOptions configures StartBtcd.
+type BtcdOptions struct {
+	// Network is "regtest" (the default) or "simnet" (what btcwallet needs).
+	Network string
+	// MiningAddr receives the coinbase of blocks mined with Generate. Empty
+	// means a fresh P2WPKH address whose key is in Btcd.MiningKey.
+	MiningAddr string
+	// DataDir holds the chain, logs and config; empty means a temporary
+	// directory that Stop removes.
+	DataDir string
+	// Port is the RPC port on 127.0.0.1; 0 picks a free one.
+	Port int
+	// RPCUser and RPCPass are the RPC credentials; empty means "hashforge"
+	// and a random password. Fixing them lets a restarted node keep its
+	// clients (dev restarts, node-outage tests).
+	RPCUser, RPCPass string
+	// NoInitialBlock leaves the chain at its genesis block. By default one
+	// block is mined at start, because btcd refuses getblocktemplate while
+	// its tip is older than 24 hours, and every test network's genesis is.
+	NoInitialBlock bool
+	// ReadyTimeout bounds the wait for the RPC server; 0 means 30 s.
+	ReadyTimeout time.Duration
+	// Logger receives progress lines; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Btcd is a running btcd node without peers.
+type Btcd struct {
+	RPCHost    string // 127.0.0.1:port
+	RPCUser    string
+	RPCPass    string
+	Network    string // "regtest" or "simnet"
+	DataDir    string
+	MiningAddr string
+	// MiningKey is the WIF private key of MiningAddr when StartBtcd
+	// generated the address, so tests can spend the coinbase outputs.
+	MiningKey string
+	// Params are the chain parameters of Network.
+	Params *chaincfg.Params
+
+	log      *slog.Logger
+	proc     *process
+	rpc      *rpcClient
+	temp     bool
+	stopOnce sync.Once
+	stopErr  error
+}
+
+// StartBtcd installs btcd if needed, starts it, waits until its RPC server
+// answers and, unless opts.NoInitialBlock, mines one block.
+func StartBtcd(ctx context.Context, opts BtcdOptions) (*Btcd, error) {
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	b := &Btcd{Network: opts.Network, log: log}
+	var netFlag string
+	switch b.Network {
+	case "", "regtest":
+		b.Network, netFlag, b.Params = "regtest", "--regtest", &chaincfg.RegressionNetParams
+	case "simnet":
+		netFlag, b.Params = "--simnet", &chaincfg.SimNetParams
+	default:
+		return nil, fmt.Errorf("start btcd: unsupported network %q (want regtest or simnet)", opts.Network)
+	}
+	bin, err := InstallBtcd(ctx)
+	if err != nil {
+		return nil, err
+	}
+
+	b.MiningAddr = opts.MiningAddr
+	if b.MiningAddr == "" {
+		if b.MiningAddr, b.MiningKey, err = newMiningAddress(b.Params); err != nil {
+			return nil, err
+		}
+	} else if _, err := address.DecodeAddress(b.MiningAddr, b.Params); err != nil {
+		return nil, fmt.Errorf("start btcd: mining address %q is not a %s address: %w", b.MiningAddr, b.Network, err)
+	}
+
+	b.DataDir = opts.DataDir
+	if b.DataDir == "" {
+		if b.DataDir, err = os.MkdirTemp("", "hashforge-btcd-"); err != nil {
+			return nil, fmt.Errorf("create btcd temp dir: %w", err)
+		}
+		b.temp = true
+	} else if err := os.MkdirAll(b.DataDir, 0o755); err != nil {
+		return nil, fmt.Errorf("create btcd data dir: %w", err)
+	}
+	fail := func(err error) (*Btcd, error) {
+		if b.temp {
+			os.RemoveAll(b.DataDir)
+		}
+		return nil, err
+	}
+
+	port := opts.Port
+	if port == 0 {
+		if port, err = freePort(); err != nil {
+			return fail(err)
+		}
+	}
+	b.RPCHost = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	b.RPCUser, b.RPCPass = opts.RPCUser, opts.RPCPass
+	if b.RPCUser == "" {
+		b.RPCUser = "hashforge"
+	}
+	if b.RPCPass == "" {
+		b.RPCPass = rand.Text()
+	}
+	// An empty config file keeps a developer's ~/.btcd/btcd.conf out of
+	// the picture; btcd still creates ~/.btcd, which is harmless.
+	conf := filepath.Join(b.DataDir, "btcd.conf")
+	if err := os.WriteFile(conf, nil, 0o600); err != nil {
+		return fail(fmt.Errorf("write btcd config: %w", err))
+	}
+
+	args := []string{
+		netFlag,
+		"--configfile=" + conf,
+		"--datadir=" + filepath.Join(b.DataDir, "data"),
+		"--logdir=" + filepath.Join(b.DataDir, "logs"),
+		"--notls",
+		"--nolisten",
+		"--nodnsseed",
+		"--rpclisten=" + b.RPCHost,
+		"--rpcuser=" + b.RPCUser,
+		"--rpcpass=" + b.RPCPass,
+		"--utxocachemaxsize=10",
+		"--miningaddr=" + b.MiningAddr,
+	}
+	// Not CommandContext: the node must outlive the start-up context.
+	b.proc, err = startProcess(exec.Command(bin, args...), b.outputPath())
+	if err != nil {
+		return fail(err)
+	}
+	b.rpc = newRPCClient(b.RPCHost, b.RPCUser, b.RPCPass)
+
+	start := time.Now()
+	if err := b.waitReady(ctx, opts.ReadyTimeout); err != nil {
+		_ = b.proc.stop(context.WithoutCancel(ctx))
+		return fail(withLog(err, b.outputPath()))
+	}
+	log.Info("devstack: btcd started", "network", b.Network, "rpc", b.RPCHost,
+		"dir", b.DataDir, "took", time.Since(start).Round(time.Millisecond))
+	if !opts.NoInitialBlock {
+		if _, err := b.Generate(ctx, 1); err != nil {
+			_ = b.proc.stop(context.WithoutCancel(ctx))
+			return fail(withLog(err, b.outputPath()))
+		}
+	}
+	return b, nil
+}
+
+// waitReady polls getblockcount until the RPC server answers, the process
+// exits, or the timeout passes.
+func (b *Btcd) waitReady(ctx context.Context, timeout time.Duration) error {
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	var lastErr error
+	for {
+		callCtx, cancelCall := context.WithTimeout(ctx, time.Second)
+		var n int64
+		lastErr = b.rpc.call(callCtx, "getblockcount", nil, &n)
+		cancelCall()
+		if lastErr == nil {
+			return nil
+		}
+		select {
+		case <-b.proc.exited:
+			return fmt.Errorf("btcd exited during start-up: %v", b.proc.err)
+		case <-ctx.Done():
+			return fmt.Errorf("btcd RPC not ready after %s: %w (last error: %v)", timeout, ctx.Err(), lastErr)
+		case <-tick.C:
+		}
+	}
+}
+
+// Generate mines n blocks to MiningAddr and returns their hashes.
+func (b *Btcd) Generate(ctx context.Context, n int) ([]string, error) {
+	var hashes []string
+	if err := b.rpc.call(ctx, "generate", []any{n}, &hashes); err != nil {
+		return nil, fmt.Errorf("btcd generate %d: %w", n, err)
+	}
+	return hashes, nil
+}
+
+// RPCURL is the node's RPC endpoint with credentials, as pool/node.New and
+// the --node flag take it.
+func (b *Btcd) RPCURL() string {
+	u := url.URL{Scheme: "http", User: url.UserPassword(b.RPCUser, b.RPCPass), Host: b.RPCHost}
+	return u.String()
+}
+
+// LogPath is btcd's own log file.
+func (b *Btcd) LogPath() string {
+	return filepath.Join(b.DataDir, "logs", b.Network, "btcd.log")
+}
+
+// LogTail returns the last n lines of btcd's log, for test failures and
+// error reports.
+func (b *Btcd) LogTail(n int) string { return tailFile(b.LogPath(), n) }
+
+// outputPath collects btcd's stdout and stderr, which hold start-up errors
+// and panics that never reach its log file.
+func (b *Btcd) outputPath() string { return filepath.Join(b.DataDir, "btcd.out") }
+
+// Exited is closed when the btcd process has exited.
+func (b *Btcd) Exited() <-chan struct{} { return b.proc.exited }
+
+// Stop interrupts btcd, waits for it to flush and exit (killing it if ctx
+// ends first) and removes a temporary data dir. Only the first call does
+// anything.
+func (b *Btcd) Stop(ctx context.Context) error {
+	b.stopOnce.Do(func() {
+		b.stopErr = b.proc.stop(ctx)
+		if b.temp {
+			if err := os.RemoveAll(b.DataDir); err != nil && b.stopErr == nil {
+				b.stopErr = fmt.Errorf("remove btcd temp dir: %w", err)
+			}
+		}
+		if b.stopErr == nil {
+			b.log.Info("devstack: btcd stopped", "rpc", b.RPCHost)
+		}
+	})
+	return b.stopErr
+}
+
+// newMiningAddress makes a P2WPKH address from a fresh key.
+func newMiningAddress(params *chaincfg.Params) (addr, wif string, err error) {
+	key, err := btcec.NewPrivateKey()
+	if err != nil {
+		return "", "", fmt.Errorf("generate mining key: %w", err)
+	}
+	a, err := address.NewAddressWitnessPubKeyHash(address.Hash160(key.PubKey().SerializeCompressed()), params)
+	if err != nil {
+		return "", "", fmt.Errorf("derive mining address: %w", err)
+	}
+	w, err := btcutil.NewWIF(key, params, true)
+	if err != nil {
+		return "", "", fmt.Errorf("encode mining key: %w", err)
+	}
+	return a.EncodeAddress(), w.String(), nil
+}

@@ -1,0 +1,116 @@
+package devstack
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// defaultStopTimeout bounds a graceful stop when the caller's context has no
+// deadline: a child that ignores SIGINT for this long is killed.
+const defaultStopTimeout = 15 * time.Second
+
+// freePort asks the kernel for a free TCP port on the loopback interface.
+// The port is released before the child binds it, so another process may
+// grab it in between; children that fail to bind report it in their log.
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("pick free port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// process is a long-running child started by devstack.
+type process struct {
+	cmd    *exec.Cmd
+	exited chan struct{} // closed when Wait has returned
+	err    error         // Wait's result, valid after exited is closed
+}
+
+// startProcess starts cmd in its own process group with its output appended
+// to logPath.
+func startProcess(cmd *exec.Cmd, logPath string) (*process, error) {
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("open log %s: %w", logPath, err)
+	}
+	cmd.Stdout = logf
+	cmd.Stderr = logf
+	cmd.SysProcAttr = childSysProcAttr()
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return nil, fmt.Errorf("start %s: %w", cmd.Path, err)
+	}
+	p := &process{cmd: cmd, exited: make(chan struct{})}
+	go func() {
+		p.err = cmd.Wait()
+		logf.Close()
+		close(p.exited)
+	}()
+	return p, nil
+}
+
+// stop sends SIGINT, waits for the child to exit, and kills its whole
+// process group when ctx ends (or defaultStopTimeout passes) first.
+func (p *process) stop(ctx context.Context) error {
+	select {
+	case <-p.exited:
+		return nil
+	default:
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, defaultStopTimeout)
+		defer cancel()
+	}
+	if err := p.cmd.Process.Signal(os.Interrupt); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		return fmt.Errorf("signal %s: %w", p.cmd.Path, err)
+	}
+	select {
+	case <-p.exited:
+		return nil
+	case <-ctx.Done():
+	}
+	// Negative pid: the whole group, in case the child forked helpers.
+	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+	<-p.exited
+	return fmt.Errorf("stop %s: killed after graceful stop timed out: %w", p.cmd.Path, ctx.Err())
+}
+
+// tailFile returns the last n lines of a log file, for error messages that
+// should say why a child died without sending the user hunting for the file.
+func tailFile(path string, n int) string {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	lines := bytes.Split(bytes.TrimRight(data, "\n"), []byte("\n"))
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return string(bytes.Join(lines, []byte("\n")))
+}
+
+// withLog appends the tail of a log file to an error.
+func withLog(err error, path string) error {
+	tail := strings.TrimSpace(tailFile(path, 20))
+	if tail == "" {
+		return err
+	}
+	return fmt.Errorf("%w\n--- last lines of %s ---\n%s", err, path, tail)
+}
+
+// processAlive reports whether a process with this pid exists.
+func processAlive(pid int) bool {
+	err := syscall.Kill(pid, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
+}

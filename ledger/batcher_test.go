@@ -1,0 +1,505 @@
+package ledger
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashforge/hashforge/pool"
+)
+
+// runBatcher starts b.Run and returns a stop function that cancels it and
+// returns Run's error.
+func runBatcher(t *testing.T, b *Batcher) (stop func() error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- b.Run(ctx) }()
+	var once sync.Once
+	var err error
+	stop = func() error {
+		once.Do(func() {
+			cancel()
+			select {
+			case err = <-done:
+			case <-time.After(time.Minute):
+				t.Fatal("Batcher.Run did not return within a minute of cancel")
+			}
+		})
+		return err
+	}
+	t.Cleanup(func() { _ = stop() })
+	return stop
+}
+
+// waitFor polls cond; it is a liveness bound, not a timing assertion.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func makeShares(n, workers int, job string) []pool.Share {
+	base := time.Now().Add(-time.Minute).Truncate(time.Microsecond)
+	out := make([]pool.Share, n)
+	for i := range out {
+		out[i] = pool.Share{
+			Time:        base.Add(time.Duration(i) * time.Microsecond),
+			Address:     fmt.Sprintf("bcrt1qaddr%d", i%workers%3),
+			Worker:      fmt.Sprintf("rig%d", i%workers),
+			JobID:       fmt.Sprintf("%s-%d", job, i),
+			Difficulty:  float64(1 + i%7),
+			ActualDiff:  float64(10 + i),
+			Height:      200 + int64(i%2),
+			RemoteAddr:  "10.0.0.1:3333",
+			ExtraNonce1: "deadbeef",
+		}
+	}
+	return out
+}
+
+func countShares(t *testing.T, l *Ledger, jobPrefix string) (rows, distinct int) {
+	t.Helper()
+	err := l.Pool().QueryRow(testCtx(t),
+		"SELECT count(*), count(DISTINCT job_id) FROM shares WHERE job_id LIKE $1 || '-%'", jobPrefix).Scan(&rows, &distinct)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rows, distinct
+}
+
+func TestBatcherWritesEveryShare(t *testing.T) {
+	l, _ := newTestLedger(t)
+	ctx := testCtx(t)
+	b := NewBatcher(l, BatcherOptions{MaxBatch: 300, FlushInterval: 20 * time.Millisecond, SpoolDir: t.TempDir()})
+	stop := runBatcher(t, b)
+
+	const n, workers = 2500, 10
+	shares := makeShares(n, workers, "w")
+	shares[7].IsBlock, shares[7].BlockHash = true, "00000000000000000001aa"
+	shares[8].RemoteAddr, shares[8].ExtraNonce1 = "", ""
+	shares[9].Worker = "bad\x00name\xff" // from the wire: not storable as is
+	shares[10].Difficulty = math.Inf(1)
+	var wg sync.WaitGroup
+	for p := range 4 { // several producers, as the Stratum sessions are
+		wg.Go(func() {
+			for i := p; i < n; i += 4 {
+				b.AddShare(shares[i])
+			}
+		})
+	}
+	wg.Wait()
+	waitFor(t, "all shares written", func() bool { return b.Stats().SharesWritten == n })
+	if err := stop(); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+
+	if rows, distinct := countShares(t, l, "w"); rows != n || distinct != n {
+		t.Fatalf("shares table: %d rows, %d distinct, want %d each", rows, distinct, n)
+	}
+	if got, err := l.ShareCount(ctx); err != nil || got != n {
+		t.Fatalf("ShareCount = %d, %v; want %d", got, err, n)
+	}
+
+	// Values survive the trip, worker ids point at the right workers.
+	for _, i := range []int{0, 7, 8, 1234} {
+		s := shares[i]
+		var (
+			addr, name, job          string
+			tm                       time.Time
+			diff, actual             float64
+			height                   int64
+			isBlock                  bool
+			hash, remote, extranonce *string
+		)
+		err := l.Pool().QueryRow(ctx, `
+			SELECT w.address, w.name, s.job_id, s.time, s.difficulty, s.actual_difficulty, s.height,
+			       s.is_block, s.block_hash, s.remote_addr, s.extranonce1
+			FROM shares s JOIN workers w ON w.id = s.worker_id WHERE s.job_id = $1`, s.JobID).
+			Scan(&addr, &name, &job, &tm, &diff, &actual, &height, &isBlock, &hash, &remote, &extranonce)
+		if err != nil {
+			t.Fatalf("share %d: %v", i, err)
+		}
+		if addr != s.Address || name != s.Worker || !tm.Equal(s.Time) || diff != s.Difficulty ||
+			actual != s.ActualDiff || height != s.Height || isBlock != s.IsBlock {
+			t.Errorf("share %d stored as %s.%s %v d=%v ad=%v h=%d block=%v; sent %+v", i, addr, name, tm, diff, actual, height, isBlock, s)
+		}
+		if (hash != nil) != (s.BlockHash != "") || (remote != nil) != (s.RemoteAddr != "") || (extranonce != nil) != (s.ExtraNonce1 != "") {
+			t.Errorf("share %d: optional columns hash=%v remote=%v en1=%v, sent %+v", i, hash, remote, extranonce, s)
+		}
+	}
+	var inf float64
+	if err := l.Pool().QueryRow(ctx, "SELECT difficulty FROM shares WHERE job_id = $1", shares[10].JobID).Scan(&inf); err != nil || inf != 0 {
+		t.Errorf("infinite difficulty stored as %v (err %v), want 0", inf, err)
+	}
+
+	var nWorkers int
+	if err := l.Pool().QueryRow(ctx, "SELECT count(*) FROM workers").Scan(&nWorkers); err != nil || nWorkers != workers+1 {
+		t.Fatalf("workers table has %d rows (err %v), want %d", nWorkers, err, workers+1)
+	}
+	var lastSeen time.Time
+	if err := l.Pool().QueryRow(ctx, "SELECT last_seen FROM workers WHERE address = $1 AND name = $2",
+		shares[n-1].Address, shares[n-1].Worker).Scan(&lastSeen); err != nil ||
+		lastSeen.After(shares[n-1].Time) || shares[n-1].Time.Sub(lastSeen) > lastSeenResolution {
+		t.Errorf("last_seen = %v (err %v), want within %v before the worker's last share at %v",
+			lastSeen, err, lastSeenResolution, shares[n-1].Time)
+	}
+	st := b.Stats()
+	if st.BatchesFlushed == 0 || st.BatchesSpooled != 0 || st.SharesLost != 0 || st.LastFlushLatency <= 0 {
+		t.Errorf("stats = %+v", st)
+	}
+}
+
+func TestBatcherDrainsQueueOnStop(t *testing.T) {
+	l, _ := newTestLedger(t)
+	// A long interval and a batch bigger than the input: only the final
+	// drain at shutdown can write these shares.
+	b := NewBatcher(l, BatcherOptions{MaxBatch: 10_000, FlushInterval: time.Hour})
+	const n = 1500
+	for _, s := range makeShares(n, 5, "d") {
+		b.AddShare(s) // before Run: they wait in the queue
+	}
+	stop := runBatcher(t, b)
+	if err := stop(); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if rows, _ := countShares(t, l, "d"); rows != n {
+		t.Fatalf("%d shares written, want %d", rows, n)
+	}
+}
+
+// proxy forwards TCP to PostgreSQL and can simulate an outage: down cuts
+// every open connection and makes new ones fail at once.
+type proxy struct {
+	ln     net.Listener
+	target string
+
+	mu    sync.Mutex
+	down  bool
+	conns map[net.Conn]struct{}
+}
+
+func startProxy(t *testing.T, databaseURL string) (*proxy, string) {
+	t.Helper()
+	u, err := url.Parse(databaseURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &proxy{ln: ln, target: u.Host, conns: map[net.Conn]struct{}{}}
+	t.Cleanup(func() { ln.Close(); p.setDown(true) })
+	go p.serve()
+	u.Host = ln.Addr().String()
+	return p, u.String()
+}
+
+func (p *proxy) serve() {
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		p.mu.Lock()
+		if p.down {
+			p.mu.Unlock()
+			c.Close()
+			continue
+		}
+		up, err := net.Dial("tcp", p.target)
+		if err != nil {
+			p.mu.Unlock()
+			c.Close()
+			continue
+		}
+		p.conns[c], p.conns[up] = struct{}{}, struct{}{}
+		p.mu.Unlock()
+		go func() { _, _ = io.Copy(up, c); up.Close(); c.Close() }()
+		go func() { _, _ = io.Copy(c, up); up.Close(); c.Close() }()
+	}
+}
+
+func (p *proxy) setDown(down bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.down = down
+	if down {
+		for c := range p.conns {
+			c.Close()
+		}
+		clear(p.conns)
+	}
+}
+
+func spoolFiles(t *testing.T, dir string) []string {
+	t.Helper()
+	m, err := filepath.Glob(filepath.Join(dir, "*"+segmentSuffix))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func TestBatcherSpoolsDuringOutageAndReplaysOnce(t *testing.T) {
+	l, url := newTestLedger(t)
+	px, proxied := startProxy(t, url)
+	ctx := testCtx(t)
+	pl, err := Open(ctx, proxied)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pl.Close)
+
+	dir := t.TempDir()
+	b := NewBatcher(pl, BatcherOptions{MaxBatch: 100, FlushInterval: 10 * time.Millisecond, SpoolDir: dir})
+	stop := runBatcher(t, b)
+
+	shares := makeShares(1000, 7, "o")
+	for _, s := range shares[:200] {
+		b.AddShare(s)
+	}
+	waitFor(t, "first shares written", func() bool { return b.Stats().SharesWritten == 200 })
+
+	px.setDown(true)
+	for _, s := range shares[200:800] {
+		b.AddShare(s)
+	}
+	waitFor(t, "batches spooled", func() bool { return b.Stats().BatchesSpooled >= 6 })
+	if len(spoolFiles(t, dir)) == 0 {
+		t.Fatal("no spool segment on disk during the outage")
+	}
+
+	px.setDown(false)
+	for _, s := range shares[800:] {
+		b.AddShare(s)
+	}
+	waitFor(t, "spool replayed", func() bool {
+		return b.Stats().SharesWritten == uint64(len(shares)) && len(spoolFiles(t, dir)) == 0
+	})
+	if err := stop(); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if rows, distinct := countShares(t, l, "o"); rows != len(shares) || distinct != len(shares) {
+		t.Fatalf("after the outage: %d rows, %d distinct; want %d each", rows, distinct, len(shares))
+	}
+	if st := b.Stats(); st.BatchesReplayed == 0 || st.SharesLost != 0 {
+		t.Fatalf("stats = %+v", st)
+	}
+}
+
+func TestBatcherSpoolsWhenDatabaseNeverAnswersAndNextProcessReplays(t *testing.T) {
+	l, _ := newTestLedger(t)
+	ctx := testCtx(t)
+	dir := t.TempDir()
+
+	// Process one: its database is a closed port for its whole life.
+	deadPool, err := newPoolNoPing(ctx, "postgres://postgres@127.0.0.1:1/x?sslmode=disable&connect_timeout=2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := &Ledger{pool: deadPool}
+	t.Cleanup(dead.Close)
+	b1 := NewBatcher(dead, BatcherOptions{MaxBatch: 50, FlushInterval: 10 * time.Millisecond, SpoolDir: dir})
+	stop1 := runBatcher(t, b1)
+	shares := makeShares(420, 4, "r")
+	for _, s := range shares[:400] {
+		b1.AddShare(s)
+	}
+	if err := stop1(); err != nil {
+		t.Fatalf("Run with the database away: %v", err)
+	}
+	// Shares accepted after Run returned still go to disk.
+	for _, s := range shares[400:] {
+		b1.AddShare(s)
+	}
+	if st := b1.Stats(); st.SharesWritten != 0 || st.SharesLost != 0 || st.BatchesSpooled < 8+20 {
+		t.Fatalf("process one stats = %+v", st)
+	}
+
+	// Process two, with the database back, replays at start.
+	b2 := NewBatcher(l, BatcherOptions{SpoolDir: dir})
+	stop2 := runBatcher(t, b2)
+	waitFor(t, "spool replayed", func() bool { return len(spoolFiles(t, dir)) == 0 })
+	if err := stop2(); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if rows, distinct := countShares(t, l, "r"); rows != len(shares) || distinct != len(shares) {
+		t.Fatalf("replayed %d rows, %d distinct; want %d each", rows, distinct, len(shares))
+	}
+}
+
+func TestReplaySkipsCommittedBatchAndTornTail(t *testing.T) {
+	l, _ := newTestLedger(t)
+	ctx := testCtx(t)
+	dir := t.TempDir()
+
+	committed := testBatch(30, "x1")
+	pending := testBatch(40, "x2")
+	torn := testBatch(50, "x3")
+
+	// The crash this simulates: committed made it to the database, but the
+	// process died before deleting its spool segment, in the middle of
+	// appending the next record.
+	w := NewBatcher(l, BatcherOptions{})
+	if written, err := w.writeBatch(ctx, committed); err != nil || !written {
+		t.Fatalf("writeBatch: %v, %v", written, err)
+	}
+	sp, err := openSpool(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, bt := range []batch{committed, pending} {
+		if err := sp.append(bt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rec, _ := encodeRecord(torn)
+	seg := sp.activePath
+	f, err := os.OpenFile(seg, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write(rec[:len(rec)/2]); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	sp.rotate()
+
+	b := NewBatcher(l, BatcherOptions{SpoolDir: dir})
+	stop := runBatcher(t, b)
+	waitFor(t, "segment replayed", func() bool { return len(spoolFiles(t, dir)) == 0 })
+	if err := stop(); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+
+	var n1, n2, n3 int
+	err = l.Pool().QueryRow(ctx, `SELECT count(*) FILTER (WHERE job_id = 'x1'), count(*) FILTER (WHERE job_id = 'x2'),
+		count(*) FILTER (WHERE job_id = 'x3') FROM shares`).Scan(&n1, &n2, &n3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n1 != 30 || n2 != 40 || n3 != 0 {
+		t.Fatalf("shares per batch: committed %d (want 30), pending %d (want 40), torn %d (want 0)", n1, n2, n3)
+	}
+	if st := b.Stats(); st.BatchesSkipped != 1 || st.BatchesReplayed != 1 {
+		t.Fatalf("stats = %+v; want 1 skipped, 1 replayed", st)
+	}
+	if got, err := l.ShareCount(ctx); err != nil || got != 70 {
+		t.Fatalf("ShareCount = %d, %v; want 70", got, err)
+	}
+}
+
+func TestPermanentlyRefusedBatchIsSetAside(t *testing.T) {
+	l, _ := newTestLedger(t)
+	ctx := testCtx(t)
+	dir := t.TempDir()
+	// A constraint the data cannot meet stands in for any data error.
+	if _, err := l.Pool().Exec(ctx, "ALTER TABLE shares ADD CONSTRAINT no_big_heights CHECK (height < 1000)"); err != nil {
+		t.Fatal(err)
+	}
+	b := NewBatcher(l, BatcherOptions{MaxBatch: 2, FlushInterval: 10 * time.Millisecond, SpoolDir: dir})
+	stop := runBatcher(t, b)
+	bad := makeShares(2, 1, "bad")
+	for i := range bad {
+		bad[i].Height = 5000
+	}
+	for _, s := range append(bad, makeShares(4, 1, "good")...) {
+		b.AddShare(s)
+	}
+	waitFor(t, "good shares written", func() bool { return b.Stats().SharesWritten == 4 })
+	if err := stop(); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if st := b.Stats(); st.BatchesRejected != 1 {
+		t.Fatalf("stats = %+v; want 1 rejected batch", st)
+	}
+	if m, _ := filepath.Glob(filepath.Join(dir, rejectedPrefix+"*")); len(m) != 1 {
+		t.Fatalf("quarantine files: %v, want one", m)
+	}
+}
+
+func TestBatcherWithoutSpoolAppliesBackpressure(t *testing.T) {
+	l, url := newTestLedger(t)
+	px, proxied := startProxy(t, url)
+	pl, err := Open(testCtx(t), proxied)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pl.Close)
+	b := NewBatcher(pl, BatcherOptions{MaxBatch: 5, FlushInterval: 5 * time.Millisecond, QueueSize: 10})
+	stop := runBatcher(t, b)
+
+	px.setDown(true)
+	shares := makeShares(100, 3, "bp")
+	var added sync.WaitGroup
+	var produced sync.WaitGroup
+	produced.Add(1)
+	added.Go(func() {
+		for _, s := range shares {
+			b.AddShare(s)
+		}
+		produced.Done()
+	})
+	// With the database away and nowhere to spool, the writer holds one
+	// batch and stops reading: the queue fills and the producer waits.
+	waitFor(t, "queue full", func() bool { return b.Stats().QueueLength == 10 })
+	if st := b.Stats(); st.SharesWritten != 0 || st.SharesLost != 0 {
+		t.Fatalf("during the outage: %+v", st)
+	}
+
+	px.setDown(false)
+	produced.Wait()
+	waitFor(t, "all shares written", func() bool { return b.Stats().SharesWritten == uint64(len(shares)) })
+	if err := stop(); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if rows, distinct := countShares(t, l, "bp"); rows != len(shares) || distinct != len(shares) {
+		t.Fatalf("%d rows, %d distinct; want %d each", rows, distinct, len(shares))
+	}
+}
+
+func TestWorkerLastSeenAdvances(t *testing.T) {
+	l, _ := newTestLedger(t)
+	ctx := testCtx(t)
+	b := NewBatcher(l, BatcherOptions{})
+	t0 := time.Now().Add(-time.Hour).Truncate(time.Microsecond)
+	lastSeen := func() time.Time {
+		t.Helper()
+		var ls time.Time
+		if err := l.Pool().QueryRow(ctx, "SELECT last_seen FROM workers WHERE address = 'a' AND name = 'w'").Scan(&ls); err != nil {
+			t.Fatal(err)
+		}
+		return ls
+	}
+	for i, step := range []struct {
+		at   time.Duration
+		want time.Duration
+	}{
+		{0, 0},
+		{lastSeenResolution / 2, 0}, // within the resolution: no write
+		{lastSeenResolution + time.Second, lastSeenResolution + time.Second},
+	} {
+		s := pool.Share{Time: t0.Add(step.at), Address: "a", Worker: "w", JobID: "j", Difficulty: 1}
+		if _, err := b.writeBatch(ctx, batch{ID: newBatchID(time.Now()), Shares: []pool.Share{s}}); err != nil {
+			t.Fatal(err)
+		}
+		if got := lastSeen(); !got.Equal(t0.Add(step.want)) {
+			t.Fatalf("step %d: last_seen = %v, want %v", i, got, t0.Add(step.want))
+		}
+	}
+}

@@ -1,0 +1,100 @@
+package ledger
+
+import (
+	"context"
+	"encoding/hex"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/hashforge/hashforge/pool"
+)
+
+var _ pool.BlockSink = (*Ledger)(nil)
+
+// BlockRow is a found block as the dashboard and API show it.
+type BlockRow struct {
+	ID       int64
+	Height   int64
+	Hash     string // display-order lowercase hex
+	Reward   int64  // satoshis
+	Address  string // finder's payout address
+	Worker   string
+	Accepted bool
+	Verdict  string
+	Status   string // "pending", "rejected", then the payout life cycle
+	FoundAt  time.Time
+}
+
+// RecordBlock stores a block the pool submitted, keyed by its hash.
+//
+// Recording the same hash again (a resubmission, a retry after a timeout)
+// updates the row without ever downgrading it: once a node accepted the
+// block, a later "duplicate" verdict does not make it rejected, and a
+// block the payout process has moved on from 'pending' keeps its status.
+func (l *Ledger) RecordBlock(ctx context.Context, b pool.Block) error {
+	hash := strings.ToLower(b.Hash)
+	if len(hash) != 64 {
+		return fmt.Errorf("record block: hash %q is not 64 hex digits", b.Hash)
+	}
+	if _, err := hex.DecodeString(hash); err != nil {
+		return fmt.Errorf("record block: hash %q is not 64 hex digits", b.Hash)
+	}
+	if b.Reward < 0 {
+		return fmt.Errorf("record block %s: negative reward %d", hash, b.Reward)
+	}
+	found := b.Time
+	if found.IsZero() {
+		found = time.Now()
+	}
+	status := "pending"
+	if !b.Accepted {
+		status = "rejected"
+	}
+	_, err := l.pool.Exec(ctx, `
+		INSERT INTO blocks (height, hash, reward, finder_address, finder_worker, accepted, verdict, found_at, status)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+		ON CONFLICT (hash) DO UPDATE SET
+			accepted = blocks.accepted OR EXCLUDED.accepted,
+			verdict  = CASE WHEN blocks.accepted THEN blocks.verdict ELSE EXCLUDED.verdict END,
+			status   = CASE WHEN blocks.status = 'rejected' AND EXCLUDED.accepted THEN 'pending' ELSE blocks.status END,
+			reward   = CASE WHEN blocks.accepted THEN blocks.reward ELSE EXCLUDED.reward END,
+			found_at = LEAST(blocks.found_at, EXCLUDED.found_at)`,
+		b.Height, hash, b.Reward, cleanText(b.Address), cleanText(b.Worker), b.Accepted, cleanText(b.Verdict), found, status)
+	if err != nil {
+		return fmt.Errorf("record block %s: %w", hash, err)
+	}
+	return nil
+}
+
+// MaxPageSize caps limit in the paged read methods.
+const MaxPageSize = 1000
+
+// RecentBlocks returns found blocks, newest first. limit is clamped to
+// 1..MaxPageSize (0 or less means 50) and a negative offset counts as 0.
+func (l *Ledger) RecentBlocks(ctx context.Context, limit, offset int) ([]BlockRow, error) {
+	if limit <= 0 {
+		limit = 50
+	}
+	limit = min(limit, MaxPageSize)
+	offset = max(offset, 0)
+	rows, err := l.pool.Query(ctx, `
+		SELECT id, height, hash, reward, finder_address, finder_worker, accepted, verdict, status, found_at
+		FROM blocks
+		ORDER BY found_at DESC, id DESC
+		LIMIT $1 OFFSET $2`, limit, offset)
+	if err != nil {
+		return nil, fmt.Errorf("recent blocks: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (BlockRow, error) {
+		var b BlockRow
+		err := r.Scan(&b.ID, &b.Height, &b.Hash, &b.Reward, &b.Address, &b.Worker, &b.Accepted, &b.Verdict, &b.Status, &b.FoundAt)
+		return b, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("recent blocks: %w", err)
+	}
+	return out, nil
+}

@@ -1,0 +1,142 @@
+package pool
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/hashforge/hashforge/stratum"
+)
+
+// benchBook is a job with a 2-entry merkle branch (3 txs, segwit) on a
+// network difficulty leaving room for non-block shares.
+func benchBook(b *testing.B) (*JobBook, *Job) {
+	tmpl := testTemplate(b, 850000, 3, true)
+	tmpl.Bits = "2000ffff"
+	j := testJob(b, tmpl, 1, "/hashforge/")
+	book := NewJobBook(DefaultJobBookSize)
+	book.Add(j)
+	return book, j
+}
+
+// BenchmarkCheckShare is the accepted-share hot path: lookup, checks,
+// coinbase hash, merkle fold, header hash, target compare, duplicate
+// record. Every nonce is distinct, so every share is new and accepted.
+func BenchmarkCheckShare(b *testing.B) {
+	book, j := benchBook(b)
+	var diffs DifficultyLog
+	diffs.Set(1e-30, mustTarget(b, 1e-30)) // every hash passes: measure the full accept path
+	diffs.JobSent(j.Seq)
+	sub := Submission{JobID: j.ID, Extranonce1: []byte{1, 2, 3, 4}, Extranonce2: make([]byte, 8), NTime: j.curTime,
+		HasVersionBits: true, VersionBits: 0x00ffe000, VersionMask: DefaultVersionMask}
+	b.ReportAllocs()
+	var nonce uint32
+	for b.Loop() {
+		nonce++
+		sub.Nonce = nonce
+		if _, err := book.CheckShare(&sub, &diffs); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkCheckShareLowDifficulty is the reject path after hashing, at
+// mainnet-like targets.
+func BenchmarkCheckShareLowDifficulty(b *testing.B) {
+	tmpl := testTemplate(b, 850000, 3, true)
+	tmpl.Bits = "1d00ffff"
+	j := testJob(b, tmpl, 1, "/hashforge/")
+	book := NewJobBook(DefaultJobBookSize)
+	book.Add(j)
+	var diffs DifficultyLog
+	diffs.Set(1, mustTarget(b, 1))
+	sub := Submission{JobID: j.ID, Extranonce1: []byte{1, 2, 3, 4}, Extranonce2: make([]byte, 8), NTime: j.curTime}
+	b.ReportAllocs()
+	var nonce uint32
+	for b.Loop() {
+		nonce++
+		sub.Nonce = nonce
+		if _, err := book.CheckShare(&sub, &diffs); err != ErrLowDifficulty {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkSha256dHeader is the floor under CheckShare on this machine:
+// one 80-byte header hash, to compare CheckShare's cost against.
+func BenchmarkSha256dHeader(b *testing.B) {
+	var h [80]byte
+	b.ReportAllocs()
+	for b.Loop() {
+		h[76]++
+		_ = sha256d(h[:])
+	}
+}
+
+// BenchmarkNotifyFanout10k broadcasts one job to 10,000 authorized
+// sessions through the production fan-out (the in-memory conn only counts
+// lines).
+func BenchmarkNotifyFanout10k(b *testing.B) {
+	tp := newTestPool(b, nil)
+	tmpl := testTemplate(b, 850000, 3, true)
+	tp.srv.publish(tmpl, true)
+	conns := make([]*memConn, 10000)
+	for i := range conns {
+		conns[i] = &memConn{discard: true}
+		subscribeAuthorize(b, tp.srv, conns[i], regtestAddr+fmt.Sprintf(".w%d", i), []any{"bench"})
+	}
+	j := tp.srv.jobs.Current()
+	for _, c := range conns {
+		c.sent.Store(0)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		tp.srv.broadcast(j)
+	}
+	b.StopTimer()
+	if got := conns[len(conns)-1].sent.Load(); got < int64(b.N) {
+		b.Fatalf("last session got %d lines for %d broadcasts", got, b.N)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(len(conns)), "ns/session")
+}
+
+// FuzzHandleSubmit feeds arbitrary mining.submit params through the
+// handler of an authorized session: it must never panic and must always
+// answer exactly once.
+func FuzzHandleSubmit(f *testing.F) {
+	for _, s := range []string{
+		`["` + regtestAddr + `.w","JOB","0000000000000000","NTIME","00000000"]`,
+		`["` + regtestAddr + `.w","JOB","0000000000000000","NTIME","00000000","1fffe000"]`,
+		`["` + regtestAddr + `.w","JOB","00","NTIME","00000000"]`,
+		`["x","JOB","zz","NTIME","00000000"]`,
+		`[1,2,3,4,5]`, `{}`, `null`, `[]`, `["` + regtestAddr + `.w",null,"","",""]`,
+	} {
+		f.Add([]byte(s))
+	}
+	tp := newTestPool(f, nil)
+	tmpl := testTemplate(f, 77, 2, true)
+	tp.srv.publish(tmpl, true)
+	c := &memConn{}
+	ss := subscribeAuthorize(f, tp.srv, c, regtestAddr+".w", []any{"fuzz"})
+	call(tp.srv, ss, "mining.configure", []any{[]string{"version-rolling"}, map[string]any{"version-rolling.mask": "ffffffff"}})
+	c.take()
+	j := tp.srv.jobs.Current()
+	ntime := fmt.Sprintf("%08x", j.curTime)
+	f.Fuzz(func(t *testing.T, params []byte) {
+		params = []byte(strings.NewReplacer("JOB", j.ID, "NTIME", ntime).Replace(string(params)))
+		if !json.Valid(params) {
+			return // the stratum layer never hands the handler invalid JSON
+		}
+		tp.srv.handle(ss, &stratum.Request{ID: json.RawMessage("1"), Method: "mining.submit", Params: params})
+		var replies int
+		for _, l := range c.take() {
+			if m := parseLine(t, l); m.Method == "" {
+				replies++
+			}
+		}
+		if replies != 1 {
+			t.Fatalf("%d replies to one submit", replies)
+		}
+	})
+}

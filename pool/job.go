@@ -1,0 +1,346 @@
+package pool
+
+import (
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashforge/hashforge/pool/node"
+	"github.com/hashforge/hashforge/stratum"
+)
+
+// maxNTimeAhead bounds how far a miner may roll ntime past the job's
+// curtime: consensus rejects blocks more than two hours ahead of the
+// node's clock, and curtime is that clock.
+const maxNTimeAhead = 7200
+
+// JobParams are the pool-side inputs of a job beyond the node's template.
+type JobParams struct {
+	ID  string
+	Seq uint64 // process-unique, increasing; identifies the job in per-session records
+	// Clean is set on the first job of a new previous block: miners must
+	// drop their current work at once.
+	Clean           bool
+	Tag             string // pool tag for the coinbase scriptSig, truncated to fit
+	Extranonce2Size int
+	// Outputs are the coinbase outputs. They must spend exactly the
+	// template's coinbase value and include its witness commitment; see
+	// PoolOutputs.
+	Outputs []TxOut
+	Created time.Time
+}
+
+// Job is one unit of work built from a block template: everything needed to
+// send mining.notify, check shares against it and assemble the block.
+// A Job is immutable after NewJob except for its duplicate-share record.
+type Job struct {
+	ID      string
+	Seq     uint64
+	Height  int64
+	Clean   bool
+	Created time.Time
+
+	version      uint32
+	prevHash     [32]byte // header byte order
+	prevDisplay  string
+	notifyPrev   string
+	bits         uint32
+	curTime      uint32
+	minNTime     uint32 // inclusive
+	maxNTime     uint32 // inclusive
+	coinb1       []byte
+	coinb2       []byte
+	en2Size      int
+	branch       [][32]byte
+	netTarget    Target
+	netDiff      float64
+	coinbaseVal  int64
+	segwit       bool
+	txData       []string
+	outputs      []TxOut
+	scriptSigLen int
+
+	// mining.notify lines, encoded once for all sessions (encodeLines).
+	lineClean, lineNoClean []byte
+
+	dups [dupShards]dupShard
+}
+
+// dupShards spreads duplicate bookkeeping over several locks so sessions
+// submitting to the same job at once do not serialise on one mutex.
+const dupShards = 16
+
+type dupShard struct {
+	mu   sync.Mutex
+	seen map[shareKey]struct{}
+}
+
+// shareKey identifies a header uniquely within a job: the job fixes
+// everything else in the header.
+type shareKey struct {
+	en1     [Extranonce1Size]byte
+	en2     [maxExtranonce2Size]byte
+	ntime   uint32
+	nonce   uint32
+	version uint32
+}
+
+const maxExtranonce2Size = 16
+
+// NewJob builds a job from a template. It does all per-template work
+// (coinbase layout, merkle branch, byte-order conversions, network target)
+// so that checking a share is hashing and comparing only.
+func NewJob(t *node.Template, p JobParams) (*Job, error) {
+	if p.Extranonce2Size < 1 || p.Extranonce2Size > maxExtranonce2Size {
+		return nil, fmt.Errorf("pool: extranonce2 size %d outside 1..%d", p.Extranonce2Size, maxExtranonce2Size)
+	}
+	if t.Height < 0 {
+		return nil, fmt.Errorf("pool: template height %d", t.Height)
+	}
+	var spent int64
+	for _, o := range p.Outputs {
+		if o.Value < 0 || spent+o.Value < spent {
+			return nil, fmt.Errorf("pool: coinbase output value %d", o.Value)
+		}
+		spent += o.Value
+	}
+	if spent > t.CoinbaseValue {
+		return nil, fmt.Errorf("pool: coinbase outputs spend %d sat of %d available", spent, t.CoinbaseValue)
+	}
+	if len(t.WitnessCommitment) > 0 && !hasOutputScript(p.Outputs, t.WitnessCommitment) {
+		return nil, errors.New("pool: coinbase outputs lack the template's witness commitment")
+	}
+	prev, err := displayToInternal(t.PreviousBlockHash)
+	if err != nil {
+		return nil, fmt.Errorf("pool: template previous block: %w", err)
+	}
+	bits, err := strconv.ParseUint(t.Bits, 16, 32)
+	if err != nil {
+		return nil, fmt.Errorf("pool: template bits %q: %w", t.Bits, err)
+	}
+	netTarget, err := CompactToTarget(uint32(bits))
+	if err != nil {
+		return nil, err
+	}
+	var flags []byte
+	if t.CoinbaseFlags != "" {
+		if flags, err = hex.DecodeString(t.CoinbaseFlags); err != nil {
+			return nil, fmt.Errorf("pool: template coinbaseaux flags: %w", err)
+		}
+	}
+	if t.CurTime <= 0 || t.CurTime > 0xffffffff-maxNTimeAhead {
+		return nil, fmt.Errorf("pool: template curtime %d", t.CurTime)
+	}
+	split, err := buildCoinbase(t.Height, flags, p.Tag, p.Extranonce2Size, p.Outputs)
+	if err != nil {
+		return nil, err
+	}
+
+	txids := make([][32]byte, len(t.Transactions))
+	txData := make([]string, len(t.Transactions))
+	for i, tx := range t.Transactions {
+		if txids[i], err = displayToInternal(tx.TxID); err != nil {
+			return nil, fmt.Errorf("pool: template tx %d: %w", i, err)
+		}
+		txData[i] = tx.Data
+	}
+
+	j := &Job{
+		ID:           p.ID,
+		Seq:          p.Seq,
+		Height:       t.Height,
+		Clean:        p.Clean,
+		Created:      p.Created,
+		version:      uint32(t.Version),
+		prevHash:     prev,
+		prevDisplay:  strings.ToLower(t.PreviousBlockHash),
+		bits:         uint32(bits),
+		curTime:      uint32(t.CurTime),
+		coinb1:       split.coinb1,
+		coinb2:       split.coinb2,
+		en2Size:      p.Extranonce2Size,
+		branch:       MerkleBranch(txids),
+		netTarget:    netTarget,
+		netDiff:      TargetToDifficulty(netTarget),
+		coinbaseVal:  t.CoinbaseValue,
+		segwit:       len(t.WitnessCommitment) > 0,
+		txData:       txData,
+		outputs:      p.Outputs,
+		scriptSigLen: split.scriptSigLen,
+	}
+	notifyPrev := prev
+	swapWords(&notifyPrev)
+	j.notifyPrev = hex.EncodeToString(notifyPrev[:])
+	j.minNTime, j.maxNTime = ntimeWindow(t.CurTime, t.MinTime, t.MaxTime)
+	return j, nil
+}
+
+// ntimeWindow is the inclusive range of ntime a share may carry: the
+// template's [mintime, maxtime] where given, curtime otherwise below, and
+// never more than two hours past curtime above.
+func ntimeWindow(cur, minT, maxT int64) (lo, hi uint32) {
+	lo64 := cur
+	if minT > 0 {
+		lo64 = minT
+	}
+	hi64 := cur + maxNTimeAhead - 1
+	if maxT > 0 && maxT < hi64 {
+		hi64 = maxT
+	}
+	return uint32(max(lo64, 0)), uint32(max(hi64, 0))
+}
+
+func hasOutputScript(outs []TxOut, script []byte) bool {
+	for _, o := range outs {
+		if string(o.Script) == string(script) {
+			return true
+		}
+	}
+	return false
+}
+
+// PrevHash returns the previous block hash in display order.
+func (j *Job) PrevHash() string { return j.prevDisplay }
+
+// NetworkTarget is the target a header hash must meet to be a block.
+func (j *Job) NetworkTarget() Target { return j.netTarget }
+
+// NetworkDifficulty is the network difficulty of the block the job builds.
+func (j *Job) NetworkDifficulty() float64 { return j.netDiff }
+
+// CoinbaseValue is the total the coinbase outputs spend, in satoshis.
+func (j *Job) CoinbaseValue() int64 { return j.coinbaseVal }
+
+// Extranonce2Size is the extranonce2 length miners must submit.
+func (j *Job) Extranonce2Size() int { return j.en2Size }
+
+// Notify returns the job's mining.notify parameters. Everything is
+// precomputed, so this only formats.
+func (j *Job) Notify(clean bool) stratum.NotifyParams {
+	branch := make([]string, len(j.branch))
+	for i := range j.branch {
+		branch[i] = hex.EncodeToString(j.branch[i][:])
+	}
+	return stratum.NotifyParams{
+		JobID:        j.ID,
+		PrevHash:     j.notifyPrev,
+		Coinb1:       hex.EncodeToString(j.coinb1),
+		Coinb2:       hex.EncodeToString(j.coinb2),
+		MerkleBranch: branch,
+		Version:      fmt.Sprintf("%08x", j.version),
+		NBits:        fmt.Sprintf("%08x", j.bits),
+		NTime:        fmt.Sprintf("%08x", j.curTime),
+		CleanJobs:    clean,
+	}
+}
+
+// Coinbase returns the non-witness serialisation of the coinbase for the
+// given extranonces (the bytes whose hash is the coinbase txid).
+func (j *Job) Coinbase(en1, en2 []byte) []byte {
+	cb := make([]byte, 0, len(j.coinb1)+len(en1)+len(en2)+len(j.coinb2))
+	cb = append(cb, j.coinb1...)
+	cb = append(cb, en1...)
+	cb = append(cb, en2...)
+	return append(cb, j.coinb2...)
+}
+
+// BlockHex assembles the full block for a solved header: header, tx count,
+// the coinbase (with the witness reserved value when the block commits to
+// witnesses), then the template's transactions as the node gave them.
+func (j *Job) BlockHex(header *[80]byte, en1, en2 []byte) string {
+	cb := j.Coinbase(en1, en2)
+	if j.segwit {
+		cb = witnessCoinbase(cb)
+	}
+	head := make([]byte, 0, 80+9+len(cb))
+	head = append(head, header[:]...)
+	head = appendVarInt(head, uint64(1+len(j.txData)))
+	head = append(head, cb...)
+
+	size := hex.EncodedLen(len(head))
+	for _, d := range j.txData {
+		size += len(d)
+	}
+	var b strings.Builder
+	b.Grow(size)
+	b.WriteString(hex.EncodeToString(head))
+	for _, d := range j.txData {
+		b.WriteString(d)
+	}
+	return b.String()
+}
+
+// header writes the 80-byte block header for a share into h.
+func (j *Job) header(h *[80]byte, version uint32, merkleRoot *[32]byte, ntime, nonce uint32) {
+	binary.LittleEndian.PutUint32(h[0:4], version)
+	copy(h[4:36], j.prevHash[:])
+	copy(h[36:68], merkleRoot[:])
+	binary.LittleEndian.PutUint32(h[68:72], ntime)
+	binary.LittleEndian.PutUint32(h[72:76], j.bits)
+	binary.LittleEndian.PutUint32(h[76:80], nonce)
+}
+
+// JobBook holds the recent jobs shares may reference. A job whose previous
+// block is no longer the tip is stale; a job that was evicted (or never
+// existed, e.g. from before a restart) is unknown.
+type JobBook struct {
+	mu      sync.RWMutex
+	byID    map[string]*Job
+	order   []*Job // oldest first
+	current *Job
+	limit   int
+}
+
+// DefaultJobBookSize keeps about eight minutes of 30-second refreshes:
+// longer than any miner sensibly works one job.
+const DefaultJobBookSize = 16
+
+// NewJobBook returns a book keeping the last limit jobs.
+func NewJobBook(limit int) *JobBook {
+	if limit < 2 {
+		limit = 2
+	}
+	return &JobBook{byID: make(map[string]*Job, limit+1), limit: limit}
+}
+
+// Add makes j the current job, evicting the oldest beyond the limit.
+// Evicting a job frees its duplicate record with it.
+func (b *JobBook) Add(j *Job) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.byID[j.ID] = j
+	b.order = append(b.order, j)
+	b.current = j
+	for len(b.order) > b.limit {
+		delete(b.byID, b.order[0].ID)
+		b.order[0] = nil
+		b.order = b.order[1:]
+	}
+}
+
+// Current returns the newest job, or nil before the first template.
+func (b *JobBook) Current() *Job {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	return b.current
+}
+
+// Lookup finds a job that shares may still be submitted for.
+func (b *JobBook) Lookup(id string) (*Job, error) {
+	b.mu.RLock()
+	j, ok := b.byID[id]
+	cur := b.current
+	b.mu.RUnlock()
+	if !ok {
+		return nil, ErrJobNotFound
+	}
+	if j.prevHash != cur.prevHash {
+		return nil, ErrStaleJob
+	}
+	return j, nil
+}

@@ -1,0 +1,72 @@
+package pool
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/btcsuite/btcd/address/v2"
+	"github.com/btcsuite/btcd/chaincfg/v2"
+	"github.com/btcsuite/btcd/txscript/v2"
+)
+
+// ParseNetwork maps a network name as an operator types it to its chain
+// parameters. "testnet" means testnet3, the network Bitcoin Core and btcd
+// both call testnet; testnet4 must be asked for by name.
+func ParseNetwork(name string) (*chaincfg.Params, error) {
+	switch strings.ToLower(strings.TrimSpace(name)) {
+	case "mainnet", "main", "bitcoin":
+		return &chaincfg.MainNetParams, nil
+	case "testnet", "testnet3", "test":
+		return &chaincfg.TestNet3Params, nil
+	case "testnet4":
+		return &chaincfg.TestNet4Params, nil
+	case "signet":
+		return &chaincfg.SigNetParams, nil
+	case "regtest", "regression":
+		return &chaincfg.RegressionNetParams, nil
+	case "simnet":
+		return &chaincfg.SimNetParams, nil
+	}
+	return nil, fmt.Errorf("pool: unknown network %q (want mainnet, testnet, testnet4, signet, regtest or simnet)", name)
+}
+
+// Username is a parsed Stratum username: "<payout address>.<worker name>".
+type Username struct {
+	Address string
+	Worker  string
+}
+
+// ParseUsername splits a Stratum username at its first dot and checks that
+// the address part is a valid address of the given network. Bech32 and
+// base58 addresses contain no dot, so the first dot is always the separator;
+// worker names may contain further dots.
+func ParseUsername(user string, net *chaincfg.Params) (Username, error) {
+	addr, worker, _ := strings.Cut(strings.TrimSpace(user), ".")
+	if addr == "" {
+		return Username{}, fmt.Errorf("username %q has no payout address (want <address>.<worker>)", user)
+	}
+	if _, err := payoutScript(addr, net); err != nil {
+		return Username{}, err
+	}
+	return Username{Address: addr, Worker: worker}, nil
+}
+
+// payoutScript validates an address for the network and returns the output
+// script that pays it.
+func payoutScript(addr string, net *chaincfg.Params) ([]byte, error) {
+	a, err := address.DecodeAddress(addr, net)
+	if err != nil {
+		return nil, fmt.Errorf("invalid %s address %q: %w", net.Name, addr, err)
+	}
+	// DecodeAddress accepts any network sharing the default network's
+	// encoding (testnet and regtest base58 versions are identical);
+	// IsForNet is the check that actually pins the network.
+	if !a.IsForNet(net) {
+		return nil, fmt.Errorf("address %q is not a %s address", addr, net.Name)
+	}
+	script, err := txscript.PayToAddrScript(a)
+	if err != nil {
+		return nil, fmt.Errorf("address %q cannot be paid: %w", addr, err)
+	}
+	return script, nil
+}

@@ -1,0 +1,199 @@
+package node
+
+import (
+	"bytes"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/big"
+	"strconv"
+	"strings"
+
+	"github.com/btcsuite/btcd/wire/v2"
+)
+
+// witnessCommitmentHeader starts the coinbase output that commits to the
+// block's witnesses (BIP 141): OP_RETURN, a 36-byte push, then the
+// commitment header aa21a9ed before the 32-byte commitment hash.
+var witnessCommitmentHeader = []byte{0x6a, 0x24, 0xaa, 0x21, 0xa9, 0xed}
+
+// gbtResult is getblocktemplate's answer, with the fields of both node
+// families (btcd omits rules and, in non-witness templates,
+// default_witness_commitment; old nodes omit txid).
+type gbtResult struct {
+	Version           int32    `json:"version"`
+	Rules             []string `json:"rules"`
+	PreviousBlockHash string   `json:"previousblockhash"`
+	Transactions      []gbtTx  `json:"transactions"`
+	CoinbaseAux       *struct {
+		Flags string `json:"flags"`
+	} `json:"coinbaseaux"`
+	CoinbaseValue            *int64 `json:"coinbasevalue"`
+	LongPollID               string `json:"longpollid"`
+	Target                   string `json:"target"`
+	MinTime                  int64  `json:"mintime"`
+	MaxTime                  int64  `json:"maxtime"`
+	CurTime                  int64  `json:"curtime"`
+	Bits                     string `json:"bits"`
+	Height                   int64  `json:"height"`
+	DefaultWitnessCommitment string `json:"default_witness_commitment"`
+}
+
+type gbtTx struct {
+	Data string `json:"data"`
+	TxID string `json:"txid"`
+	Hash string `json:"hash"`
+	Fee  int64  `json:"fee"`
+}
+
+// parseTemplate normalises a getblocktemplate result into a Template and
+// rejects templates a job could not be built from: working on a template
+// with a malformed field would waste the pool's hashrate on invalid blocks.
+func parseTemplate(raw []byte) (*Template, error) {
+	var r gbtResult
+	if err := json.Unmarshal(raw, &r); err != nil {
+		return nil, fmt.Errorf("decode template: %w", err)
+	}
+	if r.CoinbaseValue == nil {
+		return nil, errors.New("template has no coinbasevalue (a coinbasetxn-only node is not supported)")
+	}
+	if *r.CoinbaseValue < 0 {
+		return nil, fmt.Errorf("template coinbasevalue %d is negative", *r.CoinbaseValue)
+	}
+	if !isHash(r.PreviousBlockHash) {
+		return nil, fmt.Errorf("template previousblockhash %q is not a 32-byte hex hash", r.PreviousBlockHash)
+	}
+	if r.Height <= 0 {
+		return nil, fmt.Errorf("template height %d", r.Height)
+	}
+	bits, err := normaliseBits(r.Bits)
+	if err != nil {
+		return nil, err
+	}
+	target := strings.ToLower(r.Target)
+	if target == "" {
+		target = fmt.Sprintf("%064x", compactToBig(bits))
+	} else if !isHash(target) {
+		return nil, fmt.Errorf("template target %q is not 64 hex digits", r.Target)
+	}
+	wc, err := normaliseWitnessCommitment(r.DefaultWitnessCommitment)
+	if err != nil {
+		return nil, err
+	}
+	t := &Template{
+		Version:           r.Version,
+		PreviousBlockHash: strings.ToLower(r.PreviousBlockHash),
+		CoinbaseValue:     *r.CoinbaseValue,
+		Target:            target,
+		Bits:              fmt.Sprintf("%08x", bits),
+		Height:            r.Height,
+		CurTime:           r.CurTime,
+		MinTime:           r.MinTime,
+		MaxTime:           r.MaxTime,
+		WitnessCommitment: wc,
+		LongPollID:        r.LongPollID,
+		Rules:             r.Rules,
+		Transactions:      make([]TemplateTx, 0, len(r.Transactions)),
+	}
+	if r.CoinbaseAux != nil {
+		t.CoinbaseFlags = r.CoinbaseAux.Flags
+	}
+	for i, tx := range r.Transactions {
+		ttx, err := normaliseTx(tx)
+		if err != nil {
+			return nil, fmt.Errorf("template transaction %d: %w", i, err)
+		}
+		t.Transactions = append(t.Transactions, ttx)
+	}
+	return t, nil
+}
+
+// normaliseTx fills in the txid and wtxid a node left out by decoding the
+// transaction itself. Bitcoin Core before 0.13 sent only "hash", which was
+// then the txid; that ambiguity is why both come from the data when txid
+// is missing.
+func normaliseTx(tx gbtTx) (TemplateTx, error) {
+	if tx.Data == "" {
+		return TemplateTx{}, errors.New("no data")
+	}
+	raw, err := hex.DecodeString(tx.Data)
+	if err != nil {
+		return TemplateTx{}, fmt.Errorf("data is not hex: %w", err)
+	}
+	out := TemplateTx{Data: strings.ToLower(tx.Data), TxID: strings.ToLower(tx.TxID), Hash: strings.ToLower(tx.Hash), Fee: tx.Fee}
+	if isHash(out.TxID) && isHash(out.Hash) {
+		return out, nil
+	}
+	if out.TxID != "" && !isHash(out.TxID) {
+		return TemplateTx{}, fmt.Errorf("txid %q is not a 32-byte hex hash", tx.TxID)
+	}
+	var msg wire.MsgTx
+	if err := msg.Deserialize(bytes.NewReader(raw)); err != nil {
+		return TemplateTx{}, fmt.Errorf("decode data: %w", err)
+	}
+	if out.TxID == "" {
+		out.TxID = msg.TxHash().String()
+	}
+	if !isHash(out.Hash) || tx.TxID == "" {
+		out.Hash = msg.WitnessHash().String()
+	}
+	return out, nil
+}
+
+// normaliseWitnessCommitment returns the full commitment output script from
+// either form nodes send: Bitcoin Core's whole script, or btcd's bare
+// 32-byte commitment hash.
+func normaliseWitnessCommitment(s string) ([]byte, error) {
+	if s == "" {
+		return nil, nil
+	}
+	b, err := hex.DecodeString(s)
+	if err != nil {
+		return nil, fmt.Errorf("default_witness_commitment %q is not hex: %w", s, err)
+	}
+	switch {
+	case len(b) == 32:
+		return append(bytes.Clone(witnessCommitmentHeader), b...), nil
+	case len(b) == len(witnessCommitmentHeader)+32 && bytes.HasPrefix(b, witnessCommitmentHeader):
+		return b, nil
+	default:
+		return nil, fmt.Errorf("default_witness_commitment %q is neither a 32-byte hash nor a 6a24aa21a9ed commitment script", s)
+	}
+}
+
+// normaliseBits parses the compact target. btcd formats it without leading
+// zeros, so it may be shorter than 8 digits.
+func normaliseBits(s string) (uint32, error) {
+	if s == "" || len(s) > 8 {
+		return 0, fmt.Errorf("template bits %q is not a compact target", s)
+	}
+	v, err := strconv.ParseUint(s, 16, 32)
+	if err != nil {
+		return 0, fmt.Errorf("template bits %q: %w", s, err)
+	}
+	if v == 0 {
+		return 0, errors.New("template bits are zero")
+	}
+	return uint32(v), nil
+}
+
+// compactToBig expands a compact target: the top byte is the size in bytes,
+// the low 23 bits the mantissa (the sign bit is never set in a valid
+// target).
+func compactToBig(c uint32) *big.Int {
+	mantissa := big.NewInt(int64(c & 0x007fffff))
+	exp := int(c >> 24)
+	if exp <= 3 {
+		return mantissa.Rsh(mantissa, uint(8*(3-exp)))
+	}
+	return mantissa.Lsh(mantissa, uint(8*(exp-3)))
+}
+
+func isHash(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	_, err := hex.DecodeString(s)
+	return err == nil
+}

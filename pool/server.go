@@ -1,0 +1,431 @@
+package pool
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/btcsuite/btcd/chaincfg/v2"
+
+	"github.com/hashforge/hashforge/pool/node"
+	"github.com/hashforge/hashforge/stratum"
+)
+
+// Defaults for the zero values of Config.
+const (
+	DefaultStartDifficulty = 1.0
+	DefaultMinDifficulty   = 0.001
+	DefaultShareInterval   = 10 * time.Second
+	// DefaultVersionMask is the BIP 320 general-purpose version bits.
+	DefaultVersionMask = 0x1fffe000
+	// BIP323VersionMask is the wider BIP 323 option.
+	BIP323VersionMask = 0x1fffffe0
+	DefaultJobRefresh = 30 * time.Second
+)
+
+// submitTimeout bounds submitblock and the block record. It is generous:
+// a block is worth waiting for, and a node validating a large block is slow.
+const submitTimeout = 2 * time.Minute
+
+// hashrateWindow is what Stats.Hashrate averages over.
+const (
+	hashrateBucket  = 10 * time.Second
+	hashrateBuckets = 60
+	hashrateWindow  = hashrateBucket * hashrateBuckets
+)
+
+// Config configures a Server.
+type Config struct {
+	Network     *chaincfg.Params
+	PoolAddress string // receives the coinbase value
+	CoinbaseTag string // shown in the coinbase scriptSig, truncated to fit 100 bytes
+	// NodeID is the first byte of every extranonce1 this node hands out,
+	// so several pool nodes behind one address never give two miners the
+	// same search space.
+	NodeID          uint8
+	Extranonce2Size int     // default 8
+	StartDifficulty float64 // default 1
+	MinDifficulty   float64 // vardiff floor, default 0.001
+	ShareInterval   time.Duration
+	VersionMask     uint32 // pool's version-rolling mask, default 0x1fffe000
+	// JobRefresh is the least time between two non-clean jobs: templates
+	// for the same previous block arriving faster (a node long-polling on
+	// every new transaction) are coalesced, the newest winning. A new
+	// previous block is always sent at once. Default 30 s.
+	JobRefresh time.Duration
+	Logger     *slog.Logger
+}
+
+// BlockSubmitter submits a solved block to the node. verdict is "" when the
+// node accepted the block, its reject reason otherwise.
+type BlockSubmitter interface {
+	SubmitBlock(ctx context.Context, blockHex string) (verdict string, err error)
+}
+
+// Server is the pool core: it builds jobs from templates (Run), speaks
+// Stratum to miners (it implements stratum.Handler), checks shares, submits
+// blocks and hands accepted shares to the ledger.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	payout  []byte // output script paying cfg.PoolAddress
+	submit  BlockSubmitter
+	shares  ShareSink
+	blocks  BlockSink
+	jobs    *JobBook
+	jobBase string // per-boot random job id prefix
+	jobSeq  uint64 // owned by Run
+	now     func() time.Time
+
+	mu       sync.Mutex
+	sessions map[*session]struct{}
+	en1      extranonceAllocator
+	fanout   []*session // broadcast's reusable snapshot; owned by Run
+
+	accepted   atomic.Uint64
+	workers    atomic.Int64
+	statsMu    sync.Mutex
+	rejected   map[string]uint64
+	blocksWon  uint64
+	lastBlock  *Block
+	hashrate   [hashrateBuckets]rateBucket
+	startedAt  time.Time
+	sendFailed atomic.Uint64
+}
+
+type rateBucket struct {
+	epoch int64 // bucket index since the Unix epoch
+	diff  float64
+}
+
+// NewServer validates cfg, applies defaults and returns a Server ready to be
+// given to a stratum.Server and to Run.
+func NewServer(cfg Config, submit BlockSubmitter, shares ShareSink, blocks BlockSink) (*Server, error) {
+	if cfg.Network == nil {
+		return nil, errors.New("pool: config: no network")
+	}
+	if submit == nil || shares == nil || blocks == nil {
+		return nil, errors.New("pool: config: block submitter, share sink and block sink are required")
+	}
+	payout, err := payoutScript(cfg.PoolAddress, cfg.Network)
+	if err != nil {
+		return nil, fmt.Errorf("pool: config: pool address: %w", err)
+	}
+	if cfg.Extranonce2Size == 0 {
+		cfg.Extranonce2Size = DefaultExtranonce2Size
+	}
+	if cfg.Extranonce2Size < 1 || cfg.Extranonce2Size > maxExtranonce2Size {
+		return nil, fmt.Errorf("pool: config: extranonce2 size %d outside 1..%d", cfg.Extranonce2Size, maxExtranonce2Size)
+	}
+	if cfg.MinDifficulty == 0 {
+		cfg.MinDifficulty = DefaultMinDifficulty
+	}
+	if cfg.StartDifficulty == 0 {
+		cfg.StartDifficulty = max(DefaultStartDifficulty, cfg.MinDifficulty)
+	}
+	for name, d := range map[string]float64{"start": cfg.StartDifficulty, "minimum": cfg.MinDifficulty} {
+		if _, err := DifficultyToTarget(d); err != nil {
+			return nil, fmt.Errorf("pool: config: %s difficulty: %w", name, err)
+		}
+	}
+	cfg.StartDifficulty = max(cfg.StartDifficulty, cfg.MinDifficulty)
+	if cfg.ShareInterval <= 0 {
+		cfg.ShareInterval = DefaultShareInterval
+	}
+	if cfg.VersionMask == 0 {
+		cfg.VersionMask = DefaultVersionMask
+	}
+	if cfg.JobRefresh <= 0 {
+		cfg.JobRefresh = DefaultJobRefresh
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	var seed [8]byte
+	if _, err := rand.Read(seed[:]); err != nil {
+		return nil, fmt.Errorf("pool: random job prefix: %w", err)
+	}
+	s := &Server{
+		cfg:      cfg,
+		log:      cfg.Logger.With("component", "pool"),
+		payout:   payout,
+		submit:   submit,
+		shares:   shares,
+		blocks:   blocks,
+		jobs:     NewJobBook(DefaultJobBookSize),
+		jobBase:  hex.EncodeToString(seed[:4]),
+		now:      time.Now,
+		sessions: make(map[*session]struct{}),
+		rejected: make(map[string]uint64),
+	}
+	// A random start spreads restarted nodes over the counter space, so
+	// a restart does not hand yesterday's extranonce1 to a new miner.
+	s.en1 = newExtranonceAllocator(cfg.NodeID, binary.LittleEndian.Uint32(seed[4:]))
+	s.startedAt = s.now()
+	return s, nil
+}
+
+// Run builds jobs from templates until ctx ends (it then returns nil) or
+// the template channel is closed (an error: the pool can no longer make
+// work). A template on a new previous block becomes a clean job sent at
+// once; templates on the same block are coalesced to one job per
+// Config.JobRefresh.
+func (s *Server) Run(ctx context.Context, templates <-chan *node.Template) error {
+	var (
+		pending   *node.Template
+		lastSent  time.Time
+		refresh   = time.NewTimer(time.Hour)
+		refreshOn bool
+	)
+	refresh.Stop()
+	defer refresh.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case t, ok := <-templates:
+			if !ok {
+				return errors.New("pool: template channel closed")
+			}
+			if t == nil {
+				continue
+			}
+			cur := s.jobs.Current()
+			newBlock := cur == nil || !strings.EqualFold(cur.prevDisplay, t.PreviousBlockHash)
+			if cur != nil && !newBlock && t.Height != cur.Height {
+				s.log.Warn("template height changed without a new previous block; ignoring",
+					"height", t.Height, "job_height", cur.Height)
+				continue
+			}
+			since := s.now().Sub(lastSent)
+			if !newBlock && since < s.cfg.JobRefresh {
+				pending = t
+				if !refreshOn {
+					refresh.Reset(s.cfg.JobRefresh - since)
+					refreshOn = true
+				}
+				continue
+			}
+			pending = nil
+			if s.publish(t, newBlock) {
+				lastSent = s.now()
+			}
+		case <-refresh.C:
+			refreshOn = false
+			if pending != nil {
+				if s.publish(pending, false) {
+					lastSent = s.now()
+				}
+				pending = nil
+			}
+		}
+	}
+}
+
+// publish turns a template into the current job and broadcasts it.
+func (s *Server) publish(t *node.Template, clean bool) bool {
+	s.jobSeq++
+	j, err := NewJob(t, JobParams{
+		ID:              fmt.Sprintf("%s%x", s.jobBase, s.jobSeq),
+		Seq:             s.jobSeq,
+		Clean:           clean,
+		Tag:             s.cfg.CoinbaseTag,
+		Extranonce2Size: s.cfg.Extranonce2Size,
+		Outputs:         PoolOutputs(t, s.payout),
+		Created:         s.now(),
+	})
+	if err == nil {
+		err = j.encodeLines()
+	}
+	if err != nil {
+		// Miners keep the previous job: better stale-ish work than none.
+		s.log.Error("cannot build job from template", "height", t.Height, "prev", t.PreviousBlockHash, "err", err)
+		return false
+	}
+	s.jobs.Add(j)
+	s.log.Info("new job", "job", j.ID, "height", j.Height, "clean", clean, "txs", len(j.txData),
+		"network_difficulty", j.netDiff)
+	s.broadcast(j)
+	return true
+}
+
+// broadcast sends j to every session that can work. The notify line is
+// encoded once per job; a session whose difficulty changes gets its own
+// set_difficulty first. Sending never blocks: a session whose queue is full
+// is closed by the stratum layer and the others carry on.
+func (s *Server) broadcast(j *Job) {
+	s.mu.Lock()
+	s.fanout = s.fanout[:0]
+	for ss := range s.sessions {
+		s.fanout = append(s.fanout, ss)
+	}
+	s.mu.Unlock()
+
+	line := j.lineNoClean
+	if j.Clean {
+		line = j.lineClean
+	}
+	now := s.now()
+	for i, ss := range s.fanout {
+		ss.mu.Lock()
+		if ss.ready() {
+			// Silent miners never trigger a share-driven retarget;
+			// the broadcast cadence is their clock.
+			if f := ss.vd.tick(now); f != 1 {
+				s.retargetLocked(ss, f, j)
+			}
+			s.sendJobLocked(ss, j, line)
+		}
+		ss.mu.Unlock()
+		s.fanout[i] = nil
+	}
+}
+
+// CurrentJob returns the height of the block the current job builds.
+func (s *Server) CurrentJob() (height int64, ok bool) {
+	j := s.jobs.Current()
+	if j == nil {
+		return 0, false
+	}
+	return j.Height, true
+}
+
+// Stats is a snapshot of the pool for the dashboard.
+type Stats struct {
+	Sessions          int
+	AuthorizedWorkers int
+	Accepted          uint64
+	Rejected          map[string]uint64 // by reason
+	JobHeight         int64             // 0 before the first job
+	NetworkDifficulty float64
+	BlocksFound       uint64 // blocks the node accepted since start
+	LastBlock         *Block // last block submitted, accepted or not
+	// Hashrate estimates the pool's hashrate in H/s from the difficulty of
+	// accepted shares over the last 10 minutes (or since start, if less).
+	Hashrate float64
+}
+
+// Stats returns a snapshot of the pool's counters.
+func (s *Server) Stats() Stats {
+	st := Stats{
+		Accepted:          s.accepted.Load(),
+		AuthorizedWorkers: int(s.workers.Load()),
+		Rejected:          make(map[string]uint64),
+	}
+	s.mu.Lock()
+	st.Sessions = len(s.sessions)
+	s.mu.Unlock()
+	if j := s.jobs.Current(); j != nil {
+		st.JobHeight, st.NetworkDifficulty = j.Height, j.netDiff
+	}
+	now := s.now()
+	s.statsMu.Lock()
+	for k, v := range s.rejected {
+		st.Rejected[k] = v
+	}
+	st.BlocksFound = s.blocksWon
+	if s.lastBlock != nil {
+		b := *s.lastBlock
+		st.LastBlock = &b
+	}
+	sum := 0.0
+	cur := now.UnixNano() / int64(hashrateBucket)
+	for _, b := range s.hashrate {
+		if b.epoch > cur-hashrateBuckets && b.epoch <= cur {
+			sum += b.diff
+		}
+	}
+	s.statsMu.Unlock()
+	window := min(now.Sub(s.startedAt), hashrateWindow).Seconds()
+	if window < 1 {
+		window = 1
+	}
+	st.Hashrate = sum * 4294967296 / window
+	return st
+}
+
+func (s *Server) countReject(reason string) {
+	s.statsMu.Lock()
+	s.rejected[reason]++
+	s.statsMu.Unlock()
+}
+
+func (s *Server) countAccepted(diff float64, now time.Time) {
+	s.accepted.Add(1)
+	e := now.UnixNano() / int64(hashrateBucket)
+	s.statsMu.Lock()
+	b := &s.hashrate[e%hashrateBuckets]
+	if b.epoch != e {
+		*b = rateBucket{epoch: e}
+	}
+	b.diff += diff
+	s.statsMu.Unlock()
+}
+
+// submitBlock sends a solved block to the node and records the outcome. It
+// runs on the submitting session's goroutine before the miner gets its
+// reply: nothing is more urgent. The context is detached from the session
+// so a miner hanging up cannot abort the submission.
+func (s *Server) submitBlock(res *ShareResult, en1, en2 []byte, user Username, remote string) {
+	j := res.Job
+	hash := res.BlockHash()
+	blockHex := j.BlockHex(&res.Header, en1, en2)
+	log := s.log.With("height", j.Height, "hash", hash, "job", j.ID, "address", user.Address,
+		"worker", user.Worker, "remote", remote)
+	log.Warn("BLOCK FOUND: submitting to node")
+
+	ctx, cancel := context.WithTimeout(context.Background(), submitTimeout)
+	defer cancel()
+	verdict, err := s.submit.SubmitBlock(ctx, blockHex)
+	b := Block{
+		Time:    s.now(),
+		Height:  j.Height,
+		Hash:    hash,
+		Reward:  j.coinbaseVal,
+		Address: user.Address,
+		Worker:  user.Worker,
+	}
+	switch {
+	case err != nil:
+		b.Verdict = "submitblock failed: " + err.Error()
+		log.Error("BLOCK SUBMISSION FAILED", "err", err, "block_hex", blockHex)
+	case verdict != "":
+		b.Verdict = verdict
+		log.Error("BLOCK REJECTED by node", "verdict", verdict, "block_hex", blockHex)
+	default:
+		b.Accepted, b.Verdict = true, "accepted"
+		log.Warn("BLOCK ACCEPTED by node")
+	}
+	s.statsMu.Lock()
+	if b.Accepted {
+		s.blocksWon++
+	}
+	last := b
+	s.lastBlock = &last
+	s.statsMu.Unlock()
+	if err := s.blocks.RecordBlock(ctx, b); err != nil {
+		log.Error("cannot record found block", "err", err, "accepted", b.Accepted)
+	}
+}
+
+// encodeLines prepares the job's mining.notify lines once, for every
+// session: the broadcast form and the clean_jobs=false form used when the
+// job is re-sent after a difficulty change.
+func (j *Job) encodeLines() error {
+	var err error
+	if j.lineClean, err = stratum.EncodeNotification("mining.notify", j.Notify(true)); err != nil {
+		return fmt.Errorf("pool: encode job %s: %w", j.ID, err)
+	}
+	if j.lineNoClean, err = stratum.EncodeNotification("mining.notify", j.Notify(false)); err != nil {
+		return fmt.Errorf("pool: encode job %s: %w", j.ID, err)
+	}
+	return nil
+}

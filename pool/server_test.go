@@ -1,0 +1,569 @@
+package pool
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/btcsuite/btcd/chaincfg/v2"
+
+	"github.com/hashforge/hashforge/pool/node"
+	"github.com/hashforge/hashforge/stratum"
+)
+
+// memConn is an in-memory Stratum connection: it records every outgoing
+// line (replies and notifications) in order.
+type memConn struct {
+	discard bool // count only (benchmarks)
+	closed  atomic.Bool
+	sent    atomic.Int64
+
+	mu    sync.Mutex
+	lines []string
+	authd bool
+}
+
+func (m *memConn) SendLine(line []byte) bool {
+	if m.closed.Load() {
+		return false
+	}
+	m.sent.Add(1)
+	if !m.discard {
+		m.mu.Lock()
+		m.lines = append(m.lines, strings.TrimSuffix(string(line), "\n"))
+		m.mu.Unlock()
+	}
+	return true
+}
+
+func (m *memConn) Reply(id json.RawMessage, result any) {
+	b, err := json.Marshal(stratum.Response{ID: id, Result: result})
+	if err != nil {
+		panic(err)
+	}
+	m.SendLine(b)
+}
+
+func (m *memConn) ReplyError(id json.RawMessage, e *stratum.Error) {
+	b, err := json.Marshal(stratum.Response{ID: id, Error: e})
+	if err != nil {
+		panic(err)
+	}
+	m.SendLine(b)
+}
+
+func (m *memConn) SetAuthorized()     { m.mu.Lock(); m.authd = true; m.mu.Unlock() }
+func (m *memConn) RemoteAddr() string { return "mem" }
+
+// take returns and forgets the lines sent so far.
+func (m *memConn) take() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	l := m.lines
+	m.lines = nil
+	return l
+}
+
+type wireMsg struct {
+	ID     json.RawMessage   `json:"id"`
+	Method string            `json:"method"`
+	Params []json.RawMessage `json:"params"`
+	Result json.RawMessage   `json:"result"`
+	Error  []json.RawMessage `json:"error"`
+}
+
+func parseLine(t testing.TB, line string) wireMsg {
+	t.Helper()
+	var m wireMsg
+	if err := json.Unmarshal([]byte(line), &m); err != nil {
+		t.Fatalf("line %s: %v", line, err)
+	}
+	return m
+}
+
+func errCode(t testing.TB, m wireMsg) int {
+	t.Helper()
+	if len(m.Error) == 0 {
+		return 0
+	}
+	var c int
+	if err := json.Unmarshal(m.Error[0], &c); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+type fakeSubmitter struct {
+	mu      sync.Mutex
+	blocks  []string
+	verdict string
+}
+
+func (f *fakeSubmitter) SubmitBlock(_ context.Context, blockHex string) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.blocks = append(f.blocks, blockHex)
+	return f.verdict, nil
+}
+
+type fakeShares struct {
+	mu     sync.Mutex
+	shares []Share
+}
+
+func (f *fakeShares) AddShare(s Share) { f.mu.Lock(); f.shares = append(f.shares, s); f.mu.Unlock() }
+func (f *fakeShares) all() []Share {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]Share(nil), f.shares...)
+}
+
+type fakeBlocks struct {
+	mu     sync.Mutex
+	blocks []Block
+}
+
+func (f *fakeBlocks) RecordBlock(_ context.Context, b Block) error {
+	f.mu.Lock()
+	f.blocks = append(f.blocks, b)
+	f.mu.Unlock()
+	return nil
+}
+
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *fakeClock) add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+type testPool struct {
+	srv    *Server
+	sub    *fakeSubmitter
+	shares *fakeShares
+	blocks *fakeBlocks
+	clock  *fakeClock
+}
+
+func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func newTestPool(t testing.TB, mod func(*Config)) *testPool {
+	t.Helper()
+	cfg := Config{
+		Network:     &chaincfg.RegressionNetParams,
+		PoolAddress: regtestAddr,
+		CoinbaseTag: "/hashforge/",
+		NodeID:      7,
+		Logger:      quietLogger(),
+	}
+	if mod != nil {
+		mod(&cfg)
+	}
+	tp := &testPool{sub: &fakeSubmitter{}, shares: &fakeShares{}, blocks: &fakeBlocks{},
+		clock: &fakeClock{t: time.Unix(1_800_000_000, 0)}}
+	srv, err := NewServer(cfg, tp.sub, tp.shares, tp.blocks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.now = tp.clock.now
+	srv.startedAt = tp.clock.now()
+	tp.srv = srv
+	return tp
+}
+
+var reqID atomic.Int64
+
+func call(s *Server, ss *session, method string, params any) {
+	raw, err := json.Marshal(params)
+	if err != nil {
+		panic(err)
+	}
+	id := json.RawMessage(fmt.Sprint(reqID.Add(1)))
+	s.handle(ss, &stratum.Request{ID: id, Method: method, Params: raw})
+}
+
+func TestHandlerSessionFlow(t *testing.T) {
+	tp := newTestPool(t, nil)
+	tmpl := testTemplate(t, 120, 2, true)
+	if !tp.srv.publish(tmpl, true) {
+		t.Fatal("publish failed")
+	}
+	c := &memConn{}
+	ss := tp.srv.connect(c)
+
+	// ASIC firmware order: configure before subscribe.
+	call(tp.srv, ss, "mining.configure", []any{
+		[]string{"version-rolling", "minimum-difficulty", "subscribe-extranonce"},
+		map[string]any{"version-rolling.mask": "ffffffff", "version-rolling.min-bit-count": 2, "minimum-difficulty.value": 0.5},
+	})
+	m := parseLine(t, c.take()[0])
+	var conf map[string]any
+	if err := json.Unmarshal(m.Result, &conf); err != nil {
+		t.Fatalf("configure result %s: %v", m.Result, err)
+	}
+	if conf["version-rolling"] != true || conf["version-rolling.mask"] != "1fffe000" ||
+		conf["minimum-difficulty"] != true || conf["subscribe-extranonce"] != false {
+		t.Fatalf("configure result %v", conf)
+	}
+
+	call(tp.srv, ss, "mining.submit", []any{regtestAddr + ".w", "x", "00", "00000000", "00000000"})
+	if m := parseLine(t, c.take()[0]); errCode(t, m) != stratum.CodeNotSubscribed {
+		t.Fatalf("submit before subscribe: %s", m.Error)
+	}
+
+	call(tp.srv, ss, "mining.subscribe", []any{"test/1.0"})
+	m = parseLine(t, c.take()[0])
+	var sr []json.RawMessage
+	if err := json.Unmarshal(m.Result, &sr); err != nil || len(sr) != 3 {
+		t.Fatalf("subscribe result %s", m.Result)
+	}
+	var en1 string
+	_ = json.Unmarshal(sr[1], &en1)
+	if len(en1) != 8 || en1[:2] != "07" || string(sr[2]) != "8" {
+		t.Fatalf("extranonce1 %q (node id 7 expected first), size %s", en1, sr[2])
+	}
+
+	call(tp.srv, ss, "mining.authorize", []any{"1BoatSLRHtKNngkdXEeobR76b53LETtpyT.w", "x"})
+	if m := parseLine(t, c.take()[0]); errCode(t, m) != stratum.CodeUnauthorized || !strings.Contains(string(m.Error[1]), "address") {
+		t.Fatalf("mainnet address on regtest: %s", m.Error)
+	}
+
+	call(tp.srv, ss, "mining.authorize", []any{regtestAddr + ".rig1", "x"})
+	lines := c.take()
+	if len(lines) != 3 {
+		t.Fatalf("after authorize got %d lines: %v", len(lines), lines)
+	}
+	if m := parseLine(t, lines[0]); string(m.Result) != "true" {
+		t.Fatalf("authorize reply %s", lines[0])
+	}
+	sd := parseLine(t, lines[1])
+	if sd.Method != "mining.set_difficulty" {
+		t.Fatalf("want set_difficulty first, got %s", lines[1])
+	}
+	// The minimum-difficulty floor (0.5) is above regtest's network
+	// difficulty: the ceiling wins.
+	var d float64
+	_ = json.Unmarshal(sd.Params[0], &d)
+	if d != tp.srv.jobs.Current().netDiff {
+		t.Fatalf("difficulty %v, want the regtest network difficulty", d)
+	}
+	nt := parseLine(t, lines[2])
+	if nt.Method != "mining.notify" || len(nt.Params) != 9 || string(nt.Params[8]) != "true" {
+		t.Fatalf("want a clean notify, got %s", lines[2])
+	}
+
+	call(tp.srv, ss, "mining.submit", []any{regtestAddr + ".other", "x", "00", "00000000", "00000000"})
+	if m := parseLine(t, c.take()[0]); errCode(t, m) != stratum.CodeUnauthorized {
+		t.Fatalf("submit as an unauthorized worker: %s", m.Error)
+	}
+	call(tp.srv, ss, "mining.get_transactions", []any{})
+	if m := parseLine(t, c.take()[0]); errCode(t, m) != stratum.CodeOther {
+		t.Fatalf("unknown method: %s", m.Error)
+	}
+	call(tp.srv, ss, "mining.extranonce.subscribe", []any{})
+	call(tp.srv, ss, "mining.suggest_difficulty", []any{0.25})
+	for _, l := range c.take() {
+		if m := parseLine(t, l); string(m.Result) != "true" {
+			t.Fatalf("reply %s", l)
+		}
+	}
+
+	// A solved share through the handler: accepted, block submitted
+	// before the reply, share handed to the sink.
+	var jobID string
+	_ = json.Unmarshal(nt.Params[0], &jobID)
+	en2 := "0102030405060708"
+	var accepted bool
+	for nonce := 0; nonce < 1000 && !accepted; nonce++ {
+		call(tp.srv, ss, "mining.submit", []any{regtestAddr + ".rig1", jobID, en2, nt.Params[7], fmt.Sprintf("%08x", nonce)})
+		for _, l := range c.take() {
+			m := parseLine(t, l)
+			if m.Method != "" {
+				continue
+			}
+			accepted = string(m.Result) == "true"
+			if !accepted && errCode(t, m) != stratum.CodeLowDifficulty {
+				t.Fatalf("submit: %s", l)
+			}
+		}
+	}
+	if !accepted {
+		t.Fatal("no share accepted")
+	}
+	if len(tp.sub.blocks) != 1 || len(tp.blocks.blocks) != 1 || !tp.blocks.blocks[0].Accepted {
+		t.Fatalf("block not submitted/recorded: %d submitted, %+v", len(tp.sub.blocks), tp.blocks.blocks)
+	}
+	sh := tp.shares.all()
+	if len(sh) != 1 || !sh[0].IsBlock || sh[0].Worker != "rig1" || sh[0].Address != regtestAddr || sh[0].ExtraNonce1 != en1 {
+		t.Fatalf("shares %+v", sh)
+	}
+	st := tp.srv.Stats()
+	if st.Accepted != 1 || st.BlocksFound != 1 || st.Rejected["low difficulty share"] == 0 || st.AuthorizedWorkers != 1 || st.Sessions != 1 || st.Hashrate <= 0 {
+		t.Fatalf("stats %+v", st)
+	}
+	tp.srv.disconnect(ss)
+	if st := tp.srv.Stats(); st.Sessions != 0 || st.AuthorizedWorkers != 0 {
+		t.Fatalf("after disconnect: %+v", st)
+	}
+}
+
+// subscribeAuthorize brings a memConn session to work-ready.
+func subscribeAuthorize(t testing.TB, s *Server, c *memConn, user string, subParams []any) *session {
+	t.Helper()
+	ss := s.connect(c)
+	call(s, ss, "mining.subscribe", subParams)
+	call(s, ss, "mining.authorize", []any{user, ""})
+	return ss
+}
+
+func TestSessionResume(t *testing.T) {
+	tp := newTestPool(t, nil)
+	c1 := &memConn{}
+	ss1 := subscribeAuthorize(t, tp.srv, c1, regtestAddr, []any{"m"})
+	old := ss1.en1Hex
+	tp.srv.disconnect(ss1)
+
+	// A fresh session must not get the parked extranonce1.
+	other := subscribeAuthorize(t, tp.srv, &memConn{}, regtestAddr, []any{"m"})
+	if other.en1Hex == old {
+		t.Fatal("parked extranonce1 handed to another miner")
+	}
+	ss2 := subscribeAuthorize(t, tp.srv, &memConn{}, regtestAddr, []any{"m", old})
+	if ss2.en1Hex != old {
+		t.Fatalf("resume got %s, want %s", ss2.en1Hex, old)
+	}
+	// In use now: a second resume attempt gets a fresh one.
+	ss3 := subscribeAuthorize(t, tp.srv, &memConn{}, regtestAddr, []any{"m", old})
+	if ss3.en1Hex == old {
+		t.Fatal("extranonce1 in use handed out twice")
+	}
+	// Past the resume window the claim is gone.
+	tp.srv.disconnect(ss2)
+	tp.clock.add(resumeTTL + time.Second)
+	ss4 := subscribeAuthorize(t, tp.srv, &memConn{}, regtestAddr, []any{"m", old})
+	if ss4.en1Hex == old {
+		t.Fatal("resume honoured after the window")
+	}
+}
+
+func TestSetExtranonce(t *testing.T) {
+	tp := newTestPool(t, nil)
+	tp.srv.publish(testTemplate(t, 5, 0, false), true)
+	c := &memConn{}
+	ss := subscribeAuthorize(t, tp.srv, c, regtestAddr, []any{"m"})
+	if err := tp.srv.reassignExtranonce(ss); err == nil {
+		t.Fatal("extranonce changed without mining.extranonce.subscribe")
+	}
+	call(tp.srv, ss, "mining.extranonce.subscribe", []any{})
+	old := ss.en1Hex
+	c.take()
+	if err := tp.srv.reassignExtranonce(ss); err != nil {
+		t.Fatal(err)
+	}
+	lines := c.take()
+	if len(lines) != 2 {
+		t.Fatalf("lines %v", lines)
+	}
+	m := parseLine(t, lines[0])
+	var en1 string
+	_ = json.Unmarshal(m.Params[0], &en1)
+	if m.Method != "mining.set_extranonce" || en1 == old || en1 != ss.en1Hex {
+		t.Fatalf("set_extranonce %s (old %s)", lines[0], old)
+	}
+	if n := parseLine(t, lines[1]); n.Method != "mining.notify" || string(n.Params[8]) != "true" {
+		t.Fatalf("want a clean job after the change: %s", lines[1])
+	}
+}
+
+func TestVardiffRetargetAppliesOnNextJob(t *testing.T) {
+	tp := newTestPool(t, func(c *Config) {
+		c.MinDifficulty = 1e-12
+		c.StartDifficulty = 1.0 / (1 << 30) // 1 share in ~4 hashes
+	})
+	tmpl := testTemplate(t, 1000, 1, true)
+	tmpl.Bits = "2000ffff" // network difficulty 2^-24: room above the share difficulty
+	tp.srv.publish(tmpl, true)
+	c := &memConn{}
+	ss := subscribeAuthorize(t, tp.srv, c, regtestAddr+".w", []any{"m"})
+	lines := c.take()
+	var jobID string
+	_ = json.Unmarshal(parseLine(t, lines[len(lines)-1]).Params[0], &jobID)
+	start, _ := ss.diffs.Current()
+
+	// Shares far faster than the 10 s interval: a retarget up after 30,
+	// sent right after the 30th share's reply as set_difficulty and the
+	// current job again without clean_jobs.
+	accepted, nonce := 0, 0
+	var afterLast []string
+	for accepted < vardiffWindowShares {
+		tp.clock.add(100 * time.Millisecond)
+		call(tp.srv, ss, "mining.submit", []any{regtestAddr + ".w", jobID, "0000000000000000", fmt.Sprintf("%08x", tmpl.CurTime), fmt.Sprintf("%08x", nonce)})
+		lines := c.take()
+		if m := parseLine(t, lines[0]); string(m.Result) == "true" {
+			accepted++
+			afterLast = lines[1:]
+		}
+		nonce++
+	}
+	if len(afterLast) != 2 || parseLine(t, afterLast[0]).Method != "mining.set_difficulty" {
+		t.Fatalf("after the retargeting share: %v", afterLast)
+	}
+	if n := parseLine(t, afterLast[1]); n.Method != "mining.notify" || string(n.Params[8]) != "false" {
+		t.Fatalf("job re-sent as %s", afterLast[1])
+	}
+	cur, _ := ss.diffs.Current()
+	if cur != start*vardiffMaxStep {
+		t.Fatalf("difficulty %v after a fast window, want %v", cur, start*vardiffMaxStep)
+	}
+
+	// Work at the old difficulty on the re-sent job is still accepted:
+	// find a share meeting the old target but not the new.
+	var oldOnly bool
+	for ; nonce < 5000 && !oldOnly; nonce++ {
+		call(tp.srv, ss, "mining.submit", []any{regtestAddr + ".w", jobID, "0000000000000001", fmt.Sprintf("%08x", tmpl.CurTime), fmt.Sprintf("%08x", nonce)})
+		for _, l := range c.take() {
+			m := parseLine(t, l)
+			if m.Method != "" {
+				continue
+			}
+			if string(m.Result) != "true" {
+				continue
+			}
+			last := tp.shares.all()
+			sh := last[len(last)-1]
+			if sh.ActualDiff < cur {
+				oldOnly = true
+				if sh.Difficulty != start {
+					t.Fatalf("old-difficulty share credited at %v, want %v", sh.Difficulty, start)
+				}
+			}
+		}
+	}
+	if !oldOnly {
+		t.Fatal("no share between the old and new targets was accepted")
+	}
+}
+
+func TestRetargetSendsDifficultyThenJob(t *testing.T) {
+	tp := newTestPool(t, func(c *Config) {
+		c.MinDifficulty = 1e-12
+		c.StartDifficulty = 1.0 / (1 << 30)
+	})
+	tmpl := testTemplate(t, 1000, 1, true)
+	tmpl.Bits = "2000ffff"
+	tp.srv.publish(tmpl, true)
+	c := &memConn{}
+	ss := subscribeAuthorize(t, tp.srv, c, regtestAddr+".w", []any{"m"})
+	c.take()
+	j := tp.srv.jobs.Current()
+	ss.mu.Lock()
+	changed := tp.srv.retargetLocked(ss, 4, j)
+	tp.srv.sendJobLocked(ss, j, j.lineNoClean)
+	ss.mu.Unlock()
+	lines := c.take()
+	if !changed || len(lines) != 2 || parseLine(t, lines[0]).Method != "mining.set_difficulty" {
+		t.Fatalf("lines %v", lines)
+	}
+	if n := parseLine(t, lines[1]); n.Method != "mining.notify" || string(n.Params[8]) != "false" {
+		t.Fatalf("re-sent job %s", lines[1])
+	}
+}
+
+func TestRunCleanAndCoalescedJobs(t *testing.T) {
+	tp := newTestPool(t, func(c *Config) { c.JobRefresh = 50 * time.Millisecond })
+	tp.srv.now = time.Now // Run's throttle uses real timers
+	c := &memConn{}
+	ss := subscribeAuthorize(t, tp.srv, c, regtestAddr, []any{"m"})
+	_ = ss
+	templates := make(chan *node.Template)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- tp.srv.Run(ctx, templates) }()
+
+	base := testTemplate(t, 50, 0, false)
+	templates <- base
+	waitFor(t, func() bool { _, ok := tp.srv.CurrentJob(); return ok })
+	first := tp.srv.jobs.Current()
+	if !first.Clean {
+		t.Fatal("first job not clean")
+	}
+	// Three refreshes in quick succession: coalesced into one job.
+	for i := range 3 {
+		u := *base
+		u.CurTime += int64(i + 1)
+		templates <- &u
+	}
+	waitFor(t, func() bool { return tp.srv.jobs.Current() != first })
+	time.Sleep(120 * time.Millisecond)
+	second := tp.srv.jobs.Current()
+	if second.Clean || second.curTime != uint32(base.CurTime+3) || second.Seq != first.Seq+1 {
+		t.Fatalf("coalesced job: clean=%v curtime=%d seq=%d", second.Clean, second.curTime-uint32(base.CurTime), second.Seq)
+	}
+	// A new block goes out at once, clean.
+	nb := *base
+	nb.Height++
+	nb.PreviousBlockHash = strings.Repeat("1", 64)
+	templates <- &nb
+	waitFor(t, func() bool { return tp.srv.jobs.Current().Height == nb.Height })
+	if !tp.srv.jobs.Current().Clean {
+		t.Fatal("new block job not clean")
+	}
+	var notifies, cleans int
+	for _, l := range c.take() {
+		if m := parseLine(t, l); m.Method == "mining.notify" {
+			notifies++
+			if string(m.Params[8]) == "true" {
+				cleans++
+			}
+		}
+	}
+	if notifies != 3 || cleans != 2 {
+		t.Fatalf("%d notifies (%d clean), want 3 (2 clean)", notifies, cleans)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+}
+
+func waitFor(t testing.TB, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not reached")
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+func TestStatsHashrateWindow(t *testing.T) {
+	tp := newTestPool(t, nil)
+	if st := tp.srv.Stats(); st.Hashrate != 0 {
+		t.Fatalf("hashrate %v with no shares", st.Hashrate)
+	}
+	for range 600 {
+		tp.clock.add(time.Second)
+		tp.srv.countAccepted(1, tp.clock.now())
+	}
+	// One diff-1 share per second is 2^32 H/s.
+	if st := tp.srv.Stats(); st.Hashrate < 0.95*4294967296 || st.Hashrate > 1.05*4294967296 {
+		t.Fatalf("hashrate %g", st.Hashrate)
+	}
+	tp.clock.add(11 * time.Minute)
+	if st := tp.srv.Stats(); st.Hashrate != 0 {
+		t.Fatalf("hashrate %g after 11 idle minutes", st.Hashrate)
+	}
+}

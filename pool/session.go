@@ -1,0 +1,543 @@
+package pool
+
+import (
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/hashforge/hashforge/stratum"
+)
+
+// conn is what the pool needs of a Stratum connection. *stratum.Session
+// implements it; benchmarks and fuzz tests use an in-memory one, so they
+// exercise the very same handler and fan-out code.
+type conn interface {
+	SendLine(line []byte) bool
+	Reply(id json.RawMessage, result any)
+	ReplyError(id json.RawMessage, err *stratum.Error)
+	SetAuthorized()
+	RemoteAddr() string
+}
+
+// maxWorkersPerSession bounds the usernames one connection may authorize
+// (proxies multiplex many workers; a flood of names must not grow memory).
+const maxWorkersPerSession = 256
+
+// session is the pool's per-connection state, kept small: thousands of
+// these live at once.
+type session struct {
+	c      conn
+	remote string
+
+	mu            sync.Mutex
+	en1           [Extranonce1Size]byte
+	en1Hex        string
+	subscribed    bool
+	extranonceSub bool
+	authorized    bool
+	workers       map[string]Username // by username as the miner sends it
+	versionMask   uint32
+	floor         float64 // the miner's own minimum (configure / suggest)
+	desired       float64 // difficulty wanted before the network ceiling
+	diffs         DifficultyLog
+	vd            vardiff
+	lastJob       *Job
+}
+
+// ready reports whether the session can be sent work.
+func (ss *session) ready() bool { return ss.subscribed && ss.authorized }
+
+// Connected implements stratum.Handler.
+func (s *Server) Connected(st *stratum.Session) {
+	st.SetState(s.connect(st))
+}
+
+// Handle implements stratum.Handler.
+func (s *Server) Handle(st *stratum.Session, req *stratum.Request) {
+	ss, ok := st.State().(*session)
+	if !ok {
+		st.ReplyError(req.ID, stratum.Errorf(stratum.CodeOther, "internal error"))
+		return
+	}
+	s.handle(ss, req)
+}
+
+// Disconnected implements stratum.Handler.
+func (s *Server) Disconnected(st *stratum.Session, err error) {
+	if ss, ok := st.State().(*session); ok {
+		s.disconnect(ss)
+	}
+}
+
+func (s *Server) connect(c conn) *session {
+	ss := &session{
+		c:       c,
+		remote:  c.RemoteAddr(),
+		desired: s.cfg.StartDifficulty,
+		vd:      newVardiff(s.cfg.ShareInterval, s.now()),
+	}
+	s.mu.Lock()
+	s.sessions[ss] = struct{}{}
+	s.mu.Unlock()
+	return ss
+}
+
+func (s *Server) disconnect(ss *session) {
+	ss.mu.Lock()
+	subscribed, en1 := ss.subscribed, binary.BigEndian.Uint32(ss.en1[:])
+	s.workers.Add(-int64(len(ss.workers)))
+	ss.mu.Unlock()
+	s.mu.Lock()
+	delete(s.sessions, ss)
+	if subscribed {
+		s.en1.release(en1, s.now())
+	}
+	s.mu.Unlock()
+}
+
+func (s *Server) handle(ss *session, req *stratum.Request) {
+	switch req.Method {
+	case "mining.submit":
+		s.handleSubmit(ss, req)
+	case "mining.subscribe":
+		s.handleSubscribe(ss, req)
+	case "mining.authorize":
+		s.handleAuthorize(ss, req)
+	case "mining.configure":
+		s.handleConfigure(ss, req)
+	case "mining.extranonce.subscribe":
+		ss.mu.Lock()
+		ss.extranonceSub = true
+		ss.mu.Unlock()
+		ss.c.Reply(req.ID, true)
+	case "mining.suggest_difficulty":
+		s.handleSuggestDifficulty(ss, req)
+	default:
+		ss.c.ReplyError(req.ID, stratum.Errorf(stratum.CodeOther, "unknown method %q", truncate(req.Method, 64)))
+	}
+}
+
+func (s *Server) handleSubscribe(ss *session, req *stratum.Request) {
+	p, err := stratum.ParseSubscribe(req.Params)
+	if err != nil {
+		ss.c.ReplyError(req.ID, asStratumError(err))
+		return
+	}
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if !ss.subscribed {
+		resume, hasResume := parseSessionID(p.SessionID)
+		s.mu.Lock()
+		en1, resumed, err := s.en1.acquire(resume, hasResume, s.now())
+		s.mu.Unlock()
+		if err != nil {
+			s.log.Error("cannot assign extranonce1", "remote", ss.remote, "err", err)
+			ss.c.ReplyError(req.ID, stratum.Errorf(stratum.CodeOther, "pool full"))
+			return
+		}
+		ss.setExtranonce1(en1)
+		ss.subscribed = true
+		s.log.Debug("subscribed", "remote", ss.remote, "agent", truncate(p.UserAgent, 64),
+			"extranonce1", ss.en1Hex, "resumed", resumed)
+	}
+	// A repeated subscribe gets the same answer: the extranonce1 the
+	// miner's current work is built on must not change under it.
+	ss.c.Reply(req.ID, stratum.SubscribeResult(ss.en1Hex, ss.en1Hex, s.cfg.Extranonce2Size))
+	if ss.authorized {
+		s.startWorkLocked(ss)
+	}
+}
+
+func (ss *session) setExtranonce1(en1 uint32) {
+	binary.BigEndian.PutUint32(ss.en1[:], en1)
+	ss.en1Hex = hex.EncodeToString(ss.en1[:])
+}
+
+// parseSessionID reads the session id a miner offers to resume: it is the
+// extranonce1 hex we handed out.
+func parseSessionID(id string) (uint32, bool) {
+	if len(id) != 2*Extranonce1Size {
+		return 0, false
+	}
+	v, err := strconv.ParseUint(id, 16, 32)
+	return uint32(v), err == nil
+}
+
+func (s *Server) handleAuthorize(ss *session, req *stratum.Request) {
+	p, err := stratum.ParseAuthorize(req.Params)
+	if err != nil {
+		ss.c.ReplyError(req.ID, asStratumError(err))
+		return
+	}
+	u, err := ParseUsername(p.User, s.cfg.Network)
+	if err != nil {
+		s.countReject("unauthorized")
+		ss.c.ReplyError(req.ID, stratum.Errorf(stratum.CodeUnauthorized, "unauthorized: %s", truncate(err.Error(), 200)))
+		return
+	}
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if _, known := ss.workers[p.User]; !known {
+		if len(ss.workers) >= maxWorkersPerSession {
+			ss.c.ReplyError(req.ID, stratum.Errorf(stratum.CodeUnauthorized, "too many workers on one connection"))
+			return
+		}
+		if ss.workers == nil {
+			ss.workers = make(map[string]Username, 1)
+		}
+		ss.workers[p.User] = u
+		s.workers.Add(1)
+	}
+	first := !ss.authorized
+	ss.authorized = true
+	ss.c.SetAuthorized()
+	ss.c.Reply(req.ID, true)
+	if first && ss.subscribed {
+		// Work goes out now: a miner that waits for the pool after
+		// authorizing would otherwise idle until the next block.
+		s.startWorkLocked(ss)
+	}
+}
+
+// startWorkLocked sends a session its first difficulty and job.
+func (s *Server) startWorkLocked(ss *session) {
+	j := s.jobs.Current()
+	if j == nil || ss.lastJob != nil {
+		return
+	}
+	ss.vd.reset(s.now())
+	s.sendJobLocked(ss, j, j.lineClean)
+}
+
+func (s *Server) handleConfigure(ss *session, req *stratum.Request) {
+	p, err := stratum.ParseConfigure(req.Params)
+	if err != nil {
+		ss.c.ReplyError(req.ID, asStratumError(err))
+		return
+	}
+	result := make(map[string]any, len(p.Extensions)+1)
+	ss.mu.Lock()
+	for _, ext := range p.Extensions {
+		switch ext {
+		case stratum.ExtVersionRolling:
+			if !p.HasVersionRolling {
+				result[ext] = false
+				continue
+			}
+			// The miner may use only bits both sides allow; it is
+			// the miner's call whether fewer bits than its
+			// min-bit-count are worth using.
+			ss.versionMask = p.VersionRollingMask & s.cfg.VersionMask
+			result[ext] = true
+			result[ext+".mask"] = fmt.Sprintf("%08x", ss.versionMask)
+		case stratum.ExtMinimumDifficulty:
+			if !p.HasMinimumDifficulty {
+				result[ext] = false
+				continue
+			}
+			ss.floor = max(p.MinimumDifficulty, s.cfg.MinDifficulty)
+			ss.desired = max(ss.desired, ss.floor)
+			result[ext] = true
+		default:
+			result[ext] = false
+		}
+	}
+	ss.mu.Unlock()
+	ss.c.Reply(req.ID, result)
+}
+
+func (s *Server) handleSuggestDifficulty(ss *session, req *stratum.Request) {
+	d, err := stratum.ParseSuggestDifficulty(req.Params)
+	if err != nil {
+		ss.c.ReplyError(req.ID, asStratumError(err))
+		return
+	}
+	if _, err := DifficultyToTarget(d); err != nil {
+		ss.c.ReplyError(req.ID, stratum.Errorf(stratum.CodeOther, "invalid difficulty"))
+		return
+	}
+	ss.mu.Lock()
+	ss.floor = max(d, s.cfg.MinDifficulty)
+	ss.desired = ss.floor
+	// Shares so far were found at the old difficulty and say nothing
+	// about the rate at the new one.
+	ss.vd.reset(s.now())
+	ss.mu.Unlock()
+	ss.c.Reply(req.ID, true)
+}
+
+func (s *Server) handleSubmit(ss *session, req *stratum.Request) {
+	p, err := stratum.ParseSubmit(req.Params)
+	if err != nil {
+		s.countReject("invalid params")
+		ss.c.ReplyError(req.ID, asStratumError(err))
+		return
+	}
+	ss.mu.Lock()
+	if !ss.subscribed {
+		ss.mu.Unlock()
+		s.countReject("not subscribed")
+		ss.c.ReplyError(req.ID, stratum.Errorf(stratum.CodeNotSubscribed, "not subscribed"))
+		return
+	}
+	user, ok := ss.workers[p.User]
+	if !ok {
+		ss.mu.Unlock()
+		s.countReject("unauthorized")
+		ss.c.ReplyError(req.ID, stratum.Errorf(stratum.CodeUnauthorized, "unauthorized worker"))
+		return
+	}
+	en1, en1Hex := ss.en1, ss.en1Hex
+	sub := Submission{
+		JobID:          p.JobID,
+		Extranonce1:    en1[:],
+		Extranonce2:    p.Extranonce2,
+		NTime:          p.NTime,
+		Nonce:          p.Nonce,
+		VersionBits:    p.VersionBits,
+		HasVersionBits: p.HasVersionBits,
+		VersionMask:    ss.versionMask,
+	}
+	res, err := s.jobs.CheckShare(&sub, &ss.diffs)
+	ss.mu.Unlock()
+	if err != nil {
+		var re *RejectError
+		if !errors.As(err, &re) {
+			re = &RejectError{Code: stratum.CodeOther, Reason: err.Error()}
+		}
+		s.countReject(re.Reason)
+		ss.c.ReplyError(req.ID, re.Stratum())
+		return
+	}
+	if res.IsBlock {
+		s.submitBlock(&res, en1[:], p.Extranonce2, user, ss.remote)
+	}
+	ss.c.Reply(req.ID, true)
+
+	now := s.now()
+	share := Share{
+		Time:        now,
+		Address:     user.Address,
+		Worker:      user.Worker,
+		JobID:       res.Job.ID,
+		Difficulty:  res.Difficulty,
+		ActualDiff:  res.ActualDiff,
+		Height:      res.Job.Height,
+		IsBlock:     res.IsBlock,
+		RemoteAddr:  ss.remote,
+		ExtraNonce1: en1Hex,
+	}
+	if res.IsBlock {
+		share.BlockHash = res.BlockHash()
+	}
+	s.shares.AddShare(share)
+	s.countAccepted(res.Difficulty, now)
+
+	ss.mu.Lock()
+	if f := ss.vd.share(now); f != 1 {
+		if cur := s.jobs.Current(); cur != nil && s.retargetLocked(ss, f, cur) && ss.lastJob != nil {
+			// set_difficulty binds from the next job, so the current
+			// job goes out again, without clean_jobs.
+			s.sendJobLocked(ss, cur, cur.lineNoClean)
+		}
+	}
+	ss.mu.Unlock()
+}
+
+// floor is the lowest difficulty the session may be given.
+func (s *Server) floor(ss *session) float64 { return max(s.cfg.MinDifficulty, ss.floor) }
+
+// retargetLocked scales the session's wanted difficulty by f within its
+// floor and the network ceiling, reporting whether it changed.
+func (s *Server) retargetLocked(ss *session, f float64, j *Job) bool {
+	d := clampDifficulty(ss.desired*f, s.floor(ss), j.netDiff)
+	if d == ss.desired {
+		return false
+	}
+	s.log.Debug("vardiff retarget", "remote", ss.remote, "from", ss.desired, "to", d)
+	ss.desired = d
+	return true
+}
+
+// sendJobLocked sends j on the session, preceded by set_difficulty when the
+// difficulty the session should work at differs from what it was last told,
+// and records the difficulty the job was sent at.
+func (s *Server) sendJobLocked(ss *session, j *Job, line []byte) bool {
+	want := clampDifficulty(ss.desired, s.floor(ss), j.netDiff)
+	if cur, _ := ss.diffs.Current(); want != cur {
+		target := j.netTarget
+		if want != j.netDiff {
+			var err error
+			if target, err = DifficultyToTarget(want); err != nil {
+				s.log.Error("bad session difficulty", "remote", ss.remote, "difficulty", want, "err", err)
+				return false
+			}
+		}
+		msg, err := stratum.EncodeNotification("mining.set_difficulty", []float64{want})
+		if err != nil {
+			s.log.Error("encode set_difficulty", "err", err)
+			return false
+		}
+		if !ss.c.SendLine(msg) {
+			s.sendFailed.Add(1)
+			return false
+		}
+		ss.diffs.Set(want, target)
+	}
+	if !ss.c.SendLine(line) {
+		s.sendFailed.Add(1)
+		return false
+	}
+	ss.diffs.JobSent(j.Seq)
+	ss.lastJob = j
+	return true
+}
+
+// reassignExtranonce gives a session a fresh extranonce1 and tells the
+// miner with mining.set_extranonce, followed by the current job as a clean
+// job (work on the old extranonce1 is void). Only sessions that sent
+// mining.extranonce.subscribe can be moved; others would keep hashing
+// coinbases the pool no longer recognises.
+func (s *Server) reassignExtranonce(ss *session) error {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if !ss.subscribed || !ss.extranonceSub {
+		return errors.New("pool: session did not subscribe to extranonce changes")
+	}
+	old := binary.BigEndian.Uint32(ss.en1[:])
+	now := s.now()
+	s.mu.Lock()
+	en1, _, err := s.en1.acquire(0, false, now)
+	if err == nil {
+		s.en1.release(old, now)
+	}
+	s.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	ss.setExtranonce1(en1)
+	line, err := stratum.EncodeNotification("mining.set_extranonce", []any{ss.en1Hex, s.cfg.Extranonce2Size})
+	if err != nil {
+		return fmt.Errorf("pool: encode set_extranonce: %w", err)
+	}
+	if !ss.c.SendLine(line) {
+		return errors.New("pool: session closed")
+	}
+	if j := s.jobs.Current(); j != nil && ss.authorized {
+		s.sendJobLocked(ss, j, j.lineClean)
+	}
+	return nil
+}
+
+func asStratumError(err error) *stratum.Error {
+	var se *stratum.Error
+	if errors.As(err, &se) {
+		return se
+	}
+	return stratum.Errorf(stratum.CodeOther, "%s", err.Error())
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}
+
+// Session resume: a miner reconnecting within resumeTTL may ask for its old
+// extranonce1 back (the session id in mining.subscribe). Until then a
+// released extranonce1 is parked, not reissued.
+const (
+	resumeTTL = 10 * time.Minute
+	// resumeMax bounds the parked set; beyond it the oldest lose their
+	// claim early.
+	resumeMax = 1 << 16
+	// en1CounterMask is the per-node part of extranonce1: 2^24 sessions.
+	en1CounterMask = 1<<24 - 1
+)
+
+type parkedEn1 struct {
+	en1 uint32
+	at  time.Time
+}
+
+// extranonceAllocator hands out extranonce1 values: the node id in the top
+// byte, a counter in the rest, skipping values in use or parked for resume.
+// Guarded by Server.mu.
+type extranonceAllocator struct {
+	prefix uint32
+	next   uint32
+	inUse  map[uint32]struct{}
+	parked map[uint32]time.Time
+	queue  []parkedEn1 // parking order, for expiry
+}
+
+func newExtranonceAllocator(nodeID uint8, start uint32) extranonceAllocator {
+	return extranonceAllocator{
+		prefix: uint32(nodeID) << 24,
+		next:   start & en1CounterMask,
+		inUse:  make(map[uint32]struct{}),
+		parked: make(map[uint32]time.Time),
+	}
+}
+
+var errExtranonceExhausted = errors.New("pool: extranonce1 space exhausted")
+
+// acquire returns the resume value if it is this node's, parked and free,
+// else the next free counter value.
+func (a *extranonceAllocator) acquire(resume uint32, hasResume bool, now time.Time) (uint32, bool, error) {
+	a.expire(now)
+	if hasResume && resume&^en1CounterMask == a.prefix {
+		if _, parked := a.parked[resume]; parked {
+			delete(a.parked, resume)
+			a.inUse[resume] = struct{}{}
+			return resume, true, nil
+		}
+	}
+	for range en1CounterMask + 1 {
+		v := a.prefix | a.next
+		a.next = (a.next + 1) & en1CounterMask
+		if _, used := a.inUse[v]; used {
+			continue
+		}
+		if _, parked := a.parked[v]; parked {
+			continue
+		}
+		a.inUse[v] = struct{}{}
+		return v, false, nil
+	}
+	return 0, false, errExtranonceExhausted
+}
+
+func (a *extranonceAllocator) release(en1 uint32, now time.Time) {
+	if _, ok := a.inUse[en1]; !ok {
+		return
+	}
+	delete(a.inUse, en1)
+	a.parked[en1] = now
+	a.queue = append(a.queue, parkedEn1{en1, now})
+	a.expire(now)
+}
+
+func (a *extranonceAllocator) expire(now time.Time) {
+	for len(a.queue) > 0 {
+		p := a.queue[0]
+		if now.Sub(p.at) < resumeTTL && len(a.parked) <= resumeMax {
+			break
+		}
+		// A value re-parked later has a newer time; only its latest
+		// parking may remove it.
+		if at, ok := a.parked[p.en1]; ok && at.Equal(p.at) {
+			delete(a.parked, p.en1)
+		}
+		a.queue = a.queue[1:]
+	}
+	if len(a.queue) == 0 {
+		a.queue = nil
+	}
+}

@@ -1,0 +1,111 @@
+package stratum
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+)
+
+func BenchmarkParseSubmit(b *testing.B) {
+	params := loadVectors(b)["real-miner-share-regtest"].Submit
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := ParseSubmit(params); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkDecodeRequest(b *testing.B) {
+	line := []byte(realLines[2])
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := DecodeRequest(line); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkEncodeNotification(b *testing.B) {
+	var n NotifyParams
+	if err := json.Unmarshal(loadVectors(b)["computed-branch-of-3"].Notify, &n); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := EncodeNotification("mining.notify", n); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkReply(b *testing.B) {
+	s := benchSessions(1, 1)[0]
+	id := json.RawMessage(`4`)
+	b.ReportAllocs()
+	for b.Loop() {
+		s.Reply(id, true)
+		<-s.out
+	}
+}
+
+func BenchmarkLineReader(b *testing.B) {
+	in := strings.Repeat(realLines[2]+"\n", 1000)
+	r := strings.NewReader(in)
+	lr := NewLineReader(r, DefaultMaxLine)
+	b.SetBytes(int64(len(in)))
+	b.ReportAllocs()
+	for b.Loop() {
+		r.Reset(in)
+		lr.r, lr.err, lr.start, lr.end = r, nil, 0, 0
+		for {
+			if _, err := lr.ReadLine(); err == io.EOF {
+				break
+			} else if err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}
+
+// benchSessions builds live sessions without connections: enough for the
+// send path, which only touches the queue.
+func benchSessions(n, queue int) []*Session {
+	cfg := &serverConfig{queue: queue, log: slog.New(slog.DiscardHandler)}
+	out := make([]*Session, n)
+	for i := range out {
+		out[i] = newSession(context.Background(), uint64(i+1), nil, cfg)
+	}
+	return out
+}
+
+// BenchmarkFanOut is one job broadcast: an encoded mining.notify queued on
+// 10,000 sessions. The per-iteration drain stands in for the writers.
+func BenchmarkFanOut(b *testing.B) {
+	var n NotifyParams
+	if err := json.Unmarshal(loadVectors(b)["computed-branch-of-3"].Notify, &n); err != nil {
+		b.Fatal(err)
+	}
+	line, err := EncodeNotification("mining.notify", n)
+	if err != nil {
+		b.Fatal(err)
+	}
+	sessions := benchSessions(10_000, 4)
+	b.ReportAllocs()
+	for b.Loop() {
+		for _, s := range sessions {
+			if !s.SendLine(line) {
+				b.Fatal("session dropped")
+			}
+		}
+		b.StopTimer()
+		for _, s := range sessions {
+			<-s.out
+		}
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(len(sessions)), "ns/session")
+}

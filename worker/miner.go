@@ -1,0 +1,604 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashforge/hashforge/stratum"
+)
+
+// Config configures a Miner. The zero value of every field but URLs and User
+// is a sensible default.
+type Config struct {
+	// URLs are pools in priority order (stratum+tcp://host:port). The miner
+	// fails over down the list and returns to an earlier pool when it is
+	// reachable again.
+	URLs []string
+	User string // payout address.worker
+	Pass string // default "x"
+
+	// SuggestDiff, when > 0, is sent as mining.suggest_difficulty.
+	SuggestDiff float64
+	// NoVersionRolling skips mining.configure.
+	NoVersionRolling bool
+	// UserAgent is sent in mining.subscribe and client.get_version.
+	UserAgent string
+
+	Threads int    // CPU hashing threads; ≤ 0 means every core
+	Impl    string // force a SHA-256d implementation; "" picks the fastest
+	Device  string // "cpu" (default), "opencl:N", or a comma-separated list
+	Slicing Slicing
+
+	// Devices, when set, replaces Device/Threads/Impl (tests, embedding).
+	Devices []Device
+
+	// Benchmark mines a synthetic job without a pool.
+	Benchmark bool
+	// BenchmarkDiff is the synthetic job's share difficulty (default 1/256:
+	// a share every few seconds per core).
+	BenchmarkDiff float64
+
+	StatusInterval time.Duration // default 10 s
+	Quiet          bool          // no status lines (the summary still prints)
+	JSONStats      bool          // status lines as JSON objects
+	Output         io.Writer     // status lines; default os.Stdout
+	Logger         *slog.Logger  // default slog.Default()
+
+	// ProbeInterval is how often a higher-priority pool is tried while
+	// mining on a backup (default 60 s).
+	ProbeInterval time.Duration
+	// BackoffMin and BackoffMax bound the jittered exponential reconnect
+	// delay (defaults 1 s and 30 s).
+	BackoffMin, BackoffMax time.Duration
+	DialTimeout            time.Duration // default 10 s
+	CallTimeout            time.Duration // replies to our requests; default 30 s
+	ConfigureTimeout       time.Duration // mining.configure; default 5 s
+
+	// nonceBits shrinks the nonce space per header so tests reach the
+	// extranonce2 and version-rolling stages quickly; 0 means 32.
+	nonceBits uint
+}
+
+// Version is reported as the user agent.
+var Version = "0.1"
+
+func (c *Config) setDefaults() {
+	if c.Pass == "" {
+		c.Pass = "x"
+	}
+	if c.UserAgent == "" {
+		c.UserAgent = "hashforge/" + Version
+	}
+	c.UserAgent = sanitizeUserAgent(c.UserAgent)
+	if c.BenchmarkDiff <= 0 {
+		c.BenchmarkDiff = 1.0 / 256
+	}
+	if c.StatusInterval <= 0 {
+		c.StatusInterval = 10 * time.Second
+	}
+	if c.Output == nil {
+		c.Output = os.Stdout
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.ProbeInterval <= 0 {
+		c.ProbeInterval = 60 * time.Second
+	}
+	if c.BackoffMin <= 0 {
+		c.BackoffMin = time.Second
+	}
+	if c.BackoffMax <= 0 {
+		c.BackoffMax = 30 * time.Second
+	}
+	if c.BackoffMax < c.BackoffMin {
+		c.BackoffMax = c.BackoffMin
+	}
+	if c.DialTimeout <= 0 {
+		c.DialTimeout = 10 * time.Second
+	}
+	if c.CallTimeout <= 0 {
+		c.CallTimeout = 30 * time.Second
+	}
+	if c.ConfigureTimeout <= 0 {
+		c.ConfigureTimeout = 5 * time.Second
+	}
+	c.Slicing = c.Slicing.withDefaults()
+}
+
+// Miner is the bundled miner: devices, the work scheduler and the pool
+// connection.
+type Miner struct {
+	cfg     Config
+	log     *slog.Logger
+	devices []Device
+	meters  []*meter
+	total   meter
+	sched   *scheduler
+	pools   []*poolEntry
+	started time.Time
+
+	candidates chan candidate
+	submits    sync.WaitGroup
+
+	accepted, rejected, stale, hwErrors atomic.Uint64
+
+	mu        sync.Mutex
+	cur       *session
+	poolName  string
+	diff      float64
+	bestShare float64
+}
+
+// poolEntry is one configured pool and what survives across its sessions.
+type poolEntry struct {
+	url      string
+	redirect string // set by client.reconnect until it fails
+	resume   resumeState
+}
+
+type resumeState struct{ sessionID string }
+
+type candidate struct {
+	slice *Slice
+	nonce uint32
+}
+
+// New validates cfg and prepares the devices; nothing runs until Run.
+func New(cfg Config) (*Miner, error) {
+	cfg.setDefaults()
+	m := &Miner{
+		cfg:        cfg,
+		log:        cfg.Logger,
+		sched:      newScheduler(cfg.nonceBits),
+		candidates: make(chan candidate, 1024),
+	}
+	if !cfg.Benchmark {
+		if len(cfg.URLs) == 0 {
+			return nil, errors.New("no pool url (use --url stratum+tcp://host:port, or --benchmark)")
+		}
+		if cfg.User == "" {
+			return nil, errors.New("no user (use --user ADDRESS.WORKER)")
+		}
+		for _, u := range cfg.URLs {
+			if _, err := parseStratumURL(u); err != nil {
+				return nil, err
+			}
+			m.pools = append(m.pools, &poolEntry{url: u})
+		}
+		m.poolName = redactURL(cfg.URLs[0])
+	} else {
+		m.poolName = "benchmark"
+	}
+	if len(cfg.Devices) > 0 {
+		m.devices = cfg.Devices
+	} else {
+		devs, err := ParseDevices(cfg.Device, cfg.Threads, cfg.Impl, cfg.Slicing)
+		if err != nil {
+			return nil, err
+		}
+		m.devices = devs
+	}
+	for range m.devices {
+		m.meters = append(m.meters, &meter{})
+	}
+	return m, nil
+}
+
+// deviceResults feeds one device's output into the miner.
+type deviceResults struct {
+	m     *Miner
+	meter *meter
+}
+
+func (r deviceResults) Hashed(n uint64) {
+	r.meter.hashes.Add(n)
+	r.m.total.hashes.Add(n)
+}
+
+func (r deviceResults) Found(s *Slice, nonce uint32) {
+	select {
+	case r.m.candidates <- candidate{s, nonce}:
+	default:
+		// Only a broken kernel or an absurdly easy target floods this;
+		// hashing must not stall on it.
+		r.m.log.Warn("share queue full, dropping a candidate")
+	}
+}
+
+// Run mines until ctx is cancelled, then prints a summary. It returns nil on
+// cancellation.
+func (m *Miner) Run(ctx context.Context) error {
+	m.started = time.Now()
+	for _, d := range m.devices {
+		if cd, ok := d.(*CPUDevice); ok {
+			m.log.Info("device", "name", cd.Name(), "threads", cd.Threads(), "sha256d", cd.Implementation())
+		} else {
+			m.log.Info("device", "name", d.Name())
+		}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	var wg sync.WaitGroup
+	errc := make(chan error, len(m.devices)+1)
+	for i, d := range m.devices {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := d.Run(ctx, m.sched, deviceResults{m, m.meters[i]}); err != nil && ctx.Err() == nil {
+				errc <- fmt.Errorf("device %s: %w", d.Name(), err)
+			}
+		}()
+	}
+	wg.Add(2)
+	go func() { defer wg.Done(); m.submitLoop(ctx) }()
+	go func() { defer wg.Done(); m.statusLoop(ctx) }()
+
+	go func() {
+		var err error
+		if m.cfg.Benchmark {
+			err = m.benchmark(ctx)
+		} else {
+			err = m.poolLoop(ctx)
+		}
+		if err != nil && ctx.Err() == nil {
+			errc <- err
+		}
+	}()
+
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+	}
+	cancel()
+	wg.Wait()
+	m.submits.Wait()
+	writeStatus(m.cfg.Output, "summary", m.Stats(), m.cfg.JSONStats)
+	return err
+}
+
+// Stats returns a snapshot. The hashrates are those of the last status
+// sample.
+func (m *Miner) Stats() Stats {
+	m.mu.Lock()
+	s := Stats{
+		Time:       time.Now(),
+		Pool:       m.poolName,
+		Connected:  m.cur != nil || m.cfg.Benchmark,
+		Difficulty: m.diff,
+		BestShare:  m.bestShare,
+	}
+	m.mu.Unlock()
+	if !m.started.IsZero() {
+		s.Uptime = s.Time.Sub(m.started)
+	}
+	s.Hashrate = m.total.current()
+	s.Hashes = m.total.hashes.Load()
+	for i, d := range m.devices {
+		s.Devices = append(s.Devices, DeviceStats{Name: d.Name(), Hashrate: m.meters[i].current(), Hashes: m.meters[i].hashes.Load()})
+	}
+	s.Accepted = m.accepted.Load()
+	s.Rejected = m.rejected.Load()
+	s.Stale = m.stale.Load()
+	s.HWErrors = m.hwErrors.Load()
+	return s
+}
+
+// statusLoop samples the meters every second (so the average is smooth
+// whatever the print interval) and prints every StatusInterval.
+func (m *Miner) statusLoop(ctx context.Context) {
+	sample := time.NewTicker(time.Second)
+	defer sample.Stop()
+	next := time.Now().Add(m.cfg.StatusInterval)
+	now := time.Now()
+	m.total.sample(now)
+	for _, mt := range m.meters {
+		mt.sample(now)
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-sample.C:
+			m.total.sample(now)
+			for _, mt := range m.meters {
+				mt.sample(now)
+			}
+			if !now.Before(next) {
+				next = now.Add(m.cfg.StatusInterval)
+				if !m.cfg.Quiet {
+					writeStatus(m.cfg.Output, "status", m.Stats(), m.cfg.JSONStats)
+				}
+			}
+		}
+	}
+}
+
+func (m *Miner) setDifficulty(d float64) {
+	m.mu.Lock()
+	m.diff = d
+	m.mu.Unlock()
+}
+
+func (m *Miner) isCurrent(s *session) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.cur == s
+}
+
+func (m *Miner) sessionUp(s *session) {
+	m.mu.Lock()
+	m.cur = s
+	m.poolName = redactURL(s.addr)
+	m.mu.Unlock()
+}
+
+// sessionDown idles the devices: work from a closed connection can no
+// longer be submitted, and the next session brings fresh work.
+func (m *Miner) sessionDown(s *session) {
+	m.mu.Lock()
+	if m.cur != s {
+		m.mu.Unlock()
+		return
+	}
+	m.cur = nil
+	m.mu.Unlock()
+	m.sched.set(nil, [32]byte{})
+}
+
+// publish installs new work if s is still the live session. The check and
+// the install happen under m.mu so a session that just went down cannot
+// overwrite its successor's work.
+func (m *Miner) publish(s *session, t *template, target [32]byte) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.cur != s {
+		return
+	}
+	m.sched.set(t, target)
+}
+
+// submitLoop re-checks every candidate with the reference hash and sends
+// the good ones. Replies are awaited on their own goroutines so a slow pool
+// never delays the next share.
+func (m *Miner) submitLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case c := <-m.candidates:
+			m.handleCandidate(ctx, c)
+		}
+	}
+}
+
+func (m *Miner) handleCandidate(ctx context.Context, c candidate) {
+	sl := c.slice
+	header := sl.Header
+	header[76] = byte(c.nonce)
+	header[77] = byte(c.nonce >> 8)
+	header[78] = byte(c.nonce >> 16)
+	header[79] = byte(c.nonce >> 24)
+	if _, ok := CheckShare(&header, &sl.Target); !ok {
+		m.hwErrors.Add(1)
+		m.log.Warn("kernel returned a nonce that does not meet its target (hardware error)",
+			"job", sl.JobID, "nonce", hexUint32(c.nonce))
+		return
+	}
+	if m.cfg.Benchmark {
+		hash, _ := CheckShare(&header, &sl.Target)
+		m.noteBest(&hash)
+		m.accepted.Add(1)
+		return
+	}
+	s, _ := sl.tmpl.owner.(*session)
+	if s == nil || !m.isCurrent(s) {
+		m.stale.Add(1)
+		m.log.Debug("discarding share from a closed connection", "job", sl.JobID)
+		return
+	}
+	params, target, err := s.prepareSubmit(sl, c.nonce)
+	if err != nil {
+		m.stale.Add(1)
+		m.log.Debug("discarding stale share", "job", sl.JobID, "nonce", hexUint32(c.nonce))
+		return
+	}
+	hash, ok := CheckShare(&header, &target)
+	if !ok {
+		// The difficulty went up after the slice was cut: the candidate
+		// was fine for the old target and is simply not a share any more.
+		m.log.Debug("candidate below the current share target", "job", sl.JobID)
+		return
+	}
+	m.noteBest(&hash)
+	m.submits.Add(1)
+	go func() {
+		defer m.submits.Done()
+		m.submit(ctx, s, params, &hash)
+	}()
+}
+
+func (m *Miner) submit(ctx context.Context, s *session, params []any, hash *[32]byte) {
+	// The submit outlives a cancelled run by a little, so shares found just
+	// before Ctrl-C still count.
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), m.cfg.CallTimeout)
+	defer cancel()
+	res, err := s.client.Call(cctx, "mining.submit", params)
+	job, nonce := params[1], params[4]
+	var serr *stratum.Error
+	switch {
+	case errors.As(err, &serr):
+		if serr.Code == stratum.CodeJobNotFound {
+			m.stale.Add(1)
+		} else {
+			m.rejected.Add(1)
+		}
+		m.log.Warn("share rejected", "job", job, "nonce", nonce, "code", serr.Code, "reason", serr.Message)
+	case err != nil:
+		m.log.Warn("share lost: no reply from pool", "job", job, "nonce", nonce, "err", err)
+	case string(res) == "true":
+		n := m.accepted.Add(1)
+		m.log.Info("share accepted", "job", job, "nonce", nonce, "hash", HashHex(hash),
+			"accepted", n, "rejected", m.rejected.Load())
+	default:
+		m.rejected.Add(1)
+		m.log.Warn("share rejected", "job", job, "nonce", nonce, "result", truncate(string(res), 64))
+	}
+}
+
+func (m *Miner) noteBest(h *[32]byte) {
+	d := hashDifficulty(h)
+	m.mu.Lock()
+	if d > m.bestShare {
+		m.bestShare = d
+	}
+	m.mu.Unlock()
+}
+
+// poolLoop keeps one session alive, in priority order with failover:
+//   - a session that was working and dropped is retried on the same pool
+//     first (its session id lets the pool resume it);
+//   - a pool that cannot be reached or refuses the handshake is skipped for
+//     the next one, and after a full round of failures the miner waits a
+//     jittered, exponentially growing delay;
+//   - while on a backup, earlier pools are probed every ProbeInterval and
+//     the miner moves back as soon as one answers.
+func (m *Miner) poolLoop(ctx context.Context) error {
+	idx, failed := 0, 0
+	backoff := m.cfg.BackoffMin
+	for ctx.Err() == nil {
+		p := m.pools[idx]
+		addr := p.url
+		if p.redirect != "" {
+			addr = p.redirect
+		}
+		sctx, cancel := context.WithCancel(ctx)
+		switchTo := make(chan int, 1)
+		if idx > 0 {
+			go m.probe(sctx, idx, switchTo, cancel)
+		}
+		m.mu.Lock()
+		m.poolName = redactURL(addr)
+		m.mu.Unlock()
+		s := newSession(m, p, addr)
+		res := s.run(sctx)
+		cancel()
+		if ctx.Err() != nil {
+			return nil
+		}
+		select {
+		case to := <-switchTo:
+			m.log.Info("higher-priority pool is back, switching", "pool", redactURL(m.pools[to].url))
+			idx, failed, backoff = to, 0, m.cfg.BackoffMin
+			continue
+		default:
+		}
+		switch {
+		case res.reconnect != nil:
+			p.redirect = res.reconnect.addr
+			failed, backoff = 0, m.cfg.BackoffMin
+			if !sleepCtx(ctx, res.reconnect.wait) {
+				return nil
+			}
+			continue
+		case res.authorized:
+			m.log.Warn("pool connection lost, reconnecting", "pool", redactURL(addr), "err", res.err)
+			failed, backoff = 0, m.cfg.BackoffMin
+			if !sleepCtx(ctx, jitter(m.cfg.BackoffMin)) {
+				return nil
+			}
+			continue
+		}
+		m.log.Warn("pool unavailable", "pool", redactURL(addr), "err", res.err)
+		if p.redirect != "" {
+			// The address a pool sent us to does not work: go back to the
+			// configured one before giving up on this pool.
+			p.redirect = ""
+			continue
+		}
+		failed++
+		idx = (idx + 1) % len(m.pools)
+		if failed >= len(m.pools) {
+			failed = 0
+			if len(m.pools) > 1 {
+				idx = 0
+			}
+			m.log.Info("all pools unavailable, waiting", "delay", backoff.Round(time.Millisecond))
+			if !sleepCtx(ctx, jitter(backoff)) {
+				return nil
+			}
+			backoff = min(backoff*2, m.cfg.BackoffMax)
+		}
+	}
+	return nil
+}
+
+// probe tries the pools before cur every ProbeInterval; when one completes a
+// subscribe it reports its index and ends the current session.
+func (m *Miner) probe(ctx context.Context, cur int, switchTo chan<- int, stop context.CancelFunc) {
+	t := time.NewTicker(m.cfg.ProbeInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for i := range cur {
+			if m.probeOne(ctx, m.pools[i].url) {
+				switchTo <- i
+				stop()
+				return
+			}
+		}
+	}
+}
+
+func (m *Miner) probeOne(ctx context.Context, addr string) bool {
+	ctx, cancel := context.WithTimeout(ctx, m.cfg.DialTimeout)
+	defer cancel()
+	c, err := dialPool(ctx, addr, m.log)
+	if err != nil {
+		return false
+	}
+	defer c.Close()
+	res, err := c.Call(ctx, "mining.subscribe", []any{m.cfg.UserAgent})
+	if err != nil {
+		return false
+	}
+	_, err = stratum.ParseSubscribeResult(res)
+	return err == nil
+}
+
+// jitter spreads reconnects over [d/2, d) so miners dropped together by one
+// pool restart do not all come back in the same instant.
+func jitter(d time.Duration) time.Duration {
+	if d <= 1 {
+		return d
+	}
+	return d/2 + rand.N(d/2)
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}

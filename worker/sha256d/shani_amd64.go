@@ -1,0 +1,34 @@
+//go:build amd64 && !purego
+
+package sha256d
+
+import "github.com/klauspost/cpuid/v2"
+
+//go:generate go run ./internal/asmgen
+
+// The SHA-NI kernels use SSE4.1 (pinsrd) and SSSE3 (palignr) besides SHA.
+var hasSHANI = cpuid.CPU.Supports(cpuid.SHA, cpuid.SSSE3, cpuid.SSE4)
+
+func init() {
+	register("shani", 30, hasSHANI, func() Scanner { return shani{} })
+}
+
+//go:noescape
+func shaniScan1(k *kernelData, nonce uint32, groups uint32) (done uint32, mask uint32)
+
+//go:noescape
+func shaniScan2(k *kernelData, nonce uint32, groups uint32) (done uint32, mask uint32)
+
+//go:noescape
+func shaniScan3(k *kernelData, nonce uint32, groups uint32) (done uint32, mask uint32)
+
+//go:noescape
+func shaniScan4(k *kernelData, nonce uint32, groups uint32) (done uint32, mask uint32)
+
+type shani struct{}
+
+func (shani) Name() string { return "shani" }
+
+func (shani) Scan(w *Work, first, last uint32, found []uint32) []uint32 {
+	return scanLanes(w, first, last, found, 4, shaniScan4)
+}
