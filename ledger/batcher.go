@@ -83,6 +83,9 @@ type Batcher struct {
 	backoff time.Duration
 	nextTry time.Time
 	held    []batch // batches neither committed nor spooled yet
+	// spoolDirty says the spool may hold batches, so that an idle tick
+	// need not list the spool directory.
+	spoolDirty bool
 
 	batchesFlushed, sharesWritten, batchesSpooled, batchesReplayed atomic.Uint64
 	batchesSkipped, batchesRejected, flushErrors, sharesLost       atomic.Uint64
@@ -189,6 +192,7 @@ func (b *Batcher) Run(ctx context.Context) error {
 			return fmt.Errorf("ledger: batcher: %w", err)
 		}
 		b.spool = sp
+		b.spoolDirty = true // whatever a previous process left
 	} else {
 		b.log.Warn("no spool dir: a database outage will stall the share path once the queue is full")
 	}
@@ -209,7 +213,7 @@ func (b *Batcher) Run(ctx context.Context) error {
 				timer.Stop()
 				return b.shutdown(ctx, cur)
 			case <-timer.C:
-				b.retryHeld(ctx)
+				b.retryHeld(ctx, false)
 			}
 			continue
 		}
@@ -263,7 +267,9 @@ func (b *Batcher) shutdown(ctx context.Context, cur []pool.Share) error {
 		cur = cur[n:]
 	}
 	if len(b.held) > 0 {
-		b.retryHeld(sctx)
+		// Last chance for shares with nowhere else to go: try the
+		// database even if the backoff says not yet.
+		b.retryHeld(sctx, true)
 	}
 	if b.spool != nil {
 		b.spool.rotate()
@@ -297,6 +303,7 @@ func (b *Batcher) park(bt batch) {
 	if b.spool != nil {
 		err := b.spool.append(bt)
 		if err == nil {
+			b.spoolDirty = true
 			b.batchesSpooled.Add(1)
 			b.log.Debug("batch spooled", "batch", bt.ID, "shares", len(bt.Shares))
 			return
@@ -306,13 +313,16 @@ func (b *Batcher) park(bt batch) {
 	b.held = append(b.held, bt)
 }
 
-func (b *Batcher) retryHeld(ctx context.Context) {
+// retryHeld tries to put held batches in the database, or else in the
+// spool. force ignores the backoff.
+func (b *Batcher) retryHeld(ctx context.Context, force bool) {
 	rest := b.held[:0]
 	for _, bt := range b.held {
-		if b.dbDue() && b.tryWrite(ctx, bt, false) {
+		if (force || b.dbDue()) && b.tryWrite(ctx, bt, false) {
 			continue
 		}
 		if b.spool != nil && b.spool.append(bt) == nil {
+			b.spoolDirty = true
 			b.batchesSpooled.Add(1)
 			continue
 		}
@@ -320,11 +330,6 @@ func (b *Batcher) retryHeld(ctx context.Context) {
 	}
 	clear(b.held[len(rest):])
 	b.held = rest
-	if len(rest) > 0 && !b.nextTry.After(time.Now()) {
-		// The database took nothing but did not fail either (the spool
-		// did): wait before spinning again.
-		b.markDown(errors.New("spool unavailable"))
-	}
 }
 
 // dbDue reports whether a write attempt is worth making now: the database
@@ -415,7 +420,7 @@ var errReplayPaused = errors.New("replay paused")
 // database is due for an attempt. One segment per call keeps the queue
 // moving while a long backlog drains.
 func (b *Batcher) replay(ctx context.Context) {
-	if b.spool == nil || !b.dbDue() || ctx.Err() != nil {
+	if b.spool == nil || !b.spoolDirty || !b.dbDue() || ctx.Err() != nil {
 		return
 	}
 	segs, err := b.spool.closedSegments()
@@ -425,6 +430,7 @@ func (b *Batcher) replay(ctx context.Context) {
 	}
 	if len(segs) == 0 {
 		if !b.spool.hasActive() {
+			b.spoolDirty = false
 			return
 		}
 		// Batches spooled by this process during the outage: close the

@@ -503,3 +503,40 @@ func TestWorkerLastSeenAdvances(t *testing.T) {
 		}
 	}
 }
+
+func TestNoShareLostWhenStopRacesWithAddShare(t *testing.T) {
+	l, _ := newTestLedger(t)
+	dir := t.TempDir()
+	b := NewBatcher(l, BatcherOptions{MaxBatch: 64, FlushInterval: 5 * time.Millisecond, QueueSize: 128, SpoolDir: dir})
+	stop := runBatcher(t, b)
+
+	shares := makeShares(3000, 9, "race")
+	var wg sync.WaitGroup
+	const producers = 4
+	for p := range producers {
+		wg.Go(func() {
+			for i := p; i < len(shares); i += producers {
+				b.AddShare(shares[i])
+			}
+		})
+	}
+	waitFor(t, "some shares written", func() bool { return b.Stats().SharesWritten > 500 })
+	if err := stop(); err != nil { // producers are still adding
+		t.Fatalf("Run: %v", err)
+	}
+	wg.Wait()
+	if st := b.Stats(); st.SharesLost != 0 {
+		t.Fatalf("stats = %+v", st)
+	}
+
+	// The next process replays what arrived after the first one stopped.
+	next := NewBatcher(l, BatcherOptions{SpoolDir: dir})
+	stopNext := runBatcher(t, next)
+	waitFor(t, "spool replayed", func() bool { return len(spoolFiles(t, dir)) == 0 })
+	if err := stopNext(); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if rows, distinct := countShares(t, l, "race"); rows != len(shares) || distinct != len(shares) {
+		t.Fatalf("%d rows, %d distinct; want %d each", rows, distinct, len(shares))
+	}
+}

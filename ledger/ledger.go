@@ -1,10 +1,3 @@
-// Package ledger is the pool's PostgreSQL accounting: it stores accepted
-// shares (batched, written with COPY, spooled to disk while the database is
-// away), the workers they belong to and the blocks the pool found, and it
-// answers the read queries of the dashboard and API.
-//
-// The package implements pool.ShareSink (Batcher) and pool.BlockSink
-// (Ledger); the pool core knows nothing of SQL.
 package ledger
 
 import (

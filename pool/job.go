@@ -330,7 +330,9 @@ func (b *JobBook) Current() *Job {
 	return b.current
 }
 
-// Lookup finds a job that shares may still be submitted for.
+// Lookup finds a job that shares may still be submitted for. A job whose
+// previous block has been superseded comes back with ErrStaleJob, so the
+// caller can still tell a resubmitted share (a duplicate) from a late one.
 func (b *JobBook) Lookup(id string) (*Job, error) {
 	b.mu.RLock()
 	j, ok := b.byID[id]
@@ -340,7 +342,7 @@ func (b *JobBook) Lookup(id string) (*Job, error) {
 		return nil, ErrJobNotFound
 	}
 	if j.prevHash != cur.prevHash {
-		return nil, ErrStaleJob
+		return j, ErrStaleJob
 	}
 	return j, nil
 }

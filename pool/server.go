@@ -90,15 +90,14 @@ type Server struct {
 	en1      extranonceAllocator
 	fanout   []*session // broadcast's reusable snapshot; owned by Run
 
-	accepted   atomic.Uint64
-	workers    atomic.Int64
-	statsMu    sync.Mutex
-	rejected   map[string]uint64
-	blocksWon  uint64
-	lastBlock  *Block
-	hashrate   [hashrateBuckets]rateBucket
-	startedAt  time.Time
-	sendFailed atomic.Uint64
+	accepted  atomic.Uint64
+	workers   atomic.Int64
+	statsMu   sync.Mutex
+	rejected  map[string]uint64
+	blocksWon uint64
+	lastBlock *Block
+	hashrate  [hashrateBuckets]rateBucket
+	startedAt time.Time
 }
 
 type rateBucket struct {

@@ -310,7 +310,7 @@ func TestHandlerSessionFlow(t *testing.T) {
 		t.Fatalf("shares %+v", sh)
 	}
 	st := tp.srv.Stats()
-	if st.Accepted != 1 || st.BlocksFound != 1 || st.Rejected["low difficulty share"] == 0 || st.AuthorizedWorkers != 1 || st.Sessions != 1 || st.Hashrate <= 0 {
+	if st.Accepted != 1 || st.BlocksFound != 1 || st.Rejected["unauthorized"] != 2 || st.Rejected["not subscribed"] != 1 || st.AuthorizedWorkers != 1 || st.Sessions != 1 || st.Hashrate <= 0 {
 		t.Fatalf("stats %+v", st)
 	}
 	tp.srv.disconnect(ss)

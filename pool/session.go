@@ -384,13 +384,11 @@ func (s *Server) sendJobLocked(ss *session, j *Job, line []byte) bool {
 			return false
 		}
 		if !ss.c.SendLine(msg) {
-			s.sendFailed.Add(1)
-			return false
+			return false // closed as a slow consumer; Disconnected follows
 		}
 		ss.diffs.Set(want, target)
 	}
 	if !ss.c.SendLine(line) {
-		s.sendFailed.Add(1)
 		return false
 	}
 	ss.diffs.JobSent(j.Seq)

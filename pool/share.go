@@ -73,9 +73,10 @@ var scratchPool = sync.Pool{New: func() any { return &scratch{cb: make([]byte, 0
 func (b *JobBook) CheckShare(sub *Submission, diffs *DifficultyLog) (ShareResult, error) {
 	var res ShareResult
 	j, err := b.Lookup(sub.JobID)
-	if err != nil {
+	if j == nil {
 		return res, err
 	}
+	stale := err != nil
 	if len(sub.Extranonce1) != Extranonce1Size {
 		return res, ErrExtranonce1
 	}
@@ -91,6 +92,15 @@ func (b *JobBook) CheckShare(sub *Submission, diffs *DifficultyLog) (ShareResult
 			return res, ErrVersionBits
 		}
 		version = version&^sub.VersionMask | sub.VersionBits&sub.VersionMask
+	}
+	if stale {
+		// A share already accepted, block-solving ones included, is a
+		// duplicate whenever it comes back: the miner must hear 22, not
+		// "stale", or it may count the share as lost work.
+		if j.wasSeen(sub, version) {
+			return res, ErrDuplicate
+		}
+		return res, ErrStaleJob
 	}
 
 	s := scratchPool.Get().(*scratch)
@@ -130,10 +140,7 @@ func (b *JobBook) CheckShare(sub *Submission, diffs *DifficultyLog) (ShareResult
 // miner retrying a share refused for another reason is not told it is a
 // duplicate.
 func (j *Job) markSeen(sub *Submission, version uint32) bool {
-	var k shareKey
-	copy(k.en1[:], sub.Extranonce1)
-	copy(k.en2[:], sub.Extranonce2)
-	k.ntime, k.nonce, k.version = sub.NTime, sub.Nonce, version
+	k := newShareKey(sub, version)
 	sh := &j.dups[k.en1[3]%dupShards]
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
@@ -145,6 +152,24 @@ func (j *Job) markSeen(sub *Submission, version uint32) bool {
 	}
 	sh.seen[k] = struct{}{}
 	return true
+}
+
+// wasSeen reports whether markSeen already recorded these header fields.
+func (j *Job) wasSeen(sub *Submission, version uint32) bool {
+	k := newShareKey(sub, version)
+	sh := &j.dups[k.en1[3]%dupShards]
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	_, dup := sh.seen[k]
+	return dup
+}
+
+func newShareKey(sub *Submission, version uint32) shareKey {
+	var k shareKey
+	copy(k.en1[:], sub.Extranonce1)
+	copy(k.en2[:], sub.Extranonce2)
+	k.ntime, k.nonce, k.version = sub.NTime, sub.Nonce, version
+	return k
 }
 
 // jobLogSize matches the job book: a session's record covers every job a

@@ -79,6 +79,11 @@ func TestCheckShareRejects(t *testing.T) {
 	if _, err := book.CheckShare(mod(func(s *Submission) { s.Nonce++ }), &diffs); err != ErrStaleJob {
 		t.Errorf("share for the old block: got %v, want %v", err, ErrStaleJob)
 	}
+	// The block share itself, resubmitted after its block moved the pool on,
+	// is still a duplicate: that is what the miner needs to hear.
+	if _, err := book.CheckShare(&good, &diffs); err != ErrDuplicate {
+		t.Errorf("block share resubmitted after the new block: got %v, want %v", err, ErrDuplicate)
+	}
 	var re *RejectError
 	if !errors.As(ErrStaleJob, &re) || re.Code != 21 || ErrDuplicate.Code != 22 || ErrLowDifficulty.Code != 23 {
 		t.Error("reject codes do not match the Stratum convention")

@@ -69,14 +69,6 @@ func (t Target) Less(u Target) bool {
 	return false
 }
 
-// Easier returns the larger (easier) of the two targets.
-func Easier(a, b Target) Target {
-	if a.Less(b) {
-		return b
-	}
-	return a
-}
-
 // hashTarget reads a sha256d result in internal byte order (the order the
 // hash function produces, i.e. little-endian as a number) as a Target.
 func hashTarget(h *[32]byte) Target {

@@ -123,13 +123,13 @@ func (m *testMiner) next(ctx context.Context, wantClean bool) testJob {
 			switch n.Method {
 			case "mining.set_difficulty":
 				var p []float64
-				if err := json.Unmarshal(n.Params, &p); err != nil || len(p) != 1 {
+				if err := json.Unmarshal(n.Params.(json.RawMessage), &p); err != nil || len(p) != 1 {
 					m.t.Fatalf("bad set_difficulty %s: %v", n.Params, err)
 				}
 				m.diff = p[0]
 			case "mining.notify":
 				var p stratum.NotifyParams
-				if err := json.Unmarshal(n.Params, &p); err != nil {
+				if err := json.Unmarshal(n.Params.(json.RawMessage), &p); err != nil {
 					m.t.Fatalf("bad notify %s: %v", n.Params, err)
 				}
 				if m.diff == 0 {

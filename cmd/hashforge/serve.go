@@ -146,7 +146,7 @@ func runServe(ctx context.Context, cfg serveConfig, log *slog.Logger, ready func
 		MinDifficulty:   cfg.MinDifficulty,
 		ShareInterval:   cfg.ShareInterval,
 		VersionMask:     uint32(mask),
-		Logger:          log.With("component", "pool"),
+		Logger:          log,
 	}, rpc, batcher, led)
 	if err != nil {
 		return err

@@ -73,7 +73,7 @@ func TestPostgresReuseDataDir(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	exec(t, ctx, url, "CREATE TABLE kept (x int); INSERT INTO kept VALUES (42)")
+	execSQL(t, ctx, url, "CREATE TABLE kept (x int); INSERT INTO kept VALUES (42)")
 	if err := pg.Stop(ctx); err != nil {
 		t.Fatalf("stop: %v", err)
 	}
@@ -129,7 +129,7 @@ func TestPostgresReapsOrphans(t *testing.T) {
 	}
 }
 
-func exec(t *testing.T, ctx context.Context, url, sql string) {
+func execSQL(t *testing.T, ctx context.Context, url, sql string) {
 	t.Helper()
 	conn, err := pgx.Connect(ctx, url)
 	if err != nil {

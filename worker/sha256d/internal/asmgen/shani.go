@@ -153,6 +153,7 @@ func shaniKernel(a *asm, lanes int) {
 	a.i("MOVL CX, R10")
 	a.i("MOVL %d(DI), BX", kdHi)
 	a.i("XORL R8, R8")
+	a.i("VZEROUPPER")
 	if mem {
 		a.i("LEAQ 15(SP), SI")
 		a.i("ANDQ $-16, SI")
