@@ -540,3 +540,30 @@ func TestNoShareLostWhenStopRacesWithAddShare(t *testing.T) {
 		t.Fatalf("%d rows, %d distinct; want %d each", rows, distinct, len(shares))
 	}
 }
+
+func TestReplaySetsDamagedSegmentAside(t *testing.T) {
+	l, _ := newTestLedger(t)
+	dir := t.TempDir()
+	before, _ := encodeRecord(testBatch(5, "c1"))
+	damaged, _ := encodeRecord(testBatch(5, "c2"))
+	damaged[recordHeaderLen+1] ^= 0xff
+	after, _ := encodeRecord(testBatch(5, "c3"))
+	seg := filepath.Join(dir, "0000000000000007"+segmentSuffix)
+	if err := os.WriteFile(seg, append(append(before, damaged...), after...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	b := NewBatcher(l, BatcherOptions{SpoolDir: dir})
+	stop := runBatcher(t, b)
+	waitFor(t, "segment handled", func() bool { return len(spoolFiles(t, dir)) == 0 })
+	if err := stop(); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if m, _ := filepath.Glob(seg + ".*" + corruptSuffix); len(m) != 1 {
+		t.Fatalf("damaged segment kept as %v, want one *.corrupt file", m)
+	}
+	var n int
+	if err := l.Pool().QueryRow(testCtx(t), "SELECT count(*) FROM shares WHERE job_id = 'c1'").Scan(&n); err != nil || n != 5 {
+		t.Fatalf("records before the damage: %d shares stored (err %v), want 5", n, err)
+	}
+}

@@ -382,7 +382,9 @@ func (s *spool) quarantine(b batch) (string, error) {
 
 // markCorrupt renames a damaged segment out of the replay path, keeping it.
 func markCorrupt(path string) (string, error) {
-	dst := path + corruptSuffix
+	// The time keeps a later segment reusing this sequence number from
+	// overwriting the evidence.
+	dst := fmt.Sprintf("%s.%d%s", path, time.Now().UnixNano(), corruptSuffix)
 	if err := os.Rename(path, dst); err != nil {
 		return "", fmt.Errorf("set corrupt spool segment aside: %w", err)
 	}

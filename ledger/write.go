@@ -113,7 +113,11 @@ func (b *Batcher) writeBatch(ctx context.Context, bt batch) (written bool, err e
 	}
 	defer func() {
 		if !written {
-			_ = tx.Rollback(context.WithoutCancel(ctx))
+			// Not ctx: it may be what just expired. Bounded, because a
+			// dead peer would otherwise hold the writer here.
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			_ = tx.Rollback(rctx)
 		}
 	}()
 

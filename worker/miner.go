@@ -128,6 +128,7 @@ type Miner struct {
 
 	candidates chan candidate
 	submits    sync.WaitGroup
+	inflight   atomic.Int64
 
 	accepted, rejected, stale, hwErrors atomic.Uint64
 
@@ -422,8 +423,10 @@ func (m *Miner) handleCandidate(ctx context.Context, c candidate) {
 	}
 	m.noteBest(&hash)
 	m.submits.Add(1)
+	m.inflight.Add(1)
 	go func() {
 		defer m.submits.Done()
+		defer m.inflight.Add(-1)
 		m.submit(ctx, s, params, &hash)
 	}()
 }
@@ -453,6 +456,15 @@ func (m *Miner) submit(ctx context.Context, s *session, params []any, hash *[32]
 	default:
 		m.rejected.Add(1)
 		m.log.Warn("share rejected", "job", job, "nonce", nonce, "result", truncate(string(res), 64))
+	}
+}
+
+// drainSubmits gives shares already sent a moment to be answered before a
+// shutdown closes the connection, so the summary counts them.
+func (m *Miner) drainSubmits(limit time.Duration) {
+	deadline := time.Now().Add(limit)
+	for m.inflight.Load() > 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 

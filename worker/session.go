@@ -115,6 +115,7 @@ func (s *session) run(ctx context.Context) sessionResult {
 	select {
 	case <-ctx.Done():
 		err = ctx.Err()
+		s.m.drainSubmits(2 * time.Second)
 	case <-c.Done():
 		err = c.Err()
 		if err == nil {

@@ -33,7 +33,7 @@ type testJob struct {
 	difficulty float64
 }
 
-func sha256d(b []byte) [32]byte {
+func dsha256(b []byte) [32]byte {
 	h := sha256.Sum256(b)
 	return sha256.Sum256(h[:])
 }
@@ -60,9 +60,9 @@ func beHex32(t *testing.T, s string) uint32 {
 func (j testJob) header(t *testing.T, en1, en2 []byte, ntime, nonce, version uint32) []byte {
 	t.Helper()
 	cb := append(append(append(mustHex(t, j.n.Coinb1), en1...), en2...), mustHex(t, j.n.Coinb2)...)
-	root := sha256d(cb)
+	root := dsha256(cb)
 	for _, b := range j.n.MerkleBranch {
-		root = sha256d(append(root[:], mustHex(t, b)...))
+		root = dsha256(append(root[:], mustHex(t, b)...))
 	}
 	// notify prevhash: the internal-order hash with each 4-byte word reversed.
 	ph := mustHex(t, j.n.PrevHash)
@@ -154,7 +154,7 @@ func (m *testMiner) solve(j testJob, en2 []byte, version uint32, want bool) (non
 	target := shareTarget(j.difficulty)
 	ntime := beHex32(m.t, j.n.NTime)
 	for nonce = 0; nonce < 1<<24; nonce++ {
-		h := sha256d(j.header(m.t, m.en1, en2, ntime, nonce, version))
+		h := dsha256(j.header(m.t, m.en1, en2, ntime, nonce, version))
 		if (hashInt(h).Cmp(target) <= 0) == want {
 			return nonce, h
 		}

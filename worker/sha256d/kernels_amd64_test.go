@@ -45,6 +45,7 @@ func TestKernelDataLayout(t *testing.T) {
 		{"s3", unsafe.Offsetof(k.s3), 144},
 		{"mid", unsafe.Offsetof(k.mid), 176},
 		{"w", unsafe.Offsetof(k.w), 208},
+		{"c4", unsafe.Offsetof(k.c4), 464},
 	} {
 		if c.got != c.want {
 			t.Errorf("kernelData.%s at %d, assembly expects %d", c.name, c.got, c.want)

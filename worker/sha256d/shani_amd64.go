@@ -29,6 +29,9 @@ type shani struct{}
 
 func (shani) Name() string { return "shani" }
 
+// Scan uses two lanes, the most that keep all state and message groups in
+// XMM registers; the three- and four-lane variants, which spill message
+// groups to the stack, measured slower on Zen 3 (docs/performance.md).
 func (shani) Scan(w *Work, first, last uint32, found []uint32) []uint32 {
-	return scanLanes(w, first, last, found, 4, shaniScan4)
+	return scanLanes(w, first, last, found, 2, shaniScan2)
 }

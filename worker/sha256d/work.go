@@ -34,6 +34,10 @@ type kernelData struct {
 	s3  [8]uint32  // 144: a..h after rounds 0..2 of the second block
 	mid [8]uint32  // 176: midstate, a..h
 	w   [64]uint32 // 208: second block's schedule, nonce-dependent terms left out
+
+	// 464: σ1 terms of W16..W19. They read W14..W17, all nonce-free, so the
+	// SHA-NI kernel replaces that group's sha256msg2 (slow on Zen) by an add.
+	c4 [4]uint32
 }
 
 var iv = [8]uint32{
@@ -133,6 +137,7 @@ func NewWork(header *[80]byte, target *[32]byte) *Work {
 	k.c5 = [4]uint32{c5[0] + m[13], c5[1] + m[14], c5[2] + m[15], c5[3] + m[16]}
 	// msg1(G3,G4) reads only W12..W16; the kernel adds W21..W24.
 	k.c7 = msg1([4]uint32{m[12], m[13], m[14], m[15]}, [4]uint32{m[16], 0, 0, 0})
+	k.c4 = [4]uint32{s1(m[14]), s1(m[15]), s1(m[16]), s1(m[17])}
 	return w
 }
 

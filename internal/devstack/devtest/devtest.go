@@ -197,3 +197,26 @@ func Btcd(t testing.TB, opts devstack.BtcdOptions) *devstack.Btcd {
 func quietLogger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 }
+
+var (
+	chromiumOnce sync.Once
+	chromiumPath string
+	chromiumErr  error
+)
+
+// Chromium returns the path of a Chromium executable for browser tests,
+// installing Debian's package on first use when running as root (see
+// devstack.FindChromium). Start it with devstack.ChromiumFlags and a fresh
+// user-data dir.
+func Chromium(t testing.TB) string {
+	t.Helper()
+	chromiumOnce.Do(func() {
+		// apt-get update and the install of chromium and its fonts take
+		// minutes on a cold machine.
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+		defer cancel()
+		chromiumPath, chromiumErr = devstack.FindChromium(ctx, quietLogger())
+	})
+	Require(t, "find or install chromium", chromiumErr)
+	return chromiumPath
+}

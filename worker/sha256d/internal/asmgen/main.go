@@ -18,7 +18,6 @@ import (
 func main() {
 	gens := map[string]func() []byte{
 		"shani_amd64.s": genSHANI,
-		"avx2_amd64.s":  genAVX2,
 	}
 	for name, gen := range gens {
 		if err := os.WriteFile(name, gen(), 0o644); err != nil {
@@ -56,6 +55,7 @@ const (
 	kdS3      = 144
 	kdMid     = 176
 	kdW       = 208
+	kdC4      = 464
 )
 
 var iv = [8]uint32{

@@ -107,7 +107,6 @@ func genSHANI() []byte {
 	}
 	a.data("shaWK2", wk2)
 	a.data("shaPad", []uint32{0x80000000, 0, 0, 0})
-	a.data("shaLen640", []uint32{0, 0, 0, 640})
 	a.data("shaLen256", []uint32{0, 0, 0, 256})
 	a.data("shaIVABEF", []uint32{iv[5], iv[4], iv[1], iv[0]})
 	a.data("shaIVCDGH", []uint32{iv[7], iv[6], iv[3], iv[2]})
@@ -119,23 +118,33 @@ func genSHANI() []byte {
 }
 
 func shaniKernel(a *asm, lanes int) {
-	mem := lanes > 2
+	// Two lanes fit in registers. A third keeps its state in registers and
+	// its message groups on the stack, and every lane borrows X0 as the
+	// scratch register between sha256rnds2 blocks; four lanes spill all.
 	frame := 0
-	if mem {
+	if lanes > 2 {
 		frame = 64*lanes + 16
 	}
 	ls := make([]*shaLane, lanes)
 	for l := range ls {
-		ln := &shaLane{l: l, mem: mem, frameOff: 64 * l}
-		if mem {
+		ln := &shaLane{l: l, frameOff: 64 * l}
+		switch {
+		case lanes == 4:
+			ln.mem = true
 			ln.abef, ln.cdgh = fmt.Sprintf("X%d", 1+2*l), fmt.Sprintf("X%d", 2+2*l)
 			ln.t, ln.u = fmt.Sprintf("X%d", 9+l), fmt.Sprintf("X%d", 13+l%3)
-		} else {
+		case l == 2:
+			ln.mem = true
+			ln.abef, ln.cdgh, ln.t, ln.u = "X13", "X14", "X15", "X0"
+		default:
 			ln.abef, ln.cdgh = fmt.Sprintf("X%d", 1+6*l), fmt.Sprintf("X%d", 2+6*l)
 			for j := range ln.r {
 				ln.r[j] = fmt.Sprintf("X%d", 3+6*l+j)
 			}
-			ln.t, ln.u = "", fmt.Sprintf("X%d", 13+l)
+			ln.u = fmt.Sprintf("X%d", 13+l)
+			if lanes == 3 {
+				ln.u = "X0"
+			}
 		}
 		ls[l] = ln
 	}
@@ -154,7 +163,7 @@ func shaniKernel(a *asm, lanes int) {
 	a.i("MOVL %d(DI), BX", kdHi)
 	a.i("XORL R8, R8")
 	a.i("VZEROUPPER")
-	if mem {
+	if frame > 0 {
 		a.i("LEAQ 15(SP), SI")
 		a.i("ANDQ $-16, SI")
 	}
@@ -186,10 +195,11 @@ func shaniKernel(a *asm, lanes int) {
 		each(func(ln *shaLane) {
 			t := ln.dst(j)
 			switch j {
-			case 4: // msg1(G0, G1) + W9..W12 (zero), σ1 terms from W14, W15
+			case 4: // msg1(G0, G1) + W9..W12 (zero) + σ1 terms (per job)
 				ln.start(a, j)
 				a.i("SHA256MSG1 shaPad<>(SB), %s", t)
-				a.i("SHA256MSG2 shaLen640<>(SB), %s", t)
+				a.i("MOVOU %d(DI), %s", kdC4, ln.u)
+				a.i("PADDD %s, %s", ln.u, t)
 			case 5: // everything but the σ1 terms is per job
 				a.i("MOVOU %d(DI), %s", kdC5, t)
 				a.i("SHA256MSG2 %s, %s", ln.grp(4), t)
@@ -238,7 +248,7 @@ func shaniKernel(a *asm, lanes int) {
 		a.i("MOVO shaIVCDGH<>(SB), %s", ln.cdgh)
 		ln.rounds4(a, g0, 0)
 		if ln.mem {
-			ln.rounds4(a, ln.u, 1)
+			ln.rounds4(a, ln.grp(1), 1)
 		} else {
 			ln.rounds4(a, g1, 1)
 		}

@@ -1,3 +1,0 @@
-package main
-
-func genAVX2() []byte { return nil }
