@@ -25,6 +25,8 @@ test: lint build
 	$(TESTENV) $(GO) test -count=1 -timeout 15m $(PKGS)
 	$(TESTENV) $(GO) test -count=1 -tags purego ./worker/sha256d/
 	$(TESTENV) $(GO) test -count=1 -race -timeout 10m ./stratum/ ./pool/ ./worker/
+	$(GO) run ./internal/devstack/cmd/ensure-opencl
+	$(TESTENV) $(GO) test -count=1 -tags opencl -timeout 10m ./kernels/ ./worker/... && $(TESTENV) $(GO) test -count=1 -tags opencl -run OpenCL ./cmd/hashforge/
 	@echo "make test: all tests passed"
 
 bench: build

@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/hashforge/hashforge/pool"
 )
 
@@ -31,6 +33,10 @@ type BatcherOptions struct {
 	SpoolDir string
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
+	// OnBatch, when set, runs inside each batch's transaction, after the
+	// COPY, and fails the batch if it fails: what it writes is committed
+	// exactly once with the shares (PPS credits; see PPSCredits).
+	OnBatch func(ctx context.Context, tx pgx.Tx, batchID string, shares []pool.Share) error
 }
 
 const (

@@ -73,17 +73,19 @@ type spoolRecord struct {
 }
 
 type spoolShare struct {
-	Time        time.Time `json:"t"`
-	Address     string    `json:"a"`
-	Worker      string    `json:"w"`
-	JobID       string    `json:"j"`
-	Difficulty  float64   `json:"d"`
-	ActualDiff  float64   `json:"ad"`
-	Height      int64     `json:"h"`
-	IsBlock     bool      `json:"b,omitempty"`
-	BlockHash   string    `json:"bh,omitempty"`
-	RemoteAddr  string    `json:"ra,omitempty"`
-	ExtraNonce1 string    `json:"en1,omitempty"`
+	Time       time.Time `json:"t"`
+	Address    string    `json:"a"`
+	Worker     string    `json:"w"`
+	JobID      string    `json:"j"`
+	Difficulty float64   `json:"d"`
+	ActualDiff float64   `json:"ad"`
+	Height     int64     `json:"h"`
+	// Added with PPS; absent (0, "unknown") in older spool files.
+	NetworkDifficulty float64 `json:"nd,omitempty"`
+	IsBlock           bool    `json:"b,omitempty"`
+	BlockHash         string  `json:"bh,omitempty"`
+	RemoteAddr        string  `json:"ra,omitempty"`
+	ExtraNonce1       string  `json:"en1,omitempty"`
 }
 
 func encodeRecord(b batch) ([]byte, error) {

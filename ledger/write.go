@@ -20,6 +20,7 @@ import (
 var shareColumns = []string{
 	"time", "worker_id", "job_id", "difficulty", "actual_difficulty",
 	"height", "is_block", "block_hash", "remote_addr", "extranonce1",
+	"network_difficulty",
 }
 
 type workerKey struct{ address, name string }
@@ -44,6 +45,7 @@ func sanitizeShare(s *pool.Share) {
 	}
 	s.Difficulty = cleanDifficulty(s.Difficulty)
 	s.ActualDiff = cleanDifficulty(s.ActualDiff)
+	s.NetworkDifficulty = cleanDifficulty(s.NetworkDifficulty)
 	if s.Time.IsZero() {
 		s.Time = time.Now()
 	}
@@ -157,6 +159,7 @@ func (b *Batcher) writeBatch(ctx context.Context, bt batch) (written bool, err e
 		rows[i] = []any{
 			s.Time, ids[workerKey{s.Address, s.Worker}], s.JobID, s.Difficulty, s.ActualDiff,
 			s.Height, s.IsBlock, nullIfEmpty(s.BlockHash), nullIfEmpty(s.RemoteAddr), nullIfEmpty(s.ExtraNonce1),
+			s.NetworkDifficulty,
 		}
 	}
 	n, err := tx.CopyFrom(ctx, pgx.Identifier{"shares"}, shareColumns, pgx.CopyFromRows(rows))
@@ -165,6 +168,12 @@ func (b *Batcher) writeBatch(ctx context.Context, bt batch) (written bool, err e
 	}
 	if n != int64(len(rows)) {
 		return false, fmt.Errorf("copy share batch %s: wrote %d of %d rows", bt.ID, n, len(rows))
+	}
+
+	if b.opts.OnBatch != nil {
+		if err := b.opts.OnBatch(ctx, tx, bt.ID.String(), bt.Shares); err != nil {
+			return false, fmt.Errorf("batch hook for %s: %w", bt.ID, err)
+		}
 	}
 
 	touched, err := b.touchWorkers(ctx, tx, spans)

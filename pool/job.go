@@ -32,7 +32,11 @@ type JobParams struct {
 	// template's coinbase value and include its witness commitment; see
 	// PoolOutputs.
 	Outputs []TxOut
-	Created time.Time
+	// SoloOutputs, when set, makes this a SOLO job: each session gets
+	// its own coinbase, with the outputs this returns for the script of
+	// the session's payout address, in place of Outputs.
+	SoloOutputs func(finderScript []byte) []TxOut
+	Created     time.Time
 }
 
 // Job is one unit of work built from a block template: everything needed to
@@ -67,6 +71,9 @@ type Job struct {
 
 	// mining.notify lines, encoded once for all sessions (encodeLines).
 	lineClean, lineNoClean []byte
+
+	soloOutputs func([]byte) []TxOut
+	solo        sync.Map // string(finder script) → *soloWork
 
 	dups [dupShards]dupShard
 }
@@ -172,6 +179,7 @@ func NewJob(t *node.Template, p JobParams) (*Job, error) {
 		txData:       txData,
 		outputs:      p.Outputs,
 		scriptSigLen: split.scriptSigLen,
+		soloOutputs:  p.SoloOutputs,
 	}
 	notifyPrev := prev
 	swapWords(&notifyPrev)
@@ -253,7 +261,48 @@ func (j *Job) Coinbase(en1, en2 []byte) []byte {
 // the coinbase (with the witness reserved value when the block commits to
 // witnesses), then the template's transactions as the node gave them.
 func (j *Job) BlockHex(header *[80]byte, en1, en2 []byte) string {
-	cb := j.Coinbase(en1, en2)
+	return j.blockHex(header, en1, en2, j.coinb2)
+}
+
+// soloWork is a SOLO job as one payout address sees it: its own coinb2
+// (coinb1 ends at the extranonce, so it is shared) and notify lines.
+type soloWork struct {
+	coinb2                 []byte
+	lineClean, lineNoClean []byte
+}
+
+// soloFor returns the job's work for a finder's output script, built on
+// first use and shared by every session paying that script.
+func (j *Job) soloFor(script []byte) (*soloWork, error) {
+	if w, ok := j.solo.Load(string(script)); ok {
+		return w.(*soloWork), nil
+	}
+	outs := j.soloOutputs(script)
+	var spent int64
+	for _, o := range outs {
+		spent += o.Value
+	}
+	if spent > j.coinbaseVal {
+		return nil, fmt.Errorf("pool: SOLO outputs spend %d sat of %d", spent, j.coinbaseVal)
+	}
+	w := &soloWork{coinb2: Coinb2(outs)}
+	n := j.Notify(true)
+	n.Coinb2 = hex.EncodeToString(w.coinb2)
+	var err error
+	if w.lineClean, err = stratum.EncodeNotification("mining.notify", n); err != nil {
+		return nil, err
+	}
+	n.CleanJobs = false
+	if w.lineNoClean, err = stratum.EncodeNotification("mining.notify", n); err != nil {
+		return nil, err
+	}
+	got, _ := j.solo.LoadOrStore(string(script), w)
+	return got.(*soloWork), nil
+}
+
+func (j *Job) blockHex(header *[80]byte, en1, en2, coinb2 []byte) string {
+	cb := make([]byte, 0, len(j.coinb1)+len(en1)+len(en2)+len(coinb2))
+	cb = append(append(append(append(cb, j.coinb1...), en1...), en2...), coinb2...)
 	if j.segwit {
 		cb = witnessCoinbase(cb)
 	}

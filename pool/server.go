@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/bits"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -62,6 +63,12 @@ type Config struct {
 	// previous block is always sent at once. Default 30 s.
 	JobRefresh time.Duration
 	Logger     *slog.Logger
+	// Solo makes every session's coinbase pay the first address it
+	// authorized (SOLO), less SoloFeeBPS basis points (floored) to
+	// SoloFeeAddress, instead of paying PoolAddress.
+	Solo           bool
+	SoloFeeBPS     int
+	SoloFeeAddress string
 }
 
 // BlockSubmitter submits a solved block to the node. verdict is "" when the
@@ -77,6 +84,7 @@ type Server struct {
 	cfg     Config
 	log     *slog.Logger
 	payout  []byte // output script paying cfg.PoolAddress
+	soloFee []byte // output script paying cfg.SoloFeeAddress
 	submit  BlockSubmitter
 	shares  ShareSink
 	blocks  BlockSink
@@ -89,6 +97,7 @@ type Server struct {
 	sessions map[*session]struct{}
 	en1      extranonceAllocator
 	fanout   []*session // broadcast's reusable snapshot; owned by Run
+	events   eventBus
 
 	accepted  atomic.Uint64
 	workers   atomic.Int64
@@ -117,6 +126,17 @@ func NewServer(cfg Config, submit BlockSubmitter, shares ShareSink, blocks Block
 	payout, err := payoutScript(cfg.PoolAddress, cfg.Network)
 	if err != nil {
 		return nil, fmt.Errorf("pool: config: pool address: %w", err)
+	}
+	var soloFee []byte
+	if cfg.Solo {
+		if cfg.SoloFeeBPS < 0 || cfg.SoloFeeBPS > 10_000 {
+			return nil, fmt.Errorf("pool: config: SOLO fee %d bps outside 0..10000", cfg.SoloFeeBPS)
+		}
+		if cfg.SoloFeeBPS > 0 {
+			if soloFee, err = payoutScript(cfg.SoloFeeAddress, cfg.Network); err != nil {
+				return nil, fmt.Errorf("pool: config: SOLO fee address: %w", err)
+			}
+		}
 	}
 	if cfg.Extranonce2Size == 0 {
 		cfg.Extranonce2Size = DefaultExtranonce2Size
@@ -156,6 +176,7 @@ func NewServer(cfg Config, submit BlockSubmitter, shares ShareSink, blocks Block
 		cfg:      cfg,
 		log:      cfg.Logger.With("component", "pool"),
 		payout:   payout,
+		soloFee:  soloFee,
 		submit:   submit,
 		shares:   shares,
 		blocks:   blocks,
@@ -239,6 +260,7 @@ func (s *Server) publish(t *node.Template, clean bool) bool {
 		Tag:             s.cfg.CoinbaseTag,
 		Extranonce2Size: s.cfg.Extranonce2Size,
 		Outputs:         PoolOutputs(t, s.payout),
+		SoloOutputs:     s.soloOutputs(t),
 		Created:         s.now(),
 	})
 	if err == nil {
@@ -252,7 +274,9 @@ func (s *Server) publish(t *node.Template, clean bool) bool {
 	s.jobs.Add(j)
 	s.log.Info("new job", "job", j.ID, "height", j.Height, "clean", clean, "txs", len(j.txData),
 		"network_difficulty", j.netDiff)
+	start := time.Now()
 	s.broadcast(j)
+	s.publishJob(j, len(s.fanout), time.Since(start))
 	return true
 }
 
@@ -376,7 +400,7 @@ func (s *Server) countAccepted(diff float64, now time.Time) {
 func (s *Server) submitBlock(res *ShareResult, en1, en2 []byte, user Username, remote string) {
 	j := res.Job
 	hash := res.BlockHash()
-	blockHex := j.BlockHex(&res.Header, en1, en2)
+	blockHex := j.blockHex(&res.Header, en1, en2, res.Coinb2)
 	log := s.log.With("height", j.Height, "hash", hash, "job", j.ID, "address", user.Address,
 		"worker", user.Worker, "remote", remote)
 	log.Warn("BLOCK FOUND: submitting to node")
@@ -413,6 +437,9 @@ func (s *Server) submitBlock(res *ShareResult, en1, en2 []byte, user Username, r
 	if err := s.blocks.RecordBlock(ctx, b); err != nil {
 		log.Error("cannot record found block", "err", err, "accepted", b.Accepted)
 	}
+	// After the record, so an observer reacting to the event finds the
+	// block in the ledger.
+	s.publishBlock(b)
 }
 
 // encodeLines prepares the job's mining.notify lines once, for every
@@ -427,4 +454,30 @@ func (j *Job) encodeLines() error {
 		return fmt.Errorf("pool: encode job %s: %w", j.ID, err)
 	}
 	return nil
+}
+
+// soloOutputs returns the SOLO coinbase builder for a template, or nil
+// when the pool shares rewards. The finder gets the coinbase value less
+// the fee, floor(value × bps / 10000) (the same rounding as the payout
+// package's PoolFee: the fee never exceeds its rate), then the witness
+// commitment follows as in PoolOutputs.
+func (s *Server) soloOutputs(t *node.Template) func([]byte) []TxOut {
+	if !s.cfg.Solo {
+		return nil
+	}
+	value := t.CoinbaseValue
+	// value ≤ 21e14 sat and bps ≤ 1e4: the product fits in 128 bits.
+	hi, lo := bits.Mul64(uint64(value), uint64(s.cfg.SoloFeeBPS))
+	q, _ := bits.Div64(hi, lo, 10_000)
+	fee := int64(q)
+	return func(finder []byte) []TxOut {
+		outs := []TxOut{{Value: value - fee, Script: finder}}
+		if fee > 0 {
+			outs = append(outs, TxOut{Value: fee, Script: s.soloFee})
+		}
+		if len(t.WitnessCommitment) > 0 {
+			outs = append(outs, TxOut{Value: 0, Script: t.WitnessCommitment})
+		}
+		return outs
+	}
 }

@@ -47,6 +47,9 @@ type session struct {
 	diffs         DifficultyLog
 	vd            vardiff
 	lastJob       *Job
+	// soloScript is what this session's coinbases pay under SOLO: the
+	// first address it authorized.
+	soloScript []byte
 }
 
 // ready reports whether the session can be sent work.
@@ -91,6 +94,9 @@ func (s *Server) disconnect(ss *session) {
 	ss.mu.Lock()
 	subscribed, en1 := ss.subscribed, binary.BigEndian.Uint32(ss.en1[:])
 	s.workers.Add(-int64(len(ss.workers)))
+	for _, u := range ss.workers {
+		s.publishWorker(EventWorkerDown, u, ss.remote)
+	}
 	ss.mu.Unlock()
 	s.mu.Lock()
 	delete(s.sessions, ss)
@@ -191,7 +197,12 @@ func (s *Server) handleAuthorize(ss *session, req *stratum.Request) {
 			ss.workers = make(map[string]Username, 1)
 		}
 		ss.workers[p.User] = u
+		if s.cfg.Solo && ss.soloScript == nil {
+			// Validated by ParseUsername just above.
+			ss.soloScript, _ = payoutScript(u.Address, s.cfg.Network)
+		}
 		s.workers.Add(1)
+		s.publishWorker(EventWorkerUp, u, ss.remote)
 	}
 	first := !ss.authorized
 	ss.authorized = true
@@ -302,6 +313,7 @@ func (s *Server) handleSubmit(ss *session, req *stratum.Request) {
 		VersionBits:    p.VersionBits,
 		HasVersionBits: p.HasVersionBits,
 		VersionMask:    ss.versionMask,
+		SoloScript:     ss.soloScript,
 	}
 	res, err := s.jobs.CheckShare(&sub, &ss.diffs)
 	ss.mu.Unlock()
@@ -321,16 +333,17 @@ func (s *Server) handleSubmit(ss *session, req *stratum.Request) {
 
 	now := s.now()
 	share := Share{
-		Time:        now,
-		Address:     user.Address,
-		Worker:      user.Worker,
-		JobID:       res.Job.ID,
-		Difficulty:  res.Difficulty,
-		ActualDiff:  res.ActualDiff,
-		Height:      res.Job.Height,
-		IsBlock:     res.IsBlock,
-		RemoteAddr:  ss.remote,
-		ExtraNonce1: en1Hex,
+		Time:              now,
+		Address:           user.Address,
+		Worker:            user.Worker,
+		JobID:             res.Job.ID,
+		Difficulty:        res.Difficulty,
+		ActualDiff:        res.ActualDiff,
+		Height:            res.Job.Height,
+		IsBlock:           res.IsBlock,
+		NetworkDifficulty: res.Job.netDiff,
+		RemoteAddr:        ss.remote,
+		ExtraNonce1:       en1Hex,
 	}
 	if res.IsBlock {
 		share.BlockHash = res.BlockHash()
@@ -368,6 +381,20 @@ func (s *Server) retargetLocked(ss *session, f float64, j *Job) bool {
 // difficulty the session should work at differs from what it was last told,
 // and records the difficulty the job was sent at.
 func (s *Server) sendJobLocked(ss *session, j *Job, line []byte) bool {
+	if ss.soloScript != nil && j.soloOutputs != nil {
+		// The shared line is the job's clean or non-clean form; a SOLO
+		// session gets the same form with its own coinbase.
+		w, err := j.soloFor(ss.soloScript)
+		if err != nil {
+			s.log.Error("cannot build SOLO job", "remote", ss.remote, "job", j.ID, "err", err)
+			return false
+		}
+		if len(line) > 0 && len(j.lineClean) > 0 && &line[0] == &j.lineClean[0] {
+			line = w.lineClean
+		} else {
+			line = w.lineNoClean
+		}
+	}
 	want := clampDifficulty(ss.desired, s.floor(ss), j.netDiff)
 	if cur, _ := ss.diffs.Current(); want != cur {
 		target := j.netTarget

@@ -44,6 +44,9 @@ type Submission struct {
 	VersionBits    uint32
 	HasVersionBits bool
 	VersionMask    uint32 // granted by mining.configure; 0 = no rolling
+	// SoloScript is the output script a SOLO session's coinbase pays;
+	// nil for shared-reward sessions.
+	SoloScript []byte
 }
 
 // ShareResult describes an accepted share.
@@ -54,6 +57,7 @@ type ShareResult struct {
 	IsBlock    bool     // hash meets the network target
 	Hash       [32]byte // header hash, internal byte order
 	Header     [80]byte
+	Coinb2     []byte // the coinbase tail the share was checked with
 }
 
 // BlockHash returns the header hash in display order.
@@ -103,11 +107,19 @@ func (b *JobBook) CheckShare(sub *Submission, diffs *DifficultyLog) (ShareResult
 		return res, ErrStaleJob
 	}
 
+	coinb2 := j.coinb2
+	if sub.SoloScript != nil && j.soloOutputs != nil {
+		w, err := j.soloFor(sub.SoloScript)
+		if err != nil {
+			return res, &RejectError{Code: stratum.CodeOther, Reason: err.Error()}
+		}
+		coinb2 = w.coinb2
+	}
 	s := scratchPool.Get().(*scratch)
 	cb := append(s.cb[:0], j.coinb1...)
 	cb = append(cb, sub.Extranonce1...)
 	cb = append(cb, sub.Extranonce2...)
-	cb = append(cb, j.coinb2...)
+	cb = append(cb, coinb2...)
 	txid := sha256d(cb)
 	s.cb = cb
 	scratchPool.Put(s)
@@ -129,6 +141,7 @@ func (b *JobBook) CheckShare(sub *Submission, diffs *DifficultyLog) (ShareResult
 		return res, ErrDuplicate
 	}
 	res.Job = j
+	res.Coinb2 = coinb2
 	res.Difficulty = diff
 	res.ActualDiff = hashDifficulty(&res.Hash)
 	res.IsBlock = HashMeets(&res.Hash, j.netTarget)

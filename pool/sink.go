@@ -7,17 +7,20 @@ import (
 
 // Share is one accepted share, as handed to the ledger.
 type Share struct {
-	Time        time.Time
-	Address     string // payout address part of the username
-	Worker      string // worker name part of the username ("" when the miner sent none)
-	JobID       string
-	Difficulty  float64 // the share target's difficulty the miner was working at
-	ActualDiff  float64 // difficulty of the hash the miner found
-	Height      int64   // height of the block the job builds
-	IsBlock     bool    // hash met the network target
-	BlockHash   string  // display-order hex, set when IsBlock
-	RemoteAddr  string
-	ExtraNonce1 string
+	Time       time.Time
+	Address    string // payout address part of the username
+	Worker     string // worker name part of the username ("" when the miner sent none)
+	JobID      string
+	Difficulty float64 // the share target's difficulty the miner was working at
+	ActualDiff float64 // difficulty of the hash the miner found
+	Height     int64   // height of the block the job builds
+	// NetworkDifficulty is the job's network difficulty: PPS values a
+	// share by it as it was at acceptance.
+	NetworkDifficulty float64
+	IsBlock           bool   // hash met the network target
+	BlockHash         string // display-order hex, set when IsBlock
+	RemoteAddr        string
+	ExtraNonce1       string
 }
 
 // ShareSink receives every accepted share. AddShare is called on the share

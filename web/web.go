@@ -1,17 +1,24 @@
-// Package web serves the dashboard and the JSON API over the pool's live
-// state and the ledger.
+// Package web serves the pool's dashboard, its JSON API (/api/v1), the
+// websocket live feed (/api/v1/ws) and Prometheus metrics (/metrics), over
+// the pool's live state and the ledger.
+//
+// The pool never waits for this package: live events come through a
+// bounded subscription the pool fills without blocking (pool.Subscribe),
+// metrics read Stats snapshots at scrape time, and every websocket client
+// has its own bounded queue; a client that cannot keep up is dropped.
 package web
 
 import (
 	"context"
 	"embed"
-	"encoding/json"
+	"errors"
 	"io/fs"
 	"log/slog"
 	"net/http"
-	"strconv"
+	"strings"
 	"time"
 
+	"github.com/btcsuite/btcd/chaincfg/v2"
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
 
@@ -22,149 +29,187 @@ import (
 //go:embed static
 var static embed.FS
 
-// PoolState is the live pool, as the dashboard needs it.
+// PoolState is the live pool, as the dashboard needs it. *pool.Server
+// implements it.
 type PoolState interface {
 	Stats() pool.Stats
+	Online() []pool.OnlineWorker
+}
+
+// EventSource streams pool events. *pool.Server implements it.
+type EventSource interface {
+	Subscribe(buf int) *pool.Subscription
 }
 
 // Store is the part of the ledger the API reads.
 type Store interface {
 	RecentBlocks(ctx context.Context, limit, offset int) ([]ledger.BlockRow, error)
 	PoolHashrate(ctx context.Context, window time.Duration) (float64, error)
+	ShareCountSince(ctx context.Context, since time.Time) (int64, error)
+	PoolHashrateSeries(ctx context.Context, window, bucket time.Duration) ([]ledger.HashratePoint, error)
+	Workers(ctx context.Context, address string) ([]ledger.WorkerRow, error)
+	WorkerHashrateSeries(ctx context.Context, address string, window, bucket time.Duration) ([]ledger.WorkerSeries, error)
 }
 
+// PaymentStore is the payout side of the ledger: balances and payment
+// batches.
+type PaymentStore interface {
+	Balance(ctx context.Context, address string) (ledger.Balance, error)
+	Payments(ctx context.Context, limit, offset int) ([]ledger.Payment, error)
+	PaymentsTo(ctx context.Context, address string, limit int) ([]ledger.PaymentItem, error)
+	PaymentStateCounts(ctx context.Context) (map[string]int64, error)
+}
+
+// BatcherStats is the share writer's counters. *ledger.Batcher implements it.
+type BatcherStats interface {
+	Stats() ledger.Stats
+}
+
+// Config configures the web server. Pool, Ledger and Network are
+// required; the rest may be nil, and what depends on them is left out.
 type Config struct {
-	Pool       PoolState
-	Ledger     Store
-	StratumURL string // what miners should connect to, shown on the dashboard
+	Pool    PoolState
+	Events  EventSource
+	Ledger  Store
+	Payouts PaymentStore
+	Batcher BatcherStats
+	// Network is the pool's chain: addresses in URLs are checked against
+	// it, as the pool checks miners' usernames.
+	Network *chaincfg.Params
+	// StratumURL is what miners should connect to, shown on the dashboard.
+	StratumURL string
 	Logger     *slog.Logger
 }
 
-type server struct{ cfg Config }
+// Server is the dashboard, API, live feed and metrics. It is an
+// http.Handler; Run must be running for the live feed and the event-fed
+// metrics to move.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	handler http.Handler
+	hub     *hub
+	metrics *metrics
+	cache   statsCache
+}
 
-// New returns the HTTP handler for the dashboard and /api/v1.
-func New(cfg Config) http.Handler {
+// New builds the server. It does not start anything: call Run.
+func New(cfg Config) (*Server, error) {
+	if cfg.Pool == nil || cfg.Ledger == nil || cfg.Network == nil {
+		return nil, errors.New("web: config: pool, ledger and network are required")
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	s := &server{cfg: cfg}
+	s := &Server{cfg: cfg, log: cfg.Logger}
+	s.metrics = newMetrics(s)
+	s.hub = newHub(s)
+
 	r := chi.NewRouter()
 	r.Use(middleware.Recoverer)
-	r.Use(middleware.Timeout(15 * time.Second))
+	r.Use(securityHeaders)
 	r.Route("/api/v1", func(r chi.Router) {
-		r.Get("/stats", s.stats)
-		r.Get("/blocks", s.blocks)
+		// The websocket outlives any request timeout; it is mounted
+		// outside the group that has one.
+		r.Get("/ws", s.hub.serveWS)
+		r.Group(func(r chi.Router) {
+			r.Use(middleware.Timeout(15 * time.Second))
+			r.Get("/stats", s.stats)
+			r.Get("/hashrate", s.hashrate)
+			r.Get("/blocks", s.blocks)
+			r.Get("/miners/{address}", s.miner)
+			r.Get("/payments", s.payments)
+		})
 		r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusNotFound, "no such API endpoint")
 		})
+		r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
+			writeError(w, http.StatusMethodNotAllowed, "method not allowed")
+		})
 	})
-	r.Get("/healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
-	sub, _ := fs.Sub(static, "static")
-	r.Handle("/*", http.FileServerFS(sub))
-	return r
+	r.Handle("/metrics", s.metrics.handler())
+	r.Get("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Write([]byte("ok\n"))
+	})
+	r.Mount("/", staticHandler())
+	s.handler = r
+	return s, nil
 }
 
-// The API's JSON is its own contract, kept apart from the Go types behind it
-// so that renaming a field in pool or ledger cannot break operators' scripts.
-type statsResponse struct {
-	StratumURL        string             `json:"stratum_url"`
-	Hashrate          map[string]float64 `json:"hashrate"` // H/s over "10m", "1h", "24h", from accepted share difficulty
-	Sessions          int                `json:"sessions"`
-	WorkersOnline     int                `json:"workers_online"`
-	Accepted          uint64             `json:"shares_accepted"`
-	Rejected          map[string]uint64  `json:"shares_rejected"` // by reason
-	NetworkHeight     int64              `json:"network_height"`  // height of the block being mined
-	NetworkDifficulty float64            `json:"network_difficulty"`
-	BlocksFound       uint64             `json:"blocks_found"`
-	LastBlock         *blockJSON         `json:"last_block"`
-}
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
 
-type blockJSON struct {
-	Height   int64     `json:"height"`
-	Hash     string    `json:"hash"`
-	Reward   int64     `json:"reward_sat"`
-	Address  string    `json:"finder"`
-	Worker   string    `json:"worker"`
-	Accepted bool      `json:"accepted"`
-	Verdict  string    `json:"verdict"`
-	Status   string    `json:"status,omitempty"`
-	FoundAt  time.Time `json:"found_at"`
-}
-
-func (s *server) stats(w http.ResponseWriter, r *http.Request) {
-	ps := s.cfg.Pool.Stats()
-	resp := statsResponse{
-		StratumURL:        s.cfg.StratumURL,
-		Hashrate:          map[string]float64{},
-		Sessions:          ps.Sessions,
-		WorkersOnline:     ps.AuthorizedWorkers,
-		Accepted:          ps.Accepted,
-		Rejected:          ps.Rejected,
-		NetworkHeight:     ps.JobHeight,
-		NetworkDifficulty: ps.NetworkDifficulty,
-		BlocksFound:       ps.BlocksFound,
+// Run feeds the live feed and the metrics from the pool until ctx ends,
+// then closes every websocket. It returns nil.
+func (s *Server) Run(ctx context.Context) error {
+	var events <-chan pool.Event
+	if s.cfg.Events != nil {
+		// Room for a burst (a block, a clean job and a reconnect
+		// storm of workers) between two reads of a loop that does
+		// nothing slow.
+		sub := s.cfg.Events.Subscribe(4096)
+		defer sub.Close()
+		s.metrics.sub.Store(sub)
+		events = sub.C
 	}
-	if b := ps.LastBlock; b != nil {
-		resp.LastBlock = &blockJSON{Height: b.Height, Hash: b.Hash, Reward: b.Reward, Address: b.Address,
-			Worker: b.Worker, Accepted: b.Accepted, Verdict: b.Verdict, FoundAt: b.Time}
+	s.hub.run(ctx, events)
+	return nil
+}
+
+// The dashboard pages are single HTML files that read the API; the
+// address of a miner page is part of its path (/miner/<address>) so it can
+// be bookmarked and shared.
+var pages = map[string]string{
+	"/":         "index.html",
+	"/blocks":   "blocks.html",
+	"/payments": "payments.html",
+}
+
+func staticHandler() http.Handler {
+	sub, err := fs.Sub(static, "static")
+	if err != nil {
+		panic(err) // the embed pattern guarantees the directory
 	}
-	for name, d := range map[string]time.Duration{"10m": 10 * time.Minute, "1h": time.Hour, "24h": 24 * time.Hour} {
-		h, err := s.cfg.Ledger.PoolHashrate(r.Context(), d)
-		if err != nil {
-			s.cfg.Logger.Error("pool hashrate", "window", name, "err", err)
-			writeError(w, http.StatusServiceUnavailable, "database unavailable")
+	files := http.FileServerFS(sub)
+	serve := func(w http.ResponseWriter, r *http.Request, name string) {
+		// index.html and friends change with every release and are
+		// tiny: always revalidate. The embedded files carry no
+		// modification time, so http.ServeFileFS cannot answer 304
+		// from one; that is fine at this size.
+		w.Header().Set("Cache-Control", "no-cache")
+		http.ServeFileFS(w, r, sub, name)
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if page, ok := pages[r.URL.Path]; ok {
+			serve(w, r, page)
 			return
 		}
-		resp.Hashrate[name] = h
-	}
-	writeJSON(w, http.StatusOK, resp)
+		if rest, ok := strings.CutPrefix(r.URL.Path, "/miner/"); ok && rest != "" && !strings.Contains(rest, "/") {
+			serve(w, r, "miner.html")
+			return
+		}
+		if strings.HasSuffix(r.URL.Path, ".html") || strings.HasSuffix(r.URL.Path, "/") {
+			// One URL per page: /index.html and directory listings
+			// are not pages.
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Cache-Control", "no-cache")
+		files.ServeHTTP(w, r)
+	})
 }
 
-func (s *server) blocks(w http.ResponseWriter, r *http.Request) {
-	limit, ok := intParam(w, r, "limit", 20, 1, 200)
-	if !ok {
-		return
-	}
-	offset, ok := intParam(w, r, "offset", 0, 0, 1<<30)
-	if !ok {
-		return
-	}
-	rows, err := s.cfg.Ledger.RecentBlocks(r.Context(), limit, offset)
-	if err != nil {
-		s.cfg.Logger.Error("recent blocks", "err", err)
-		writeError(w, http.StatusServiceUnavailable, "database unavailable")
-		return
-	}
-	out := make([]blockJSON, 0, len(rows))
-	for _, b := range rows {
-		out = append(out, blockJSON{Height: b.Height, Hash: b.Hash, Reward: b.Reward, Address: b.Address,
-			Worker: b.Worker, Accepted: b.Accepted, Verdict: b.Verdict, Status: b.Status, FoundAt: b.FoundAt})
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"blocks": out, "limit": limit, "offset": offset})
-}
-
-// intParam reads an optional integer query parameter within [lo, hi]; bad
-// input is the client's error, answered with 400 and a reason.
-func intParam(w http.ResponseWriter, r *http.Request, name string, def, lo, hi int) (int, bool) {
-	raw := r.URL.Query().Get(name)
-	if raw == "" {
-		return def, true
-	}
-	v, err := strconv.Atoi(raw)
-	if err != nil || v < lo || v > hi {
-		writeError(w, http.StatusBadRequest, name+" must be an integer from "+strconv.Itoa(lo)+" to "+strconv.Itoa(hi))
-		return 0, false
-	}
-	return v, true
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(v)
-}
-
-func writeError(w http.ResponseWriter, status int, msg string) {
-	writeJSON(w, status, map[string]string{"error": msg})
+// securityHeaders keeps the dashboard self-contained: scripts and styles
+// only from this origin (the charts are vendored), no framing.
+func securityHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Content-Security-Policy",
+			"default-src 'self'; connect-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
+		next.ServeHTTP(w, r)
+	})
 }

@@ -3,12 +3,18 @@ package web
 import (
 	"context"
 	"encoding/json"
+	"io"
+	"log/slog"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/btcsuite/btcd/chaincfg/v2"
 
 	"github.com/hashforge/hashforge/internal/devstack/devtest"
 	"github.com/hashforge/hashforge/ledger"
@@ -17,11 +23,45 @@ import (
 
 func TestMain(m *testing.M) { os.Exit(devtest.Main(m)) }
 
-type fixedPool pool.Stats
+// Valid regtest addresses (bech32 P2WPKH); the mainnet one must be refused.
+const (
+	addrA       = "bcrt1qe250ukcvtyhu5z9hpuahmqs75ndlh43vptpwmt"
+	addrB       = "bcrt1qzyfpx9q4zct3sxg6rvwp68slyqsjygeyuwdjcu"
+	mainnetAddr = "bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq"
+)
 
-func (f fixedPool) Stats() pool.Stats { return pool.Stats(f) }
+// fakePool is the live pool as a test sets it.
+type fakePool struct {
+	mu     sync.Mutex
+	stats  pool.Stats
+	online []pool.OnlineWorker
+}
 
-func newTestServer(t *testing.T) (*httptest.Server, *ledger.Ledger) {
+func (f *fakePool) Stats() pool.Stats {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.stats
+}
+
+func (f *fakePool) Online() []pool.OnlineWorker {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]pool.OnlineWorker(nil), f.online...)
+}
+
+type fakeBatcher struct{ st ledger.Stats }
+
+func (f fakeBatcher) Stats() ledger.Stats { return f.st }
+
+type testEnv struct {
+	srv    *httptest.Server
+	web    *Server
+	led    *ledger.Ledger
+	pool   *fakePool
+	events chan pool.Event
+}
+
+func newTestEnv(t *testing.T) *testEnv {
 	t.Helper()
 	ctx := context.Background()
 	led, err := ledger.Open(ctx, devtest.Postgres(t))
@@ -32,10 +72,23 @@ func newTestServer(t *testing.T) (*httptest.Server, *ledger.Ledger) {
 	if _, err := led.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
-	h := New(Config{Pool: fixedPool{Sessions: 3, AuthorizedWorkers: 2, Accepted: 10, JobHeight: 101}, Ledger: led, StratumURL: "stratum+tcp://pool.example:3333"})
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
-	return srv, led
+	fp := &fakePool{stats: pool.Stats{Sessions: 3, AuthorizedWorkers: 2, Accepted: 10, JobHeight: 101,
+		NetworkDifficulty: 4.6e-10, Rejected: map[string]uint64{"low difficulty share": 3, "stale job": 1}}}
+	w, err := New(Config{Pool: fp, Ledger: led, Payouts: led, Network: &chaincfg.RegressionNetParams,
+		Batcher:    fakeBatcher{ledger.Stats{BatchesFlushed: 4, SharesWritten: 4000, FlushErrors: 2, QueueLength: 7, LastFlushLatency: 15 * time.Millisecond}},
+		StratumURL: "stratum+tcp://pool.example:3333", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := &testEnv{web: w, led: led, pool: fp, events: make(chan pool.Event)}
+	env.srv = httptest.NewServer(w)
+	// Close order matters: the hub closes its websockets, then the HTTP
+	// server can finish.
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { w.hub.run(runCtx, env.events); close(done) }()
+	t.Cleanup(func() { stop(); <-done; env.srv.Close() })
+	return env
 }
 
 func get(t *testing.T, url string, wantStatus int, out any) {
@@ -45,24 +98,49 @@ func get(t *testing.T, url string, wantStatus int, out any) {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != wantStatus {
-		t.Fatalf("GET %s: status %d, want %d", url, resp.StatusCode, wantStatus)
+		t.Fatalf("GET %s: status %d, want %d: %s", url, resp.StatusCode, wantStatus, body)
 	}
 	if ct := resp.Header.Get("Content-Type"); out != nil && !strings.HasPrefix(ct, "application/json") {
 		t.Fatalf("GET %s: content type %q", url, ct)
 	}
 	if out != nil {
-		if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
-			t.Fatalf("GET %s: decode: %v", url, err)
+		if err := json.Unmarshal(body, out); err != nil {
+			t.Fatalf("GET %s: decode %s: %v", url, body, err)
 		}
 	}
 }
 
+// writeShares commits shares through the real batcher and waits for them.
+func writeShares(t *testing.T, led *ledger.Ledger, shares []pool.Share) {
+	t.Helper()
+	b := ledger.NewBatcher(led, ledger.BatcherOptions{})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- b.Run(ctx) }()
+	for _, s := range shares {
+		b.AddShare(s)
+	}
+	for deadline := time.Now().Add(30 * time.Second); b.Stats().SharesWritten < uint64(len(shares)); {
+		if time.Now().After(deadline) {
+			t.Fatalf("batcher wrote %d of %d shares", b.Stats().SharesWritten, len(shares))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("batcher: %v", err)
+	}
+}
+
 func TestStatsOnEmptyLedger(t *testing.T) {
-	srv, _ := newTestServer(t)
+	env := newTestEnv(t)
+	env.pool.online = []pool.OnlineWorker{{Address: addrA, Worker: "a"}, {Address: addrA, Worker: "b"}, {Address: addrB, Worker: ""}}
 	var s map[string]any
-	get(t, srv.URL+"/api/v1/stats", 200, &s)
-	if s["stratum_url"] != "stratum+tcp://pool.example:3333" || s["workers_online"] != float64(2) || s["network_height"] != float64(101) {
+	get(t, env.srv.URL+"/api/v1/stats", 200, &s)
+	if s["stratum_url"] != "stratum+tcp://pool.example:3333" || s["workers_online"] != float64(2) || s["network_height"] != float64(101) ||
+		s["miners_online"] != float64(2) || s["shares_rejected_total"] != float64(4) || s["last_block"] != nil || s["shares_per_second"] != float64(0) {
 		t.Fatalf("stats: %v", s)
 	}
 	hr, ok := s["hashrate"].(map[string]any)
@@ -77,48 +155,295 @@ func TestStatsOnEmptyLedger(t *testing.T) {
 	}
 }
 
+func TestStatsFromLedger(t *testing.T) {
+	env := newTestEnv(t)
+	now := time.Now()
+	var shares []pool.Share
+	// 600 difficulty-2 shares in the last 10 minutes, one of 1000 two
+	// hours ago (in the 24 h window only).
+	for i := range 600 {
+		shares = append(shares, pool.Share{Time: now.Add(-time.Duration(i) * 900 * time.Millisecond), Address: addrA, Worker: "rig",
+			JobID: "j", Difficulty: 2, Height: 101})
+	}
+	shares = append(shares, pool.Share{Time: now.Add(-2 * time.Hour), Address: addrA, Worker: "rig", JobID: "j", Difficulty: 1000, Height: 100})
+	writeShares(t, env.led, shares)
+	if err := env.led.RecordBlock(context.Background(), pool.Block{Time: now, Height: 101, Hash: strings.Repeat("ab", 32),
+		Reward: 5_000_000_000, Address: addrA, Worker: "rig", Accepted: true, Verdict: "accepted"}); err != nil {
+		t.Fatal(err)
+	}
+	var s struct {
+		Hashrate        map[string]float64 `json:"hashrate"`
+		SharesPerSecond float64            `json:"shares_per_second"`
+		LastBlock       *struct {
+			Height int64  `json:"height"`
+			Hash   string `json:"hash"`
+			Status string `json:"status"`
+		} `json:"last_block"`
+	}
+	get(t, env.srv.URL+"/api/v1/stats", 200, &s)
+	near := func(got, want float64) bool { return math.Abs(got-want) <= want*1e-9 }
+	if want := 1200.0 * (1 << 32) / 600; !near(s.Hashrate["10m"], want) {
+		t.Errorf("10m hashrate %v, want %v", s.Hashrate["10m"], want)
+	}
+	if want := 1200.0 * (1 << 32) / 3600; !near(s.Hashrate["1h"], want) {
+		t.Errorf("1h hashrate %v, want %v", s.Hashrate["1h"], want)
+	}
+	if want := 2200.0 * (1 << 32) / 86400; !near(s.Hashrate["24h"], want) {
+		t.Errorf("24h hashrate %v, want %v", s.Hashrate["24h"], want)
+	}
+	if s.SharesPerSecond != 1 {
+		t.Errorf("shares/s %v, want 1 (600 in 10 minutes)", s.SharesPerSecond)
+	}
+	if s.LastBlock == nil || s.LastBlock.Height != 101 || s.LastBlock.Status != "pending" {
+		t.Errorf("last block %+v", s.LastBlock)
+	}
+}
+
 func TestBlocksPagingAndBadInput(t *testing.T) {
-	srv, led := newTestServer(t)
+	env := newTestEnv(t)
 	ctx := context.Background()
+	base := time.Now().Add(-time.Hour)
 	for h := int64(1); h <= 3; h++ {
-		err := led.RecordBlock(ctx, pool.Block{Time: time.Now(), Height: h, Hash: strings.Repeat("0", 63) + string(rune('0'+h)),
-			Reward: 5000000000, Address: "bcrt1qexample", Worker: "w", Accepted: true, Verdict: "accepted"})
+		err := env.led.RecordBlock(ctx, pool.Block{Time: base.Add(time.Duration(h) * time.Minute), Height: h,
+			Hash: strings.Repeat("0", 63) + string(rune('0'+h)), Reward: 5000000000, Address: addrA, Worker: "w",
+			Accepted: h != 2, Verdict: map[bool]string{true: "accepted", false: "bad-txnmrklroot"}[h != 2]})
 		if err != nil {
 			t.Fatal(err)
 		}
 	}
-	var page struct {
+	type page struct {
 		Blocks []struct {
-			Height int64 `json:"height"`
-			Reward int64 `json:"reward_sat"`
+			Height   int64  `json:"height"`
+			Reward   int64  `json:"reward_sat"`
+			Accepted bool   `json:"accepted"`
+			Status   string `json:"status"`
+			Verdict  string `json:"verdict"`
 		} `json:"blocks"`
+		HasMore bool `json:"has_more"`
 	}
-	get(t, srv.URL+"/api/v1/blocks?limit=2", 200, &page)
-	if len(page.Blocks) != 2 || page.Blocks[0].Height != 3 || page.Blocks[0].Reward != 5000000000 {
-		t.Fatalf("first page: %+v", page.Blocks)
+	var p page
+	get(t, env.srv.URL+"/api/v1/blocks?limit=2", 200, &p)
+	if len(p.Blocks) != 2 || p.Blocks[0].Height != 3 || p.Blocks[0].Reward != 5000000000 || !p.HasMore ||
+		p.Blocks[1].Accepted || p.Blocks[1].Status != "rejected" || p.Blocks[1].Verdict != "bad-txnmrklroot" {
+		t.Fatalf("first page: %+v", p)
 	}
-	get(t, srv.URL+"/api/v1/blocks?limit=2&offset=2", 200, &page)
-	if len(page.Blocks) != 1 || page.Blocks[0].Height != 1 {
-		t.Fatalf("second page: %+v", page.Blocks)
+	p = page{}
+	get(t, env.srv.URL+"/api/v1/blocks?limit=2&offset=2", 200, &p)
+	if len(p.Blocks) != 1 || p.Blocks[0].Height != 1 || p.HasMore {
+		t.Fatalf("second page: %+v", p)
 	}
-	for _, q := range []string{"limit=0", "limit=100000", "limit=abc", "offset=-1", "limit=1e3"} {
+	for _, q := range []string{"limit=0", "limit=100000", "limit=abc", "offset=-1", "limit=1e3", "offset=99999999999999999999"} {
 		var e map[string]string
-		get(t, srv.URL+"/api/v1/blocks?"+q, 400, &e)
+		get(t, env.srv.URL+"/api/v1/blocks?"+q, 400, &e)
 		if e["error"] == "" {
 			t.Fatalf("%s: 400 without an error message", q)
 		}
 	}
-	get(t, srv.URL+"/api/v1/nope", 404, &map[string]string{})
+	get(t, env.srv.URL+"/api/v1/nope", 404, &map[string]string{})
 }
 
-func TestDashboardServed(t *testing.T) {
-	srv, _ := newTestServer(t)
-	resp, err := http.Get(srv.URL + "/")
-	if err != nil {
-		t.Fatal(err)
+func TestMinerPage(t *testing.T) {
+	env := newTestEnv(t)
+	now := time.Now()
+	var shares []pool.Share
+	for i := range 30 {
+		shares = append(shares,
+			pool.Share{Time: now.Add(-time.Duration(i) * 10 * time.Second), Address: addrA, Worker: "rig1", JobID: "j", Difficulty: 4, Height: 1},
+			pool.Share{Time: now.Add(-time.Duration(i) * 10 * time.Second), Address: addrB, Worker: "other", JobID: "j", Difficulty: 1, Height: 1})
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
-		t.Fatalf("GET /: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	shares = append(shares, pool.Share{Time: now.Add(-3 * time.Hour), Address: addrA, Worker: "old", JobID: "j", Difficulty: 1, Height: 1})
+	writeShares(t, env.led, shares)
+	// rig1 is connected; "fresh" has connected but its shares have not
+	// reached the ledger yet.
+	env.pool.online = []pool.OnlineWorker{
+		{Address: addrA, Worker: "rig1", Connections: 1, Difficulty: 4},
+		{Address: addrA, Worker: "fresh", Connections: 2, Difficulty: 0.5},
+		{Address: addrB, Worker: "other", Connections: 1, Difficulty: 1},
+	}
+	// Money: an account and one confirmed payment batch to addrA.
+	ctx := context.Background()
+	for _, q := range []string{
+		`INSERT INTO accounts (address, immature, mature, paid) VALUES ('` + addrA + `', 100, 200, 300)`,
+		`INSERT INTO payments (batch_id, state, txid, total, items, created_at) VALUES
+			('018f0000-0000-7000-8000-000000000001', 'confirmed', '` + strings.Repeat("ee", 32) + `', 300, 1, now())`,
+		`INSERT INTO payment_items (payment_id, address, amount) SELECT id, '` + addrA + `', 300 FROM payments`,
+	} {
+		if _, err := env.led.Pool().Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+
+	var m struct {
+		Address       string  `json:"address"`
+		Hashrate      float64 `json:"hashrate"`
+		WorkersOnline int     `json:"workers_online"`
+		BucketSeconds int64   `json:"bucket_seconds"`
+		SeriesTime    []int64 `json:"series_time"`
+		Workers       []struct {
+			Name        string     `json:"name"`
+			Online      bool       `json:"online"`
+			Connections int        `json:"connections"`
+			Difficulty  float64    `json:"difficulty"`
+			Hashrate    float64    `json:"hashrate"`
+			Shares      int64      `json:"shares_10m"`
+			FirstSeen   *time.Time `json:"first_seen"`
+			Series      []float64  `json:"hashrate_series"`
+		} `json:"workers"`
+		Balance *struct {
+			Immature int64 `json:"immature_sat"`
+			Mature   int64 `json:"mature_sat"`
+			Paid     int64 `json:"paid_sat"`
+		} `json:"balance"`
+		Payments []struct {
+			State  string `json:"state"`
+			TxID   string `json:"txid"`
+			Amount int64  `json:"amount_sat"`
+		} `json:"payments"`
+	}
+	get(t, env.srv.URL+"/api/v1/miners/"+addrA+"?window=1h", 200, &m)
+	if m.Address != addrA || m.BucketSeconds != 120 || len(m.SeriesTime) != 30 || m.WorkersOnline != 2 {
+		t.Fatalf("miner: %+v", m)
+	}
+	if len(m.Workers) != 3 || m.Workers[0].Name != "fresh" || m.Workers[1].Name != "old" || m.Workers[2].Name != "rig1" {
+		t.Fatalf("workers %+v: want fresh, old, rig1 (and not addrB's)", m.Workers)
+	}
+	fresh, old, rig1 := m.Workers[0], m.Workers[1], m.Workers[2]
+	if !fresh.Online || fresh.Connections != 2 || fresh.FirstSeen != nil || fresh.Hashrate != 0 || len(fresh.Series) != 30 {
+		t.Errorf("fresh: %+v", fresh)
+	}
+	if old.Online || old.FirstSeen == nil || old.Hashrate != 0 {
+		t.Errorf("old: %+v", old)
+	}
+	if want := 120.0 * (1 << 32) / 600; !rig1.Online || rig1.Difficulty != 4 || rig1.Shares != 30 || math.Abs(rig1.Hashrate-want) > want*1e-9 {
+		t.Errorf("rig1: %+v, want hashrate %v", rig1, want)
+	}
+	if m.Hashrate != rig1.Hashrate {
+		t.Errorf("miner hashrate %v, want the sum of its workers' %v", m.Hashrate, rig1.Hashrate)
+	}
+	// The shares span 5 minutes; those in the current, partial 2-minute
+	// bucket (at most 13 of the 30) are not in the series yet. The rest
+	// come back as the difficulty they carry.
+	var sum float64
+	for _, h := range rig1.Series {
+		sum += h * 120 / (1 << 32)
+	}
+	if math.Abs(sum-math.Round(sum)) > 1e-6 || sum < 4*17 || sum > 4*30 {
+		t.Errorf("rig1 series carries difficulty %v, want a whole number in 68..120: %v", sum, rig1.Series)
+	}
+	if m.Balance == nil || m.Balance.Immature != 100 || m.Balance.Mature != 200 || m.Balance.Paid != 300 {
+		t.Errorf("balance %+v", m.Balance)
+	}
+	if len(m.Payments) != 1 || m.Payments[0].State != "confirmed" || m.Payments[0].Amount != 300 || len(m.Payments[0].TxID) != 64 {
+		t.Errorf("payments %+v", m.Payments)
+	}
+
+	// A valid address the pool never saw: an empty page, not an error.
+	const unseen = "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080"
+	var empty map[string]any
+	get(t, env.srv.URL+"/api/v1/miners/"+unseen, 200, &empty)
+	if ws := empty["workers"].([]any); len(ws) != 0 || len(empty["series_time"].([]any)) != 144 || empty["payments"] == nil {
+		t.Errorf("unseen address: %v", empty)
+	}
+
+	for _, bad := range []string{mainnetAddr, "notanaddress", addrA + ".rig1", strings.Repeat("q", 200), "bcrt1q%27%3B--", addrA + "%00"} {
+		var e map[string]string
+		get(t, env.srv.URL+"/api/v1/miners/"+bad, 400, &e)
+		if !strings.Contains(e["error"], "regtest address") {
+			t.Errorf("%s: error %q", bad, e["error"])
+		}
+	}
+	get(t, env.srv.URL+"/api/v1/miners/"+addrA+"?window=2d", 400, &map[string]string{})
+}
+
+func TestPaymentsPaged(t *testing.T) {
+	env := newTestEnv(t)
+	ctx := context.Background()
+	for i, st := range []string{"confirmed", "failed", "sent"} {
+		txid := "'" + strings.Repeat(string(rune('a'+i)), 64) + "'"
+		if st == "failed" {
+			txid = "NULL"
+		}
+		_, err := env.led.Pool().Exec(ctx, `INSERT INTO payments (batch_id, state, txid, total, fee, items, reason, created_at)
+			VALUES ($1, $2, `+txid+`, $3, 150, 2, $4, now() - $5::interval)`,
+			"018f0000-0000-7000-8000-00000000000"+string(rune('1'+i)), st, int64(1000*(i+1)),
+			map[bool]string{true: "insufficient funds"}[st == "failed"], time.Duration(3-i)*time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	type page struct {
+		Payments []struct {
+			State  string     `json:"state"`
+			Total  int64      `json:"total_sat"`
+			Fee    int64      `json:"fee_sat"`
+			Items  int        `json:"items"`
+			Reason string     `json:"reason"`
+			SentAt *time.Time `json:"sent_at"`
+		} `json:"payments"`
+		HasMore bool `json:"has_more"`
+	}
+	var p page
+	get(t, env.srv.URL+"/api/v1/payments?limit=2", 200, &p)
+	if len(p.Payments) != 2 || !p.HasMore || p.Payments[0].State != "sent" || p.Payments[0].Total != 3000 ||
+		p.Payments[1].State != "failed" || p.Payments[1].Reason != "insufficient funds" || p.Payments[0].Fee != 150 || p.Payments[0].Items != 2 {
+		t.Fatalf("first page %+v", p)
+	}
+	p = page{}
+	get(t, env.srv.URL+"/api/v1/payments?limit=2&offset=2", 200, &p)
+	if len(p.Payments) != 1 || p.HasMore || p.Payments[0].State != "confirmed" {
+		t.Fatalf("second page %+v", p)
+	}
+	get(t, env.srv.URL+"/api/v1/payments?limit=201", 400, &map[string]string{})
+}
+
+func TestPoolHashrateSeries(t *testing.T) {
+	env := newTestEnv(t)
+	var s struct {
+		Window        string    `json:"window"`
+		BucketSeconds int64     `json:"bucket_seconds"`
+		Time          []int64   `json:"time"`
+		Hashrate      []float64 `json:"hashrate"`
+	}
+	get(t, env.srv.URL+"/api/v1/hashrate?window=6h", 200, &s)
+	if s.Window != "6h" || s.BucketSeconds != 300 || len(s.Time) != 72 || len(s.Hashrate) != 72 || s.Time[71]-s.Time[0] != 71*300 {
+		t.Fatalf("series %+v", s)
+	}
+	if s.Time[71] > time.Now().Unix() || s.Time[71] < time.Now().Unix()-300 {
+		t.Fatalf("last bucket ends at %d, want the last complete bucket before now", s.Time[71])
+	}
+	get(t, env.srv.URL+"/api/v1/hashrate?window=forever", 400, &map[string]string{})
+}
+
+func TestStaticPages(t *testing.T) {
+	env := newTestEnv(t)
+	for path, want := range map[string]string{
+		"/":                           "text/html",
+		"/blocks":                     "text/html",
+		"/payments":                   "text/html",
+		"/miner/" + addrA:             "text/html",
+		"/app.js":                     "text/javascript",
+		"/vendor/uplot/uPlot.min.css": "text/css",
+	} {
+		resp, err := http.Get(env.srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), want) {
+			t.Errorf("GET %s: %d %s, want 200 %s", path, resp.StatusCode, resp.Header.Get("Content-Type"), want)
+		}
+		if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "script-src 'self'") {
+			t.Errorf("GET %s: CSP %q", path, csp)
+		}
+	}
+	for _, path := range []string{"/index.html", "/vendor/", "/nope.js", "/miner/a/b"} {
+		resp, err := http.Get(env.srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 404 {
+			t.Errorf("GET %s: %d, want 404", path, resp.StatusCode)
+		}
 	}
 }

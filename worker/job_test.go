@@ -235,7 +235,7 @@ func TestMineRecordedNotifies(t *testing.T) {
 				t.Fatal(err)
 			}
 			target, _ := DifficultyTarget(1.0 / (1 << 24)) // ~1 in 256 hashes
-			sched := newScheduler(0)
+			sched := newScheduler(0, nil)
 			rec := &jobRecord{job: job, target: target}
 			sched.set(&template{job: job, en1: []byte{1, 2, 3, 4}, en2Size: 4, rec: rec}, target)
 			dev, err := NewCPUDevice(1, "", Slicing{Min: 4096, Max: 4096})
@@ -270,5 +270,31 @@ func TestMineRecordedNotifies(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestCompactTarget(t *testing.T) {
+	for _, bits := range []uint32{0x207fffff, 0x1d00ffff, 0x1a44b9f2, 0x03123456, 0x02123456, 0x01003456} {
+		// Independent reference: mantissa · 256^(exponent−3), per the
+		// compact encoding (BIP 0 / Bitcoin Core's SetCompact).
+		mant := new(big.Int).SetUint64(uint64(bits & 0x007fffff))
+		exp := int(bits >> 24)
+		want := new(big.Int)
+		if exp >= 3 {
+			want.Lsh(mant, uint(8*(exp-3)))
+		} else {
+			want.Rsh(mant, uint(8*(3-exp)))
+		}
+		got := compactTarget(bits)
+		var be [32]byte
+		for i := range got {
+			be[31-i] = got[i]
+		}
+		if new(big.Int).SetBytes(be[:]).Cmp(want) != 0 {
+			t.Errorf("compactTarget(%08x) = %x, want %x", bits, be, want)
+		}
+	}
+	if compactTarget(0x04923456) != ([32]byte{}) || compactTarget(0x22123456) != ([32]byte{}) {
+		t.Error("negative or overflowing nbits must give the zero target")
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/hashforge/hashforge/stratum"
+	"github.com/hashforge/hashforge/worker/sha256d"
 )
 
 // Config configures a Miner. The zero value of every field but URLs and User
@@ -123,11 +124,13 @@ type Miner struct {
 	meters  []*meter
 	total   meter
 	sched   *scheduler
+	// queueFullGen is the work generation last warned about a full share
+	// queue.
+	queueFullGen atomic.Uint64
 	pools   []*poolEntry
 	started time.Time
 
 	candidates chan candidate
-	submits    sync.WaitGroup
 	inflight   atomic.Int64
 
 	accepted, rejected, stale, hwErrors atomic.Uint64
@@ -159,7 +162,7 @@ func New(cfg Config) (*Miner, error) {
 	m := &Miner{
 		cfg:        cfg,
 		log:        cfg.Logger,
-		sched:      newScheduler(cfg.nonceBits),
+		sched:      newScheduler(cfg.nonceBits, cfg.Logger),
 		candidates: make(chan candidate, 1024),
 	}
 	if !cfg.Benchmark {
@@ -210,15 +213,20 @@ func (r deviceResults) Found(s *Slice, nonce uint32) {
 	case r.m.candidates <- candidate{s, nonce}:
 	default:
 		// Only a broken kernel or an absurdly easy target floods this;
-		// hashing must not stall on it.
-		r.m.log.Warn("share queue full, dropping a candidate")
+		// hashing must not stall on it, nor the log drown in it: one line
+		// per job.
+		if r.m.queueFullGen.Swap(s.gen) != s.gen {
+			r.m.log.Warn("share queue full, dropping candidates of this job", "job", s.JobID)
+		}
 	}
 }
 
 // Run mines until ctx is cancelled, then prints a summary. It returns nil on
 // cancellation.
 func (m *Miner) Run(ctx context.Context) error {
+	m.mu.Lock()
 	m.started = time.Now()
+	m.mu.Unlock()
 	for _, d := range m.devices {
 		if cd, ok := d.(*CPUDevice); ok {
 			m.log.Info("device", "name", cd.Name(), "threads", cd.Threads(), "sha256d", cd.Implementation())
@@ -263,7 +271,6 @@ func (m *Miner) Run(ctx context.Context) error {
 	}
 	cancel()
 	wg.Wait()
-	m.submits.Wait()
 	writeStatus(m.cfg.Output, "summary", m.Stats(), m.cfg.JSONStats)
 	return err
 }
@@ -279,10 +286,10 @@ func (m *Miner) Stats() Stats {
 		Difficulty: m.diff,
 		BestShare:  m.bestShare,
 	}
-	m.mu.Unlock()
 	if !m.started.IsZero() {
 		s.Uptime = s.Time.Sub(m.started)
 	}
+	m.mu.Unlock()
 	s.Hashrate = m.total.current()
 	s.Hashes = m.total.hashes.Load()
 	for i, d := range m.devices {
@@ -370,8 +377,12 @@ func (m *Miner) publish(s *session, t *template, target [32]byte) {
 }
 
 // submitLoop re-checks every candidate with the reference hash and sends
-// the good ones. Replies are awaited on their own goroutines so a slow pool
-// never delays the next share.
+// the good ones, one at a time and in order. The staleness check runs right
+// before each send, so once the miner has seen a clean job (or a new
+// extranonce or mask) nothing built on the old work goes out, even if it
+// was found earlier and queued behind a slow reply. Shares wait at most a
+// round trip each; at the share rates pools set with vardiff (seconds
+// apart) that costs nothing.
 func (m *Miner) submitLoop(ctx context.Context) {
 	for {
 		select {
@@ -422,16 +433,23 @@ func (m *Miner) handleCandidate(ctx context.Context, c candidate) {
 		return
 	}
 	m.noteBest(&hash)
-	m.submits.Add(1)
+	paused := false
+	if sharesBlock(&hash, &sl.tmpl.job.NetTarget) {
+		paused = m.sched.solved(sl)
+		m.log.Info("block candidate found, pausing until the next job", "job", sl.JobID, "hash", HashHex(&hash))
+	}
 	m.inflight.Add(1)
-	go func() {
-		defer m.submits.Done()
-		defer m.inflight.Add(-1)
-		m.submit(ctx, s, params, &hash)
-	}()
+	defer m.inflight.Add(-1)
+	if !m.submit(ctx, s, params, &hash) && paused {
+		m.sched.resume(sl.tmpl)
+	}
 }
 
-func (m *Miner) submit(ctx context.Context, s *session, params []any, hash *[32]byte) {
+// sharesBlock reports whether a hash also meets the network target.
+func sharesBlock(hash, netTarget *[32]byte) bool { return sha256d.Meets(hash, netTarget) }
+
+// submit sends one share and reports whether the pool accepted it.
+func (m *Miner) submit(ctx context.Context, s *session, params []any, hash *[32]byte) bool {
 	// The submit outlives a cancelled run by a little, so shares found just
 	// before Ctrl-C still count.
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), m.cfg.CallTimeout)
@@ -453,10 +471,12 @@ func (m *Miner) submit(ctx context.Context, s *session, params []any, hash *[32]
 		n := m.accepted.Add(1)
 		m.log.Info("share accepted", "job", job, "nonce", nonce, "hash", HashHex(hash),
 			"accepted", n, "rejected", m.rejected.Load())
+		return true
 	default:
 		m.rejected.Add(1)
 		m.log.Warn("share rejected", "job", job, "nonce", nonce, "result", truncate(string(res), 64))
 	}
+	return false
 }
 
 // drainSubmits gives shares already sent a moment to be answered before a

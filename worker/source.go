@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"encoding/binary"
+	"log/slog"
 	"math/bits"
 	"sync"
 	"sync/atomic"
@@ -78,13 +79,17 @@ type scheduler struct {
 	exhausted        bool
 
 	nonceLimit uint64 // 2^32 except in tests
+	log        *slog.Logger
 }
 
-func newScheduler(nonceBits uint) *scheduler {
+func newScheduler(nonceBits uint, log *slog.Logger) *scheduler {
 	if nonceBits == 0 || nonceBits > 32 {
 		nonceBits = 32
 	}
-	return &scheduler{changed: make(chan struct{}), nonceLimit: 1 << nonceBits}
+	if log == nil {
+		log = slog.Default()
+	}
+	return &scheduler{changed: make(chan struct{}), nonceLimit: 1 << nonceBits, log: log}
 }
 
 // set publishes new work (nil stops all devices) and restarts the cursor.
@@ -119,6 +124,37 @@ func (s *scheduler) setTarget(target [32]byte) {
 	s.mu.Lock()
 	s.target = target
 	s.mu.Unlock()
+}
+
+// solved stops the work a block-solving share came from. Every other hash
+// on that previous block is wasted once the block is in, and on a test
+// network where most hashes solve a block, keeping on would only flood the
+// pool with shares that are stale a moment later. Devices wait until the
+// pool sends the next job, or until resume (the pool refused the block).
+// It reports whether it paused anything.
+func (s *scheduler) solved(sl *Slice) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.gen.Load() != sl.gen || s.exhausted {
+		return false
+	}
+	s.exhausted = true
+	s.gen.Add(1)
+	return true
+}
+
+// resume undoes solved when the pool did not take the block: the job is
+// still the current one, so the cursor carries on where it stopped.
+func (s *scheduler) resume(t *template) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cur != t || !s.exhausted {
+		return
+	}
+	s.exhausted = false
+	s.gen.Add(1)
+	close(s.changed)
+	s.changed = make(chan struct{})
 }
 
 func (s *scheduler) current() *template {
@@ -183,9 +219,11 @@ func (s *scheduler) advanceHeader() {
 	if s.vidx < s.vLimit {
 		return
 	}
-	// The whole space is done; devices wait for the next job. With a 32-bit
-	// nonce and any real extranonce2 this takes centuries.
+	// The whole space is done; devices wait for the next job. Only a tiny
+	// extranonce2 without version rolling gets here (one byte is 2^40
+	// hashes); ntime is not rolled to stretch it, see the type comment.
 	s.exhausted = true
+	s.log.Warn("search space of the job exhausted, waiting for the next job", "job", s.cur.job.ID)
 }
 
 func (s *scheduler) en2Bytes() []byte {

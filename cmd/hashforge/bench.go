@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/hashforge/hashforge/kernels"
 	"github.com/hashforge/hashforge/worker/sha256d"
 )
 
@@ -17,12 +19,17 @@ import (
 type benchRow struct {
 	sha256d.BenchResult
 	VsStdlib float64 `json:"vs_stdlib"` // MH/s over the stdlib loop at the same thread count
+	// OpenCL rows: the device's name, and its MH/s over the fastest CPU row
+	// of the same run (when the CPU was measured too).
+	Device    string  `json:"device,omitempty"`
+	VsBestCPU float64 `json:"vs_best_cpu,omitempty"`
 }
 
 // cmdBench measures every SHA-256d implementation (or one) against the
 // stdlib baseline, measured in the same run so the ratio is fair.
 func cmdBench(args []string) error {
-	fs := newFlagSet("bench", "[--impl NAME|all] [--threads N] [--seconds S] [--json]")
+	fs := newFlagSet("bench", "[--device cpu,opencl:N] [--impl NAME|all] [--threads N] [--seconds S] [--json]")
+	device := fs.String("device", "cpu", "what to measure: cpu, opencl:N, or a comma-separated list (see 'hashforge devices')")
 	impl := fs.String("impl", "all", "implementation to measure, or all available ones")
 	threads := fs.Int("threads", 1, "goroutines hashing at once; above 1, one thread is measured too to show scaling")
 	seconds := fs.Float64("seconds", 3, "measuring time per implementation and thread count")
@@ -36,20 +43,42 @@ func cmdBench(args []string) error {
 	if *seconds <= 0 {
 		return fmt.Errorf("bench: --seconds must be > 0")
 	}
+	withCPU, gpus, err := parseBenchDevices(*device)
+	if err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
+
+	// Fail before measuring anything when a device cannot be used.
+	var gpuNames []string
+	if len(gpus) > 0 {
+		devs, err := kernels.Devices()
+		if err != nil {
+			return fmt.Errorf("device opencl:%d: %w", gpus[0], err)
+		}
+		for _, n := range gpus {
+			if n >= len(devs) {
+				return fmt.Errorf("no OpenCL device %d (this machine has %d: see 'hashforge devices')", n, len(devs))
+			}
+			gpuNames = append(gpuNames, devs[n].Name+", "+devs[n].Platform)
+		}
+	}
 
 	var names []string
-	if *impl == "all" {
+	switch {
+	case !withCPU:
+		// OpenCL only: just the one-thread stdlib baseline, for the ratio.
+	case *impl == "all":
 		for _, im := range sha256d.Available() {
 			names = append(names, im.Name)
 		}
-	} else {
+	default:
 		if _, err := sha256d.Lookup(*impl); err != nil {
 			return fmt.Errorf("bench: %w", err)
 		}
 		names = []string{*impl}
 	}
 	counts := []int{1}
-	if *threads > 1 {
+	if *threads > 1 && withCPU {
 		counts = append(counts, *threads)
 	}
 
@@ -58,7 +87,7 @@ func cmdBench(args []string) error {
 
 	model, features := sha256d.CPUInfo()
 	def, defErr := sha256d.Configured()
-	if !*asJSON {
+	if !*asJSON && withCPU {
 		fmt.Printf("CPU: %s\nfeatures: %s\n", model, strings.Join(features, " "))
 		if defErr != nil {
 			fmt.Printf("default: %v\n", defErr)
@@ -75,14 +104,20 @@ func cmdBench(args []string) error {
 		if err != nil {
 			return err
 		}
-		rows = append(rows, benchRow{base, 1})
+		rows = append(rows, benchRow{BenchResult: base, VsStdlib: 1})
 		for _, name := range names {
 			r, err := sha256d.Bench(ctx, name, n, d)
 			if err != nil {
 				return err
 			}
-			rows = append(rows, benchRow{r, r.MHs / base.MHs})
+			rows = append(rows, benchRow{BenchResult: r, VsStdlib: r.MHs / base.MHs})
 		}
+	}
+	if rows, err = benchOpenCL(ctx, rows, gpus, gpuNames, d); err != nil {
+		return err
+	}
+	if !withCPU {
+		rows = rows[1:] // the baseline was only for the ratio
 	}
 
 	if *asJSON {
@@ -91,11 +126,15 @@ func cmdBench(args []string) error {
 		return enc.Encode(rows)
 	}
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "impl\tthreads\tMH/s\tMH/s/thread\t× stdlib\t")
-	for _, r := range rows {
-		fmt.Fprintf(tw, "%s\t%d\t%.2f\t%.2f\t%.2f\t\n", r.Impl, r.Threads, r.MHs, r.MHsPerThread, r.VsStdlib)
+	if withCPU {
+		fmt.Fprintln(tw, "impl\tthreads\tMH/s\tMH/s/thread\t× stdlib\t")
 	}
-	if len(counts) > 1 {
+	for _, r := range rows {
+		if r.Device == "" {
+			fmt.Fprintf(tw, "%s\t%d\t%.2f\t%.2f\t%.2f\t\n", r.Impl, r.Threads, r.MHs, r.MHsPerThread, r.VsStdlib)
+		}
+	}
+	if len(counts) > 1 && withCPU {
 		single := map[string]float64{}
 		for _, r := range rows {
 			if r.Threads == 1 {
@@ -110,5 +149,76 @@ func cmdBench(args []string) error {
 			}
 		}
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	printOpenCLRows(rows)
+	return nil
+}
+
+// parseBenchDevices splits --device into the CPU flag and OpenCL indices,
+// with the same spelling as `mine --device`.
+func parseBenchDevices(spec string) (cpu bool, gpus []int, err error) {
+	for _, part := range strings.Split(spec, ",") {
+		part = strings.ToLower(strings.TrimSpace(part))
+		switch {
+		case part == "":
+		case part == "cpu":
+			cpu = true
+		case strings.HasPrefix(part, "opencl:"):
+			n, err := strconv.Atoi(strings.TrimPrefix(part, "opencl:"))
+			if err != nil || n < 0 {
+				return false, nil, fmt.Errorf("device %q: want opencl:N with N a device index", part)
+			}
+			gpus = append(gpus, n)
+		default:
+			return false, nil, fmt.Errorf("unknown device %q (want cpu or opencl:N)", part)
+		}
+	}
+	if !cpu && len(gpus) == 0 {
+		return false, nil, fmt.Errorf("no device selected")
+	}
+	return cpu, gpus, nil
+}
+
+// benchOpenCL measures each OpenCL device after the CPU rows, so the
+// ratios compare numbers from the same run. rows[0] is the one-thread
+// stdlib baseline.
+func benchOpenCL(ctx context.Context, rows []benchRow, gpus []int, names []string, d time.Duration) ([]benchRow, error) {
+	if len(gpus) == 0 {
+		return rows, nil
+	}
+	var bestCPU float64
+	for _, r := range rows[1:] {
+		if r.Impl != sha256d.StdlibName {
+			bestCPU = max(bestCPU, r.MHs)
+		}
+	}
+	for i, n := range gpus {
+		r, err := kernels.Bench(ctx, n, d)
+		if err != nil {
+			return nil, fmt.Errorf("device opencl:%d: %w", n, err)
+		}
+		row := benchRow{BenchResult: r, VsStdlib: r.MHs / rows[0].MHs, Device: names[i]}
+		if bestCPU > 0 {
+			row.VsBestCPU = r.MHs / bestCPU
+		}
+		rows = append(rows, row)
+	}
+	return rows, nil
+}
+
+// printOpenCLRows prints the OpenCL results under the CPU table: their
+// columns differ (a device has no thread count).
+func printOpenCLRows(rows []benchRow) {
+	for _, r := range rows {
+		if r.Device == "" {
+			continue
+		}
+		fmt.Printf("%s (%s): %.2f MH/s, %.2f× stdlib at 1 thread", r.Impl, r.Device, r.MHs, r.VsStdlib)
+		if r.VsBestCPU > 0 {
+			fmt.Printf(", %.3f× the fastest CPU row", r.VsBestCPU)
+		}
+		fmt.Println()
+	}
 }

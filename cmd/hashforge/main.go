@@ -25,7 +25,9 @@ func commands() []command {
 		{"serve", "run the Stratum server, job manager, share ledger and dashboard", cmdServe},
 		{"mine", "run the bundled miner against a Stratum pool", cmdMine},
 		{"migrate", "apply database migrations and exit", cmdMigrate},
+		{"payout", "settle blocks and pay miners once (run), or show balances and batches (status)", cmdPayout},
 		{"bench", "print the hashrate of every SHA-256d implementation on this machine", cmdBench},
+		{"devices", "list the CPU and OpenCL devices the miner can use", cmdDevices},
 		{"dev", "run the whole stack on this machine: PostgreSQL, regtest node, pool, miner", cmdDev},
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/hashforge/hashforge/ledger"
+	"github.com/hashforge/hashforge/payout"
 	"github.com/hashforge/hashforge/pool"
 	"github.com/hashforge/hashforge/pool/node"
 	"github.com/hashforge/hashforge/stratum"
@@ -43,6 +44,7 @@ type serveConfig struct {
 	SpoolDir        string
 	LogLevel        string
 	LogJSON         bool
+	Payout          payoutConfig
 }
 
 func (c *serveConfig) register(fs *flag.FlagSet) {
@@ -65,6 +67,7 @@ func (c *serveConfig) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.SpoolDir, "spool-dir", "hashforge-spool", "directory where share batches wait while PostgreSQL is away")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.BoolVar(&c.LogJSON, "log-json", false, "log as JSON lines")
+	c.Payout.register(fs)
 }
 
 func cmdServe(args []string) error {
@@ -135,7 +138,16 @@ func runServe(ctx context.Context, cfg serveConfig, log *slog.Logger, ready func
 	if err != nil {
 		return fmt.Errorf("spool dir: %w", err)
 	}
-	batcher := ledger.NewBatcher(led, ledger.BatcherOptions{SpoolDir: spool, Logger: log.With("component", "ledger")})
+	payouts, err := cfg.Payout.processor(led, rpc, params, cfg.PoolAddress, log)
+	if err != nil {
+		return err
+	}
+	bopts := ledger.BatcherOptions{SpoolDir: spool, Logger: log.With("component", "ledger")}
+	if cfg.Payout.Scheme == string(payout.PPS) {
+		// PPS credits each share batch in its own transaction.
+		bopts.OnBatch = ledger.PPSCredits(payout.PPSValuer(cfg.Payout.FeeBPS, params.SubsidyReductionInterval))
+	}
+	batcher := ledger.NewBatcher(led, bopts)
 	srv, err := pool.NewServer(pool.Config{
 		Network:         params,
 		PoolAddress:     cfg.PoolAddress,
@@ -147,6 +159,9 @@ func runServe(ctx context.Context, cfg serveConfig, log *slog.Logger, ready func
 		ShareInterval:   cfg.ShareInterval,
 		VersionMask:     uint32(mask),
 		Logger:          log,
+		Solo:            cfg.Payout.Scheme == string(payout.SOLO),
+		SoloFeeBPS:      cfg.Payout.FeeBPS,
+		SoloFeeAddress:  cfg.Payout.FeeAddress,
 	}, rpc, batcher, led)
 	if err != nil {
 		return err
@@ -157,10 +172,18 @@ func runServe(ctx context.Context, cfg serveConfig, log *slog.Logger, ready func
 		return fmt.Errorf("listen stratum: %w", err)
 	}
 	var httpLn net.Listener
+	var dash *web.Server
 	if cfg.HTTPAddr != "" {
 		if httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
 			stratumLn.Close()
 			return fmt.Errorf("listen http: %w", err)
+		}
+		dash, err = web.New(web.Config{Pool: srv, Events: srv, Ledger: led, Payouts: led, Batcher: batcher,
+			Network: params, StratumURL: publicStratumURL(cfg.PublicURL, stratumLn.Addr()), Logger: log.With("component", "web")})
+		if err != nil {
+			stratumLn.Close()
+			httpLn.Close()
+			return err
 		}
 	}
 	if ready != nil {
@@ -185,14 +208,17 @@ func runServe(ctx context.Context, cfg serveConfig, log *slog.Logger, ready func
 		return nil
 	})
 	g.Go(func() error { return srv.Run(gctx, templates) })
+	// Settles blocks at start (reconciling whatever a previous process
+	// left) and on every --payout-interval.
+	g.Go(func() error { return payouts.Run(gctx, cfg.Payout.Interval) })
 	g.Go(func() error {
 		s := &stratum.Server{Handler: srv, Logger: log.With("component", "stratum")}
 		return s.Serve(gctx, stratumLn)
 	})
 	if httpLn != nil {
+		g.Go(func() error { return dash.Run(gctx) })
 		g.Go(func() error {
-			h := web.New(web.Config{Pool: srv, Ledger: led, StratumURL: publicStratumURL(cfg.PublicURL, stratumLn.Addr()), Logger: log.With("component", "web")})
-			hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+			hs := &http.Server{Handler: dash, ReadHeaderTimeout: 10 * time.Second}
 			go func() {
 				<-gctx.Done()
 				sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -61,11 +61,15 @@ func FindChromium(ctx context.Context, log *slog.Logger) (string, error) {
 	}
 
 	log.Info("devstack: chromium not found, installing it with apt-get (this takes a few minutes)")
+	// The lock above only orders devstack's own installs; the dpkg lock
+	// timeout makes apt wait for any other apt run (a postgresql install
+	// from another test binary) instead of failing at once.
+	const waitForDpkg = "DPkg::Lock::Timeout=600"
 	for _, args := range [][]string{
-		{"apt-get", "update"},
-		// Recommends pull in fonts, which the dashboard screenshot needs
-		// to show text at all; chromium-sandbox is useless as root.
-		{"apt-get", "install", "-y", "chromium"},
+		{"apt-get", "-o", waitForDpkg, "update"},
+		// Recommends pull in fonts, without which the dashboard's
+		// screenshots would show no text.
+		{"apt-get", "-o", waitForDpkg, "install", "-y", "chromium"},
 	} {
 		log.Info("devstack: running", "cmd", strings.Join(args, " "))
 		cmd := exec.CommandContext(ctx, args[0], args[1:]...)

@@ -2,6 +2,10 @@
 
 package sha256d
 
-// The SHA-NI kernel is amd64 assembly; elsewhere (and with -tags purego)
-// it is listed as unavailable so that naming it says why it cannot run.
-func init() { register("shani", 30, false, nil) }
+// The SIMD kernels are amd64 assembly; elsewhere (and with -tags purego)
+// they are listed as unavailable so that naming one says why it cannot run.
+func init() {
+	register("avx512", 40, false, nil)
+	register("shani", 30, false, nil)
+	register("avx2", 20, false, nil)
+}

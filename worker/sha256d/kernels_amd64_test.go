@@ -23,6 +23,8 @@ func kernelVariants() []kernelVariant {
 		{"shani2", 2, hasSHANI, shaniScan2},
 		{"shani3", 3, hasSHANI, shaniScan3},
 		{"shani4", 4, hasSHANI, shaniScan4},
+		{"avx2", 8, hasAVX2, avx2Scan},
+		{"avx512", 16, hasAVX512, avx512Scan},
 	}
 }
 
@@ -46,6 +48,9 @@ func TestKernelDataLayout(t *testing.T) {
 		{"mid", unsafe.Offsetof(k.mid), 176},
 		{"w", unsafe.Offsetof(k.w), 208},
 		{"c4", unsafe.Offsetof(k.c4), 464},
+		{"v4", unsafe.Offsetof(k.v4), 480},
+		{"vmid", unsafe.Offsetof(k.vmid), 736},
+		{"vj", unsafe.Offsetof(k.vj), 992},
 	} {
 		if c.got != c.want {
 			t.Errorf("kernelData.%s at %d, assembly expects %d", c.name, c.got, c.want)

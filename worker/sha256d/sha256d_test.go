@@ -232,3 +232,43 @@ func TestGenericH7(t *testing.T) {
 		}
 	}
 }
+
+// TestTopWordBoundary puts the target's top word exactly at, and one below,
+// a nonce's top hash word, with the lower target bits all ones or all
+// zeros: the kernels' unsigned ≤ early exit must pass the nonce in the
+// first case and the full comparison decide it.
+func TestTopWordBoundary(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	for trial := 0; trial < 20; trial++ {
+		var header [80]byte
+		for i := range header {
+			header[i] = byte(rng.Uint32())
+		}
+		n := rng.Uint32()
+		h := header
+		binary.LittleEndian.PutUint32(h[76:], n)
+		sum := Sum(&h)
+		top := binary.LittleEndian.Uint32(sum[28:])
+		for _, tt := range []struct {
+			top  uint32
+			fill byte
+		}{{top, 0xff}, {top, 0}, {top - 1, 0xff}, {top + 1, 0}} {
+			var target [32]byte
+			for i := range target {
+				target[i] = tt.fill
+			}
+			binary.LittleEndian.PutUint32(target[28:], tt.top)
+			w := NewWork(&header, &target)
+			first, last := n-n%16, n-n%16+31
+			if last < first {
+				last = ^uint32(0)
+			}
+			want := reference(&header, &target, first, last)
+			for _, impl := range available(t) {
+				if got := impl.New().Scan(w, first, last, nil); !slices.Equal(got, want) {
+					t.Fatalf("%s top %#x fill %#x: got %v want %v", impl.Name, tt.top, tt.fill, got, want)
+				}
+			}
+		}
+	}
+}

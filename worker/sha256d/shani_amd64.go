@@ -4,8 +4,6 @@ package sha256d
 
 import "github.com/klauspost/cpuid/v2"
 
-//go:generate go run ./internal/asmgen
-
 // The SHA-NI kernels use SSE4.1 (pinsrd) and SSSE3 (palignr) besides SHA.
 var hasSHANI = cpuid.CPU.Supports(cpuid.SHA, cpuid.SSSE3, cpuid.SSE4)
 

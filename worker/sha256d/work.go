@@ -38,6 +38,14 @@ type kernelData struct {
 	// 464: σ1 terms of W16..W19. They read W14..W17, all nonce-free, so the
 	// SHA-NI kernel replaces that group's sha256msg2 (slow on Zen) by an add.
 	c4 [4]uint32
+
+	// Lane-per-nonce kernels (generic, AVX2, AVX-512), laid out by the plan
+	// in internal/asmgen/plan.go. Every value is repeated 8 times so that
+	// AVX2 can use it as a memory operand; generic reads element 0 and
+	// AVX-512 broadcasts element 0.
+	v4   [8][8]uint32  // 480: a..h after round 3 of block 2 with W3 = 0
+	vmid [8][8]uint32  // 736: midstate a..h
+	vj   [64][8]uint32 // 992: see laneAddends
 }
 
 var iv = [8]uint32{
@@ -138,7 +146,50 @@ func NewWork(header *[80]byte, target *[32]byte) *Work {
 	// msg1(G3,G4) reads only W12..W16; the kernel adds W21..W24.
 	k.c7 = msg1([4]uint32{m[12], m[13], m[14], m[15]}, [4]uint32{m[16], 0, 0, 0})
 	k.c4 = [4]uint32{s1(m[14]), s1(m[15]), s1(m[16]), s1(m[17])}
+
+	s4 := s
+	round(&s4, 3, 0)
+	vj := laneAddends(&m)
+	for j := 0; j < 8; j++ {
+		k.v4[j] = splat(s4[j])
+		k.vmid[j] = splat(mid[j])
+	}
+	for i := range vj {
+		k.vj[i] = splat(vj[i])
+	}
 	return w
+}
+
+func splat(v uint32) [8]uint32 { return [8]uint32{v, v, v, v, v, v, v, v} }
+
+// laneAddends mirrors planBlock1 in internal/asmgen/plan.go. m is block 2's
+// schedule computed with W3 = 0, exact for every word that does not depend
+// on the nonce. For a nonce-dependent word i the kernels compute only the
+// terms that read nonce-dependent words and add out[i], the sum of the
+// others; out[16] and out[17] are the nonce-free W16+K16 and W17+K17.
+func laneAddends(m *[64]uint32) (out [64]uint32) {
+	var isVar [64]bool
+	isVar[3] = true
+	for i := 16; i < 64; i++ {
+		isVar[i] = isVar[i-2] || isVar[i-7] || isVar[i-15] || isVar[i-16]
+		if !isVar[i] {
+			out[i] = m[i] + k256[i]
+			continue
+		}
+		if !isVar[i-2] {
+			out[i] += s1(m[i-2])
+		}
+		if !isVar[i-7] {
+			out[i] += m[i-7]
+		}
+		if !isVar[i-15] {
+			out[i] += s0(m[i-15])
+		}
+		if !isVar[i-16] {
+			out[i] += m[i-16]
+		}
+	}
+	return out
 }
 
 // Header returns the job's header with a zero nonce.

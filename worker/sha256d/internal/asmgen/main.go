@@ -1,9 +1,15 @@
-// Command asmgen writes the amd64 assembly kernels of package sha256d.
+// Command asmgen writes the generated kernels of package sha256d:
+//
+//	shani_amd64.s      SHA-NI, 1..4 interleaved nonces (shani.go)
+//	generic_rounds.go  pure Go, one nonce (gogen.go)
+//	avx2_amd64.s       8 nonces in YMM lanes (vec.go)
+//	avx512_amd64.s     16 nonces in ZMM lanes (vec.go, same code as AVX2)
 //
 // The kernels are long, fully unrolled and interleaved across lanes, so they
-// are generated rather than written by hand: the schedule below is the single
-// place where the SHA-256d shortcuts are encoded. Run from the package
-// directory:
+// are generated rather than written by hand. plan.go is the single place that
+// decides which schedule words and rounds depend on the nonce; the generic,
+// AVX2 and AVX-512 kernels all follow it (work.go mirrors it for the per-job
+// addends). Run from the package directory:
 //
 //	go run ./internal/asmgen
 package main
@@ -17,7 +23,10 @@ import (
 
 func main() {
 	gens := map[string]func() []byte{
-		"shani_amd64.s": genSHANI,
+		"shani_amd64.s":     genSHANI,
+		"generic_rounds.go": genGeneric,
+		"avx2_amd64.s":      func() []byte { return genVec(avx2ISA) },
+		"avx512_amd64.s":    func() []byte { return genVec(avx512ISA) },
 	}
 	for name, gen := range gens {
 		if err := os.WriteFile(name, gen(), 0o644); err != nil {
@@ -56,6 +65,9 @@ const (
 	kdMid     = 176
 	kdW       = 208
 	kdC4      = 464
+	kdV4      = 480
+	kdVMid    = 736
+	kdVJ      = 992
 )
 
 var iv = [8]uint32{

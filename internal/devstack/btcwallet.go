@@ -1,0 +1,301 @@
+package devstack
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// BtcwalletModule and BtcwalletVersion pin the wallet payout tests run
+// against. btcwallet has no tagged release that builds with current Go
+// modules; this is the pseudo-version `go install …@latest` resolved to.
+const (
+	BtcwalletModule  = "github.com/btcsuite/btcwallet"
+	BtcwalletVersion = "v0.16.10-0.20240718224643-db3a4a2543bd"
+)
+
+// BtcwalletPassphrase is the private passphrase of a wallet made with
+// --createtemp.
+const BtcwalletPassphrase = "password"
+
+// InstallBtcwallet returns the path of a btcwallet binary of
+// BtcwalletVersion, building it into the cache on first use like
+// InstallBtcd. $HASHFORGE_BTCWALLET names a binary to use instead.
+func InstallBtcwallet(ctx context.Context) (string, error) {
+	return installGoTool(ctx, "HASHFORGE_BTCWALLET", BtcwalletModule, BtcwalletVersion, "btcwallet")
+}
+
+// installGoTool is InstallBtcd's procedure for any `go install`-able
+// command: a cache directory named after the version (its presence is the
+// version check), a file lock between parallel test binaries, a scratch
+// GOBIN renamed into place so an interrupted build leaves nothing behind.
+func installGoTool(ctx context.Context, envVar, module, version, name string) (string, error) {
+	if p := os.Getenv(envVar); p != "" {
+		if !isExecutable(p) {
+			return "", fmt.Errorf("%s=%s is not an executable file", envVar, p)
+		}
+		return p, nil
+	}
+	cache, err := CacheDir()
+	if err != nil {
+		return "", err
+	}
+	dir := filepath.Join(cache, "bin", name+"-"+version)
+	bin := filepath.Join(dir, name)
+	if isExecutable(bin) {
+		return bin, nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("create %s cache dir: %w", name, err)
+	}
+	unlock, err := lockFile(ctx, dir+".lock")
+	if err != nil {
+		return "", err
+	}
+	defer unlock()
+	if isExecutable(bin) {
+		return bin, nil
+	}
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		return "", fmt.Errorf("%s is not installed and no Go toolchain is in PATH to build it: install Go or set %s", name, envVar)
+	}
+	tmp, err := os.MkdirTemp(dir, ".install-")
+	if err != nil {
+		return "", fmt.Errorf("create %s install dir: %w", name, err)
+	}
+	defer os.RemoveAll(tmp)
+	slog.Info("devstack: installing "+name+" (first run only)", "version", version, "dir", dir)
+	start := time.Now()
+	cmd := exec.CommandContext(ctx, goBin, "install", module+"@"+version)
+	cmd.Dir = tmp
+	cmd.Env = append(os.Environ(), "GOBIN="+tmp, "GOWORK=off")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go install %s@%s: %w\n%s", module, version, err, lastLines(string(out), 20))
+	}
+	if err := os.Rename(filepath.Join(tmp, name), bin); err != nil {
+		return "", fmt.Errorf("move %s into cache: %w", name, err)
+	}
+	slog.Info("devstack: "+name+" installed", "path", bin, "took", time.Since(start).Round(time.Millisecond))
+	return bin, nil
+}
+
+// BtcwalletOptions configures StartBtcwallet.
+type BtcwalletOptions struct {
+	// Btcd is the node the wallet follows; it must run in simnet
+	// (btcwallet has no regtest mode).
+	Btcd *Btcd
+	// DataDir holds the wallet, logs and config; empty means a temporary
+	// directory that Stop removes. A DataDir that already holds a wallet
+	// is reopened (restart tests).
+	DataDir string
+	// Port is the legacy RPC port on 127.0.0.1; 0 picks a free one.
+	Port int
+	// RPCUser and RPCPass are the wallet's RPC credentials; empty means
+	// "hashforge" and a random password.
+	RPCUser, RPCPass string
+	// ReadyTimeout bounds the wait for the wallet to talk to btcd; 0
+	// means 60 s.
+	ReadyTimeout time.Duration
+	Logger       *slog.Logger
+}
+
+// Btcwallet is a running btcwallet connected to a simnet btcd, unlocked.
+type Btcwallet struct {
+	RPCHost string
+	RPCUser string
+	RPCPass string
+	DataDir string
+
+	btcd     *Btcd
+	log      *slog.Logger
+	proc     *process
+	rpc      *rpcClient
+	temp     bool
+	stopOnce sync.Once
+	stopErr  error
+}
+
+// StartBtcwallet installs btcwallet if needed, creates a wallet (passphrase
+// BtcwalletPassphrase) unless DataDir has one, starts it against opts.Btcd
+// without TLS on either side (both on 127.0.0.1), waits until its chain
+// connection is up and it has caught up with the node's tip, and unlocks it.
+func StartBtcwallet(ctx context.Context, opts BtcwalletOptions) (*Btcwallet, error) {
+	if opts.Btcd == nil || opts.Btcd.Network != "simnet" {
+		return nil, errors.New("start btcwallet: needs a btcd running in simnet")
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	bin, err := InstallBtcwallet(ctx)
+	if err != nil {
+		return nil, err
+	}
+	w := &Btcwallet{btcd: opts.Btcd, log: log, DataDir: opts.DataDir}
+	if w.DataDir == "" {
+		if w.DataDir, err = os.MkdirTemp("", "hashforge-btcwallet-"); err != nil {
+			return nil, fmt.Errorf("create btcwallet temp dir: %w", err)
+		}
+		w.temp = true
+	} else if err := os.MkdirAll(w.DataDir, 0o755); err != nil {
+		return nil, fmt.Errorf("create btcwallet data dir: %w", err)
+	}
+	fail := func(err error) (*Btcwallet, error) {
+		if w.temp {
+			os.RemoveAll(w.DataDir)
+		}
+		return nil, err
+	}
+	port := opts.Port
+	if port == 0 {
+		if port, err = freePort(); err != nil {
+			return fail(err)
+		}
+	}
+	w.RPCHost = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	w.RPCUser, w.RPCPass = opts.RPCUser, opts.RPCPass
+	if w.RPCUser == "" {
+		w.RPCUser = "hashforge"
+	}
+	if w.RPCPass == "" {
+		w.RPCPass = rand.Text()
+	}
+	conf := filepath.Join(w.DataDir, "btcwallet.conf")
+	if err := os.WriteFile(conf, nil, 0o600); err != nil {
+		return fail(fmt.Errorf("write btcwallet config: %w", err))
+	}
+	appData := filepath.Join(w.DataDir, "app")
+	args := []string{
+		"--simnet",
+		"--configfile=" + conf,
+		"--appdata=" + appData,
+		"--logdir=" + filepath.Join(w.DataDir, "logs"),
+		"--rpcconnect=" + opts.Btcd.RPCHost,
+		"--btcdusername=" + opts.Btcd.RPCUser,
+		"--btcdpassword=" + opts.Btcd.RPCPass,
+		// btcd runs with --notls; btcwallet allows plain connections
+		// only on localhost, which both ends are.
+		"--noclienttls",
+		"--noservertls",
+		"--rpclisten=" + w.RPCHost,
+		"--username=" + w.RPCUser,
+		"--password=" + w.RPCPass,
+	}
+	// --createtemp makes a wallet without a terminal, but refuses to run
+	// over an existing one.
+	if _, err := os.Stat(filepath.Join(appData, "simnet", "wallet.db")); errors.Is(err, os.ErrNotExist) {
+		args = append(args, "--createtemp")
+	}
+	w.proc, err = startProcess(exec.Command(bin, args...), w.outputPath())
+	if err != nil {
+		return fail(err)
+	}
+	w.rpc = newRPCClient(w.RPCHost, w.RPCUser, w.RPCPass)
+	start := time.Now()
+	if err := w.waitReady(ctx, opts.ReadyTimeout); err != nil {
+		_ = w.proc.stop(context.WithoutCancel(ctx))
+		return fail(withLog(err, w.outputPath()))
+	}
+	// No timeout (0): the wallet stays unlocked while it runs.
+	if err := w.rpc.call(ctx, "walletpassphrase", []any{BtcwalletPassphrase, 0}, nil); err != nil {
+		_ = w.proc.stop(context.WithoutCancel(ctx))
+		return fail(withLog(fmt.Errorf("unlock btcwallet: %w", err), w.outputPath()))
+	}
+	log.Info("devstack: btcwallet started", "rpc", w.RPCHost, "dir", w.DataDir,
+		"took", time.Since(start).Round(time.Millisecond))
+	return w, nil
+}
+
+// waitReady waits until the wallet's chain connection is up ("Chain RPC
+// is inactive" until then) and it has synced to the node's tip.
+func (w *Btcwallet) waitReady(ctx context.Context, timeout time.Duration) error {
+	if timeout <= 0 {
+		timeout = 60 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var lastErr error
+	for {
+		if lastErr = w.WaitSynced(ctx); lastErr == nil {
+			return nil
+		}
+		select {
+		case <-w.proc.exited:
+			return fmt.Errorf("btcwallet exited during start-up: %v", w.proc.err)
+		case <-ctx.Done():
+			return fmt.Errorf("btcwallet not ready after %s: %w (last error: %v)", timeout, ctx.Err(), lastErr)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// WaitSynced waits until the wallet has processed the node's current tip,
+// so that coinbases and payments mined so far are in its balance.
+func (w *Btcwallet) WaitSynced(ctx context.Context) error {
+	var lastErr error
+	for {
+		var tip, have int64
+		lastErr = w.btcd.rpc.call(ctx, "getblockcount", nil, &tip)
+		if lastErr == nil {
+			lastErr = w.rpc.call(ctx, "getblockcount", nil, &have)
+		}
+		if lastErr == nil && have >= tip {
+			return nil
+		}
+		if lastErr == nil {
+			lastErr = fmt.Errorf("wallet at height %d, node at %d", have, tip)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("wait for btcwallet to sync: %w (last: %v)", ctx.Err(), lastErr)
+		case <-w.proc.exited:
+			return fmt.Errorf("btcwallet exited: %v", w.proc.err)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// Call invokes a wallet RPC (tests: getnewaddress, getbalance, …).
+func (w *Btcwallet) Call(ctx context.Context, method string, params []any, out any) error {
+	return w.rpc.call(ctx, method, params, out)
+}
+
+// RPCURL is the wallet's RPC endpoint with credentials (--wallet-url).
+func (w *Btcwallet) RPCURL() string {
+	u := url.URL{Scheme: "http", User: url.UserPassword(w.RPCUser, w.RPCPass), Host: w.RPCHost}
+	return u.String()
+}
+
+// LogTail returns the last n lines of btcwallet's output and log.
+func (w *Btcwallet) LogTail(n int) string {
+	logFile := filepath.Join(w.DataDir, "logs", "simnet", "btcwallet.log")
+	return strings.TrimSpace(tailFile(w.outputPath(), n) + "\n" + tailFile(logFile, n))
+}
+
+func (w *Btcwallet) outputPath() string { return filepath.Join(w.DataDir, "btcwallet.out") }
+
+// Stop interrupts btcwallet, waits for it to exit and removes a temporary
+// data dir. Only the first call does anything.
+func (w *Btcwallet) Stop(ctx context.Context) error {
+	w.stopOnce.Do(func() {
+		w.stopErr = w.proc.stop(ctx)
+		if w.temp {
+			if err := os.RemoveAll(w.DataDir); err != nil && w.stopErr == nil {
+				w.stopErr = fmt.Errorf("remove btcwallet temp dir: %w", err)
+			}
+		}
+	})
+	return w.stopErr
+}

@@ -1,0 +1,158 @@
+package ledger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// HashratePoint is the average hashrate over the bucket that ends at End.
+// Stamping a bucket at its end makes a point mean "the average over the
+// bucket up to this moment", the same as a live sliding-window figure
+// plotted at the moment it was taken.
+type HashratePoint struct {
+	End      time.Time
+	Hashrate float64 // hashes per second
+}
+
+// WorkerSeries is the hashrate history of one worker of an address.
+type WorkerSeries struct {
+	Name   string
+	Points []HashratePoint
+}
+
+// MaxSeriesPoints bounds the buckets one series request may ask for, so a
+// careless caller cannot make the database group, and the API encode,
+// millions of points.
+const MaxSeriesPoints = 2000
+
+// PoolHashrateSeries returns the pool's hashrate over the last window in
+// buckets of the given width, oldest first. Only complete buckets are
+// returned (a partial one would read as a sudden drop), buckets are aligned
+// to multiples of bucket since the Unix epoch, and buckets without shares
+// are present with a zero hashrate, so every series of the same window and
+// bucket has the same timestamps.
+func (l *Ledger) PoolHashrateSeries(ctx context.Context, window, bucket time.Duration) ([]HashratePoint, error) {
+	return l.poolHashrateSeries(ctx, time.Now(), window, bucket)
+}
+
+// WorkerHashrateSeries returns, for every worker of address that has
+// shares in the window, its hashrate series as PoolHashrateSeries shapes
+// it, ordered by worker name. Workers without shares in the window are
+// left out (Workers lists them all).
+func (l *Ledger) WorkerHashrateSeries(ctx context.Context, address string, window, bucket time.Duration) ([]WorkerSeries, error) {
+	return l.workerHashrateSeries(ctx, time.Now(), address, window, bucket)
+}
+
+// seriesRange returns the index of the first complete bucket in the window
+// and the number of complete buckets.
+func seriesRange(now time.Time, window, bucket time.Duration) (first int64, n int, err error) {
+	if bucket < time.Second || bucket%time.Second != 0 {
+		return 0, 0, fmt.Errorf("bucket %v: must be a positive whole number of seconds", bucket)
+	}
+	if window < bucket || window%bucket != 0 {
+		return 0, 0, fmt.Errorf("window %v: must be a positive multiple of the bucket %v", window, bucket)
+	}
+	n64 := int64(window / bucket)
+	if n64 > MaxSeriesPoints {
+		return 0, 0, fmt.Errorf("window %v in buckets of %v is %d points, more than %d", window, bucket, n64, MaxSeriesPoints)
+	}
+	// The bucket holding now is still filling: the series ends before it.
+	current := now.Unix() / int64(bucket/time.Second)
+	return current - n64, int(n64), nil
+}
+
+func (l *Ledger) poolHashrateSeries(ctx context.Context, now time.Time, window, bucket time.Duration) ([]HashratePoint, error) {
+	first, n, err := seriesRange(now, window, bucket)
+	if err != nil {
+		return nil, fmt.Errorf("pool hashrate series: %w", err)
+	}
+	secs := int64(bucket / time.Second)
+	// The bounds are computed here and passed as timestamps, so the
+	// planner sees a plain range on shares_time_idx.
+	rows, err := l.pool.Query(ctx, `
+		SELECT floor(extract(epoch FROM time) / $3)::bigint AS b, sum(difficulty)
+		FROM shares
+		WHERE time >= $1 AND time < $2
+		GROUP BY b`,
+		time.Unix(first*secs, 0), time.Unix((first+int64(n))*secs, 0), secs)
+	if err != nil {
+		return nil, fmt.Errorf("pool hashrate series: %w", err)
+	}
+	sums := make(map[int64]float64, n)
+	var b int64
+	var sum float64
+	if _, err := pgx.ForEachRow(rows, []any{&b, &sum}, func() error {
+		sums[b] = sum
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("pool hashrate series: %w", err)
+	}
+	return densePoints(first, n, secs, sums), nil
+}
+
+func (l *Ledger) workerHashrateSeries(ctx context.Context, now time.Time, address string, window, bucket time.Duration) ([]WorkerSeries, error) {
+	first, n, err := seriesRange(now, window, bucket)
+	if err != nil {
+		return nil, fmt.Errorf("worker hashrate series of %q: %w", address, err)
+	}
+	if address == "" {
+		return nil, errors.New("worker hashrate series: empty address")
+	}
+	secs := int64(bucket / time.Second)
+	// One index range scan on shares_worker_time_idx per worker of the
+	// address (the workers_address_name_key index finds them).
+	rows, err := l.pool.Query(ctx, `
+		SELECT w.name, floor(extract(epoch FROM s.time) / $4)::bigint AS b, sum(s.difficulty)
+		FROM workers w
+		JOIN shares s ON s.worker_id = w.id AND s.time >= $2 AND s.time < $3
+		WHERE w.address = $1
+		GROUP BY w.name, b
+		ORDER BY w.name`,
+		address, time.Unix(first*secs, 0), time.Unix((first+int64(n))*secs, 0), secs)
+	if err != nil {
+		return nil, fmt.Errorf("worker hashrate series of %q: %w", address, err)
+	}
+	var (
+		out  []WorkerSeries
+		sums map[int64]float64
+		name string
+		cur  string
+		b    int64
+		sum  float64
+	)
+	flush := func() {
+		if sums != nil {
+			out = append(out, WorkerSeries{Name: cur, Points: densePoints(first, n, secs, sums)})
+		}
+	}
+	if _, err := pgx.ForEachRow(rows, []any{&name, &b, &sum}, func() error {
+		if sums == nil || name != cur {
+			flush()
+			cur, sums = name, make(map[int64]float64)
+		}
+		sums[b] = sum
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("worker hashrate series of %q: %w", address, err)
+	}
+	flush()
+	return out, nil
+}
+
+// densePoints turns per-bucket difficulty sums into n points from bucket
+// first on, zero where a bucket had no shares.
+func densePoints(first int64, n int, secs int64, sums map[int64]float64) []HashratePoint {
+	pts := make([]HashratePoint, n)
+	for i := range pts {
+		idx := first + int64(i)
+		pts[i] = HashratePoint{
+			End:      time.Unix((idx+1)*secs, 0),
+			Hashrate: sums[idx] * hashesPerDifficulty / float64(secs),
+		}
+	}
+	return pts
+}

@@ -1,0 +1,183 @@
+package payout_test
+
+import (
+	"context"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/hashforge/hashforge/internal/devstack"
+	"github.com/hashforge/hashforge/internal/devstack/devtest"
+	"github.com/hashforge/hashforge/ledger"
+	"github.com/hashforge/hashforge/payout"
+	"github.com/hashforge/hashforge/pool"
+	"github.com/hashforge/hashforge/pool/node"
+)
+
+func TestMain(m *testing.M) { os.Exit(devtest.Main(m)) }
+
+func testCtx(t testing.TB, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func newLedger(t testing.TB) *ledger.Ledger {
+	t.Helper()
+	url := devtest.Postgres(t)
+	ctx := testCtx(t, time.Minute)
+	l, err := ledger.Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(l.Close)
+	if _, err := l.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+func mustBalance(t *testing.T, l *ledger.Ledger, addr string, imm, mat, paid int64) {
+	t.Helper()
+	b, err := l.Balance(testCtx(t, time.Minute), addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Immature != imm || b.Mature != mat || b.Paid != paid {
+		t.Fatalf("balance of %s = %+v, want immature %d mature %d paid %d", addr, b, imm, mat, paid)
+	}
+}
+
+// coinbaseValue is a test block's coinbase value: blocks mined by
+// generate on an empty mempool carry the subsidy alone.
+func coinbaseValue(t *testing.T, ctx context.Context, c *node.Client, btcd *devstack.Btcd, hash string) int64 {
+	t.Helper()
+	info, err := c.GetBlockInfo(ctx, hash)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(info.Tx) != 1 {
+		t.Fatalf("block %s has %d transactions, want the coinbase alone", hash, len(info.Tx))
+	}
+	return payout.Subsidy(info.Height, btcd.Params.SubsidyReductionInterval)
+}
+
+// TestMaturityAndOrphansOnRegtest runs the block life cycle against a real
+// btcd: one block matures after 100 confirmations and releases its
+// credits, another is invalidated, loses its place in the main chain to a
+// longer branch and has its credits reverted.
+func TestMaturityAndOrphansOnRegtest(t *testing.T) {
+	btcd := devtest.Btcd(t, devstack.BtcdOptions{})
+	l := newLedger(t)
+	ctx := testCtx(t, 3*time.Minute)
+	nc, err := node.New(btcd.RPCURL(), "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Shares before the blocks: A twice B's work.
+	start := time.Now().Add(-time.Minute)
+	sb := ledger.NewBatcher(l, ledger.BatcherOptions{FlushInterval: 10 * time.Millisecond})
+	bctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- sb.Run(bctx) }()
+	sb.AddShare(pool.Share{Time: start, Address: "A", JobID: "j", Difficulty: 2, Height: 2})
+	sb.AddShare(pool.Share{Time: start, Address: "B", JobID: "j", Difficulty: 1, Height: 2})
+	sb.AddShare(pool.Share{Time: start.Add(1500 * time.Millisecond), Address: "B", JobID: "j", Difficulty: 1, Height: 3})
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+
+	hashes, err := nc.Generate(ctx, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keep, lose := hashes[0], hashes[1]
+	for i, h := range hashes {
+		info, err := nc.GetBlockInfo(ctx, h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := l.RecordBlock(ctx, pool.Block{Time: start.Add(time.Duration(i+1) * time.Second), Height: info.Height,
+			Hash: h, Reward: coinbaseValue(t, ctx, nc, btcd, h), Address: "A", Accepted: true, Verdict: "accepted"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reward := coinbaseValue(t, ctx, nc, btcd, keep)
+
+	p, err := payout.New(payout.Config{Scheme: payout.PROP, FeeBPS: 100, FeeAddress: "F"}, l, payout.NodeChain{Node: nc}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.SettleBlocks(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// PROP: the first block takes the two shares before it, the second
+	// the one share between them.
+	fee, _ := payout.PoolFee(reward, 100)
+	cs, _ := payout.Split(reward-fee, []payout.Weight{{Address: "A", Difficulty: 2}, {Address: "B", Difficulty: 1}})
+	a, b := cs[0].Amount, cs[1].Amount
+	lr := coinbaseValue(t, ctx, nc, btcd, lose)
+	lfee, _ := payout.PoolFee(lr, 100)
+	mustBalance(t, l, "A", a, 0, 0)
+	mustBalance(t, l, "B", b+lr-lfee, 0, 0)
+	mustBalance(t, l, "F", fee+lfee, 0, 0)
+
+	// Orphan the second block: invalidate it and mine a longer branch.
+	if err := nc.Call(ctx, "invalidateblock", []any{lose}, nil); err != nil {
+		t.Fatalf("invalidateblock: %v", err)
+	}
+	if _, err := nc.Generate(ctx, int(payout.DefaultOrphanDepth)+1); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.SettleBlocks(ctx); err != nil {
+		t.Fatal(err)
+	}
+	mustBalance(t, l, "B", b, 0, 0)
+	mustBalance(t, l, "F", fee, 0, 0)
+
+	// Mature the first: take it to 99 confirmations, then 100.
+	tip, err := nc.GetBlockCount(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keepInfo, err := nc.GetBlockInfo(ctx, keep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := nc.Generate(ctx, int(99-(tip-keepInfo.Height+1))); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.SettleBlocks(ctx); err != nil {
+		t.Fatal(err)
+	}
+	mustBalance(t, l, "A", a, 0, 0) // 99 confirmations: not yet
+	if _, err := nc.Generate(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.SettleBlocks(ctx); err != nil {
+		t.Fatal(err)
+	}
+	mustBalance(t, l, "A", 0, a, 0)
+	mustBalance(t, l, "B", 0, b, 0)
+	mustBalance(t, l, "F", 0, fee, 0)
+
+	blocks, err := l.RecentBlocks(ctx, 10, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, bl := range blocks {
+		got[bl.Hash] = bl.Status
+	}
+	if got[keep] != "confirmed" || got[lose] != "orphaned" {
+		t.Fatalf("statuses = %v", got)
+	}
+	if bad, err := l.CheckJournal(ctx); err != nil || len(bad) > 0 {
+		t.Fatalf("journal check: %v, %v", bad, err)
+	}
+	if st := p.Stats(); st.BlocksMatured != 1 || st.BlocksOrphaned != 1 {
+		t.Fatalf("stats = %+v", st)
+	}
+}

@@ -1,0 +1,54 @@
+package payout
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/hashforge/hashforge/pool"
+	"github.com/hashforge/hashforge/pool/node"
+)
+
+// NodeChain answers BlockState from a bitcoind-compatible node.
+type NodeChain struct{ Node *node.Client }
+
+var _ Chain = NodeChain{}
+
+// BlockState decides main-chain membership by asking for the main chain's
+// block at the block's height and comparing hashes. That works the same
+// on Bitcoin Core and btcd, whereas getblock's confirmations for a side
+// chain block differ between them (-1 or a positive count).
+func (c NodeChain) BlockState(ctx context.Context, hash string, height int64) (BlockState, error) {
+	tip, err := c.Node.GetBlockCount(ctx)
+	if err != nil {
+		return BlockState{}, fmt.Errorf("getblockcount: %w", err)
+	}
+	st := BlockState{TipHeight: tip}
+	if height > tip {
+		return st, nil // a reorg to a shorter chain; not (yet) in it
+	}
+	main, err := c.Node.GetBlockHash(ctx, height)
+	if err != nil {
+		return BlockState{}, fmt.Errorf("getblockhash %d: %w", height, err)
+	}
+	if !strings.EqualFold(main, hash) {
+		return st, nil
+	}
+	st.InMainChain = true
+	st.Confirmations = tip - height + 1
+	info, err := c.Node.GetBlockInfo(ctx, hash)
+	if err != nil {
+		return BlockState{}, fmt.Errorf("getblock %s: %w", hash, err)
+	}
+	bits, err := strconv.ParseUint(info.Bits, 16, 32)
+	if err != nil {
+		return BlockState{}, fmt.Errorf("getblock %s: bits %q: %w", hash, info.Bits, err)
+	}
+	t, err := pool.CompactToTarget(uint32(bits))
+	if err != nil {
+		return BlockState{}, fmt.Errorf("getblock %s: %w", hash, err)
+	}
+	st.NetworkDifficulty = pool.TargetToDifficulty(t)
+	return st, nil
+}

@@ -1,0 +1,544 @@
+package payout
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// Defaults for the zero values of Config.
+const (
+	DefaultPPLNSWindow      = 2.0
+	DefaultFeeBPS           = 100
+	DefaultThreshold        = 1_000_000 // 0.01 BTC
+	DefaultMaturity         = 100
+	DefaultConfirmations    = 6
+	DefaultOrphanDepth      = 6
+	DefaultMaxItems         = 500
+	DefaultResendGrace      = 5 * time.Minute
+	DefaultInterval         = 10 * time.Minute
+	DefaultReconcileHorizon = 7 * 24 * time.Hour
+
+	// MinThreshold keeps every payment item far above the dust limit of
+	// any standard output at any sane relay fee (546 sat for P2PKH at
+	// 1 sat/vB): a dust output makes the wallet refuse the whole batch.
+	MinThreshold = 10_000
+)
+
+// Config configures a Processor.
+type Config struct {
+	Scheme Scheme
+	// PPLNSWindow is N as a multiple of the network difficulty of the block.
+	PPLNSWindow float64
+	// FeeBPS is the pool fee in basis points (PPLNS, PROP; PPS applies it
+	// to the share value), paid to FeeAddress (PPLNS, PROP).
+	FeeBPS     int
+	FeeAddress string
+	// NoFee makes a zero FeeBPS mean no fee rather than the default.
+	NoFee bool
+	// Threshold is the least mature balance that is paid, in satoshis.
+	Threshold int64
+	// Maturity is the confirmations a coinbase needs before its credits
+	// are released (100 on every Bitcoin network).
+	Maturity int64
+	// Confirmations a payment transaction needs to be 'confirmed'.
+	Confirmations int64
+	// OrphanDepth is how far the node's tip must be past a block that left
+	// the main chain before it is declared orphaned: a block that comes
+	// back in a short reorg must not have had its credits reverted.
+	OrphanDepth int64
+	// MaxItems caps the outputs of one sendmany.
+	MaxItems int
+	// ResendGrace is how long after a sendmany attempt whose outcome is
+	// unknown the wallet's history is trusted to show it.
+	ResendGrace time.Duration
+	// CreditDelay lets the share batcher commit the last shares before a
+	// block is credited (its flush interval is 200 ms; spooled shares
+	// may take longer).
+	CreditDelay time.Duration
+	Logger      *slog.Logger
+
+	// step, when set (tests), is called after each step of a payment and
+	// may stop the run there, as a crash would.
+	step func(step string, b *Batch) error
+}
+
+// Payment steps passed to the test hook.
+const (
+	stepPlanned = "planned" // batch written, balances debited
+	stepSent    = "sent"    // sendmany returned a txid, not yet stored
+	stepStored  = "stored"  // txid stored
+)
+
+// Stats is a snapshot of the processor's counters, for metrics.
+type Stats struct {
+	BlocksCredited    uint64
+	BlocksMatured     uint64
+	BlocksOrphaned    uint64
+	BatchesPlanned    uint64
+	BatchesSent       uint64
+	BatchesConfirmed  uint64
+	BatchesFailed     uint64
+	BatchesReconciled uint64 // planned batches found already sent in the wallet
+	Errors            uint64 // runs that ended in an error
+	LastError         string
+	LastRun           time.Time
+}
+
+// Processor moves blocks through their life cycle and pays mature
+// balances. Several processors (pool nodes) may share one database:
+// every transition is a conditional update.
+type Processor struct {
+	cfg    Config
+	store  Store
+	chain  Chain
+	wallet Wallet
+	log    *slog.Logger
+	now    func() time.Time
+
+	mu    sync.Mutex // serialises runs of this processor
+	smu   sync.Mutex
+	stats Stats
+}
+
+// New checks cfg and applies defaults. wallet may be nil: then blocks are
+// tracked and credited but nothing is paid.
+func New(cfg Config, store Store, chain Chain, wallet Wallet) (*Processor, error) {
+	if store == nil || chain == nil {
+		return nil, errors.New("payout: store and chain are required")
+	}
+	if cfg.Scheme == "" {
+		cfg.Scheme = PPLNS
+	}
+	if _, err := ParseScheme(string(cfg.Scheme)); err != nil {
+		return nil, err
+	}
+	if cfg.PPLNSWindow == 0 {
+		cfg.PPLNSWindow = DefaultPPLNSWindow
+	}
+	if !(cfg.PPLNSWindow > 0) || cfg.PPLNSWindow > 1e6 {
+		return nil, fmt.Errorf("payout: PPLNS window %v", cfg.PPLNSWindow)
+	}
+	if cfg.FeeBPS == 0 && !cfg.NoFee {
+		cfg.FeeBPS = DefaultFeeBPS
+	}
+	if cfg.FeeBPS < 0 || cfg.FeeBPS > MaxFeeBPS {
+		return nil, fmt.Errorf("payout: pool fee %d bps outside 0..%d", cfg.FeeBPS, MaxFeeBPS)
+	}
+	if cfg.FeeBPS > 0 && cfg.FeeAddress == "" && (cfg.Scheme == PPLNS || cfg.Scheme == PROP) {
+		return nil, errors.New("payout: a pool fee needs a fee address (or a fee of 0)")
+	}
+	if cfg.Threshold == 0 {
+		cfg.Threshold = DefaultThreshold
+	}
+	if cfg.Threshold < MinThreshold || cfg.Threshold > MaxMoney {
+		return nil, fmt.Errorf("payout: threshold %d sat outside %d..%d", cfg.Threshold, MinThreshold, int64(MaxMoney))
+	}
+	setDefault(&cfg.Maturity, DefaultMaturity)
+	setDefault(&cfg.Confirmations, DefaultConfirmations)
+	setDefault(&cfg.OrphanDepth, DefaultOrphanDepth)
+	if cfg.MaxItems <= 0 {
+		cfg.MaxItems = DefaultMaxItems
+	}
+	if cfg.ResendGrace <= 0 {
+		cfg.ResendGrace = DefaultResendGrace
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &Processor{
+		cfg: cfg, store: store, chain: chain, wallet: wallet,
+		log: cfg.Logger.With("component", "payout"), now: time.Now,
+	}, nil
+}
+
+func setDefault(v *int64, d int64) {
+	if *v <= 0 {
+		*v = d
+	}
+}
+
+// Stats returns a snapshot of the counters.
+func (p *Processor) Stats() Stats {
+	p.smu.Lock()
+	defer p.smu.Unlock()
+	return p.stats
+}
+
+func (p *Processor) count(f func(*Stats)) {
+	p.smu.Lock()
+	f(&p.stats)
+	p.smu.Unlock()
+}
+
+// Run runs RunOnce at once (reconciling whatever a previous process left)
+// and then every interval until ctx ends. Errors are logged and counted;
+// the next tick tries again.
+func (p *Processor) Run(ctx context.Context, interval time.Duration) error {
+	if interval <= 0 {
+		interval = DefaultInterval
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		if err := p.RunOnce(ctx); err != nil && ctx.Err() == nil {
+			p.log.Error("payout run failed", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// RunOnce settles blocks, then pays: first it reconciles open batches
+// with the wallet, then plans and sends one new batch if anything is due.
+func (p *Processor) RunOnce(ctx context.Context) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	release, ok, err := p.store.LockPayouts(ctx)
+	if err != nil {
+		return fmt.Errorf("payout: lock: %w", err)
+	}
+	if !ok {
+		p.log.Info("another process is running payouts; skipping this run")
+		return nil
+	}
+	defer release()
+	err = p.settleBlocks(ctx)
+	if err == nil && p.wallet != nil {
+		err = p.pay(ctx)
+	}
+	p.count(func(s *Stats) {
+		s.LastRun = p.now()
+		if err != nil {
+			s.Errors++
+			s.LastError = err.Error()
+		}
+	})
+	return err
+}
+
+// SettleBlocks credits, matures and orphans blocks only.
+func (p *Processor) SettleBlocks(ctx context.Context) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	release, ok, err := p.store.LockPayouts(ctx)
+	if err != nil || !ok {
+		return err
+	}
+	defer release()
+	return p.settleBlocks(ctx)
+}
+
+func (p *Processor) settleBlocks(ctx context.Context) error {
+	blocks, err := p.store.UnsettledBlocks(ctx)
+	if err != nil {
+		return fmt.Errorf("payout: list unsettled blocks: %w", err)
+	}
+	var errs []error
+	for _, b := range blocks {
+		if err := p.settleBlock(ctx, b); err != nil {
+			errs = append(errs, fmt.Errorf("block %d %s: %w", b.Height, b.Hash, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (p *Processor) settleBlock(ctx context.Context, b Block) error {
+	st, err := p.chain.BlockState(ctx, b.Hash, b.Height)
+	if err != nil {
+		return fmt.Errorf("ask node: %w", err)
+	}
+	log := p.log.With("height", b.Height, "hash", b.Hash)
+	if !st.InMainChain {
+		if st.TipHeight < b.Height+p.cfg.OrphanDepth {
+			log.Warn("block is not in the main chain; waiting before declaring it orphaned",
+				"tip", st.TipHeight, "orphan_depth", p.cfg.OrphanDepth)
+			return nil
+		}
+		if err := p.store.OrphanBlock(ctx, b.ID); err != nil {
+			return fmt.Errorf("orphan: %w", err)
+		}
+		p.count(func(s *Stats) { s.BlocksOrphaned++ })
+		log.Warn("block orphaned; its credits are reverted", "tip", st.TipHeight)
+		return nil
+	}
+	if !b.Credited && p.now().Sub(b.FoundAt) >= p.cfg.CreditDelay {
+		switch err := p.credit(ctx, b, st); {
+		case err == nil:
+			b.Credited = true
+		case errors.Is(err, errNotCredited):
+		default:
+			return err
+		}
+	}
+	if st.Confirmations >= p.cfg.Maturity {
+		if !b.Credited {
+			return nil // CreditDelay not over yet; matures next run
+		}
+		if err := p.store.MatureBlock(ctx, b.ID, st.Confirmations); err != nil {
+			return fmt.Errorf("mature: %w", err)
+		}
+		p.count(func(s *Stats) { s.BlocksMatured++ })
+		log.Info("block matured; credits released", "confirmations", st.Confirmations)
+		return nil
+	}
+	return p.store.SetConfirmations(ctx, b.ID, st.Confirmations)
+}
+
+var errNotCredited = errors.New("payout: block not credited yet")
+
+// credit computes and stores a block's credits under the scheme. PPS and
+// SOLO blocks get none: under PPS the reward is the pool's (it already
+// paid every share), under SOLO the coinbase paid the finder on chain.
+func (p *Processor) credit(ctx context.Context, b Block, st BlockState) error {
+	var credits []Credit
+	switch p.cfg.Scheme {
+	case PPLNS, PROP:
+		w := Window{UntilBlock: b.ID}
+		if p.cfg.Scheme == PPLNS {
+			if !(st.NetworkDifficulty > 0) {
+				return errors.New("node gave no network difficulty for the PPLNS window")
+			}
+			w.Limit = p.cfg.PPLNSWindow * st.NetworkDifficulty
+		} else {
+			prev, ok, err := p.store.PreviousBlock(ctx, b)
+			if err != nil {
+				return fmt.Errorf("round start: %w", err)
+			}
+			if ok {
+				w.AfterBlock = prev
+			}
+		}
+		weights, err := p.store.ShareWeights(ctx, w)
+		if err != nil {
+			return fmt.Errorf("share weights: %w", err)
+		}
+		if credits, err = BlockCredits(b.Reward, p.cfg.FeeBPS, p.cfg.FeeAddress, weights); errors.Is(err, ErrNoShares) {
+			// Its shares may still be in a spool waiting for the
+			// database; try again next run. Never guess who earned it.
+			p.log.Warn("block has no shares in its window yet; not credited", "height", b.Height, "hash", b.Hash,
+				"scheme", p.cfg.Scheme)
+			return errNotCredited
+		} else if err != nil {
+			return err
+		}
+	}
+	if err := p.store.CreditBlock(ctx, b.ID, p.cfg.Scheme, credits); err != nil {
+		return fmt.Errorf("store credits: %w", err)
+	}
+	p.count(func(s *Stats) { s.BlocksCredited++ })
+	p.log.Info("block credited", "height", b.Height, "hash", b.Hash, "scheme", p.cfg.Scheme,
+		"reward", b.Reward, "credits", len(credits))
+	return nil
+}
+
+// pay reconciles open batches, then plans and sends a new one. A planned
+// batch that cannot be resolved yet blocks new batches: PlanBatch refuses
+// while one exists, so money is never in two unresolved batches.
+func (p *Processor) pay(ctx context.Context) error {
+	open, err := p.store.OpenBatches(ctx)
+	if err != nil {
+		return fmt.Errorf("payout: list open batches: %w", err)
+	}
+	// A run that found a planned batch (a crash, a lost answer, another
+	// node's batch in flight) only resolves it: the next run plans anew,
+	// from balances that then reflect the outcome.
+	recovering := false
+	for i := range open {
+		b := &open[i]
+		var err error
+		switch b.State {
+		case StatePlanned:
+			recovering = true
+			_, err = p.resolvePlanned(ctx, b)
+		case StateSent:
+			err = p.checkConfirmations(ctx, b)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if recovering {
+		return nil
+	}
+	b, err := p.store.PlanBatch(ctx, newBatchID(p.now()), p.cfg.Threshold, p.cfg.MaxItems)
+	if err != nil {
+		return fmt.Errorf("payout: plan batch: %w", err)
+	}
+	if b == nil {
+		return nil
+	}
+	p.count(func(s *Stats) { s.BatchesPlanned++ })
+	p.log.Info("payment batch planned", "batch", b.BatchID, "items", len(b.Items), "total", total(b.Items))
+	if err := p.hook(stepPlanned, b); err != nil {
+		return err
+	}
+	return p.send(ctx, b)
+}
+
+func (p *Processor) hook(step string, b *Batch) error {
+	if p.cfg.step == nil {
+		return nil
+	}
+	return p.cfg.step(step, b)
+}
+
+// resolvePlanned settles a batch that was planned but is not known to be
+// sent. It reports whether the batch is resolved (sent, failed or now
+// sent again) rather than left waiting.
+func (p *Processor) resolvePlanned(ctx context.Context, b *Batch) (bool, error) {
+	if b.LastAttempt.IsZero() {
+		// Never handed to the wallet: the crash came between planning
+		// and sendmany. Sending now is the first attempt.
+		return true, p.send(ctx, b)
+	}
+	tx, found, err := p.findInWallet(ctx, b)
+	if err != nil {
+		return false, err
+	}
+	if found {
+		if err := p.store.MarkSent(ctx, b.ID, tx.TxID); err != nil {
+			return false, fmt.Errorf("payout: record txid of batch %s: %w", b.BatchID, err)
+		}
+		p.count(func(s *Stats) { s.BatchesReconciled++; s.BatchesSent++ })
+		p.log.Warn("payment batch found sent in the wallet; txid recorded", "batch", b.BatchID, "txid", tx.TxID)
+		return true, nil
+	}
+	if since := p.now().Sub(b.LastAttempt); since < p.cfg.ResendGrace {
+		// A sendmany whose answer was lost may still be running in the
+		// wallet; resending now could pay twice.
+		p.log.Warn("payment batch attempted but not in the wallet yet; waiting before resending",
+			"batch", b.BatchID, "since_attempt", since.Round(time.Second), "grace", p.cfg.ResendGrace)
+		return false, nil
+	}
+	p.log.Warn("payment batch attempted but absent from the wallet; sending again", "batch", b.BatchID)
+	return true, p.send(ctx, b)
+}
+
+// findInWallet looks for the batch among the wallet's sends since it was
+// planned: by comment where the wallet keeps one, else by its outputs
+// (every item paid exactly its amount, in one transaction).
+func (p *Processor) findInWallet(ctx context.Context, b *Batch) (WalletTx, bool, error) {
+	// The wallet's clock and the database's may differ a little.
+	txs, err := p.wallet.RecentSends(ctx, b.CreatedAt.Add(-time.Hour))
+	if err != nil {
+		return WalletTx{}, false, fmt.Errorf("payout: reconcile batch %s: wallet history: %w", b.BatchID, err)
+	}
+	for _, tx := range txs {
+		if tx.Comment == b.BatchID || paysItems(tx, b.Items) {
+			return tx, true, nil
+		}
+	}
+	return WalletTx{}, false, nil
+}
+
+func paysItems(tx WalletTx, items []Item) bool {
+	if len(items) == 0 || len(tx.Outputs) < len(items) {
+		return false
+	}
+	for _, it := range items {
+		if tx.Outputs[it.Address] != it.Amount {
+			return false
+		}
+	}
+	return true
+}
+
+// send calls sendmany for a planned batch. A refusal (the wallet answered
+// no) proves nothing was sent: the batch fails and its items return to
+// the balances. Anything else (timeout, connection lost) leaves the batch
+// planned with its attempt recorded, for reconciliation.
+func (p *Processor) send(ctx context.Context, b *Batch) error {
+	if err := p.store.MarkAttempt(ctx, b.ID); err != nil {
+		return fmt.Errorf("payout: record attempt of batch %s: %w", b.BatchID, err)
+	}
+	amounts := make(map[string]int64, len(b.Items))
+	for _, it := range b.Items {
+		amounts[it.Address] = it.Amount
+	}
+	log := p.log.With("batch", b.BatchID, "items", len(b.Items), "total", total(b.Items))
+	txid, err := p.wallet.SendMany(ctx, amounts, b.BatchID)
+	if err != nil {
+		if !IsRefusal(err) {
+			log.Error("sendmany outcome unknown; the batch stays planned for reconciliation", "err", err)
+			return fmt.Errorf("payout: sendmany of batch %s: %w", b.BatchID, err)
+		}
+		// A wallet that built and stored the transaction but failed to
+		// broadcast it may still answer with an error: only fail the
+		// batch when the wallet's history has no trace of it.
+		if tx, found, ferr := p.findInWallet(ctx, b); ferr != nil {
+			return fmt.Errorf("payout: sendmany of batch %s refused (%v), and %w", b.BatchID, err, ferr)
+		} else if found {
+			if err := p.store.MarkSent(ctx, b.ID, tx.TxID); err != nil {
+				return fmt.Errorf("payout: record txid of batch %s: %w", b.BatchID, err)
+			}
+			p.count(func(s *Stats) { s.BatchesReconciled++; s.BatchesSent++ })
+			log.Warn("sendmany answered an error but the wallet sent the batch; txid recorded", "err", err, "txid", tx.TxID)
+			return nil
+		}
+		reason := err.Error()
+		if ferr := p.store.FailBatch(ctx, b.ID, reason); ferr != nil {
+			return fmt.Errorf("payout: mark batch %s failed (%s): %w", b.BatchID, reason, ferr)
+		}
+		p.count(func(s *Stats) { s.BatchesFailed++ })
+		log.Error("payment batch failed; balances restored", "reason", reason)
+		return nil
+	}
+	if err := p.hook(stepSent, b); err != nil {
+		return err
+	}
+	if err := p.store.MarkSent(ctx, b.ID, txid); err != nil {
+		// Reconciliation will find it by its outputs.
+		return fmt.Errorf("payout: record txid %s of batch %s: %w", txid, b.BatchID, err)
+	}
+	b.State, b.TxID = StateSent, txid
+	p.count(func(s *Stats) { s.BatchesSent++ })
+	log.Info("payment batch sent", "txid", txid)
+	return p.hook(stepStored, b)
+}
+
+func (p *Processor) checkConfirmations(ctx context.Context, b *Batch) error {
+	tx, err := p.wallet.Transaction(ctx, b.TxID)
+	if err != nil {
+		return fmt.Errorf("payout: confirmations of batch %s tx %s: %w", b.BatchID, b.TxID, err)
+	}
+	if tx.Confirms < p.cfg.Confirmations {
+		return nil
+	}
+	if err := p.store.MarkConfirmed(ctx, b.ID, tx.Fee); err != nil {
+		return fmt.Errorf("payout: confirm batch %s: %w", b.BatchID, err)
+	}
+	p.count(func(s *Stats) { s.BatchesConfirmed++ })
+	p.log.Info("payment batch confirmed", "batch", b.BatchID, "txid", b.TxID, "confirmations", tx.Confirms, "fee", tx.Fee)
+	return nil
+}
+
+func total(items []Item) int64 {
+	var t int64
+	for _, it := range items {
+		t += it.Amount
+	}
+	return t
+}
+
+// newBatchID is a UUIDv7: time-ordered like the share batch ids.
+func newBatchID(now time.Time) string {
+	var id [16]byte
+	var ts [8]byte
+	binary.BigEndian.PutUint64(ts[:], uint64(now.UnixMilli()))
+	copy(id[:6], ts[2:])
+	_, _ = rand.Read(id[6:])
+	id[6] = 0x70 | id[6]&0x0f
+	id[8] = 0x80 | id[8]&0x3f
+	h := hex.EncodeToString(id[:])
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}

@@ -1,0 +1,211 @@
+package web
+
+import (
+	"context"
+	"net/http"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/hashforge/hashforge/pool"
+)
+
+// metrics is /metrics. Counters that the pool and the ledger keep anyway
+// are read from their Stats snapshots at scrape time (collector below), so
+// neither package imports prometheus and nothing is counted twice. Only
+// what exists nowhere else is kept here: the fan-out latency histogram and
+// the block verdicts, fed from the pool's events, and this package's own
+// counters.
+type metrics struct {
+	s   *Server
+	reg *prometheus.Registry
+
+	fanout     prometheus.Histogram
+	blocks     *prometheus.CounterVec
+	wsConnects prometheus.Counter
+	wsDropped  prometheus.Counter
+	dbErrors   atomic.Uint64 // failed ledger reads of the API and feed
+	sub        atomic.Pointer[pool.Subscription]
+}
+
+// maxReasonLabels bounds the reject-reason label values: reasons are a
+// small fixed set today, but one that ever carried free text must not
+// explode the number of series.
+const maxReasonLabels = 32
+
+// payoutScrapeTimeout bounds the one query a scrape makes.
+const payoutScrapeTimeout = 2 * time.Second
+
+func newMetrics(s *Server) *metrics {
+	m := &metrics{
+		s:   s,
+		reg: prometheus.NewRegistry(),
+		fanout: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "hashforge_job_fanout_seconds",
+			Help: "Time to hand a new job to every session's send queue.",
+			// 50 µs to ~1.6 s: a few sessions take microseconds, tens of
+			// thousands take milliseconds; beyond a second is trouble.
+			Buckets: prometheus.ExponentialBuckets(50e-6, 2, 16),
+		}),
+		blocks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hashforge_blocks_submitted_total",
+			Help: "Blocks submitted to the node since start, by verdict: accepted, rejected (the node refused it) or error (submitblock failed).",
+		}, []string{"verdict"}),
+		wsConnects: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "hashforge_ws_connections_total",
+			Help: "Live feed websocket connections accepted.",
+		}),
+		wsDropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "hashforge_ws_dropped_total",
+			Help: "Live feed clients dropped because their queue was full.",
+		}),
+	}
+	for _, v := range []string{"accepted", "rejected", "error"} {
+		m.blocks.WithLabelValues(v) // present at 0, so rate() and alerts work from the start
+	}
+	m.reg.MustRegister(m.fanout, m.blocks, m.wsConnects, m.wsDropped, snapshotCollector{m},
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+func (m *metrics) handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Timeout: 10 * time.Second})
+}
+
+// observe takes what the metrics need from a pool event.
+func (m *metrics) observe(ev pool.Event) {
+	switch ev.Kind {
+	case pool.EventJob:
+		m.fanout.Observe(ev.Job.FanOut.Seconds())
+	case pool.EventBlock:
+		m.blocks.WithLabelValues(blockVerdict(*ev.Block)).Inc()
+	}
+}
+
+func blockVerdict(b pool.Block) string {
+	switch {
+	case b.Accepted:
+		return "accepted"
+	case strings.HasPrefix(b.Verdict, "submitblock failed"):
+		return "error"
+	}
+	return "rejected"
+}
+
+var (
+	descShares = prometheus.NewDesc("hashforge_shares_total",
+		"Shares since start by result (accepted, rejected) and, for rejected ones, reason.", []string{"result", "reason"}, nil)
+	descSessions = prometheus.NewDesc("hashforge_sessions",
+		"Open Stratum connections.", nil, nil)
+	descWorkers = prometheus.NewDesc("hashforge_workers",
+		"Authorized workers on open connections.", nil, nil)
+	descHashrate = prometheus.NewDesc("hashforge_pool_hashrate_hashes_per_second",
+		"This node's hashrate over the last 10 minutes, from accepted share difficulty.", nil, nil)
+	descHeight = prometheus.NewDesc("hashforge_job_height",
+		"Height of the block the current job builds.", nil, nil)
+	descNetDiff = prometheus.NewDesc("hashforge_network_difficulty",
+		"Network difficulty of the current job.", nil, nil)
+	descBatches = prometheus.NewDesc("hashforge_ledger_batches_total",
+		"Share batches by outcome: flushed (committed, directly or by replay), spooled, replayed, skipped (already committed), rejected (refused for good).", []string{"outcome"}, nil)
+	descSharesWritten = prometheus.NewDesc("hashforge_ledger_shares_written_total",
+		"Shares committed to PostgreSQL. Divided by flushed batches: the mean batch size.", nil, nil)
+	descSharesLost = prometheus.NewDesc("hashforge_ledger_shares_lost_total",
+		"Shares neither committed nor spooled.", nil, nil)
+	descQueue = prometheus.NewDesc("hashforge_ledger_queue_length",
+		"Accepted shares waiting for the batch writer.", nil, nil)
+	descFlushLatency = prometheus.NewDesc("hashforge_ledger_last_flush_seconds",
+		"Duration of the last successful batch write.", nil, nil)
+	descDBErrors = prometheus.NewDesc("hashforge_database_errors_total",
+		"Failed database operations by source: ledger_writer (batch write attempts), web (API and live feed reads).", []string{"source"}, nil)
+	descPayouts = prometheus.NewDesc("hashforge_payout_batches",
+		"Payment batches by state (planned, sent, confirmed, failed).", []string{"state"}, nil)
+	descWSClients = prometheus.NewDesc("hashforge_ws_clients",
+		"Open live feed websockets.", nil, nil)
+	descEventsDropped = prometheus.NewDesc("hashforge_web_events_dropped_total",
+		"Pool events the dashboard's subscription had no room for.", nil, nil)
+)
+
+// snapshotCollector reads the packages' Stats snapshots at scrape time.
+type snapshotCollector struct{ m *metrics }
+
+func (c snapshotCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descShares, descSessions, descWorkers, descHashrate, descHeight, descNetDiff,
+		descBatches, descSharesWritten, descSharesLost, descQueue, descFlushLatency, descDBErrors, descPayouts,
+		descWSClients, descEventsDropped} {
+		ch <- d
+	}
+}
+
+func (c snapshotCollector) Collect(ch chan<- prometheus.Metric) {
+	m, cfg := c.m, c.m.s.cfg
+	counter := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, labels...)
+	}
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+
+	ps := cfg.Pool.Stats()
+	counter(descShares, float64(ps.Accepted), "accepted", "")
+	reasons := make([]string, 0, len(ps.Rejected))
+	for r := range ps.Rejected {
+		reasons = append(reasons, r)
+	}
+	slices.Sort(reasons)
+	var other uint64
+	for i, r := range reasons {
+		if i < maxReasonLabels-1 {
+			counter(descShares, float64(ps.Rejected[r]), "rejected", r)
+		} else {
+			other += ps.Rejected[r]
+		}
+	}
+	if other > 0 {
+		counter(descShares, float64(other), "rejected", "other")
+	}
+	gauge(descSessions, float64(ps.Sessions))
+	gauge(descWorkers, float64(ps.AuthorizedWorkers))
+	gauge(descHashrate, finite(ps.Hashrate))
+	gauge(descHeight, float64(ps.JobHeight))
+	gauge(descNetDiff, finite(ps.NetworkDifficulty))
+
+	if cfg.Batcher != nil {
+		bs := cfg.Batcher.Stats()
+		counter(descBatches, float64(bs.BatchesFlushed), "flushed")
+		counter(descBatches, float64(bs.BatchesSpooled), "spooled")
+		counter(descBatches, float64(bs.BatchesReplayed), "replayed")
+		counter(descBatches, float64(bs.BatchesSkipped), "skipped")
+		counter(descBatches, float64(bs.BatchesRejected), "rejected")
+		counter(descSharesWritten, float64(bs.SharesWritten))
+		counter(descSharesLost, float64(bs.SharesLost))
+		gauge(descQueue, float64(bs.QueueLength))
+		gauge(descFlushLatency, bs.LastFlushLatency.Seconds())
+		counter(descDBErrors, float64(bs.FlushErrors), "ledger_writer")
+	}
+
+	if cfg.Payouts != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), payoutScrapeTimeout)
+		counts, err := cfg.Payouts.PaymentStateCounts(ctx)
+		cancel()
+		if err != nil {
+			// Leaving the series out (rather than reporting 0) keeps a
+			// database outage from looking like "no failed payments".
+			m.dbErrors.Add(1)
+			m.s.log.Warn("metrics: payment batches by state", "err", err)
+		} else {
+			for _, st := range []string{"planned", "sent", "confirmed", "failed"} {
+				gauge(descPayouts, float64(counts[st]), st)
+			}
+		}
+	}
+	counter(descDBErrors, float64(m.dbErrors.Load()), "web")
+	gauge(descWSClients, float64(m.s.hub.count()))
+	if sub := m.sub.Load(); sub != nil {
+		counter(descEventsDropped, float64(sub.Dropped()))
+	}
+}
