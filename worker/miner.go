@@ -66,6 +66,9 @@ type Config struct {
 	// nonceBits shrinks the nonce space per header so tests reach the
 	// extranonce2 and version-rolling stages quickly; 0 means 32.
 	nonceBits uint
+	// blockPause bounds the wait for a new job after a found block;
+	// defaultBlockPause when zero.
+	blockPause time.Duration
 }
 
 // Version is reported as the user agent.
@@ -105,6 +108,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.DialTimeout <= 0 {
 		c.DialTimeout = 10 * time.Second
+	}
+	if c.blockPause <= 0 {
+		c.blockPause = defaultBlockPause
 	}
 	if c.CallTimeout <= 0 {
 		c.CallTimeout = 30 * time.Second
@@ -440,10 +446,23 @@ func (m *Miner) handleCandidate(ctx context.Context, c candidate) {
 	}
 	m.inflight.Add(1)
 	defer m.inflight.Add(-1)
-	if !m.submit(ctx, s, params, &hash) && paused {
+	accepted := m.submit(ctx, s, params, &hash)
+	switch {
+	case paused && !accepted:
 		m.sched.resume(sl.tmpl)
+	case paused:
+		// A pool that took the share but whose node did not take the block
+		// (or that judges blocks by another target) may not send a new job
+		// for a while: never sit idle longer than the block pause.
+		t := sl.tmpl
+		time.AfterFunc(m.cfg.blockPause, func() { m.sched.resume(t) })
 	}
 }
+
+// defaultBlockPause bounds how long devices wait for a new job after a block
+// was found and accepted. Pools announce the next block's job within
+// milliseconds of their own block; two seconds is plenty.
+const defaultBlockPause = 2 * time.Second
 
 // sharesBlock reports whether a hash also meets the network target.
 func sharesBlock(hash, netTarget *[32]byte) bool { return sha256d.Meets(hash, netTarget) }

@@ -61,6 +61,7 @@ type testPool struct {
 
 	mu         sync.Mutex
 	mask       uint32 // 0: refuse mining.configure
+	nbits      string // of new jobs; 1d00ffff (no share is a block) when empty
 	en2Size    int
 	jobs       map[string]stratum.NotifyParams
 	cur        stratum.NotifyParams
@@ -106,6 +107,9 @@ func (p *testPool) close() {
 // newJob makes a job with a random prevhash and a two-entry branch.
 func (p *testPool) newJob(clean bool) stratum.NotifyParams {
 	p.nextJob++
+	if p.nbits == "" {
+		p.nbits = "1d00ffff"
+	}
 	rnd := func() string {
 		var b [32]byte
 		rand.Read(b[:])
@@ -113,7 +117,7 @@ func (p *testPool) newJob(clean bool) stratum.NotifyParams {
 	}
 	j := stratum.NotifyParams{
 		JobID: fmt.Sprintf("j%d", p.nextJob), PrevHash: rnd(), Coinb1: testCoinb1, Coinb2: testCoinb2,
-		MerkleBranch: []string{rnd(), rnd()}, Version: "20000000", NBits: "207fffff", NTime: "6b06489e", CleanJobs: clean,
+		MerkleBranch: []string{rnd(), rnd()}, Version: "20000000", NBits: p.nbits, NTime: "6b06489e", CleanJobs: clean,
 	}
 	if clean {
 		clear(p.jobs)
@@ -664,4 +668,53 @@ func (l lockedWriter) Write(b []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.Write(b)
+}
+
+// On a network where a share solves the block, the rest of that job's work
+// is worthless: the miner stops hashing it until the next job arrives.
+func TestBlockPausesUntilNextJob(t *testing.T) {
+	p := startPool(t, "", 0x1fffe000)
+	p.mu.Lock()
+	p.nbits = "207fffff" // regtest: every share is a block
+	p.newJob(true)
+	p.mu.Unlock()
+	m, stop := testMinerCfg(t, Config{URLs: []string{p.addr}, blockPause: time.Hour})
+	defer stop()
+	p.waitFor("a block share", func() bool { return p.validShares(nil) >= 1 })
+	// Candidates found before the pause drain, then nothing more comes.
+	for m.inflight.Load() != 0 || len(m.candidates) != 0 {
+		time.Sleep(10 * time.Millisecond)
+	}
+	p.mu.Lock()
+	before := len(p.shares)
+	p.mu.Unlock()
+	time.Sleep(500 * time.Millisecond) // hundreds of shares if it kept hashing
+	p.mu.Lock()
+	after := len(p.shares)
+	job := p.newJob(true)
+	p.mu.Unlock()
+	if after-before > 2 {
+		t.Errorf("%d shares while paused on a solved job", after-before)
+	}
+	p.broadcast("mining.notify", job)
+	p.waitFor("a share on the next job", func() bool {
+		return p.validShares(func(s share) bool { return s.job == job.JobID }) >= 1
+	})
+	p.assertNoInvalid()
+}
+
+// A pool that accepts the block share but sends no new job must not leave
+// the miner idle for good.
+func TestBlockPauseEnds(t *testing.T) {
+	p := startPool(t, "", 0x1fffe000)
+	p.mu.Lock()
+	p.nbits = "207fffff"
+	job := p.newJob(true)
+	p.mu.Unlock()
+	_, stop := testMinerCfg(t, Config{URLs: []string{p.addr}, blockPause: 50 * time.Millisecond})
+	defer stop()
+	p.waitFor("shares after several pauses on one job", func() bool {
+		return p.validShares(func(s share) bool { return s.job == job.JobID }) >= 20
+	})
+	p.assertNoInvalid()
 }

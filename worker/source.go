@@ -77,6 +77,9 @@ type scheduler struct {
 	hdr              [80]byte
 	hdrValid         bool
 	exhausted        bool
+	// paused is set by solved: the current job's block is found, its
+	// remaining hashes are worth nothing.
+	paused bool
 
 	nonceLimit uint64 // 2^32 except in tests
 	log        *slog.Logger
@@ -99,7 +102,7 @@ func (s *scheduler) set(t *template, target [32]byte) {
 	s.cur = t
 	s.target = target
 	s.en2, s.vidx, s.nonce = 0, 0, 0
-	s.hdrValid, s.exhausted = false, false
+	s.hdrValid, s.exhausted, s.paused = false, false, false
 	if t != nil {
 		s.en2Limit = 1
 		if t.en2Size > 0 {
@@ -130,28 +133,28 @@ func (s *scheduler) setTarget(target [32]byte) {
 // on that previous block is wasted once the block is in, and on a test
 // network where most hashes solve a block, keeping on would only flood the
 // pool with shares that are stale a moment later. Devices wait until the
-// pool sends the next job, or until resume (the pool refused the block).
-// It reports whether it paused anything.
+// pool sends the next job, or until resume (the pool refused the block, or
+// no new job came in time). It reports whether it paused anything.
 func (s *scheduler) solved(sl *Slice) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.gen.Load() != sl.gen || s.exhausted {
+	if s.gen.Load() != sl.gen || s.paused || s.exhausted {
 		return false
 	}
-	s.exhausted = true
+	s.paused = true
 	s.gen.Add(1)
 	return true
 }
 
-// resume undoes solved when the pool did not take the block: the job is
-// still the current one, so the cursor carries on where it stopped.
+// resume undoes solved: the job is still the current one, so the cursor
+// carries on where it stopped.
 func (s *scheduler) resume(t *template) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.cur != t || !s.exhausted {
+	if s.cur != t || !s.paused {
 		return
 	}
-	s.exhausted = false
+	s.paused = false
 	s.gen.Add(1)
 	close(s.changed)
 	s.changed = make(chan struct{})
@@ -170,7 +173,7 @@ func (s *scheduler) Next(ctx context.Context, size uint64) (*Slice, error) {
 		size = 1
 	}
 	s.mu.Lock()
-	for s.cur == nil || s.exhausted {
+	for s.cur == nil || s.exhausted || s.paused {
 		ch := s.changed
 		s.mu.Unlock()
 		select {
