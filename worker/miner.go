@@ -133,8 +133,8 @@ type Miner struct {
 	// queueFullGen is the work generation last warned about a full share
 	// queue.
 	queueFullGen atomic.Uint64
-	pools   []*poolEntry
-	started time.Time
+	pools        []*poolEntry
+	started      time.Time
 
 	candidates chan candidate
 	inflight   atomic.Int64
