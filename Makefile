@@ -9,12 +9,18 @@ PKGS     := ./...
 # `make test` always means "against the real parts".
 TESTENV  := CI=true
 
-.PHONY: all build run test unit race fuzz-seeds bench lint clean
+.PHONY: all build build-opencl run test fuzz bench lint clean
 
 all: build
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/hashforge
+
+# The miner with its OpenCL path (cgo against the ICD loader). Installs the
+# OpenCL headers, loader and PoCL when they are missing.
+build-opencl:
+	$(GO) run ./internal/devstack/cmd/ensure-opencl
+	$(GO) build -tags opencl -trimpath -o $(BIN) ./cmd/hashforge
 
 # The whole stack on this machine: private PostgreSQL, regtest btcd, pool,
 # dashboard and the bundled miner. Ctrl-C stops it all.
@@ -26,8 +32,19 @@ test: lint build
 	$(TESTENV) $(GO) test -count=1 -tags purego ./worker/sha256d/
 	$(TESTENV) $(GO) test -count=1 -race -timeout 10m ./stratum/ ./pool/ ./worker/
 	$(GO) run ./internal/devstack/cmd/ensure-opencl
+	$(GO) vet -tags opencl ./kernels/ ./worker/... ./cmd/hashforge/
 	$(TESTENV) $(GO) test -count=1 -tags opencl -timeout 10m ./kernels/ ./worker/... && $(TESTENV) $(GO) test -count=1 -tags opencl -run OpenCL ./cmd/hashforge/
 	@echo "make test: all tests passed"
+
+# Every fuzz target for FUZZTIME each (the seeds alone run in `make test`).
+FUZZTIME ?= 30s
+fuzz:
+	@for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+	    echo "== $$pkg $$f"; \
+	    $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	  done; \
+	done
 
 bench: build
 	./$(BIN) bench --impl all --threads 1 --seconds 3
