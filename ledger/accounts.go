@@ -17,8 +17,9 @@ type Balance struct {
 	Immature int64
 	// Mature is spendable and waits for the next payment batch.
 	Mature int64
-	// Paid is everything moved into payment batches: planned, sent or
-	// confirmed (a failed batch moves its items back to Mature).
+	// Paid is everything moved into payment batches: planned, sent,
+	// confirmed or dropped (a failed batch moves its items back to
+	// Mature).
 	Paid int64
 }
 
@@ -26,12 +27,12 @@ type Balance struct {
 type Payment struct {
 	ID      int64
 	BatchID string // UUID; also the sendmany comment
-	State   string // "planned", "sent", "confirmed" or "failed"
+	State   string // "planned", "sent", "confirmed", "failed" or "dropped"
 	TxID    string // "" until sent
 	Total   int64  // satoshis paid to miners
 	Fee     int64  // network fee the pool paid, once known
 	Items   int
-	Reason  string // why it failed
+	Reason  string // why it failed or was dropped
 	// CreatedAt is when the batch was planned.
 	CreatedAt   time.Time
 	SentAt      *time.Time

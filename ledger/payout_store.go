@@ -6,12 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/hashforge/hashforge/payout"
+	"github.com/hashforge/hashforge/pool"
 )
 
 // The ledger is the payout process's store.
@@ -121,18 +123,57 @@ func (l *Ledger) inTx(ctx context.Context, f func(pgx.Tx) error) error {
 	return tx.Commit(ctx)
 }
 
+// TermsBlockSink returns the pool.BlockSink a pool node records found
+// blocks through: it writes the payout terms the node runs under
+// (block_terms, migration 0004) and then the block (RecordBlock). Terms
+// first, so that no block is ever recorded without them; the first
+// terms written for a hash stay. A failure to write the terms does not
+// stop the block from being recorded: a block without terms is credited
+// under the configured scheme (as before 0004), a lost block not at all.
+func (l *Ledger) TermsBlockSink(terms payout.Terms) (pool.BlockSink, error) {
+	if _, err := payout.ParseScheme(string(terms.Scheme)); err != nil {
+		return nil, err
+	}
+	if terms.FeeBPS < 0 || terms.FeeBPS > payout.MaxFeeBPS {
+		return nil, fmt.Errorf("ledger: pool fee %d bps outside 0..%d", terms.FeeBPS, payout.MaxFeeBPS)
+	}
+	return termsSink{l: l, terms: terms}, nil
+}
+
+type termsSink struct {
+	l     *Ledger
+	terms payout.Terms
+}
+
+func (s termsSink) RecordBlock(ctx context.Context, b pool.Block) error {
+	_, terr := s.l.pool.Exec(ctx, `
+		INSERT INTO block_terms (hash, scheme, fee_bps) VALUES ($1, $2, $3)
+		ON CONFLICT (hash) DO NOTHING`, strings.ToLower(b.Hash), string(s.terms.Scheme), s.terms.FeeBPS)
+	if terr != nil {
+		terr = fmt.Errorf("record payout terms of block %s: %w", b.Hash, terr)
+	}
+	return errors.Join(terr, s.l.RecordBlock(ctx, b))
+}
+
 // UnsettledBlocks implements payout.Store.
 func (l *Ledger) UnsettledBlocks(ctx context.Context) ([]payout.Block, error) {
 	rows, err := l.pool.Query(ctx, `
-		SELECT id, height, hash, reward, finder_address, found_at, credited_at IS NOT NULL
-		FROM blocks WHERE status = 'pending' AND accepted
-		ORDER BY height, id`)
+		SELECT b.id, b.height, b.hash, b.reward, b.finder_address, b.found_at, b.credited_at IS NOT NULL,
+		       t.scheme, t.fee_bps
+		FROM blocks b LEFT JOIN block_terms t ON t.hash = b.hash
+		WHERE b.status = 'pending' AND b.accepted
+		ORDER BY b.height, b.id`)
 	if err != nil {
 		return nil, fmt.Errorf("unsettled blocks: %w", err)
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (payout.Block, error) {
 		var b payout.Block
-		err := r.Scan(&b.ID, &b.Height, &b.Hash, &b.Reward, &b.Finder, &b.FoundAt, &b.Credited)
+		var scheme *string
+		var fee *int
+		err := r.Scan(&b.ID, &b.Height, &b.Hash, &b.Reward, &b.Finder, &b.FoundAt, &b.Credited, &scheme, &fee)
+		if scheme != nil && fee != nil {
+			b.Terms = &payout.Terms{Scheme: payout.Scheme(*scheme), FeeBPS: *fee}
+		}
 		return b, err
 	})
 	if err != nil {
@@ -237,7 +278,7 @@ func nullTime(t time.Time) any {
 }
 
 // CreditBlock implements payout.Store.
-func (l *Ledger) CreditBlock(ctx context.Context, blockID int64, scheme payout.Scheme, credits []payout.Credit) error {
+func (l *Ledger) CreditBlock(ctx context.Context, blockID int64, terms payout.Terms, credits []payout.Credit) error {
 	var sum int64
 	for _, c := range credits {
 		if c.Amount < 0 {
@@ -248,11 +289,24 @@ func (l *Ledger) CreditBlock(ctx context.Context, blockID int64, scheme payout.S
 	err := l.inTx(ctx, func(tx pgx.Tx) error {
 		var reward int64
 		err := tx.QueryRow(ctx, `
-			UPDATE blocks SET credited_at = now(), scheme = $2
-			WHERE id = $1 AND status = 'pending' AND credited_at IS NULL
-			RETURNING reward`, blockID, string(scheme)).Scan(&reward)
+			UPDATE blocks b SET credited_at = now(), scheme = $2, fee_bps = $3
+			WHERE b.id = $1 AND b.status = 'pending' AND b.credited_at IS NULL
+			  AND NOT EXISTS (SELECT 1 FROM block_terms t WHERE t.hash = b.hash AND t.scheme <> $2)
+			RETURNING b.reward`, blockID, string(terms.Scheme), terms.FeeBPS).Scan(&reward)
 		if errors.Is(err, pgx.ErrNoRows) {
-			return nil // credited (or settled) by another process already
+			// Credited (or settled) by another process already, or
+			// found under another scheme.
+			var other string
+			err := tx.QueryRow(ctx, `
+				SELECT t.scheme FROM blocks b JOIN block_terms t ON t.hash = b.hash
+				WHERE b.id = $1 AND b.status = 'pending' AND b.credited_at IS NULL`, blockID).Scan(&other)
+			if errors.Is(err, pgx.ErrNoRows) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			return fmt.Errorf("%w: found under %s, not %s", payout.ErrSchemeMismatch, other, terms.Scheme)
 		}
 		if err != nil {
 			return err
@@ -376,15 +430,15 @@ func (l *Ledger) OrphanBlock(ctx context.Context, blockID int64) error {
 // OpenBatches implements payout.Store.
 func (l *Ledger) OpenBatches(ctx context.Context) ([]payout.Batch, error) {
 	rows, err := l.pool.Query(ctx, `
-		SELECT id, batch_id::text, state, COALESCE(txid, ''), created_at, last_attempt_at
-		FROM payments WHERE state IN ('planned', 'sent') ORDER BY id`)
+		SELECT id, batch_id::text, state, COALESCE(txid, ''), created_at, last_attempt_at, missing_since IS NOT NULL
+		FROM payments WHERE state IN ('planned', 'sent', 'dropped') ORDER BY id`)
 	if err != nil {
 		return nil, fmt.Errorf("open batches: %w", err)
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (payout.Batch, error) {
 		var b payout.Batch
 		var last *time.Time
-		err := r.Scan(&b.ID, &b.BatchID, &b.State, &b.TxID, &b.CreatedAt, &last)
+		err := r.Scan(&b.ID, &b.BatchID, &b.State, &b.TxID, &b.CreatedAt, &last, &b.Missing)
 		if last != nil {
 			b.LastAttempt = *last
 		}
@@ -483,17 +537,36 @@ func (l *Ledger) PlanBatch(ctx context.Context, batchID string, threshold int64,
 }
 
 // MarkAttempt implements payout.Store.
-func (l *Ledger) MarkAttempt(ctx context.Context, id int64) error {
-	tag, err := l.pool.Exec(ctx, `
+func (l *Ledger) MarkAttempt(ctx context.Context, id int64) (time.Time, error) {
+	var at time.Time
+	err := l.pool.QueryRow(ctx, `
 		UPDATE payments SET attempts = attempts + 1, last_attempt_at = now()
-		WHERE id = $1 AND state = 'planned'`, id)
+		WHERE id = $1 AND state = 'planned' RETURNING last_attempt_at`, id).Scan(&at)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return time.Time{}, fmt.Errorf("mark attempt of payment %d: not planned", id)
+	}
 	if err != nil {
-		return fmt.Errorf("mark attempt of payment %d: %w", id, err)
+		return time.Time{}, fmt.Errorf("mark attempt of payment %d: %w", id, err)
 	}
-	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("mark attempt of payment %d: not planned", id)
+	return at, nil
+}
+
+// TxIDsTaken implements payout.Store.
+func (l *Ledger) TxIDsTaken(ctx context.Context, id int64, txids []string) (map[string]bool, error) {
+	rows, err := l.pool.Query(ctx, `
+		SELECT txid FROM payments WHERE txid = ANY($1::text[]) AND id <> $2`, txids, id)
+	if err != nil {
+		return nil, fmt.Errorf("txids of other payments: %w", err)
 	}
-	return nil
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("txids of other payments: %w", err)
+	}
+	out := make(map[string]bool, len(ids))
+	for _, t := range ids {
+		out[t] = true
+	}
+	return out, nil
 }
 
 // MarkSent implements payout.Store. Recording the same txid twice is fine.
@@ -521,9 +594,48 @@ func (l *Ledger) MarkSent(ctx context.Context, id int64, txid string) error {
 // MarkConfirmed implements payout.Store.
 func (l *Ledger) MarkConfirmed(ctx context.Context, id int64, fee int64) error {
 	if _, err := l.pool.Exec(ctx, `
-		UPDATE payments SET state = 'confirmed', fee = $2, confirmed_at = now()
-		WHERE id = $1 AND state = 'sent'`, id, max(fee, 0)); err != nil {
+		UPDATE payments SET state = 'confirmed', fee = $2, confirmed_at = now(), missing_since = NULL
+		WHERE id = $1 AND state IN ('sent', 'dropped')`, id, max(fee, 0)); err != nil {
 		return fmt.Errorf("mark payment %d confirmed: %w", id, err)
+	}
+	return nil
+}
+
+// MarkMissing implements payout.Store. The duration is measured on the
+// database's clock, like the time it started.
+func (l *Ledger) MarkMissing(ctx context.Context, id int64) (time.Duration, error) {
+	var d time.Duration
+	err := l.pool.QueryRow(ctx, `
+		UPDATE payments SET missing_since = COALESCE(missing_since, now())
+		WHERE id = $1 AND state = 'sent'
+		RETURNING now() - missing_since`, id).Scan(&d)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, fmt.Errorf("mark payment %d missing: not sent", id)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("mark payment %d missing: %w", id, err)
+	}
+	return d, nil
+}
+
+// ClearMissing implements payout.Store.
+func (l *Ledger) ClearMissing(ctx context.Context, id int64) error {
+	if _, err := l.pool.Exec(ctx, `UPDATE payments SET missing_since = NULL WHERE id = $1`, id); err != nil {
+		return fmt.Errorf("clear payment %d missing: %w", id, err)
+	}
+	return nil
+}
+
+// DropBatch implements payout.Store. The items stay paid: no journal row.
+func (l *Ledger) DropBatch(ctx context.Context, id int64, reason string) error {
+	tag, err := l.pool.Exec(ctx, `
+		UPDATE payments SET state = 'dropped', reason = $2
+		WHERE id = $1 AND state = 'sent'`, id, cleanText(reason))
+	if err != nil {
+		return fmt.Errorf("drop payment %d: %w", id, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("drop payment %d: not sent", id)
 	}
 	return nil
 }
@@ -531,13 +643,52 @@ func (l *Ledger) MarkConfirmed(ctx context.Context, id int64, fee int64) error {
 // FailBatch implements payout.Store: the batch's items go back to mature
 // in the same transaction that marks it failed.
 func (l *Ledger) FailBatch(ctx context.Context, id int64, reason string) error {
-	err := l.inTx(ctx, func(tx pgx.Tx) error {
+	if err := l.refund(ctx, id, payout.StatePlanned, reason); err != nil {
+		return fmt.Errorf("fail payment %d: %w", id, err)
+	}
+	return nil
+}
+
+// ErrNotDropped is returned by RefundDropped for a batch that is not
+// dropped.
+var ErrNotDropped = errors.New("the payment batch is not dropped")
+
+// RefundDropped is the operator's decision on a dropped batch (see
+// docs/payouts.md): its transaction will never confirm, so the batch
+// becomes failed and its items go back to mature, to be paid by the next
+// batch. batchID is the batch's UUID; note is added to its reason.
+func (l *Ledger) RefundDropped(ctx context.Context, batchID, note string) error {
+	var id int64
+	err := l.pool.QueryRow(ctx, `SELECT id FROM payments WHERE batch_id::text = lower($1)`, batchID).Scan(&id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("refund payment batch %s: no such batch", batchID)
+	}
+	if err != nil {
+		return fmt.Errorf("refund payment batch %s: %w", batchID, err)
+	}
+	if err := l.refund(ctx, id, payout.StateDropped, note); err != nil {
+		return fmt.Errorf("refund payment batch %s: %w", batchID, err)
+	}
+	return nil
+}
+
+// refund moves a batch from state from to failed and its items back to
+// mature, in one transaction. A non-empty reason replaces (planned) or
+// is appended to (dropped) the batch's reason.
+func (l *Ledger) refund(ctx context.Context, id int64, from, reason string) error {
+	return l.inTx(ctx, func(tx pgx.Tx) error {
 		var batchID string
 		err := tx.QueryRow(ctx, `
-			UPDATE payments SET state = 'failed', reason = $2
-			WHERE id = $1 AND state = 'planned' RETURNING batch_id::text`, id, cleanText(reason)).Scan(&batchID)
+			UPDATE payments SET state = 'failed', missing_since = NULL,
+				reason = CASE WHEN reason = '' OR $2 = 'planned' THEN $3
+				              WHEN $3 = '' THEN reason
+				              ELSE reason || '; ' || $3 END
+			WHERE id = $1 AND state = $2 RETURNING batch_id::text`, id, from, cleanText(reason)).Scan(&batchID)
 		if errors.Is(err, pgx.ErrNoRows) {
-			return fmt.Errorf("not planned")
+			if from == payout.StateDropped {
+				return ErrNotDropped
+			}
+			return fmt.Errorf("not %s", from)
 		}
 		if err != nil {
 			return err
@@ -557,10 +708,6 @@ func (l *Ledger) FailBatch(ctx context.Context, id int64, reason string) error {
 		}
 		return applyJournal(ctx, tx, jr)
 	})
-	if err != nil {
-		return fmt.Errorf("fail payment %d: %w", id, err)
-	}
-	return nil
 }
 
 // CheckJournal verifies that every account equals the sum of its journal

@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -119,19 +120,19 @@ func TestBlockLifeCycleAndPayments(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := l.CreditBlock(ctx, b1.ID, payout.PPLNS, c1); err != nil {
+	if err := l.CreditBlock(ctx, b1.ID, payout.Terms{Scheme: payout.PPLNS, FeeBPS: 100}, c1); err != nil {
 		t.Fatal(err)
 	}
 	// A second credit of the same block (another pool node) is a no-op.
-	if err := l.CreditBlock(ctx, b1.ID, payout.PPLNS, c1); err != nil {
+	if err := l.CreditBlock(ctx, b1.ID, payout.Terms{Scheme: payout.PPLNS, FeeBPS: 100}, c1); err != nil {
 		t.Fatal(err)
 	}
 	// Credits that do not sum to the reward are refused.
-	if err := l.CreditBlock(ctx, b2.ID, payout.PPLNS, []payout.Credit{{Address: "A", Kind: payout.KindShare, Amount: 1}}); err == nil {
+	if err := l.CreditBlock(ctx, b2.ID, payout.Terms{Scheme: payout.PPLNS}, []payout.Credit{{Address: "A", Kind: payout.KindShare, Amount: 1}}); err == nil {
 		t.Fatal("credits not summing to the reward were accepted")
 	}
 	c2, _ := payout.Split(b2.Reward, []payout.Weight{{Address: "A", Difficulty: 1}, {Address: "D", Difficulty: 1}})
-	if err := l.CreditBlock(ctx, b2.ID, payout.PROP, c2); err != nil {
+	if err := l.CreditBlock(ctx, b2.ID, payout.Terms{Scheme: payout.PROP}, c2); err != nil {
 		t.Fatal(err)
 	}
 	wantBalance(t, l, "A", 154_687_500+50_000, 0, 0)
@@ -175,7 +176,7 @@ func TestBlockLifeCycleAndPayments(t *testing.T) {
 	wantBalance(t, l, "A", 0, 0, 154_687_500)
 	checkJournal(t, l)
 	// Fail: everything back.
-	if err := l.MarkAttempt(ctx, pb.ID); err != nil {
+	if _, err := l.MarkAttempt(ctx, pb.ID); err != nil {
 		t.Fatal(err)
 	}
 	if err := l.FailBatch(ctx, pb.ID, "insufficient funds"); err != nil {
@@ -239,6 +240,105 @@ func TestBlockLifeCycleAndPayments(t *testing.T) {
 	if _, err := l.Pool().Exec(ctx, `DELETE FROM journal`); err == nil {
 		t.Fatal("journal DELETE allowed")
 	}
+	for _, q := range []string{`TRUNCATE journal`, `TRUNCATE payments, payment_items CASCADE`, `TRUNCATE blocks CASCADE`} {
+		if _, err := l.Pool().Exec(ctx, q); err == nil || !strings.Contains(err.Error(), "append-only") {
+			t.Fatalf("%s: %v; want refused as append-only", q, err)
+		}
+	}
+	var n int
+	if err := l.Pool().QueryRow(ctx, `SELECT count(*) FROM journal`).Scan(&n); err != nil || n == 0 {
+		t.Fatalf("journal rows after the refused TRUNCATEs: %d, %v", n, err)
+	}
+	checkJournal(t, l)
+}
+
+// TestPaymentTxIDUnique: one transaction pays one batch; the ledger
+// refuses to record a txid for a second batch, and says which txids
+// other batches hold.
+func TestPaymentTxIDUnique(t *testing.T) {
+	l, _ := newTestLedger(t)
+	ctx := testCtx(t)
+	txid := strings.Repeat("ef", 32)
+	var ids []int64
+	for i, addr := range []string{"A", "B"} {
+		b := recordBlock(t, l, int64(20+i), time.Now().Add(-time.Hour), 1_000_000)
+		if err := l.CreditBlock(ctx, b.ID, payout.Terms{Scheme: payout.PROP},
+			[]payout.Credit{{Address: addr, Kind: payout.KindShare, Amount: 1_000_000}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.MatureBlock(ctx, b.ID, 100); err != nil {
+			t.Fatal(err)
+		}
+		pb, err := l.PlanBatch(ctx, fmt.Sprintf("0190a0f0-0000-7000-8000-00000000001%d", i), 1, 10)
+		if err != nil || pb == nil {
+			t.Fatalf("PlanBatch: %+v, %v", pb, err)
+		}
+		ids = append(ids, pb.ID)
+		if i == 0 {
+			if err := l.MarkSent(ctx, pb.ID, txid); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := l.MarkSent(ctx, ids[1], txid); err == nil {
+		t.Fatal("a second batch recorded with the same txid")
+	}
+	other := strings.Repeat("01", 32)
+	taken, err := l.TxIDsTaken(ctx, ids[1], []string{txid, other})
+	if err != nil || len(taken) != 1 || !taken[txid] {
+		t.Fatalf("TxIDsTaken for batch 2 = %v, %v; want only %s", taken, err, txid)
+	}
+	if taken, err := l.TxIDsTaken(ctx, ids[0], []string{txid}); err != nil || len(taken) != 0 {
+		t.Fatalf("TxIDsTaken for the batch that holds it = %v, %v", taken, err)
+	}
+}
+
+// TestBlockTerms: the terms sink records scheme and fee before the
+// block; the first terms of a hash stay; CreditBlock refuses another
+// scheme and records the terms it credited under.
+func TestBlockTerms(t *testing.T) {
+	l, _ := newTestLedger(t)
+	ctx := testCtx(t)
+	if _, err := l.TermsBlockSink(payout.Terms{Scheme: "fpps"}); err == nil {
+		t.Fatal("terms sink with an unknown scheme")
+	}
+	if _, err := l.TermsBlockSink(payout.Terms{Scheme: payout.PPS, FeeBPS: 10_001}); err == nil {
+		t.Fatal("terms sink with a fee above 100 %")
+	}
+	pps, _ := l.TermsBlockSink(payout.Terms{Scheme: payout.PPS, FeeBPS: 100})
+	prop, _ := l.TermsBlockSink(payout.Terms{Scheme: payout.PROP, FeeBPS: 0})
+	hash := strings.Repeat("AB", 32)
+	blk := pool.Block{Time: time.Now(), Height: 7, Hash: hash, Reward: 1000, Address: "F", Accepted: true, Verdict: "accepted"}
+	if err := pps.RecordBlock(ctx, blk); err != nil {
+		t.Fatal(err)
+	}
+	if err := prop.RecordBlock(ctx, blk); err != nil { // a resubmission by another node
+		t.Fatal(err)
+	}
+	bs, err := l.UnsettledBlocks(ctx)
+	if err != nil || len(bs) != 1 || bs[0].Terms == nil || *bs[0].Terms != (payout.Terms{Scheme: payout.PPS, FeeBPS: 100}) {
+		t.Fatalf("unsettled: %+v, %v", bs, err)
+	}
+	credit := []payout.Credit{{Address: "F", Kind: payout.KindShare, Amount: 1000}}
+	if err := l.CreditBlock(ctx, bs[0].ID, payout.Terms{Scheme: payout.PROP}, credit); !errors.Is(err, payout.ErrSchemeMismatch) {
+		t.Fatalf("credit under PROP of a PPS block: %v", err)
+	}
+	wantBalance(t, l, "F", 0, 0, 0)
+	if err := l.CreditBlock(ctx, bs[0].ID, payout.Terms{Scheme: payout.PPS, FeeBPS: 100}, nil); err != nil {
+		t.Fatal(err)
+	}
+	var scheme string
+	var fee int
+	if err := l.Pool().QueryRow(ctx, `SELECT scheme, fee_bps FROM blocks WHERE id = $1`, bs[0].ID).Scan(&scheme, &fee); err != nil ||
+		scheme != "pps" || fee != 100 {
+		t.Fatalf("block credited under %q %d (%v)", scheme, fee, err)
+	}
+	// A block recorded without terms (before 0004) has none.
+	legacy := recordBlock(t, l, 8, time.Now(), 1000)
+	if legacy.Terms != nil {
+		t.Fatalf("block recorded without terms: %+v", legacy.Terms)
+	}
+	checkJournal(t, l)
 }
 
 // TestPPSCreditedOncePerBatch checks that PPS credits are committed with

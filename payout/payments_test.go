@@ -300,6 +300,10 @@ func TestPaymentsThroughRealWallet(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// btcwallet's answer for a transaction it does not know.
+	if _, err := wallet.Transaction(ctx, strings.Repeat("00", 32)); !errors.Is(err, payout.ErrTxNotFound) {
+		t.Fatalf("gettransaction of an unknown txid: %v; want ErrTxNotFound", err)
+	}
 	feeAddr := newSimnetAddress(t)
 	miners := []string{newSimnetAddress(t), newSimnetAddress(t), newSimnetAddress(t)}
 

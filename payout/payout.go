@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"time"
 )
@@ -37,7 +38,24 @@ type Block struct {
 	Finder   string
 	FoundAt  time.Time
 	Credited bool // its credits are in accounts.immature
+	// Terms are the scheme and fee the pool node that found the block
+	// ran under, recorded with the block; nil for a block recorded
+	// without them (by a pool older than migration 0004).
+	Terms *Terms
 }
+
+// Terms are what a block was found under: they decide who is owed its
+// reward. A SOLO block paid its finder in the coinbase and a PPS block
+// paid its shares at acceptance, so crediting either again under PPLNS
+// or PROP would pay twice.
+type Terms struct {
+	Scheme Scheme
+	FeeBPS int
+}
+
+// ErrSchemeMismatch is returned when a block would be credited under a
+// scheme other than the one it was found under.
+var ErrSchemeMismatch = errors.New("payout: block found under another payout scheme")
 
 // Window selects the shares a block is split by: those after block
 // AfterBlock's end (0: from the first share) up to block UntilBlock's end,
@@ -71,6 +89,9 @@ type Batch struct {
 	// LastAttempt is when sendmany was last called for the batch; zero if
 	// it never was.
 	LastAttempt time.Time
+	// Missing is set while the wallet reports the transaction of a sent
+	// batch unknown or conflicted (Store.MarkMissing).
+	Missing bool
 }
 
 // Payment batch states, as stored in payments.state.
@@ -78,7 +99,13 @@ const (
 	StatePlanned   = "planned"
 	StateSent      = "sent"
 	StateConfirmed = "confirmed"
-	StateFailed    = "failed"
+	StateFailed    = "failed" // the wallet provably sent nothing; items refunded
+	// StateDropped is a sent batch whose transaction the wallet reported
+	// conflicted or unknown for longer than Config.DropAfter. Its items
+	// stay paid (the transaction might still confirm) and nothing is
+	// resent: an operator decides (docs/payouts.md). It still becomes
+	// confirmed if the transaction confirms after all.
+	StateDropped = "dropped"
 )
 
 // Store is the ledger as the payout process needs it. Every method that
@@ -95,9 +122,12 @@ type Store interface {
 	PreviousBlock(ctx context.Context, b Block) (id int64, ok bool, err error)
 	// ShareWeights sums share difficulty per address over a window.
 	ShareWeights(ctx context.Context, w Window) ([]Weight, error)
-	// CreditBlock stores credits as immature, unless the block already has
-	// credits (then it does nothing: a second process got there first).
-	CreditBlock(ctx context.Context, blockID int64, scheme Scheme, credits []Credit) error
+	// CreditBlock stores credits as immature and records the terms they
+	// were computed under, unless the block already has credits (then it
+	// does nothing: a second process got there first). It returns an
+	// error wrapping ErrSchemeMismatch, and credits nothing, when the
+	// block was found under another scheme.
+	CreditBlock(ctx context.Context, blockID int64, terms Terms, credits []Credit) error
 	// SetConfirmations records the block's confirmations.
 	SetConfirmations(ctx context.Context, blockID, confirmations int64) error
 	// MatureBlock marks the block confirmed and moves its credits from
@@ -106,23 +136,39 @@ type Store interface {
 	// OrphanBlock marks the block orphaned and reverts its credits.
 	OrphanBlock(ctx context.Context, blockID int64) error
 
-	// OpenBatches returns batches in state planned or sent, oldest first.
+	// OpenBatches returns batches in state planned, sent or dropped,
+	// oldest first.
 	OpenBatches(ctx context.Context) ([]Batch, error)
 	// PlanBatch writes a batch of every mature balance ≥ threshold (at most
 	// maxItems, largest first) as planned and debits the balances, in one
 	// transaction. It returns nil when nothing is due, and an error when a
 	// planned batch already exists.
 	PlanBatch(ctx context.Context, batchID string, threshold int64, maxItems int) (*Batch, error)
-	// MarkAttempt records, before sendmany is called, that it is about to be.
-	MarkAttempt(ctx context.Context, id int64) error
+	// MarkAttempt records, before sendmany is called, that it is about to
+	// be, and returns the time it recorded (the batch's new LastAttempt).
+	MarkAttempt(ctx context.Context, id int64) (time.Time, error)
+	// TxIDsTaken returns which of txids are recorded for a batch other
+	// than id: reconciliation must never give one transaction to two
+	// batches.
+	TxIDsTaken(ctx context.Context, id int64, txids []string) (map[string]bool, error)
 	// MarkSent records the batch's txid.
 	MarkSent(ctx context.Context, id int64, txid string) error
-	// MarkConfirmed records that the batch's transaction is confirmed, and
-	// the network fee the wallet paid.
+	// MarkConfirmed records that the batch's transaction (state sent or
+	// dropped) is confirmed, and the network fee the wallet paid.
 	MarkConfirmed(ctx context.Context, id int64, fee int64) error
 	// FailBatch marks a planned batch failed and credits its items back
 	// to mature.
 	FailBatch(ctx context.Context, id int64, reason string) error
+	// MarkMissing records that the wallet does not show a sent batch's
+	// transaction in the main chain or mempool (unknown, or conflicted),
+	// and returns for how long it has not (0 on the first report).
+	MarkMissing(ctx context.Context, id int64) (time.Duration, error)
+	// ClearMissing forgets an earlier MarkMissing: the wallet shows the
+	// transaction again.
+	ClearMissing(ctx context.Context, id int64) error
+	// DropBatch marks a sent batch dropped with the reason. Its items
+	// stay paid.
+	DropBatch(ctx context.Context, id int64, reason string) error
 }
 
 // BlockState is where a block stands in the node's chain.
@@ -143,11 +189,13 @@ type Chain interface {
 // WalletTx is one transaction of the wallet's send history, grouped from
 // listtransactions: what it paid to which address.
 type WalletTx struct {
-	TxID     string
-	Time     time.Time
-	Comment  string
-	Outputs  map[string]int64 // address → satoshis sent there
-	Fee      int64            // satoshis, when the wallet knows
+	TxID    string
+	Time    time.Time
+	Comment string
+	Outputs map[string]int64 // address → satoshis sent there
+	Fee     int64            // satoshis, when the wallet knows
+	// Confirms is negative when the transaction conflicts with one in
+	// the main chain (Bitcoin Core: -depth of the conflicting one).
 	Confirms int64
 }
 
@@ -159,8 +207,29 @@ type Wallet interface {
 	// RecentSends lists the wallet's outgoing transactions received at or
 	// after since, newest first.
 	RecentSends(ctx context.Context, since time.Time) ([]WalletTx, error)
-	// Transaction returns a wallet transaction's confirmations and fee.
+	// Transaction returns a wallet transaction's confirmations and fee;
+	// an error wrapping ErrTxNotFound when the wallet does not know it.
 	Transaction(ctx context.Context, txid string) (WalletTx, error)
+}
+
+// ErrTxNotFound is the wallet saying it has no such transaction.
+var ErrTxNotFound = errors.New("payout: wallet does not know the transaction")
+
+// ErrWalletUnreachable marks an error where the wallet was never reached:
+// the connection could not be made, so no request was sent.
+var ErrWalletUnreachable = errors.New("wallet unreachable")
+
+// IsUnreachable reports whether err proves the wallet was never reached:
+// ErrWalletUnreachable, or a failure to dial (connection refused, no
+// route, unknown host, dial timeout). A connection that broke or timed
+// out after it was made is not one: the request may have been written
+// and executed.
+func IsUnreachable(err error) bool {
+	if errors.Is(err, ErrWalletUnreachable) {
+		return true
+	}
+	var oe *net.OpError
+	return errors.As(err, &oe) && oe.Op == "dial"
 }
 
 // WalletError is a refusal by the wallet (it answered, and said no), as
@@ -176,4 +245,56 @@ func (e *WalletError) Error() string { return fmt.Sprintf("wallet error %d: %s",
 func IsRefusal(err error) bool {
 	var we *WalletError
 	return errors.As(err, &we)
+}
+
+// Error kinds, the keys of Stats.ErrorsByKind (and of a metric's label).
+const (
+	ErrKindNode                 = "node"     // asking the node about a block failed
+	ErrKindDatabase             = "database" // reading or writing the ledger failed
+	ErrKindSchemeMismatch       = "scheme_mismatch"
+	ErrKindCredit               = "credit" // computing a block's credits failed
+	ErrKindWalletUnreachable    = "wallet_unreachable"
+	ErrKindWalletUnknownOutcome = "wallet_unknown_outcome" // sendmany may or may not have run
+	ErrKindWalletInsufficient   = "wallet_insufficient_funds"
+	ErrKindWalletInvalidAmount  = "wallet_invalid_amount" // or address
+	ErrKindWalletFee            = "wallet_fee"
+	ErrKindWalletLocked         = "wallet_locked"
+	ErrKindWalletAuth           = "wallet_auth"
+	ErrKindWalletRefused        = "wallet_refused" // any other refusal
+	ErrKindWallet               = "wallet"         // a wallet read (history, confirmations) failed
+	ErrKindTxDropped            = "tx_dropped"     // a sent batch's transaction was conflicted or dropped
+)
+
+// ErrorKinds lists every error kind, so a metric can show each at zero.
+var ErrorKinds = []string{ErrKindNode, ErrKindDatabase, ErrKindSchemeMismatch, ErrKindCredit,
+	ErrKindWalletUnreachable, ErrKindWalletUnknownOutcome, ErrKindWalletInsufficient, ErrKindWalletInvalidAmount,
+	ErrKindWalletFee, ErrKindWalletLocked, ErrKindWalletAuth, ErrKindWalletRefused, ErrKindWallet, ErrKindTxDropped}
+
+// WalletErrorKind classifies a sendmany error: unreachable, a refusal by
+// its cause (Bitcoin Core and btcwallet error codes and messages), or an
+// unknown outcome.
+func WalletErrorKind(err error) string {
+	if IsUnreachable(err) {
+		return ErrKindWalletUnreachable
+	}
+	var we *WalletError
+	if !errors.As(err, &we) {
+		return ErrKindWalletUnknownOutcome
+	}
+	msg := strings.ToLower(we.Message)
+	switch {
+	case we.Code == 401 || we.Code == 403:
+		return ErrKindWalletAuth
+	case we.Code == -13 || we.Code == -14 || strings.Contains(msg, "passphrase") || strings.Contains(msg, "locked"):
+		return ErrKindWalletLocked
+	case strings.Contains(msg, "fee"):
+		// Before insufficient funds: Core says "Insufficient funds"
+		// for some fee failures too, but names the fee when it is one.
+		return ErrKindWalletFee
+	case we.Code == -6 || strings.Contains(msg, "insufficient funds"):
+		return ErrKindWalletInsufficient
+	case we.Code == -3 || we.Code == -5 || strings.Contains(msg, "amount") || strings.Contains(msg, "address"):
+		return ErrKindWalletInvalidAmount
+	}
+	return ErrKindWalletRefused
 }

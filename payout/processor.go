@@ -14,16 +14,17 @@ import (
 
 // Defaults for the zero values of Config.
 const (
-	DefaultPPLNSWindow      = 2.0
-	DefaultFeeBPS           = 100
-	DefaultThreshold        = 1_000_000 // 0.01 BTC
-	DefaultMaturity         = 100
-	DefaultConfirmations    = 6
-	DefaultOrphanDepth      = 6
-	DefaultMaxItems         = 500
-	DefaultResendGrace      = 5 * time.Minute
-	DefaultInterval         = 10 * time.Minute
-	DefaultReconcileHorizon = 7 * 24 * time.Hour
+	DefaultPPLNSWindow    = 2.0
+	DefaultFeeBPS         = 100
+	DefaultThreshold      = 1_000_000 // 0.01 BTC
+	DefaultMaturity       = 100
+	DefaultConfirmations  = 6
+	DefaultOrphanDepth    = 6
+	DefaultMaxItems       = 500
+	DefaultResendGrace    = 5 * time.Minute
+	DefaultInterval       = 10 * time.Minute
+	DefaultClockAllowance = 2 * time.Minute
+	DefaultDropAfter      = 24 * time.Hour
 
 	// MinThreshold keeps every payment item far above the dust limit of
 	// any standard output at any sane relay fee (546 sat for P2PKH at
@@ -58,6 +59,13 @@ type Config struct {
 	// ResendGrace is how long after a sendmany attempt whose outcome is
 	// unknown the wallet's history is trusted to show it.
 	ResendGrace time.Duration
+	// ClockAllowance is how much earlier than a batch's last sendmany
+	// attempt (database clock) reconciliation looks in the wallet's
+	// history (wallet clock): the clocks of two hosts differ a little.
+	ClockAllowance time.Duration
+	// DropAfter is how long a sent batch's transaction may be unknown to
+	// the wallet, or conflicted, before the batch is marked dropped.
+	DropAfter time.Duration
 	// CreditDelay lets the share batcher commit the last shares before a
 	// block is credited (its flush interval is 200 ms; spooled shares
 	// may take longer).
@@ -76,7 +84,8 @@ const (
 	stepStored  = "stored"  // txid stored
 )
 
-// Stats is a snapshot of the processor's counters, for metrics.
+// Stats is a snapshot of the processor's counters since it was made,
+// for metrics (web reads it at scrape time).
 type Stats struct {
 	BlocksCredited    uint64
 	BlocksMatured     uint64
@@ -86,9 +95,18 @@ type Stats struct {
 	BatchesConfirmed  uint64
 	BatchesFailed     uint64
 	BatchesReconciled uint64 // planned batches found already sent in the wallet
+	BatchesDropped    uint64 // sent batches whose transaction was conflicted or dropped
 	Errors            uint64 // runs that ended in an error
-	LastError         string
-	LastRun           time.Time
+	// ErrorsByKind counts every error met, by kind (the ErrKind
+	// constants; ErrorKinds lists them all), including those that did
+	// not make the run fail: a batch the wallet refused or could not be
+	// reached for (failed and refunded), a dropped transaction.
+	ErrorsByKind map[string]uint64
+	LastError    string
+	// LastRun is when the last run ended, LastSuccess when the last run
+	// without an error did (zero: none yet).
+	LastRun     time.Time
+	LastSuccess time.Time
 }
 
 // Processor moves blocks through their life cycle and pays mature
@@ -116,9 +134,11 @@ func New(cfg Config, store Store, chain Chain, wallet Wallet) (*Processor, error
 	if cfg.Scheme == "" {
 		cfg.Scheme = PPLNS
 	}
-	if _, err := ParseScheme(string(cfg.Scheme)); err != nil {
+	sc, err := ParseScheme(string(cfg.Scheme))
+	if err != nil {
 		return nil, err
 	}
+	cfg.Scheme = sc // compared as constants from here on
 	if cfg.PPLNSWindow == 0 {
 		cfg.PPLNSWindow = DefaultPPLNSWindow
 	}
@@ -149,13 +169,29 @@ func New(cfg Config, store Store, chain Chain, wallet Wallet) (*Processor, error
 	if cfg.ResendGrace <= 0 {
 		cfg.ResendGrace = DefaultResendGrace
 	}
+	if cfg.ClockAllowance <= 0 {
+		cfg.ClockAllowance = DefaultClockAllowance
+	}
+	if cfg.DropAfter <= 0 {
+		cfg.DropAfter = DefaultDropAfter
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
 	return &Processor{
 		cfg: cfg, store: store, chain: chain, wallet: wallet,
 		log: cfg.Logger.With("component", "payout"), now: time.Now,
+		stats: Stats{ErrorsByKind: map[string]uint64{}},
 	}, nil
+}
+
+// Config returns the processor's configuration with every default
+// applied and the scheme parsed: what the rest of the pool must follow
+// (serve builds SOLO coinbases and PPS share credits from it).
+func (p *Processor) Config() Config {
+	c := p.cfg
+	c.step = nil
+	return c
 }
 
 func setDefault(v *int64, d int64) {
@@ -168,13 +204,29 @@ func setDefault(v *int64, d int64) {
 func (p *Processor) Stats() Stats {
 	p.smu.Lock()
 	defer p.smu.Unlock()
-	return p.stats
+	s := p.stats
+	s.ErrorsByKind = make(map[string]uint64, len(p.stats.ErrorsByKind))
+	for k, v := range p.stats.ErrorsByKind {
+		s.ErrorsByKind[k] = v
+	}
+	return s
 }
 
 func (p *Processor) count(f func(*Stats)) {
 	p.smu.Lock()
 	f(&p.stats)
 	p.smu.Unlock()
+}
+
+// countKind counts an error of kind.
+func (p *Processor) countKind(kind string) {
+	p.count(func(s *Stats) { s.ErrorsByKind[kind]++ })
+}
+
+// countErr counts an error of kind and returns it.
+func (p *Processor) countErr(kind string, err error) error {
+	p.countKind(kind)
+	return err
 }
 
 // Run runs RunOnce at once (reconciling whatever a previous process left)
@@ -205,7 +257,9 @@ func (p *Processor) RunOnce(ctx context.Context) error {
 	defer p.mu.Unlock()
 	release, ok, err := p.store.LockPayouts(ctx)
 	if err != nil {
-		return fmt.Errorf("payout: lock: %w", err)
+		err = p.countErr(ErrKindDatabase, fmt.Errorf("payout: lock: %w", err))
+		p.endRun(err)
+		return err
 	}
 	if !ok {
 		p.log.Info("another process is running payouts; skipping this run")
@@ -213,17 +267,26 @@ func (p *Processor) RunOnce(ctx context.Context) error {
 	}
 	defer release()
 	err = p.settleBlocks(ctx)
-	if err == nil && p.wallet != nil {
-		err = p.pay(ctx)
+	if p.wallet != nil {
+		// A block that cannot be settled (a node hiccup, another
+		// scheme's block) must not hold up the payment of mature
+		// balances.
+		err = errors.Join(err, p.pay(ctx))
 	}
+	p.endRun(err)
+	return err
+}
+
+func (p *Processor) endRun(err error) {
 	p.count(func(s *Stats) {
 		s.LastRun = p.now()
 		if err != nil {
 			s.Errors++
 			s.LastError = err.Error()
+		} else {
+			s.LastSuccess = s.LastRun
 		}
 	})
-	return err
 }
 
 // SettleBlocks credits, matures and orphans blocks only.
@@ -241,7 +304,7 @@ func (p *Processor) SettleBlocks(ctx context.Context) error {
 func (p *Processor) settleBlocks(ctx context.Context) error {
 	blocks, err := p.store.UnsettledBlocks(ctx)
 	if err != nil {
-		return fmt.Errorf("payout: list unsettled blocks: %w", err)
+		return p.countErr(ErrKindDatabase, fmt.Errorf("payout: list unsettled blocks: %w", err))
 	}
 	var errs []error
 	for _, b := range blocks {
@@ -255,7 +318,7 @@ func (p *Processor) settleBlocks(ctx context.Context) error {
 func (p *Processor) settleBlock(ctx context.Context, b Block) error {
 	st, err := p.chain.BlockState(ctx, b.Hash, b.Height)
 	if err != nil {
-		return fmt.Errorf("ask node: %w", err)
+		return p.countErr(ErrKindNode, fmt.Errorf("ask node: %w", err))
 	}
 	log := p.log.With("height", b.Height, "hash", b.Hash)
 	if !st.InMainChain {
@@ -265,7 +328,7 @@ func (p *Processor) settleBlock(ctx context.Context, b Block) error {
 			return nil
 		}
 		if err := p.store.OrphanBlock(ctx, b.ID); err != nil {
-			return fmt.Errorf("orphan: %w", err)
+			return p.countErr(ErrKindDatabase, fmt.Errorf("orphan: %w", err))
 		}
 		p.count(func(s *Stats) { s.BlocksOrphaned++ })
 		log.Warn("block orphaned; its credits are reverted", "tip", st.TipHeight)
@@ -285,13 +348,16 @@ func (p *Processor) settleBlock(ctx context.Context, b Block) error {
 			return nil // CreditDelay not over yet; matures next run
 		}
 		if err := p.store.MatureBlock(ctx, b.ID, st.Confirmations); err != nil {
-			return fmt.Errorf("mature: %w", err)
+			return p.countErr(ErrKindDatabase, fmt.Errorf("mature: %w", err))
 		}
 		p.count(func(s *Stats) { s.BlocksMatured++ })
 		log.Info("block matured; credits released", "confirmations", st.Confirmations)
 		return nil
 	}
-	return p.store.SetConfirmations(ctx, b.ID, st.Confirmations)
+	if err := p.store.SetConfirmations(ctx, b.ID, st.Confirmations); err != nil {
+		return p.countErr(ErrKindDatabase, err)
+	}
+	return nil
 }
 
 var errNotCredited = errors.New("payout: block not credited yet")
@@ -299,20 +365,39 @@ var errNotCredited = errors.New("payout: block not credited yet")
 // credit computes and stores a block's credits under the scheme. PPS and
 // SOLO blocks get none: under PPS the reward is the pool's (it already
 // paid every share), under SOLO the coinbase paid the finder on chain.
+//
+// A block recorded with its terms is credited only under its own scheme
+// (anything else could pay it twice), with the fee it was found under; a
+// block recorded without them (before migration 0004) under the
+// configured scheme and fee.
 func (p *Processor) credit(ctx context.Context, b Block, st BlockState) error {
+	terms := Terms{Scheme: p.cfg.Scheme, FeeBPS: p.cfg.FeeBPS}
+	if b.Terms != nil {
+		if b.Terms.Scheme != p.cfg.Scheme {
+			return p.countErr(ErrKindSchemeMismatch, fmt.Errorf(
+				"%w: found under %s, this process is configured for %s; not credited "+
+					"(run `hashforge payout run --payout-scheme %s` to settle it, see docs/payouts.md)",
+				ErrSchemeMismatch, b.Terms.Scheme, p.cfg.Scheme, b.Terms.Scheme))
+		}
+		if b.Terms.FeeBPS != p.cfg.FeeBPS {
+			p.log.Info("block found under another pool fee; crediting it with the fee it was found under",
+				"height", b.Height, "hash", b.Hash, "fee_bps", b.Terms.FeeBPS, "configured_fee_bps", p.cfg.FeeBPS)
+		}
+		terms.FeeBPS = b.Terms.FeeBPS
+	}
 	var credits []Credit
-	switch p.cfg.Scheme {
+	switch terms.Scheme {
 	case PPLNS, PROP:
 		w := Window{UntilBlock: b.ID}
-		if p.cfg.Scheme == PPLNS {
+		if terms.Scheme == PPLNS {
 			if !(st.NetworkDifficulty > 0) {
-				return errors.New("node gave no network difficulty for the PPLNS window")
+				return p.countErr(ErrKindNode, errors.New("node gave no network difficulty for the PPLNS window"))
 			}
 			w.Limit = p.cfg.PPLNSWindow * st.NetworkDifficulty
 		} else {
 			prev, ok, err := p.store.PreviousBlock(ctx, b)
 			if err != nil {
-				return fmt.Errorf("round start: %w", err)
+				return p.countErr(ErrKindDatabase, fmt.Errorf("round start: %w", err))
 			}
 			if ok {
 				w.AfterBlock = prev
@@ -320,23 +405,29 @@ func (p *Processor) credit(ctx context.Context, b Block, st BlockState) error {
 		}
 		weights, err := p.store.ShareWeights(ctx, w)
 		if err != nil {
-			return fmt.Errorf("share weights: %w", err)
+			return p.countErr(ErrKindDatabase, fmt.Errorf("share weights: %w", err))
 		}
-		if credits, err = BlockCredits(b.Reward, p.cfg.FeeBPS, p.cfg.FeeAddress, weights); errors.Is(err, ErrNoShares) {
+		if terms.FeeBPS > 0 && p.cfg.FeeAddress == "" {
+			return p.countErr(ErrKindCredit, fmt.Errorf("block found with a pool fee of %d bps, and no fee address is configured", terms.FeeBPS))
+		}
+		if credits, err = BlockCredits(b.Reward, terms.FeeBPS, p.cfg.FeeAddress, weights); errors.Is(err, ErrNoShares) {
 			// Its shares may still be in a spool waiting for the
 			// database; try again next run. Never guess who earned it.
 			p.log.Warn("block has no shares in its window yet; not credited", "height", b.Height, "hash", b.Hash,
-				"scheme", p.cfg.Scheme)
+				"scheme", terms.Scheme)
 			return errNotCredited
 		} else if err != nil {
-			return err
+			return p.countErr(ErrKindCredit, err)
 		}
 	}
-	if err := p.store.CreditBlock(ctx, b.ID, p.cfg.Scheme, credits); err != nil {
-		return fmt.Errorf("store credits: %w", err)
+	if err := p.store.CreditBlock(ctx, b.ID, terms, credits); err != nil {
+		if errors.Is(err, ErrSchemeMismatch) {
+			return p.countErr(ErrKindSchemeMismatch, fmt.Errorf("store credits: %w", err))
+		}
+		return p.countErr(ErrKindDatabase, fmt.Errorf("store credits: %w", err))
 	}
 	p.count(func(s *Stats) { s.BlocksCredited++ })
-	p.log.Info("block credited", "height", b.Height, "hash", b.Hash, "scheme", p.cfg.Scheme,
+	p.log.Info("block credited", "height", b.Height, "hash", b.Hash, "scheme", terms.Scheme, "fee_bps", terms.FeeBPS,
 		"reward", b.Reward, "credits", len(credits))
 	return nil
 }
@@ -347,42 +438,45 @@ func (p *Processor) credit(ctx context.Context, b Block, st BlockState) error {
 func (p *Processor) pay(ctx context.Context) error {
 	open, err := p.store.OpenBatches(ctx)
 	if err != nil {
-		return fmt.Errorf("payout: list open batches: %w", err)
+		return p.countErr(ErrKindDatabase, fmt.Errorf("payout: list open batches: %w", err))
 	}
 	// A run that found a planned batch (a crash, a lost answer, another
 	// node's batch in flight) only resolves it: the next run plans anew,
 	// from balances that then reflect the outcome.
 	recovering := false
+	var errs []error
 	for i := range open {
 		b := &open[i]
-		var err error
 		switch b.State {
 		case StatePlanned:
 			recovering = true
-			_, err = p.resolvePlanned(ctx, b)
-		case StateSent:
-			err = p.checkConfirmations(ctx, b)
-		}
-		if err != nil {
-			return err
+			if _, err := p.resolvePlanned(ctx, b); err != nil {
+				return errors.Join(append(errs, err)...)
+			}
+		case StateSent, StateDropped:
+			// One batch whose wallet transaction cannot be read must
+			// not stop the others, nor new payments.
+			if err := p.checkConfirmations(ctx, b); err != nil {
+				errs = append(errs, err)
+			}
 		}
 	}
 	if recovering {
-		return nil
+		return errors.Join(errs...)
 	}
 	b, err := p.store.PlanBatch(ctx, newBatchID(p.now()), p.cfg.Threshold, p.cfg.MaxItems)
 	if err != nil {
-		return fmt.Errorf("payout: plan batch: %w", err)
+		return errors.Join(append(errs, p.countErr(ErrKindDatabase, fmt.Errorf("payout: plan batch: %w", err)))...)
 	}
 	if b == nil {
-		return nil
+		return errors.Join(errs...)
 	}
 	p.count(func(s *Stats) { s.BatchesPlanned++ })
 	p.log.Info("payment batch planned", "batch", b.BatchID, "items", len(b.Items), "total", total(b.Items))
 	if err := p.hook(stepPlanned, b); err != nil {
 		return err
 	}
-	return p.send(ctx, b)
+	return errors.Join(append(errs, p.send(ctx, b))...)
 }
 
 func (p *Processor) hook(step string, b *Batch) error {
@@ -407,7 +501,7 @@ func (p *Processor) resolvePlanned(ctx context.Context, b *Batch) (bool, error) 
 	}
 	if found {
 		if err := p.store.MarkSent(ctx, b.ID, tx.TxID); err != nil {
-			return false, fmt.Errorf("payout: record txid of batch %s: %w", b.BatchID, err)
+			return false, p.countErr(ErrKindDatabase, fmt.Errorf("payout: record txid of batch %s: %w", b.BatchID, err))
 		}
 		p.count(func(s *Stats) { s.BatchesReconciled++; s.BatchesSent++ })
 		p.log.Warn("payment batch found sent in the wallet; txid recorded", "batch", b.BatchID, "txid", tx.TxID)
@@ -424,19 +518,50 @@ func (p *Processor) resolvePlanned(ctx context.Context, b *Batch) (bool, error) 
 	return true, p.send(ctx, b)
 }
 
-// findInWallet looks for the batch among the wallet's sends since it was
-// planned: by comment where the wallet keeps one, else by its outputs
-// (every item paid exactly its amount, in one transaction).
+// findInWallet looks for the batch among the wallet's sends since its
+// last sendmany attempt (less ClockAllowance for the two clocks): by
+// comment where the wallet keeps one, else by its outputs (every item
+// paid exactly its amount, in one transaction). A transaction already
+// recorded for another batch is never taken: batches of the same
+// amounts to the same addresses are common (a steady miner, a fixed
+// threshold), and an older one's transaction is not this one's.
 func (p *Processor) findInWallet(ctx context.Context, b *Batch) (WalletTx, bool, error) {
-	// The wallet's clock and the database's may differ a little.
-	txs, err := p.wallet.RecentSends(ctx, b.CreatedAt.Add(-time.Hour))
-	if err != nil {
-		return WalletTx{}, false, fmt.Errorf("payout: reconcile batch %s: wallet history: %w", b.BatchID, err)
+	since := b.LastAttempt
+	if since.IsZero() {
+		since = b.CreatedAt
 	}
+	txs, err := p.wallet.RecentSends(ctx, since.Add(-p.cfg.ClockAllowance))
+	if err != nil {
+		kind := ErrKindWallet
+		if IsUnreachable(err) {
+			kind = ErrKindWalletUnreachable
+		}
+		return WalletTx{}, false, p.countErr(kind, fmt.Errorf("payout: reconcile batch %s: wallet history: %w", b.BatchID, err))
+	}
+	var candidates []WalletTx
 	for _, tx := range txs {
 		if tx.Comment == b.BatchID || paysItems(tx, b.Items) {
-			return tx, true, nil
+			candidates = append(candidates, tx)
 		}
+	}
+	if len(candidates) == 0 {
+		return WalletTx{}, false, nil
+	}
+	ids := make([]string, len(candidates))
+	for i, tx := range candidates {
+		ids[i] = tx.TxID
+	}
+	taken, err := p.store.TxIDsTaken(ctx, b.ID, ids)
+	if err != nil {
+		return WalletTx{}, false, p.countErr(ErrKindDatabase, fmt.Errorf("payout: reconcile batch %s: %w", b.BatchID, err))
+	}
+	for _, tx := range candidates {
+		if taken[tx.TxID] {
+			p.log.Info("wallet transaction matching the batch belongs to another batch; skipped",
+				"batch", b.BatchID, "txid", tx.TxID)
+			continue
+		}
+		return tx, true, nil
 	}
 	return WalletTx{}, false, nil
 }
@@ -453,14 +578,18 @@ func paysItems(tx WalletTx, items []Item) bool {
 	return true
 }
 
-// send calls sendmany for a planned batch. A refusal (the wallet answered
-// no) proves nothing was sent: the batch fails and its items return to
-// the balances. Anything else (timeout, connection lost) leaves the batch
+// send calls sendmany for a planned batch. When nothing can have been
+// sent, the batch fails and its items return to the balances: the
+// wallet refused (it answered no), or it could not be reached at all
+// (the connection was never made). Anything else (a timeout or a
+// connection lost after the request was written) leaves the batch
 // planned with its attempt recorded, for reconciliation.
 func (p *Processor) send(ctx context.Context, b *Batch) error {
-	if err := p.store.MarkAttempt(ctx, b.ID); err != nil {
-		return fmt.Errorf("payout: record attempt of batch %s: %w", b.BatchID, err)
+	at, err := p.store.MarkAttempt(ctx, b.ID)
+	if err != nil {
+		return p.countErr(ErrKindDatabase, fmt.Errorf("payout: record attempt of batch %s: %w", b.BatchID, err))
 	}
+	b.LastAttempt = at
 	amounts := make(map[string]int64, len(b.Items))
 	for _, it := range b.Items {
 		amounts[it.Address] = it.Amount
@@ -468,7 +597,13 @@ func (p *Processor) send(ctx context.Context, b *Batch) error {
 	log := p.log.With("batch", b.BatchID, "items", len(b.Items), "total", total(b.Items))
 	txid, err := p.wallet.SendMany(ctx, amounts, b.BatchID)
 	if err != nil {
-		if !IsRefusal(err) {
+		kind := WalletErrorKind(err)
+		p.countKind(kind)
+		switch {
+		case kind == ErrKindWalletUnreachable:
+			// The request never left: nothing to reconcile.
+			return p.fail(ctx, b, log, "wallet unreachable: "+err.Error())
+		case !IsRefusal(err):
 			log.Error("sendmany outcome unknown; the batch stays planned for reconciliation", "err", err)
 			return fmt.Errorf("payout: sendmany of batch %s: %w", b.BatchID, err)
 		}
@@ -479,26 +614,20 @@ func (p *Processor) send(ctx context.Context, b *Batch) error {
 			return fmt.Errorf("payout: sendmany of batch %s refused (%v), and %w", b.BatchID, err, ferr)
 		} else if found {
 			if err := p.store.MarkSent(ctx, b.ID, tx.TxID); err != nil {
-				return fmt.Errorf("payout: record txid of batch %s: %w", b.BatchID, err)
+				return p.countErr(ErrKindDatabase, fmt.Errorf("payout: record txid of batch %s: %w", b.BatchID, err))
 			}
 			p.count(func(s *Stats) { s.BatchesReconciled++; s.BatchesSent++ })
 			log.Warn("sendmany answered an error but the wallet sent the batch; txid recorded", "err", err, "txid", tx.TxID)
 			return nil
 		}
-		reason := err.Error()
-		if ferr := p.store.FailBatch(ctx, b.ID, reason); ferr != nil {
-			return fmt.Errorf("payout: mark batch %s failed (%s): %w", b.BatchID, reason, ferr)
-		}
-		p.count(func(s *Stats) { s.BatchesFailed++ })
-		log.Error("payment batch failed; balances restored", "reason", reason)
-		return nil
+		return p.fail(ctx, b, log, err.Error())
 	}
 	if err := p.hook(stepSent, b); err != nil {
 		return err
 	}
 	if err := p.store.MarkSent(ctx, b.ID, txid); err != nil {
 		// Reconciliation will find it by its outputs.
-		return fmt.Errorf("payout: record txid %s of batch %s: %w", txid, b.BatchID, err)
+		return p.countErr(ErrKindDatabase, fmt.Errorf("payout: record txid %s of batch %s: %w", txid, b.BatchID, err))
 	}
 	b.State, b.TxID = StateSent, txid
 	p.count(func(s *Stats) { s.BatchesSent++ })
@@ -506,19 +635,82 @@ func (p *Processor) send(ctx context.Context, b *Batch) error {
 	return p.hook(stepStored, b)
 }
 
+// fail marks a batch that provably was not sent failed, refunding its
+// items. The run goes on: the failure is in the batch, the logs and
+// the metrics.
+func (p *Processor) fail(ctx context.Context, b *Batch, log *slog.Logger, reason string) error {
+	if err := p.store.FailBatch(ctx, b.ID, reason); err != nil {
+		return p.countErr(ErrKindDatabase, fmt.Errorf("payout: mark batch %s failed (%s): %w", b.BatchID, reason, err))
+	}
+	b.State = StateFailed
+	p.count(func(s *Stats) { s.BatchesFailed++ })
+	log.Error("payment batch failed; balances restored", "reason", reason)
+	return nil
+}
+
+// checkConfirmations follows a sent (or dropped) batch's transaction. A
+// transaction the wallet does not know, or reports conflicted (negative
+// confirmations), for DropAfter makes the batch dropped: never resent
+// automatically, since a conflicted transaction may be replaced by one
+// that pays the same, and a "dropped" one may still be in some mempool.
 func (p *Processor) checkConfirmations(ctx context.Context, b *Batch) error {
+	log := p.log.With("batch", b.BatchID, "txid", b.TxID)
 	tx, err := p.wallet.Transaction(ctx, b.TxID)
-	if err != nil {
-		return fmt.Errorf("payout: confirmations of batch %s tx %s: %w", b.BatchID, b.TxID, err)
+	missing := ""
+	switch {
+	case errors.Is(err, ErrTxNotFound):
+		missing = "the wallet does not know the transaction"
+	case err != nil:
+		kind := ErrKindWallet
+		if IsUnreachable(err) {
+			kind = ErrKindWalletUnreachable
+		}
+		return p.countErr(kind, fmt.Errorf("payout: confirmations of batch %s tx %s: %w", b.BatchID, b.TxID, err))
+	case tx.Confirms < 0:
+		missing = fmt.Sprintf("the transaction conflicts with one %d blocks deep in the main chain", -tx.Confirms)
+	}
+	if missing != "" {
+		if b.State == StateDropped {
+			return nil // an operator's decision now
+		}
+		d, err := p.store.MarkMissing(ctx, b.ID)
+		if err != nil {
+			return p.countErr(ErrKindDatabase, fmt.Errorf("payout: batch %s: %w", b.BatchID, err))
+		}
+		if d < p.cfg.DropAfter {
+			log.Warn("payment transaction missing from the wallet or conflicted", "why", missing,
+				"for", d.Round(time.Second), "drop_after", p.cfg.DropAfter)
+			return nil
+		}
+		reason := "conflicted/dropped: " + missing + " for " + d.Round(time.Second).String()
+		if err := p.store.DropBatch(ctx, b.ID, reason); err != nil {
+			return p.countErr(ErrKindDatabase, fmt.Errorf("payout: drop batch %s: %w", b.BatchID, err))
+		}
+		b.State = StateDropped
+		p.countKind(ErrKindTxDropped)
+		p.count(func(s *Stats) { s.BatchesDropped++ })
+		log.Error("payment batch dropped: its items stay paid and nothing is resent; operator action needed "+
+			"(docs/payouts.md, \"Dropped batches\")", "reason", reason, "items", len(b.Items), "total", total(b.Items))
+		return nil
+	}
+	if b.Missing {
+		if err := p.store.ClearMissing(ctx, b.ID); err != nil {
+			return p.countErr(ErrKindDatabase, fmt.Errorf("payout: batch %s: %w", b.BatchID, err))
+		}
+		b.Missing = false
+		log.Info("payment transaction is back in the wallet", "confirmations", tx.Confirms)
 	}
 	if tx.Confirms < p.cfg.Confirmations {
 		return nil
 	}
 	if err := p.store.MarkConfirmed(ctx, b.ID, tx.Fee); err != nil {
-		return fmt.Errorf("payout: confirm batch %s: %w", b.BatchID, err)
+		return p.countErr(ErrKindDatabase, fmt.Errorf("payout: confirm batch %s: %w", b.BatchID, err))
+	}
+	if b.State == StateDropped {
+		log.Warn("dropped payment batch confirmed after all", "confirmations", tx.Confirms)
 	}
 	p.count(func(s *Stats) { s.BatchesConfirmed++ })
-	p.log.Info("payment batch confirmed", "batch", b.BatchID, "txid", b.TxID, "confirmations", tx.Confirms, "fee", tx.Fee)
+	log.Info("payment batch confirmed", "confirmations", tx.Confirms, "fee", tx.Fee)
 	return nil
 }
 

@@ -157,6 +157,18 @@ func BlockCredits(reward int64, feeBPS int, feeAddress string, weights []Weight)
 	return credits, nil
 }
 
+// SoloCoinbase is how a SOLO block's coinbase value (subsidy plus the
+// transaction fees of the template) is divided: the pool fee
+// floor(value × bps / 10000), the same rounding as PoolFee, and the rest
+// to the finder. finder + fee = value exactly. package pool builds the
+// coinbase outputs by this rule (Server.soloOutputs).
+func SoloCoinbase(value int64, feeBPS int) (finder, fee int64, err error) {
+	if fee, err = PoolFee(value, feeBPS); err != nil {
+		return 0, 0, err
+	}
+	return value - fee, fee, nil
+}
+
 // Subsidy is the block subsidy at height on a chain whose subsidy halves
 // every interval blocks (Bitcoin: 210,000; regtest: 150), starting at 50
 // BTC. After 64 halvings it is zero.

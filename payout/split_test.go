@@ -1,9 +1,13 @@
 package payout
 
 import (
+	"context"
+	"fmt"
 	"math"
 	"math/rand/v2"
+	"net"
 	"slices"
+	"syscall"
 	"testing"
 )
 
@@ -76,6 +80,17 @@ func TestDocExamples(t *testing.T) {
 	pps, err = PPSCredits([]PPSShare{{Address: "A", Difficulty: 1024, NetworkDifficulty: 1e6, Height: 1}}, 200, 210_000)
 	if err != nil || !equalMap(pps, map[string]int64{"A": 5_017_600}) {
 		t.Errorf("example 7: %v, %v", pps, err)
+	}
+	// Example 8: SOLO, a coinbase of subsidy 312,500,000 plus 12,345 of
+	// transaction fees at 150 bps.
+	finder, fee, err := SoloCoinbase(312_500_000+12_345, 150)
+	if err != nil || finder != 307_824_660 || fee != 4_687_685 {
+		t.Errorf("example 8: finder %d, fee %d, %v; want 307824660, 4687685", finder, fee, err)
+	}
+	// No fee: the finder takes the whole coinbase (and the pool builds
+	// no fee output).
+	if finder, fee, err := SoloCoinbase(5_000_000_000, 0); err != nil || finder != 5_000_000_000 || fee != 0 {
+		t.Errorf("SOLO without a fee: %d, %d, %v", finder, fee, err)
 	}
 }
 
@@ -162,6 +177,34 @@ func TestSubsidy(t *testing.T) {
 		{840000, 210000, 312_500_000}, {64 * 150, 150, 0}, {1, 0, 0}} {
 		if got := Subsidy(c.h, c.iv); got != c.want {
 			t.Errorf("Subsidy(%d, %d) = %d, want %d", c.h, c.iv, got, c.want)
+		}
+	}
+}
+
+// TestWalletErrorKind classifies the refusals Bitcoin Core and btcwallet
+// answer sendmany with.
+func TestWalletErrorKind(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		want string
+	}{
+		{&WalletError{Code: -6, Message: "Insufficient funds"}, ErrKindWalletInsufficient},
+		{&WalletError{Code: -6, Message: "insufficient funds available to construct transaction"}, ErrKindWalletInsufficient},
+		{&WalletError{Code: -3, Message: "Invalid amount"}, ErrKindWalletInvalidAmount},
+		{&WalletError{Code: -5, Message: "Invalid Bitcoin address: x"}, ErrKindWalletInvalidAmount},
+		{&WalletError{Code: -4, Message: "Fee estimation failed. Fallbackfee is disabled."}, ErrKindWalletFee},
+		{&WalletError{Code: -26, Message: "min relay fee not met, 100 < 141"}, ErrKindWalletFee},
+		{&WalletError{Code: -13, Message: "Error: Please enter the wallet passphrase with walletpassphrase first."}, ErrKindWalletLocked},
+		{&WalletError{Code: -13, Message: "Enter the wallet passphrase with walletpassphrase first"}, ErrKindWalletLocked},
+		{&WalletError{Code: 401, Message: "HTTP 401 Unauthorized"}, ErrKindWalletAuth},
+		{&WalletError{Code: -1, Message: "something else"}, ErrKindWalletRefused},
+		{fmt.Errorf("sendmany: %w", &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}), ErrKindWalletUnreachable},
+		{fmt.Errorf("sendmany: %w", ErrWalletUnreachable), ErrKindWalletUnreachable},
+		{fmt.Errorf("sendmany: %w", &net.OpError{Op: "read", Net: "tcp", Err: syscall.ECONNRESET}), ErrKindWalletUnknownOutcome},
+		{fmt.Errorf("sendmany: %w", context.DeadlineExceeded), ErrKindWalletUnknownOutcome},
+	} {
+		if got := WalletErrorKind(c.err); got != c.want {
+			t.Errorf("WalletErrorKind(%v) = %s, want %s", c.err, got, c.want)
 		}
 	}
 }

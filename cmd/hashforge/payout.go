@@ -5,12 +5,14 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"text/tabwriter"
 	"time"
 
 	"github.com/btcsuite/btcd/chaincfg/v2"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/hashforge/hashforge/ledger"
 	"github.com/hashforge/hashforge/payout"
@@ -30,6 +32,7 @@ type payoutConfig struct {
 	Interval      time.Duration
 	Maturity      int64
 	Confirmations int64
+	DropAfter     time.Duration
 	WalletURL     string
 	WalletUser    string
 	WalletPass    string
@@ -45,6 +48,7 @@ func (c *payoutConfig) register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.Interval, "payout-interval", payout.DefaultInterval, "how often blocks are checked and payments sent")
 	fs.Int64Var(&c.Maturity, "coinbase-maturity", payout.DefaultMaturity, "confirmations before a block's credits are released")
 	fs.Int64Var(&c.Confirmations, "payout-confirmations", payout.DefaultConfirmations, "confirmations before a payment is final")
+	fs.DurationVar(&c.DropAfter, "payout-drop-after", payout.DefaultDropAfter, "how long a sent payment's transaction may be unknown to the wallet or conflicted before its batch is marked dropped (never resent automatically)")
 	fs.StringVar(&c.WalletURL, "wallet-url", "", "JSON-RPC URL of the wallet that pays miners (empty: blocks are tracked, nothing is paid)")
 	fs.StringVar(&c.WalletUser, "wallet-user", "", "wallet RPC user")
 	fs.StringVar(&c.WalletPass, "wallet-pass", "", "wallet RPC password")
@@ -52,9 +56,13 @@ func (c *payoutConfig) register(fs *flag.FlagSet) {
 }
 
 // processor builds the payout processor: the ledger as store, the node as
-// chain, the wallet when one is configured. defaultFeeAddress (serve: the
-// pool address) receives the fee when --fee-address is not set. A zero
-// payoutConfig is PPLNS without a fee.
+// chain, the wallet when one is configured. defaultFeeAddress (serve and
+// payout run: --pool-address) receives the fee when --fee-address is not
+// set. A zero payoutConfig is PPLNS without a fee.
+//
+// This is the one place the payout flags are parsed: everything else
+// (serve's SOLO coinbases, PPS share credits, the terms blocks are
+// recorded with) follows the processor's Config (see schemeWiring).
 func (c *payoutConfig) processor(led *ledger.Ledger, rpc *node.Client, params *chaincfg.Params, defaultFeeAddress string, log *slog.Logger) (*payout.Processor, error) {
 	if c.Scheme == "" {
 		c.Scheme = string(payout.PPLNS)
@@ -88,29 +96,67 @@ func (c *payoutConfig) processor(led *ledger.Ledger, rpc *node.Client, params *c
 		Threshold:     c.Threshold,
 		Maturity:      c.Maturity,
 		Confirmations: c.Confirmations,
+		DropAfter:     c.DropAfter,
 		Logger:        log,
 	}, led, payout.NodeChain{Node: rpc}, wallet)
 }
 
+// schemeWiring is what the payout scheme decides outside package payout,
+// taken from the processor's parsed configuration so that serve never
+// compares raw flag text: SOLO coinbases (package pool), PPS share
+// credits (the ledger's batcher) and the terms every found block is
+// recorded with.
+type schemeWiring struct {
+	Solo           bool
+	SoloFeeBPS     int
+	SoloFeeAddress string
+	// OnBatch is the batcher's hook: PPS credits, nil otherwise.
+	OnBatch func(ctx context.Context, tx pgx.Tx, batchID string, shares []pool.Share) error
+	// Blocks records found blocks with the scheme and fee in force.
+	Blocks pool.BlockSink
+}
+
+func newSchemeWiring(p *payout.Processor, led *ledger.Ledger, params *chaincfg.Params) (schemeWiring, error) {
+	pc := p.Config()
+	blocks, err := led.TermsBlockSink(payout.Terms{Scheme: pc.Scheme, FeeBPS: pc.FeeBPS})
+	if err != nil {
+		return schemeWiring{}, err
+	}
+	w := schemeWiring{Blocks: blocks}
+	switch pc.Scheme {
+	case payout.PPS:
+		// PPS credits each share batch in its own transaction.
+		w.OnBatch = ledger.PPSCredits(payout.PPSValuer(pc.FeeBPS, params.SubsidyReductionInterval))
+	case payout.SOLO:
+		w.Solo, w.SoloFeeBPS, w.SoloFeeAddress = true, pc.FeeBPS, pc.FeeAddress
+	}
+	return w, nil
+}
+
 func cmdPayout(args []string) error {
-	if len(args) == 0 || (args[0] != "run" && args[0] != "status") {
-		fmt.Fprintf(os.Stderr, "usage: hashforge payout run|status [flags]\n\n"+
+	if len(args) == 0 || (args[0] != "run" && args[0] != "status" && args[0] != "refund") {
+		fmt.Fprintf(os.Stderr, "usage: hashforge payout run|status|refund [flags]\n\n"+
 			"  run     settle blocks (credit, mature, orphan) and send one payment batch, then exit\n"+
-			"  status  show balances, pending blocks and payment batches\n")
+			"  status  show balances, pending blocks and payment batches\n"+
+			"  refund  give a dropped batch's items back to the balances (docs/payouts.md)\n")
 		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
 			return flag.ErrHelp
 		}
-		return errors.New("want a subcommand: run or status")
+		return errors.New("want a subcommand: run, status or refund")
 	}
-	if args[0] == "status" {
+	switch args[0] {
+	case "status":
 		return cmdPayoutStatus(args[1:])
+	case "refund":
+		return cmdPayoutRefund(args[1:])
 	}
 	var (
-		pc                                                 payoutConfig
-		network, dbURL, nodeURL, nodeUser, nodePass, level string
+		pc                                                              payoutConfig
+		network, dbURL, nodeURL, nodeUser, nodePass, level, poolAddress string
 	)
 	fs := newFlagSet("payout run", "[flags]")
 	fs.StringVar(&network, "network", "mainnet", "chain: mainnet, testnet, signet, regtest or simnet")
+	fs.StringVar(&poolAddress, "pool-address", "", "the pool's address: the default --fee-address, as in serve")
 	fs.StringVar(&dbURL, "database-url", "", "PostgreSQL URL (required)")
 	fs.StringVar(&nodeURL, "node-url", "http://127.0.0.1:8332", "JSON-RPC URL of a bitcoind-compatible node")
 	fs.StringVar(&nodeUser, "node-user", "", "node RPC user")
@@ -131,6 +177,11 @@ func cmdPayout(args []string) error {
 	if err != nil {
 		return err
 	}
+	if poolAddress != "" {
+		if _, err := pool.ParseUsername(poolAddress, params); err != nil {
+			return fmt.Errorf("--pool-address: %w", err)
+		}
+	}
 	ctx, stop := signalContext()
 	defer stop()
 	led, err := ledger.Open(ctx, dbURL)
@@ -145,7 +196,7 @@ func cmdPayout(args []string) error {
 	if err != nil {
 		return err
 	}
-	p, err := pc.processor(led, rpc, params, "", log)
+	p, err := pc.processor(led, rpc, params, poolAddress, log)
 	if err != nil {
 		return err
 	}
@@ -153,8 +204,45 @@ func cmdPayout(args []string) error {
 	st := p.Stats()
 	log.Info("payout run done", "credited", st.BlocksCredited, "matured", st.BlocksMatured, "orphaned", st.BlocksOrphaned,
 		"planned", st.BatchesPlanned, "sent", st.BatchesSent, "confirmed", st.BatchesConfirmed, "failed", st.BatchesFailed,
-		"reconciled", st.BatchesReconciled)
+		"reconciled", st.BatchesReconciled, "dropped", st.BatchesDropped)
 	return err
+}
+
+// cmdPayoutRefund is the operator's action on a dropped batch (see
+// docs/payouts.md): after making sure its transaction can never confirm,
+// the batch becomes failed and its items go back to mature.
+func cmdPayoutRefund(args []string) error {
+	fs := newFlagSet("payout refund", "--database-url URL --batch UUID [--note TEXT]")
+	dbURL := fs.String("database-url", "", "PostgreSQL URL (required)")
+	batch := fs.String("batch", "", "id (UUID) of the dropped batch to refund (required)")
+	note := fs.String("note", "refunded by the operator", "added to the batch's reason")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *dbURL == "" || *batch == "" {
+		return errors.New("--database-url and --batch are required")
+	}
+	ctx, stop := signalContext()
+	defer stop()
+	led, err := ledger.Open(ctx, *dbURL)
+	if err != nil {
+		return err
+	}
+	defer led.Close()
+	// Not while a payout run could be looking at the batch.
+	release, ok, err := led.LockPayouts(ctx)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return errors.New("a payout run is in progress; try again in a moment")
+	}
+	defer release()
+	if err := led.RefundDropped(ctx, *batch, *note); err != nil {
+		return err
+	}
+	fmt.Printf("batch %s refunded: its items are mature again and go out with the next batch\n", *batch)
+	return nil
 }
 
 func cmdPayoutStatus(args []string) error {
@@ -174,12 +262,16 @@ func cmdPayoutStatus(args []string) error {
 		return err
 	}
 	defer led.Close()
-	return printPayoutStatus(ctx, led, *limit)
+	return printPayoutStatus(ctx, os.Stdout, led, *limit)
 }
 
-func printPayoutStatus(ctx context.Context, led *ledger.Ledger, limit int) error {
-	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
-	defer w.Flush()
+func printPayoutStatus(ctx context.Context, out io.Writer, led *ledger.Ledger, limit int) (err error) {
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', tabwriter.AlignRight)
+	defer func() {
+		if ferr := w.Flush(); err == nil {
+			err = ferr
+		}
+	}()
 	bal, err := led.Balances(ctx, limit)
 	if err != nil {
 		return err
@@ -193,13 +285,17 @@ func printPayoutStatus(ctx context.Context, led *ledger.Ledger, limit int) error
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "\t\t\t\t\nPENDING BLOCKS\t\t\t\t\n")
-	fmt.Fprintf(w, "height\thash\treward\tcredited\t\n")
+	fmt.Fprintf(w, "\t\t\t\t\t\nPENDING BLOCKS\t\t\t\t\t\n")
+	fmt.Fprintf(w, "height\thash\treward\tscheme\tcredited\t\n")
 	for i, b := range blocks {
 		if i == limit {
 			break
 		}
-		fmt.Fprintf(w, "%d\t%s\t%d\t%v\t\n", b.Height, b.Hash, b.Reward, b.Credited)
+		scheme := "?" // recorded before its terms were
+		if b.Terms != nil {
+			scheme = fmt.Sprintf("%s/%dbps", b.Terms.Scheme, b.Terms.FeeBPS)
+		}
+		fmt.Fprintf(w, "%d\t%s\t%d\t%s\t%v\t\n", b.Height, b.Hash, b.Reward, scheme, b.Credited)
 	}
 	ps, err := led.Payments(ctx, limit, 0)
 	if err != nil {
@@ -209,8 +305,11 @@ func printPayoutStatus(ctx context.Context, led *ledger.Ledger, limit int) error
 	fmt.Fprintf(w, "batch\tstate\titems\ttotal\tfee\ttxid / reason\t\n")
 	for _, p := range ps {
 		detail := p.TxID
-		if p.State == payout.StateFailed {
+		switch p.State {
+		case payout.StateFailed:
 			detail = p.Reason
+		case payout.StateDropped:
+			detail = p.TxID + " " + p.Reason
 		}
 		fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%d\t%s\t\n", p.BatchID, p.State, p.Items, p.Total, p.Fee, detail)
 	}

@@ -94,8 +94,9 @@ func New(rawURL, user, pass string, opts Options) (*Client, error) {
 func (c *Client) Endpoint() string { return c.endpoint }
 
 // Call invokes a wallet RPC. An error object from the wallet comes back as
-// *payout.WalletError (a refusal); anything else means the outcome is
-// unknown.
+// *payout.WalletError (a refusal); a connection that could not be made
+// as payout.ErrWalletUnreachable (nothing was sent); anything else means
+// the outcome is unknown.
 func (c *Client) Call(ctx context.Context, method string, params []any, out any) error {
 	if params == nil {
 		params = []any{}
@@ -114,6 +115,10 @@ func (c *Client) Call(ctx context.Context, method string, params []any, out any)
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
+		if payout.IsUnreachable(err) {
+			// No connection was made: the request was never sent.
+			return fmt.Errorf("%s: %w: %w", method, payout.ErrWalletUnreachable, err)
+		}
 		return fmt.Errorf("%s: %w", method, err)
 	}
 	defer resp.Body.Close()
@@ -257,7 +262,15 @@ func (c *Client) RecentSends(ctx context.Context, since time.Time) ([]payout.Wal
 	return out, nil
 }
 
-// Transaction returns confirmations and fee of a wallet transaction.
+// rpcNoTxInfo is gettransaction's error code for a transaction the wallet
+// does not know: RPC_INVALID_ADDRESS_OR_KEY in Bitcoin Core ("Invalid or
+// non-wallet transaction id"), ErrRPCNoTxInfo in btcwallet.
+const rpcNoTxInfo = -5
+
+// Transaction returns confirmations and fee of a wallet transaction; an
+// error wrapping payout.ErrTxNotFound when the wallet does not know it.
+// Confirmations are negative for a transaction that conflicts with one
+// in the main chain (Bitcoin Core).
 func (c *Client) Transaction(ctx context.Context, txid string) (payout.WalletTx, error) {
 	var r struct {
 		TxID     string      `json:"txid"`
@@ -267,6 +280,10 @@ func (c *Client) Transaction(ctx context.Context, txid string) (payout.WalletTx,
 		Comment  string      `json:"comment"`
 	}
 	if err := c.Call(ctx, "gettransaction", []any{txid}, &r); err != nil {
+		var we *payout.WalletError
+		if errors.As(err, &we) && we.Code == rpcNoTxInfo {
+			return payout.WalletTx{}, fmt.Errorf("%w: %w", payout.ErrTxNotFound, err)
+		}
 		return payout.WalletTx{}, err
 	}
 	tx := payout.WalletTx{TxID: r.TxID, Confirms: r.Confirms, Time: time.Unix(r.Time, 0), Comment: r.Comment}
