@@ -228,22 +228,20 @@ func (c *Client) readLoop() {
 // not a Stratum message is broken; failing loudly lets the miner reconnect
 // or fail over instead of mining on a confused session.
 func (c *Client) dispatch(line []byte) error {
-	var m wireMessage
-	trimmed := bytes.TrimLeft(line, " \t\r")
-	if len(trimmed) == 0 || trimmed[0] != '{' || json.Unmarshal(trimmed, &m) != nil {
-		return fmt.Errorf("stratum: protocol error: server sent a line that is not a JSON object")
+	m, method, err := decodeServerLine(line)
+	if err != nil {
+		return err
 	}
-	if len(m.Method) > 0 && !isNull(m.Method) {
-		method, ok := rawString(m.Method)
-		if !ok {
-			return fmt.Errorf("stratum: protocol error: method is not a string")
+	if method != "" || (len(m.Method) > 0 && !isNull(m.Method)) {
+		// Params must be a json.RawMessage holding JSON: a nil RawMessage
+		// stored in the interface would not compare equal to nil.
+		params := m.Params
+		if len(params) == 0 {
+			params = json.RawMessage("null")
 		}
-		n := Notification{Method: method, Params: m.Params}
+		n := Notification{Method: method, Params: params}
 		if len(m.ID) > 0 && !isNull(m.ID) {
 			n.ID = m.ID
-		}
-		if n.Params == nil {
-			n.Params = json.RawMessage("null")
 		}
 		select {
 		case c.notes <- n:
@@ -274,6 +272,37 @@ func (c *Client) dispatch(line []byte) error {
 		}
 	}
 	return nil
+}
+
+// decodeServerLine decodes one non-blank line from the server, as dispatch
+// sees it. method is set when the message has a (string) method.
+func decodeServerLine(line []byte) (m wireMessage, method string, err error) {
+	trimmed := bytes.TrimLeft(line, " \t\r")
+	if len(trimmed) == 0 || trimmed[0] != '{' || json.Unmarshal(trimmed, &m) != nil {
+		return m, "", errors.New("stratum: protocol error: server sent a line that is not a JSON object")
+	}
+	if len(m.Method) > 0 && !isNull(m.Method) {
+		var ok bool
+		if method, ok = rawString(m.Method); !ok {
+			return m, "", errors.New("stratum: protocol error: method is not a string")
+		}
+	}
+	return m, method, nil
+}
+
+// CheckServerLine reports why a Client would end the connection with a
+// protocol error on this line from the server (one line, with or without
+// its terminator), or nil when it would accept it: a blank line, or a JSON
+// object whose method, if any, is a string. A miner that would rather skip
+// such lines than reconnect filters its input with it.
+func CheckServerLine(line []byte) error {
+	line = bytes.TrimSuffix(line, []byte{'\n'})
+	line = bytes.TrimSuffix(line, []byte{'\r'}) // as LineReader strips them
+	if isBlank(line) {
+		return nil
+	}
+	_, _, err := decodeServerLine(line)
+	return err
 }
 
 // parseCallID reads back our numeric ids; some servers echo them as strings.

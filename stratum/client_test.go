@@ -203,3 +203,23 @@ func TestDialAddress(t *testing.T) {
 		t.Fatal("stratum+ssl is not supported and must fail")
 	}
 }
+
+func TestCheckServerLine(t *testing.T) {
+	for _, line := range []string{
+		"", "\n", " \t\r\n", `{"id":1,"result":true,"error":null}`, " \t{\"id\":null,\"method\":\"mining.notify\",\"params\":[]}\r\n",
+		`{"id":2}`, `{"method":null}`, `{"method":""}`,
+	} {
+		if err := CheckServerLine([]byte(line)); err != nil {
+			t.Errorf("%q refused: %v", line, err)
+		}
+	}
+	// What the client would die on, including whitespace that
+	// bytes.TrimSpace knows but JSON and the line reader do not.
+	for _, line := range []string{
+		"garbage\n", "[1,2]", `{"method":42}`, `{"id":1`, "\v{}\n", "\f\n", "\xc2\xa0{}", "{} \v",
+	} {
+		if err := CheckServerLine([]byte(line)); err == nil {
+			t.Errorf("%q accepted", line)
+		}
+	}
+}

@@ -406,9 +406,13 @@ type SubscribeReply struct {
 	Extranonce2Size int
 }
 
-// maxExtranonce2Size bounds what a client will accept: the coinbase
-// scriptSig is at most 100 bytes, so anything larger is a broken pool.
-const maxExtranonce2Size = 32
+// maxExtranonce2Size and maxExtranonce1Size bound what a client will
+// accept: the coinbase scriptSig is at most 100 bytes, so anything larger is
+// a broken pool.
+const (
+	maxExtranonce2Size = 32
+	maxExtranonce1Size = 32
+)
 
 // ParseSubscribeResult parses the result of mining.subscribe. The
 // subscription list varies between pools (a list of pairs, a single bare
@@ -430,8 +434,8 @@ func ParseSubscribeResult(result json.RawMessage) (SubscribeReply, error) {
 	if r.Extranonce1, err = stringParam(m, "extranonce1", parts[1]); err != nil {
 		return r, err
 	}
-	if _, err := hex.DecodeString(r.Extranonce1); err != nil {
-		return r, Errorf(CodeOther, "%s: extranonce1: want hex of whole bytes", m)
+	if _, err := hex.DecodeString(r.Extranonce1); err != nil || len(r.Extranonce1) > 2*maxExtranonce1Size {
+		return r, Errorf(CodeOther, "%s: extranonce1: want hex of at most %d whole bytes", m, maxExtranonce1Size)
 	}
 	var size float64
 	if err := json.Unmarshal(parts[2], &size); err != nil || isNull(parts[2]) ||

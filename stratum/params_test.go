@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"math"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -341,6 +342,7 @@ func TestParseSubscribeResultVectors(t *testing.T) {
 		``, `null`, `[]`, `{}`, `true`, `[[],"00"]`, `[[],"0",4]`, `[[],"zz",4]`, `[[],1,4]`, `[[],"00","4"]`,
 		`[[],"00",4.5]`, `[[],"00",-1]`, `[[],"00",33]`, `[[],"00",null]`, `["x","00",4]`, `[[1],"00",4]`,
 		`[[["a"]],"00",4]`, `[[[1,2]],"00",4]`, `[["mining.notify",5],"00",4]`,
+		`[[],"` + strings.Repeat("ab", 33) + `",4]`,
 	} {
 		if got, err := ParseSubscribeResult(json.RawMessage(in)); err == nil {
 			t.Errorf("%s: accepted as %+v", in, got)

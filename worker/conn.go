@@ -2,9 +2,7 @@ package worker
 
 import (
 	"bufio"
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -83,23 +81,10 @@ func (c *filterConn) readLine() ([]byte, error) {
 }
 
 // stratumLine reports whether line is something stratum.Client can
-// dispatch: blank, or a JSON object whose method (if any) is a string.
+// dispatch (see stratum.CheckServerLine), and why not.
 func stratumLine(line []byte) (bool, string) {
-	t := bytes.TrimSpace(line)
-	if len(t) == 0 {
-		return true, ""
-	}
-	if t[0] != '{' {
-		return false, "not a JSON object"
-	}
-	var m struct {
-		Method json.RawMessage `json:"method"`
-	}
-	if err := json.Unmarshal(t, &m); err != nil {
-		return false, "invalid JSON"
-	}
-	if len(m.Method) > 0 && m.Method[0] != '"' && string(m.Method) != "null" {
-		return false, "method is not a string"
+	if err := stratum.CheckServerLine(line); err != nil {
+		return false, err.Error()
 	}
 	return true, ""
 }

@@ -35,12 +35,16 @@ type Job struct {
 // (4 MB weight), and a pool sending more is broken or hostile.
 const maxCoinbaseHalf = 1 << 20
 
+// maxJobIDLen bounds the job id, which is echoed in every submit. Pools use
+// a few to a few dozen characters.
+const maxJobIDLen = 256
+
 // ParseJob decodes notify parameters. Every field is checked, because a
 // malformed job would otherwise turn into shares the pool rejects.
 func ParseJob(p *stratum.NotifyParams) (*Job, error) {
 	j := &Job{ID: p.JobID, Clean: p.CleanJobs}
-	if p.JobID == "" {
-		return nil, errors.New("notify: empty job id")
+	if p.JobID == "" || len(p.JobID) > maxJobIDLen {
+		return nil, fmt.Errorf("notify: job id of %d bytes (want 1..%d)", len(p.JobID), maxJobIDLen)
 	}
 	prev, err := decodeHex("prevhash", p.PrevHash, 32)
 	if err != nil {

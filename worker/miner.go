@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -69,6 +70,9 @@ type Config struct {
 	// blockPause bounds the wait for a new job after a found block;
 	// defaultBlockPause when zero.
 	blockPause time.Duration
+	// stableSession is how long an authorized session must last to count
+	// as working; defaultStableSession when zero.
+	stableSession time.Duration
 }
 
 // Version is reported as the user agent.
@@ -112,6 +116,9 @@ func (c *Config) setDefaults() {
 	if c.blockPause <= 0 {
 		c.blockPause = defaultBlockPause
 	}
+	if c.stableSession <= 0 {
+		c.stableSession = defaultStableSession
+	}
 	if c.CallTimeout <= 0 {
 		c.CallTimeout = 30 * time.Second
 	}
@@ -139,7 +146,10 @@ type Miner struct {
 	candidates chan candidate
 	inflight   atomic.Int64
 
-	accepted, rejected, stale, hwErrors atomic.Uint64
+	// Every share sent ends in exactly one of accepted, rejected, stale or
+	// lost; discarded shares were never sent.
+	submitted, accepted, rejected, stale, lost atomic.Uint64
+	discarded, hwErrors                        atomic.Uint64
 
 	mu        sync.Mutex
 	cur       *session
@@ -149,10 +159,16 @@ type Miner struct {
 }
 
 // poolEntry is one configured pool and what survives across its sessions.
+// Only the pool loop, and the session it runs, touch it.
 type poolEntry struct {
 	url      string
 	redirect string // set by client.reconnect until it fails
 	resume   resumeState
+	// probeHold delays the probes of a pool the miner left because its
+	// sessions ended early: it doubles each time (up to maxProbeHold
+	// probe intervals) and is cleared by a session that lasts.
+	probeHold  time.Duration
+	probeAfter time.Time
 }
 
 type resumeState struct{ sessionID string }
@@ -301,17 +317,23 @@ func (m *Miner) Stats() Stats {
 	for i, d := range m.devices {
 		s.Devices = append(s.Devices, DeviceStats{Name: d.Name(), Hashrate: m.meters[i].current(), Hashes: m.meters[i].hashes.Load()})
 	}
+	// Read the outcomes before the sends, so a share in flight never makes
+	// the outcomes add up to more than was submitted.
 	s.Accepted = m.accepted.Load()
 	s.Rejected = m.rejected.Load()
 	s.Stale = m.stale.Load()
+	s.Lost = m.lost.Load()
+	s.Submitted = m.submitted.Load()
+	s.Discarded = m.discarded.Load()
 	s.HWErrors = m.hwErrors.Load()
 	return s
 }
 
-// statusLoop samples the meters every second (so the average is smooth
-// whatever the print interval) and prints every StatusInterval.
+// statusLoop samples the meters every second, or every StatusInterval when
+// that is shorter (so the average is smooth whatever the print interval),
+// and prints every StatusInterval.
 func (m *Miner) statusLoop(ctx context.Context) {
-	sample := time.NewTicker(time.Second)
+	sample := time.NewTicker(min(time.Second, m.cfg.StatusInterval))
 	defer sample.Stop()
 	next := time.Now().Add(m.cfg.StatusInterval)
 	now := time.Now()
@@ -416,18 +438,19 @@ func (m *Miner) handleCandidate(ctx context.Context, c candidate) {
 	if m.cfg.Benchmark {
 		hash, _ := CheckShare(&header, &sl.Target)
 		m.noteBest(&hash)
+		m.submitted.Add(1)
 		m.accepted.Add(1)
 		return
 	}
 	s, _ := sl.tmpl.owner.(*session)
 	if s == nil || !m.isCurrent(s) {
-		m.stale.Add(1)
+		m.discarded.Add(1)
 		m.log.Debug("discarding share from a closed connection", "job", sl.JobID)
 		return
 	}
 	params, target, err := s.prepareSubmit(sl, c.nonce)
 	if err != nil {
-		m.stale.Add(1)
+		m.discarded.Add(1)
 		m.log.Debug("discarding stale share", "job", sl.JobID, "nonce", hexUint32(c.nonce))
 		return
 	}
@@ -473,6 +496,7 @@ func (m *Miner) submit(ctx context.Context, s *session, params []any, hash *[32]
 	// before Ctrl-C still count.
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), m.cfg.CallTimeout)
 	defer cancel()
+	m.submitted.Add(1)
 	res, err := s.client.Call(cctx, "mining.submit", params)
 	job, nonce := params[1], params[4]
 	var serr *stratum.Error
@@ -485,6 +509,9 @@ func (m *Miner) submit(ctx context.Context, s *session, params []any, hash *[32]
 		}
 		m.log.Warn("share rejected", "job", job, "nonce", nonce, "code", serr.Code, "reason", serr.Message)
 	case err != nil:
+		// Timed out, or the connection ended first: the pool may or may
+		// not have counted it, nobody will say.
+		m.lost.Add(1)
 		m.log.Warn("share lost: no reply from pool", "job", job, "nonce", nonce, "err", err)
 	case string(res) == "true":
 		n := m.accepted.Add(1)
@@ -516,14 +543,28 @@ func (m *Miner) noteBest(h *[32]byte) {
 	m.mu.Unlock()
 }
 
+// defaultStableSession is how long an authorized session must last before
+// its end counts as a dropped connection rather than a failing pool. A pool
+// that authorizes and then closes at once must not be redialled every
+// second forever: it is treated like an unreachable one.
+const defaultStableSession = 30 * time.Second
+
+// maxProbeHold caps the growing delay, in probe intervals, before a pool
+// whose sessions kept ending early is probed again.
+const maxProbeHold = 8
+
 // poolLoop keeps one session alive, in priority order with failover:
-//   - a session that was working and dropped is retried on the same pool
-//     first (its session id lets the pool resume it);
-//   - a pool that cannot be reached or refuses the handshake is skipped for
-//     the next one, and after a full round of failures the miner waits a
-//     jittered, exponentially growing delay;
-//   - while on a backup, earlier pools are probed every ProbeInterval and
-//     the miner moves back as soon as one answers.
+//   - a session that was working (authorized and up for at least
+//     stableSession) and dropped is retried on the same pool first, after a
+//     short jittered delay (its session id lets the pool resume it);
+//   - a pool that cannot be reached, refuses the handshake, or ends the
+//     session within stableSession is skipped for the next one, and after a
+//     full round of failures the miner waits a jittered, exponentially
+//     growing delay (BackoffMin doubling up to BackoffMax);
+//   - while on a backup, earlier pools are probed every ProbeInterval (a
+//     pool left for short sessions only after its growing probe hold) and
+//     the miner moves back as soon as one completes subscribe and
+//     authorize.
 func (m *Miner) poolLoop(ctx context.Context) error {
 	idx, failed := 0, 0
 	backoff := m.cfg.BackoffMin
@@ -536,7 +577,14 @@ func (m *Miner) poolLoop(ctx context.Context) error {
 		sctx, cancel := context.WithCancel(ctx)
 		switchTo := make(chan int, 1)
 		if idx > 0 {
-			go m.probe(sctx, idx, switchTo, cancel)
+			// The probe gets its own copy of what it needs: poolLoop
+			// changes the entries once this session is over, while the
+			// probe may still be finishing.
+			after := make([]time.Time, idx)
+			for i := range after {
+				after[i] = m.pools[i].probeAfter
+			}
+			go m.probe(sctx, after, switchTo, cancel)
 		}
 		m.mu.Lock()
 		m.poolName = redactURL(addr)
@@ -554,23 +602,41 @@ func (m *Miner) poolLoop(ctx context.Context) error {
 			continue
 		default:
 		}
+		stable := res.authorized && res.lived >= m.cfg.stableSession
+		if stable {
+			p.probeHold, p.probeAfter = 0, time.Time{}
+		}
 		switch {
 		case res.reconnect != nil:
 			p.redirect = res.reconnect.addr
-			failed, backoff = 0, m.cfg.BackoffMin
-			if !sleepCtx(ctx, res.reconnect.wait) {
+			wait := res.reconnect.wait
+			if stable {
+				failed, backoff = 0, m.cfg.BackoffMin
+			} else {
+				// A pool that sends the miner away right after authorizing,
+				// again and again, gets the growing backoff too.
+				wait = max(wait, jitter(backoff))
+				backoff = min(backoff*2, m.cfg.BackoffMax)
+			}
+			if !sleepCtx(ctx, wait) {
 				return nil
 			}
 			continue
-		case res.authorized:
+		case stable:
 			m.log.Warn("pool connection lost, reconnecting", "pool", redactURL(addr), "err", res.err)
 			failed, backoff = 0, m.cfg.BackoffMin
 			if !sleepCtx(ctx, jitter(m.cfg.BackoffMin)) {
 				return nil
 			}
 			continue
+		case res.authorized:
+			p.probeHold = min(max(2*p.probeHold, m.cfg.ProbeInterval), maxProbeHold*m.cfg.ProbeInterval)
+			p.probeAfter = time.Now().Add(p.probeHold)
+			m.log.Warn("pool ended the session soon after authorizing, counting it as a failure",
+				"pool", redactURL(addr), "lived", res.lived.Round(time.Millisecond), "err", res.err)
+		default:
+			m.log.Warn("pool unavailable", "pool", redactURL(addr), "err", res.err)
 		}
-		m.log.Warn("pool unavailable", "pool", redactURL(addr), "err", res.err)
 		if p.redirect != "" {
 			// The address a pool sent us to does not work: go back to the
 			// configured one before giving up on this pool.
@@ -594,9 +660,10 @@ func (m *Miner) poolLoop(ctx context.Context) error {
 	return nil
 }
 
-// probe tries the pools before cur every ProbeInterval; when one completes a
-// subscribe it reports its index and ends the current session.
-func (m *Miner) probe(ctx context.Context, cur int, switchTo chan<- int, stop context.CancelFunc) {
+// probe tries the pools before the current one every ProbeInterval (each
+// not before its after time); when one completes subscribe and authorize it
+// reports its index and ends the current session.
+func (m *Miner) probe(ctx context.Context, after []time.Time, switchTo chan<- int, stop context.CancelFunc) {
 	t := time.NewTicker(m.cfg.ProbeInterval)
 	defer t.Stop()
 	for {
@@ -605,7 +672,11 @@ func (m *Miner) probe(ctx context.Context, cur int, switchTo chan<- int, stop co
 			return
 		case <-t.C:
 		}
-		for i := range cur {
+		now := time.Now()
+		for i := range after {
+			if now.Before(after[i]) {
+				continue
+			}
 			if m.probeOne(ctx, m.pools[i].url) {
 				switchTo <- i
 				stop()
@@ -615,6 +686,10 @@ func (m *Miner) probe(ctx context.Context, cur int, switchTo chan<- int, stop co
 	}
 }
 
+// probeOne reports whether a pool would take this miner now: it answers
+// mining.subscribe with a usable result and accepts mining.authorize. A pool
+// that only subscribes (say, one refusing the worker) must not pull the
+// miner off a working backup.
 func (m *Miner) probeOne(ctx context.Context, addr string) bool {
 	ctx, cancel := context.WithTimeout(ctx, m.cfg.DialTimeout)
 	defer cancel()
@@ -623,12 +698,30 @@ func (m *Miner) probeOne(ctx context.Context, addr string) bool {
 		return false
 	}
 	defer c.Close()
+	// Jobs and difficulty arrive after authorize; nobody mines them, but
+	// the client holds replies back while its notification queue is full.
+	go func() {
+		for range c.Notifications() {
+		}
+	}()
 	res, err := c.Call(ctx, "mining.subscribe", []any{m.cfg.UserAgent})
 	if err != nil {
 		return false
 	}
-	_, err = stratum.ParseSubscribeResult(res)
-	return err == nil
+	if _, err := stratum.ParseSubscribeResult(res); err != nil {
+		return false
+	}
+	res, err = c.Call(ctx, "mining.authorize", []any{m.cfg.User, m.cfg.Pass})
+	if err != nil {
+		m.log.Debug("probe: pool refused mining.authorize", "pool", redactURL(addr), "err", err)
+		return false
+	}
+	var ok bool
+	if json.Unmarshal(res, &ok) != nil || !ok {
+		m.log.Debug("probe: pool refused the worker", "pool", redactURL(addr), "result", truncate(string(res), 64))
+		return false
+	}
+	return true
 }
 
 // jitter spreads reconnects over [d/2, d) so miners dropped together by one

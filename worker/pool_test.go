@@ -71,9 +71,14 @@ type testPool struct {
 	byID       map[string]*poolSession
 	shares     []share
 	subscribes [][]string // params of every mining.subscribe
-	authorizes int
+	authorizes int        // every mining.authorize, refused ones too
 	methods    []string
+	params     map[string][]json.RawMessage // params of every request, by method
 	changed    chan struct{}
+
+	refuseAuth    bool // answer mining.authorize with error 24
+	dropAfterAuth bool // close the session right after a successful authorize
+	silentSubmit  bool // never answer mining.submit
 }
 
 func startPool(t *testing.T, addr string, mask uint32) *testPool {
@@ -89,6 +94,7 @@ func startPool(t *testing.T, addr string, mask uint32) *testPool {
 		t: t, ln: ln, addr: "stratum+tcp://" + ln.Addr().String(), mask: mask, en2Size: 1,
 		jobs: map[string]stratum.NotifyParams{}, sessions: map[*stratum.Session]*poolSession{},
 		byID: map[string]*poolSession{}, changed: make(chan struct{}), done: make(chan struct{}),
+		params: map[string][]json.RawMessage{},
 	}
 	p.newJob(true)
 	p.srv = &stratum.Server{Handler: p, MaxRequestsPerSecond: 100000, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
@@ -166,6 +172,7 @@ func (p *testPool) Handle(s *stratum.Session, req *stratum.Request) {
 	defer p.mu.Unlock()
 	defer p.event()
 	p.methods = append(p.methods, req.Method)
+	p.params[req.Method] = append(p.params[req.Method], append(json.RawMessage{}, req.Params...))
 	switch req.Method {
 	case "mining.configure":
 		if p.mask == 0 {
@@ -190,17 +197,27 @@ func (p *testPool) Handle(s *stratum.Session, req *stratum.Request) {
 		s.Reply(req.ID, stratum.SubscribeResult(ps.id, ps.en1, p.en2Size))
 	case "mining.authorize":
 		p.authorizes++
+		if p.refuseAuth {
+			s.ReplyError(req.ID, stratum.Errorf(stratum.CodeUnauthorized, "unauthorized worker"))
+			return
+		}
 		ps := p.session(s)
 		ps.authed = true
 		s.SetAuthorized()
 		s.Reply(req.ID, true)
 		s.Notify("mining.set_difficulty", []any{testDiff})
 		s.Notify("mining.notify", p.cur)
-	case "mining.extranonce.subscribe":
+		if p.dropAfterAuth {
+			s.Close("test pool drops every session after authorize")
+		}
+	case "mining.extranonce.subscribe", "mining.suggest_difficulty":
 		s.Reply(req.ID, true)
 	case "mining.submit":
 		sh := p.verify(p.session(s), req.Params)
 		p.shares = append(p.shares, sh)
+		if p.silentSubmit {
+			return
+		}
 		if sh.valid {
 			s.Reply(req.ID, true)
 		} else {
@@ -386,12 +403,20 @@ func TestPoolFlowSharesVerified(t *testing.T) {
 	p.waitFor("30 valid shares, some version-rolled", func() bool {
 		return p.validShares(nil) >= 30 && p.validShares(func(s share) bool { return s.version != 0x20000000 }) > 0
 	})
+	// Sent on the side of the handshake, so it may trail the first shares.
+	p.waitFor("mining.extranonce.subscribe", func() bool { return len(p.params["mining.extranonce.subscribe"]) > 0 })
 	stop()
 	p.assertNoInvalid()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.methods[0] != "mining.configure" || p.methods[1] != "mining.subscribe" {
 		t.Errorf("handshake order %v", p.methods[:4])
+	}
+	if got := p.params["mining.extranonce.subscribe"]; len(got) != 1 || string(got[0]) != "[]" {
+		t.Errorf("mining.extranonce.subscribe params %s, want one call with []", got)
+	}
+	if got := p.params["mining.suggest_difficulty"]; len(got) != 0 {
+		t.Errorf("mining.suggest_difficulty sent without --suggest-diff: %s", got)
 	}
 	if got := p.subscribes[0]; len(got) != 1 || got[0] != "hashforge/"+Version {
 		t.Errorf("subscribe params %q", got)
@@ -404,6 +429,12 @@ func TestPoolFlowSharesVerified(t *testing.T) {
 	st := m.Stats()
 	if st.Accepted < 30 || st.Rejected != 0 || st.HWErrors != 0 || st.Difficulty != testDiff {
 		t.Errorf("stats %+v", st)
+	}
+	// Every share the pool saw was counted as submitted, and each one has
+	// exactly one outcome.
+	if st.Submitted != uint64(len(p.shares)) || st.Accepted+st.Rejected+st.Stale+st.Lost != st.Submitted {
+		t.Errorf("pool saw %d shares; stats submitted %d = accepted %d + rejected %d + stale %d + lost %d?",
+			len(p.shares), st.Submitted, st.Accepted, st.Rejected, st.Stale, st.Lost)
 	}
 }
 
@@ -717,4 +748,157 @@ func TestBlockPauseEnds(t *testing.T) {
 		return p.validShares(func(s share) bool { return s.job == job.JobID }) >= 20
 	})
 	p.assertNoInvalid()
+}
+
+func TestSuggestDifficultySent(t *testing.T) {
+	p := startPool(t, "", 0x1fffe000)
+	_, stop := testMinerCfg(t, Config{URLs: []string{p.addr}, SuggestDiff: 0.5})
+	defer stop()
+	p.waitFor("mining.suggest_difficulty and shares", func() bool {
+		return len(p.params["mining.suggest_difficulty"]) > 0 && p.validShares(nil) >= 1
+	})
+	stop()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var got []float64
+	if raw := p.params["mining.suggest_difficulty"]; len(raw) != 1 || json.Unmarshal(raw[0], &got) != nil || len(got) != 1 || got[0] != 0.5 {
+		t.Errorf("mining.suggest_difficulty params %s, want one call with [0.5]", raw)
+	}
+	if len(p.params["mining.extranonce.subscribe"]) != 1 {
+		t.Errorf("mining.extranonce.subscribe sent %d times", len(p.params["mining.extranonce.subscribe"]))
+	}
+}
+
+// A primary that goes away in the middle of a session: the miner moves to
+// the backup, and back to the primary once it is up again.
+func TestFailoverWhenPrimaryDropsAndReturn(t *testing.T) {
+	primary := startPool(t, "", 0x1fffe000)
+	primaryAddr := primary.ln.Addr().String()
+	backup := startPool(t, "", 0x1fffe000)
+	m, stop := testMinerCfg(t, Config{URLs: []string{primary.addr, backup.addr}, ProbeInterval: 50 * time.Millisecond})
+	defer stop()
+	primary.waitFor("shares on the primary", func() bool { return primary.validShares(nil) >= 3 })
+	primary.close()
+	backup.waitFor("shares on the backup", func() bool { return backup.validShares(nil) >= 3 })
+	if st := m.Stats(); st.Pool != backup.addr {
+		t.Errorf("stats pool %q, want %q", st.Pool, backup.addr)
+	}
+	again := startPool(t, primaryAddr, 0x1fffe000)
+	again.waitFor("shares on the primary again", func() bool { return again.validShares(nil) >= 3 })
+	backup.waitFor("the backup session to end", func() bool { return len(backup.sessions) == 0 })
+	stop()
+	primary.assertNoInvalid()
+	backup.assertNoInvalid()
+	again.assertNoInvalid()
+}
+
+// A primary that authorizes and then drops every session at once is a
+// failing pool, not a working one with a bad connection: the miner fails
+// over instead of redialling it every BackoffMin forever, comes back to it
+// ever more rarely while it keeps doing that, and for good once it is fixed.
+func TestFlappingPrimaryFailsOver(t *testing.T) {
+	primary := startPool(t, "", 0x1fffe000)
+	primary.mu.Lock()
+	primary.dropAfterAuth = true
+	primary.mu.Unlock()
+	backup := startPool(t, "", 0x1fffe000)
+	const probe = 50 * time.Millisecond
+	_, stop := testMinerCfg(t, Config{URLs: []string{primary.addr, backup.addr}, ProbeInterval: probe})
+	defer stop()
+	backup.waitFor("shares on the backup", func() bool { return backup.validShares(nil) >= 3 })
+
+	// Over 1.5 s, probing every 50 ms would bring the miner back about 20
+	// times; the probe hold (50, 100, 200, 400, 400 ms …) allows about 5.
+	primary.mu.Lock()
+	before := primary.authorizes
+	primary.mu.Unlock()
+	time.Sleep(1500 * time.Millisecond)
+	primary.mu.Lock()
+	returns := primary.authorizes - before
+	primary.dropAfterAuth = false
+	primary.mu.Unlock()
+	if returns > 10 {
+		t.Errorf("miner went back to the flapping primary %d times in 1.5 s", returns)
+	}
+	primary.waitFor("shares on the fixed primary", func() bool { return primary.validShares(nil) >= 3 })
+	backup.waitFor("the backup session to end", func() bool { return len(backup.sessions) == 0 })
+	stop()
+	primary.assertNoInvalid()
+	backup.assertNoInvalid()
+}
+
+// A lone pool that keeps dropping sessions right after authorize is
+// redialled with a growing delay, not every BackoffMin.
+func TestFlappingPoolBacksOff(t *testing.T) {
+	p := startPool(t, "", 0x1fffe000)
+	p.mu.Lock()
+	p.dropAfterAuth = true
+	p.mu.Unlock()
+	start := time.Now()
+	_, stop := testMinerCfg(t, Config{URLs: []string{p.addr}})
+	defer stop()
+	// BackoffMin is 20 ms and BackoffMax 200 ms in testMinerCfg: reconnecting
+	// every 10..20 ms, eight sessions take well under 200 ms; with the
+	// backoff growing (10..20, 20..40, 40..80, 80..160, then 100..200 ms)
+	// they take at least 10+20+40+80+3·100 = 450 ms.
+	p.waitFor("eight sessions", func() bool { return p.authorizes >= 8 })
+	if d := time.Since(start); d < 450*time.Millisecond {
+		t.Errorf("eight sessions within %v: no backoff", d)
+	}
+}
+
+// Probing the primary must include authorize: a pool that subscribes but
+// refuses the worker is not "back", and the miner stays on its backup.
+func TestProbeChecksAuthorize(t *testing.T) {
+	primary := startPool(t, "", 0x1fffe000)
+	primary.mu.Lock()
+	primary.refuseAuth = true
+	primary.mu.Unlock()
+	backup := startPool(t, "", 0x1fffe000)
+	_, stop := testMinerCfg(t, Config{URLs: []string{primary.addr, backup.addr}, ProbeInterval: 50 * time.Millisecond})
+	defer stop()
+	backup.waitFor("shares on the backup", func() bool { return backup.validShares(nil) >= 3 })
+	primary.mu.Lock()
+	before := primary.authorizes
+	primary.mu.Unlock()
+	primary.waitFor("several probes", func() bool { return primary.authorizes >= before+5 })
+	backup.mu.Lock()
+	subs, sessions := len(backup.subscribes), len(backup.sessions)
+	backup.mu.Unlock()
+	if subs != 1 || sessions != 1 {
+		t.Errorf("backup saw %d subscribes and has %d sessions; the miner left it for a pool that refuses the worker", subs, sessions)
+	}
+	stop()
+	backup.assertNoInvalid()
+	primary.mu.Lock()
+	defer primary.mu.Unlock()
+	if len(primary.shares) != 0 {
+		t.Errorf("%d shares sent to the refusing primary", len(primary.shares))
+	}
+}
+
+// Shares whose reply never comes are counted as lost, so the outcomes
+// still add up to what was submitted.
+func TestLostShares(t *testing.T) {
+	p := startPool(t, "", 0x1fffe000)
+	p.mu.Lock()
+	p.silentSubmit = true
+	p.mu.Unlock()
+	m, stop := testMinerCfg(t, Config{URLs: []string{p.addr}, CallTimeout: 100 * time.Millisecond})
+	defer stop()
+	for deadline := time.Now().Add(testWait); m.Stats().Lost < 3; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no lost shares counted")
+		}
+	}
+	stop()
+	st := m.Stats()
+	if st.Accepted != 0 || st.Accepted+st.Rejected+st.Stale+st.Lost != st.Submitted {
+		t.Errorf("submitted %d, accepted %d, rejected %d, stale %d, lost %d", st.Submitted, st.Accepted, st.Rejected, st.Stale, st.Lost)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if uint64(len(p.shares)) != st.Submitted {
+		t.Errorf("pool saw %d shares, miner submitted %d", len(p.shares), st.Submitted)
+	}
 }

@@ -48,11 +48,24 @@ type session struct {
 	target     [32]byte
 	haveDiff   bool
 	jobs       map[string]*jobRecord
+	jobOrder   []string // keys of jobs, oldest first
 	current    *jobRecord
 	authorized bool
 	reconnect  *reconnectRequest
 	closed     bool
 }
+
+// maxSessionJobs is how many jobs a session keeps shares for. Pools keep
+// about 16; a clean job empties the list anyway.
+const maxSessionJobs = 32
+
+// maxExtranonce1Size bounds mining.set_extranonce as
+// stratum.ParseSubscribeResult bounds the subscribe reply: with
+// extranonce2 it must fit in a scriptSig of at most 100 bytes.
+const maxExtranonce1Size = 32
+
+// maxReconnectWait caps the wait a client.reconnect may ask for.
+const maxReconnectWait = 10 * time.Minute
 
 type reconnectRequest struct {
 	addr string
@@ -62,6 +75,7 @@ type reconnectRequest struct {
 // sessionResult tells the pool loop how the session ended.
 type sessionResult struct {
 	authorized bool
+	lived      time.Duration // from authorize to the end; 0 if never authorized
 	reconnect  *reconnectRequest
 	err        error
 }
@@ -105,6 +119,7 @@ func (s *session) run(ctx context.Context) sessionResult {
 		return sessionResult{err: err}
 	}
 
+	upAt := time.Now()
 	s.mu.Lock()
 	s.authorized = true
 	s.mu.Unlock()
@@ -126,7 +141,7 @@ func (s *session) run(ctx context.Context) sessionResult {
 	s.closed = true
 	rr := s.reconnect
 	s.mu.Unlock()
-	return sessionResult{authorized: true, reconnect: rr, err: err}
+	return sessionResult{authorized: true, lived: time.Since(upAt), reconnect: rr, err: err}
 }
 
 func (s *session) call(ctx context.Context, method string, params any) (json.RawMessage, error) {
@@ -215,15 +230,42 @@ func (s *session) configure(ctx context.Context) {
 		s.log.Debug("mining.configure failed, mining without version rolling", "err", err)
 		return
 	}
-	var reply map[string]json.RawMessage
-	if err := json.Unmarshal(res, &reply); err != nil {
-		s.log.Debug("mining.configure: unexpected result, mining without version rolling", "result", truncate(string(res), 128))
+	mask, err := parseConfigureReply(res)
+	switch {
+	case errors.Is(err, errNoRolling):
+		s.log.Info("pool does not allow version rolling")
 		return
+	case errors.Is(err, errConfigureResult):
+		s.log.Debug("mining.configure: mining without version rolling", "err", err)
+		return
+	case err != nil:
+		s.log.Warn("mining.configure: mining without version rolling", "err", err)
+		return
+	}
+	s.mu.Lock()
+	s.mask = mask
+	s.rolling = true
+	s.mu.Unlock()
+	s.log.Info("version rolling enabled", "mask", hexUint32(mask))
+}
+
+var (
+	errNoRolling       = errors.New("pool does not allow version rolling")
+	errConfigureResult = errors.New("unexpected mining.configure result")
+)
+
+// parseConfigureReply reads the version-rolling part of a mining.configure
+// result: the mask the miner may roll, which is the pool's grant within
+// requestedVersionMask. An error means no rolling: errNoRolling when the
+// pool said so, errConfigureResult when the result is not an object.
+func parseConfigureReply(res json.RawMessage) (uint32, error) {
+	var reply map[string]json.RawMessage
+	if err := json.Unmarshal(res, &reply); err != nil || reply == nil {
+		return 0, fmt.Errorf("%w %s", errConfigureResult, truncate(string(res), 128))
 	}
 	var on bool
 	if raw, ok := reply["version-rolling"]; !ok || json.Unmarshal(raw, &on) != nil || !on {
-		s.log.Info("pool does not allow version rolling")
-		return
+		return 0, errNoRolling
 	}
 	var maskHex string
 	if raw, ok := reply["version-rolling.mask"]; ok {
@@ -231,14 +273,9 @@ func (s *session) configure(ctx context.Context) {
 	}
 	mask, err := parseMask(maskHex)
 	if err != nil {
-		s.log.Warn("mining.configure: bad version-rolling mask, not rolling", "mask", maskHex, "err", err)
-		return
+		return 0, fmt.Errorf("bad version-rolling mask: %w", err)
 	}
-	s.mu.Lock()
-	s.mask = mask & requestedVersionMask
-	s.rolling = true
-	s.mu.Unlock()
-	s.log.Info("version rolling enabled", "mask", hexUint32(mask&requestedVersionMask))
+	return mask & requestedVersionMask, nil
 }
 
 // parseMask accepts the mask hex with or without leading zeros.
@@ -347,6 +384,7 @@ func (s *session) onNotify(params json.RawMessage) error {
 	if job.Clean {
 		// Every older job is now stale: candidates for them are dropped.
 		clear(s.jobs)
+		s.jobOrder = s.jobOrder[:0]
 	}
 	rec := &jobRecord{job: job, target: s.target, diff: s.diff}
 	if !s.haveDiff {
@@ -358,8 +396,17 @@ func (s *session) onNotify(params json.RawMessage) error {
 	// A job id reused for different work would let an old candidate pass
 	// as a share for the new one; the record pointer check in submit
 	// prevents that.
+	if _, ok := s.jobs[job.ID]; !ok {
+		s.jobOrder = append(s.jobOrder, job.ID)
+	}
 	s.jobs[job.ID] = rec
 	s.current = rec
+	// A pool that never sends a clean job must not grow the map forever:
+	// the oldest jobs go (their late candidates are discarded as stale).
+	for len(s.jobOrder) > maxSessionJobs {
+		delete(s.jobs, s.jobOrder[0])
+		s.jobOrder = s.jobOrder[1:]
+	}
 	s.mu.Unlock()
 	s.log.Debug("new job", "job", job.ID, "clean", job.Clean, "diff", rec.diff)
 	s.publish()
@@ -425,6 +472,9 @@ func (s *session) onSetExtranonce(params json.RawMessage) error {
 	en1, err := hex.DecodeString(en1Hex)
 	if err != nil {
 		return fmt.Errorf("mining.set_extranonce: extranonce1: %w", err)
+	}
+	if len(en1) > maxExtranonce1Size {
+		return fmt.Errorf("mining.set_extranonce: extranonce1 of %d bytes (at most %d)", len(en1), maxExtranonce1Size)
 	}
 	s.mu.Lock()
 	size := s.en2Size
@@ -526,18 +576,26 @@ func (s *session) onReconnect(params json.RawMessage) error {
 		}
 		if w != "" {
 			sec, err := strconv.ParseFloat(w, 64)
-			if err != nil || sec < 0 {
+			if err != nil || !(sec >= 0) { // NaN too
 				return fmt.Errorf("client.reconnect: bad wait %q", truncate(w, 16))
 			}
 			// A pool asking for more than ten minutes is broken; cap it so
-			// the miner does not sit idle for hours.
-			wait = min(time.Duration(sec*float64(time.Second)), 10*time.Minute)
+			// the miner does not sit idle for hours. The cap comes before
+			// the conversion, which overflows for huge values.
+			wait = maxReconnectWait
+			if sec < maxReconnectWait.Seconds() {
+				wait = time.Duration(sec * float64(time.Second))
+			}
 		}
 	}
 	if strings.ContainsAny(host, "/@?# ") {
 		return fmt.Errorf("client.reconnect: bad host %q", truncate(host, 64))
 	}
 	cur.Host = net.JoinHostPort(host, port)
+	// Whatever the pool sent must make a URL the pool loop can dial.
+	if u, err := parseStratumURL(cur.String()); err != nil || u.Hostname() != host || u.Port() != port {
+		return fmt.Errorf("client.reconnect: bad host %q", truncate(host, 64))
+	}
 	rr := &reconnectRequest{addr: cur.String(), wait: wait}
 	s.mu.Lock()
 	s.reconnect = rr

@@ -22,11 +22,23 @@ type Stats struct {
 	Hashrate   float64       `json:"hashrate"` // H/s, exponential moving average
 	Hashes     uint64        `json:"hashes"`
 	Devices    []DeviceStats `json:"devices"`
-	Accepted   uint64        `json:"accepted"`
-	Rejected   uint64        `json:"rejected"`
-	// Stale counts shares found for work that was already superseded (never
-	// sent) plus shares the pool refused as stale (job not found).
+	// Submitted counts shares sent with mining.submit. Each ends as exactly
+	// one of Accepted, Rejected, Stale or Lost, so once no reply is pending
+	// (always in the summary) Accepted+Rejected+Stale+Lost == Submitted.
+	Submitted uint64 `json:"submitted"`
+	Accepted  uint64 `json:"accepted"`
+	// Rejected counts shares the pool refused for any reason but a stale
+	// job (including a false result without an error).
+	Rejected uint64 `json:"rejected"`
+	// Stale counts shares the pool refused as stale (21, job not found).
 	Stale uint64 `json:"stale"`
+	// Lost counts shares sent that got no reply: the call timed out or the
+	// connection ended first.
+	Lost uint64 `json:"lost"`
+	// Discarded counts shares found on work that was superseded (a clean
+	// job, a new extranonce or mask, a closed connection) before they could
+	// be sent; they never reach the pool.
+	Discarded uint64 `json:"discarded"`
 	// HWErrors counts kernel results the reference hash did not confirm.
 	HWErrors  uint64  `json:"hw_errors"`
 	BestShare float64 `json:"best_share"`
@@ -134,6 +146,12 @@ func writeStatus(w io.Writer, kind string, s Stats, asJSON bool) {
 		pool += " (disconnected)"
 	}
 	line += fmt.Sprintf(" | A:%d R:%d S:%d", s.Accepted, s.Rejected, s.Stale)
+	if s.Lost > 0 {
+		line += fmt.Sprintf(" L:%d", s.Lost)
+	}
+	if s.Discarded > 0 {
+		line += fmt.Sprintf(" D:%d", s.Discarded)
+	}
 	if s.HWErrors > 0 {
 		line += fmt.Sprintf(" HW:%d", s.HWErrors)
 	}

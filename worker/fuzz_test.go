@@ -1,0 +1,270 @@
+package worker
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"math"
+	"net"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/hashforge/hashforge/stratum"
+)
+
+// idleDevice never hashes: the fuzzers drive the session and the scheduler
+// by hand.
+type idleDevice struct{}
+
+func (idleDevice) Name() string { return "idle" }
+func (idleDevice) Run(ctx context.Context, _ WorkSource, _ Results) error {
+	<-ctx.Done()
+	return nil
+}
+
+func fuzzMiner(f testing.TB) *Miner {
+	m, err := New(Config{
+		URLs: []string{"stratum+tcp://pool.example:3333"}, User: "bc1qtest.fuzz",
+		Devices: []Device{idleDevice{}},
+		Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		f.Fatal(err)
+	}
+	return m
+}
+
+// recordedNotifyParams returns the params of the notifies in
+// testdata/notifies.json, for seeds.
+func recordedNotifyParams(f *testing.F) [][]byte {
+	var out [][]byte
+	for _, v := range loadRecordedNotifies(f) {
+		out = append(out, v.Params)
+	}
+	return out
+}
+
+// liveSession is an authorized session of m over a connection that
+// swallows whatever the session sends, with a 4-byte extranonce1, a 4-byte
+// extranonce2 and version rolling on 1fffe000.
+func liveSession(m *Miner) (*session, func()) {
+	cli, srv := net.Pipe()
+	go io.Copy(io.Discard, srv)
+	c := stratum.NewClient(cli)
+	s := newSession(m, m.pools[0], m.pools[0].url)
+	s.client = c
+	s.en1, s.en2Size = []byte{1, 2, 3, 4}, 4
+	s.rolling, s.mask = true, 0x1fffe000
+	s.authorized = true
+	m.sessionUp(s)
+	return s, func() {
+		m.sessionDown(s)
+		c.Close()
+		srv.Close()
+	}
+}
+
+const fuzzNotify = `["j1","0f905d563ac60486afeb835cf8c40d46acdaaf1600032b910000000000000000","02000000010000000000000000000000000000000000000000000000000000000000000000ffffffff170358eb0c5075626c69632d506f6f6c","ffffffff029a9ab215000000001600144e28940485d09e0d7d6cb94a1c7259c176e1710c0000000000000000266a24aa21a9ed330c4457d7cc5a089843273490f191dfbbf3cd9ffcc5553030380d92c741fabb00000000",["2fdd3998d4a54d7687fcd5e30b510329c161c4ddd7939d00a3ba2b05ccbe8aed"],"20000000","170355f0","666106c1",true]`
+
+// FuzzMinerNotification feeds two arbitrary server→client messages (method
+// and params) to a live, authorized miner session that already has a job,
+// a difficulty and version rolling: the path of every mining.notify,
+// set_difficulty, set_extranonce, set_version_mask and client.reconnect. It
+// must never panic, and whatever it accepted must stay within the bounds
+// the rest of the miner relies on; the work the scheduler then hands out
+// must be built from the current job exactly.
+func FuzzMinerNotification(f *testing.F) {
+	m := fuzzMiner(f)
+	notifies := recordedNotifyParams(f)
+	for _, n := range notifies {
+		f.Add("mining.notify", n, "mining.set_difficulty", []byte(`[0.5]`))
+	}
+	seeds := []struct{ m1, p1, m2, p2 string }{
+		{"mining.set_difficulty", `[4096]`, "mining.notify", fuzzNotify},
+		{"mining.set_difficulty", `["0.001"]`, "", `null`},
+		{"mining.set_difficulty", `[1e-320]`, "mining.set_difficulty", `[-1]`},
+		{"mining.set_difficulty", `[1e308]`, "mining.notify", fuzzNotify},
+		{"mining.set_extranonce", `["c0ffee01",8]`, "mining.notify", fuzzNotify},
+		{"mining.set_extranonce", `["",0]`, "mining.set_version_mask", `["00000000"]`},
+		{"mining.set_extranonce", `["ab",32]`, "mining.set_extranonce", `["ab",33]`},
+		{"mining.set_version_mask", `["1fffe000"]`, "mining.set_version_mask", `["ffffffff"]`},
+		{"mining.set_version_mask", `[{}]`, "mining.set_version_mask", `["123456789"]`},
+		{"client.reconnect", `["pool2.example",3334,5]`, "mining.notify", fuzzNotify},
+		{"client.reconnect", `["","4444","1e400"]`, "client.reconnect", `[]`},
+		{"client.reconnect", `[null,null,"NaN"]`, "client.reconnect", `["a b",1,0]`},
+		{"client.reconnect", `["[::1]",1,0]`, "client.reconnect", `["h\u0000",1,0]`},
+		{"client.get_version", `[]`, "client.show_message", `["hello"]`},
+		{"mining.notify", `["x","zz","00","00",[],"20000000","207fffff","6b06489e",true]`, "mining.frobnicate", `{}`},
+		{"mining.notify", `["","00","","",[],"1","2","3",true]`, "mining.notify", `[1,2,3]`},
+	}
+	for _, s := range seeds {
+		f.Add(s.m1, []byte(s.p1), s.m2, []byte(s.p2))
+	}
+	f.Fuzz(func(t *testing.T, method1 string, params1 []byte, method2 string, params2 []byte) {
+		s, done := liveSession(m)
+		defer done()
+		ctx := context.Background()
+		for _, n := range []stratum.Notification{
+			{Method: "mining.set_difficulty", Params: json.RawMessage(`[0.001]`)},
+			{Method: "mining.notify", Params: json.RawMessage(fuzzNotify)},
+			{Method: method1, Params: json.RawMessage(params1), ID: json.RawMessage(`5`)},
+			{Method: method2, Params: json.RawMessage(params2)},
+		} {
+			s.handle(ctx, n)
+		}
+		checkSession(t, s)
+		checkWork(t, m, s)
+	})
+}
+
+// checkSession asserts the bounds a session's state must keep.
+func checkSession(t *testing.T, s *session) {
+	t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.haveDiff || !(s.diff > 0) || math.IsInf(s.diff, 0) {
+		t.Fatalf("difficulty %v (set %v)", s.diff, s.haveDiff)
+	}
+	if want, _ := DifficultyTarget(s.diff); want != s.target {
+		t.Fatalf("target %x does not match difficulty %v", s.target, s.diff)
+	}
+	if len(s.en1) > maxExtranonce1Size || s.en2Size < 0 || s.en2Size > 32 {
+		t.Fatalf("extranonce1 of %d bytes, extranonce2 size %d", len(s.en1), s.en2Size)
+	}
+	if s.mask&^requestedVersionMask != 0 {
+		t.Fatalf("version mask %08x outside %08x", s.mask, uint32(requestedVersionMask))
+	}
+	if s.current == nil || s.jobs[s.current.job.ID] != s.current {
+		t.Fatal("current job missing from the job list")
+	}
+	if len(s.jobs) > maxSessionJobs || len(s.jobs) != len(s.jobOrder) {
+		t.Fatalf("%d jobs, %d in order", len(s.jobs), len(s.jobOrder))
+	}
+	for id, rec := range s.jobs {
+		checkJob(t, rec.job)
+		if id != rec.job.ID {
+			t.Fatalf("job %q filed as %q", rec.job.ID, id)
+		}
+		// A live job's target only ever gets harder than the one it came
+		// with; it is never easier than the session's difficulty allows.
+		if !(rec.diff > 0) {
+			t.Fatalf("job %q with difficulty %v", id, rec.diff)
+		}
+	}
+	if rr := s.reconnect; rr != nil {
+		u, err := parseStratumURL(rr.addr)
+		if err != nil {
+			t.Fatalf("reconnect address %q: %v", rr.addr, err)
+		}
+		if port, err := strconv.Atoi(u.Port()); err != nil || port < 1 || port > 65535 || u.Hostname() == "" {
+			t.Fatalf("reconnect address %q", rr.addr)
+		}
+		if rr.wait < 0 || rr.wait > maxReconnectWait {
+			t.Fatalf("reconnect wait %v", rr.wait)
+		}
+	}
+}
+
+// checkJob asserts the documented bounds of a parsed job.
+func checkJob(t *testing.T, j *Job) {
+	t.Helper()
+	if j.ID == "" || len(j.ID) > maxJobIDLen {
+		t.Fatalf("job id of %d bytes", len(j.ID))
+	}
+	if len(j.Coinb1) > maxCoinbaseHalf || len(j.Coinb2) > maxCoinbaseHalf || len(j.Branch) > 32 {
+		t.Fatalf("job %q: coinbase halves %d and %d bytes, %d branch entries", j.ID, len(j.Coinb1), len(j.Coinb2), len(j.Branch))
+	}
+	if j.NetTarget != compactTarget(j.NBits) {
+		t.Fatalf("job %q: network target does not match nbits %08x", j.ID, j.NBits)
+	}
+}
+
+// checkWork pulls a slice and checks that it is the session's current job
+// as the session sees it now.
+func checkWork(t *testing.T, m *Miner, s *session) {
+	t.Helper()
+	tmpl := m.sched.current()
+	if !m.isCurrent(s) {
+		// client.reconnect closed nothing here, but a closed session must
+		// have no work out.
+		return
+	}
+	if tmpl == nil {
+		t.Fatal("no work published for a live session with a job")
+	}
+	s.mu.Lock()
+	cur, en1, en2Size, mask := s.current, s.en1, s.en2Size, s.mask
+	s.mu.Unlock()
+	if tmpl.owner != s || tmpl.rec != cur || !bytes.Equal(tmpl.en1, en1) || tmpl.en2Size != en2Size || tmpl.mask != mask {
+		t.Fatalf("published work is not the session's current state")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	sl, err := m.sched.Next(ctx, 16)
+	if err != nil {
+		t.Fatalf("no slice for published work: %v", err)
+	}
+	if len(sl.Extranonce2) != en2Size || sl.Version&^mask != cur.job.Version&^mask || sl.JobID != cur.job.ID {
+		t.Fatalf("slice job %q extranonce2 %x version %08x", sl.JobID, sl.Extranonce2, sl.Version)
+	}
+	if want := cur.job.Header(en1, sl.Extranonce2, sl.Version, cur.job.NTime, 0); want != sl.Header {
+		t.Fatal("slice header is not the job's header")
+	}
+}
+
+// FuzzFilterConn feeds arbitrary bytes from a "pool" through the miner's
+// line filter into the Stratum client. The filter promises to pass only
+// lines the client can dispatch, so the connection may end only at the end
+// of the input (or on an over-long line), never on a protocol error.
+func FuzzFilterConn(f *testing.F) {
+	f.Add([]byte("this is not json\n{\"id\":null,\"method\":\"mining.set_difficulty\",\"params\":[1]}\n"))
+	f.Add([]byte("{\"id\":null,\"method\":42}\n[1,2]\n\n\r\n{\"id\":1,\"result\":true,\"error\":null}"))
+	f.Add([]byte("\v{\"id\":null}\n\f\n \t{\"id\":2}\r\n"))
+	f.Add([]byte("{\"id\":null,\"method\":\"mining.notify\",\"params\":" + fuzzNotify + "}\n"))
+	f.Add([]byte("\xc2\xa0{}\n{\"METHOD\":1}\n{\"method\":\"a\",\"Method\":2}\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cli, other := net.Pipe()
+		defer other.Close()
+		fc := &filterConn{Conn: cli, r: bufio.NewReader(bytes.NewReader(data)), log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+		c := stratum.NewClient(fc)
+		defer c.Close()
+		for range c.Notifications() {
+		}
+		<-c.Done()
+		err := c.Err()
+		if !errors.Is(err, io.EOF) && !errors.Is(err, errLineTooLong) && !errors.Is(err, stratum.ErrLineTooLong) {
+			t.Fatalf("connection ended with %v", err)
+		}
+	})
+}
+
+// FuzzConfigureReply: a mining.configure result either grants rolling with
+// a mask inside the one the miner asked for, or none.
+func FuzzConfigureReply(f *testing.F) {
+	for _, s := range []string{
+		`{"version-rolling":true,"version-rolling.mask":"1fffe000"}`,
+		`{"version-rolling":true,"version-rolling.mask":"ffffffff","minimum-difficulty":true}`,
+		`{"version-rolling":true,"version-rolling.mask":"e000"}`,
+		`{"version-rolling":false}`, `{"version-rolling":"true"}`, `{"version-rolling":true}`,
+		`{"version-rolling":true,"version-rolling.mask":1}`, `null`, `[]`, `true`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, res []byte) {
+		mask, err := parseConfigureReply(res)
+		if err != nil {
+			if mask != 0 {
+				t.Fatalf("refused with mask %08x", mask)
+			}
+			return
+		}
+		if mask&^requestedVersionMask != 0 {
+			t.Fatalf("mask %08x outside %08x", mask, uint32(requestedVersionMask))
+		}
+	})
+}
