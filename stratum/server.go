@@ -20,7 +20,6 @@ import (
 // wrapped; use errors.Is). A miner hanging up is io.EOF.
 var (
 	ErrSlowConsumer     = errors.New("stratum: slow consumer")
-	ErrFlood            = errors.New("stratum: request rate limit exceeded")
 	ErrAuthTimeout      = errors.New("stratum: not authorized in time")
 	ErrIdleTimeout      = errors.New("stratum: idle timeout")
 	ErrTooManyMalformed = errors.New("stratum: too many malformed messages")
@@ -85,13 +84,16 @@ type Server struct {
 	// stuck miner cannot stall a job broadcast. Default 256.
 	SendQueue int
 	// MaxRequestsPerSecond is the sustained request rate per session, with
-	// bursts of twice that; exceeding it closes the session. Default 100.
+	// bursts of twice that. A session above it is read more slowly (TCP
+	// pushes back on the sender), not closed: on regtest an honest miner
+	// finds blocks faster than any flood guard would expect. Default 100.
 	MaxRequestsPerSecond int
 	// Logger receives connection-level events. Default slog.Default().
 	Logger *slog.Logger
 
-	// now is the flood guard's clock, replaceable in tests.
-	now func() time.Time
+	// now and sleep are the flood guard's clock, replaceable in tests.
+	now   func() time.Time
+	sleep func(ctx context.Context, d time.Duration)
 
 	mu       sync.Mutex
 	serving  bool
@@ -113,6 +115,7 @@ type serverConfig struct {
 	rate         int
 	log          *slog.Logger
 	now          func() time.Time
+	sleep        func(ctx context.Context, d time.Duration)
 	handler      Handler
 	registerDone func(*Session)
 }
@@ -127,6 +130,7 @@ func (srv *Server) config() *serverConfig {
 		rate:    srv.MaxRequestsPerSecond,
 		log:     srv.Logger,
 		now:     srv.now,
+		sleep:   srv.sleep,
 		handler: srv.Handler,
 	}
 	if c.maxLine <= 0 {
@@ -152,6 +156,9 @@ func (srv *Server) config() *serverConfig {
 	}
 	if c.now == nil {
 		c.now = time.Now
+	}
+	if c.sleep == nil {
+		c.sleep = sleepCtx
 	}
 	return c
 }
@@ -480,6 +487,7 @@ func (s *Session) call(what string, fn func()) (ok bool) {
 func (s *Session) readLoop() {
 	lr := NewLineReader(s.conn, s.cfg.maxLine)
 	bucket := newTokenBucket(s.cfg.rate, s.cfg.now())
+	throttled := false
 	malformed := 0
 	for s.ctx.Err() == nil {
 		_ = s.conn.SetReadDeadline(time.Now().Add(s.cfg.idle))
@@ -491,10 +499,12 @@ func (s *Session) readLoop() {
 			s.readFailed(err)
 			return
 		}
-		if !bucket.allow(s.cfg.now()) {
-			s.log.Warn("stratum session flooding; closing", "limit_per_second", s.cfg.rate)
-			s.closeWith(ErrFlood, false)
-			return
+		if wait := bucket.take(s.cfg.now()); wait > 0 {
+			if !throttled {
+				s.log.Info("stratum session over its request rate; reading it more slowly", "limit_per_second", s.cfg.rate)
+				throttled = true
+			}
+			s.cfg.sleep(s.ctx, wait)
 		}
 		req, err := DecodeRequest(line)
 		if err != nil {
@@ -600,14 +610,25 @@ func newTokenBucket(perSecond int, now time.Time) *tokenBucket {
 	return &tokenBucket{rate: float64(perSecond), burst: burst, tokens: burst, last: now}
 }
 
-func (b *tokenBucket) allow(now time.Time) bool {
+// take spends a token and returns how long to wait before acting on the
+// request: zero within the rate, else until the spent token has refilled.
+func (b *tokenBucket) take(now time.Time) time.Duration {
 	if elapsed := now.Sub(b.last).Seconds(); elapsed > 0 {
 		b.tokens = min(b.burst, b.tokens+elapsed*b.rate)
 		b.last = now
 	}
-	if b.tokens < 1 {
-		return false
-	}
 	b.tokens--
-	return true
+	if b.tokens >= 0 {
+		return 0
+	}
+	return time.Duration(-b.tokens / b.rate * float64(time.Second))
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
 }

@@ -325,10 +325,21 @@ func TestServerLineTooLong(t *testing.T) {
 	}
 }
 
-func TestServerFlood(t *testing.T) {
+// A session above its request rate is paced, never dropped: every request
+// is answered, and the reader waited as long as the rate says.
+func TestServerFloodIsPaced(t *testing.T) {
 	h := newTestHandler()
-	frozen := time.Unix(1_700_000_000, 0)
-	srv := &Server{Handler: h, MaxRequestsPerSecond: 5, now: func() time.Time { return frozen }}
+	var mu sync.Mutex
+	clock := time.Unix(1_700_000_000, 0)
+	var slept time.Duration
+	srv := &Server{Handler: h, MaxRequestsPerSecond: 5,
+		now: func() time.Time { mu.Lock(); defer mu.Unlock(); return clock },
+		sleep: func(_ context.Context, d time.Duration) {
+			mu.Lock()
+			defer mu.Unlock()
+			clock = clock.Add(d)
+			slept += d
+		}}
 	addr, _ := startServer(t, srv)
 	c := dialRaw(t, addr)
 	var lines []string
@@ -336,15 +347,17 @@ func TestServerFlood(t *testing.T) {
 		lines = append(lines, fmt.Sprintf(`{"id":%d,"method":"echo","params":[]}`, i))
 	}
 	c.send(lines...)
-	c.expectClosed()
-	if ev := h.nextDisconnect(t); !errors.Is(ev.err, ErrFlood) {
-		t.Fatalf("Disconnected(%v), want ErrFlood", ev.err)
+	for i := range 50 {
+		msg := c.recv()
+		if id := string(msg["id"]); id != fmt.Sprint(i) {
+			t.Fatalf("reply %d has id %s", i, id)
+		}
 	}
-	// With the clock frozen no tokens come back: exactly the burst is served.
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.handled != 10 {
-		t.Fatalf("handled %d requests before closing, want the burst of 10", h.handled)
+	mu.Lock()
+	defer mu.Unlock()
+	// The burst of 10 is free, the other 40 come at 5 per second.
+	if want := 8 * time.Second; slept < want-time.Millisecond || slept > want+time.Millisecond {
+		t.Fatalf("slept %v for 50 requests at 5/s with a burst of 10, want %v", slept, want)
 	}
 }
 
@@ -352,25 +365,27 @@ func TestTokenBucket(t *testing.T) {
 	t0 := time.Unix(0, 0)
 	b := newTokenBucket(10, t0)
 	for i := range 20 {
-		if !b.allow(t0) {
-			t.Fatalf("request %d of the burst refused", i)
+		if w := b.take(t0); w != 0 {
+			t.Fatalf("request %d of the burst waits %v", i, w)
 		}
 	}
-	if b.allow(t0) {
-		t.Fatal("burst exceeded but allowed")
+	if w := b.take(t0); w != 100*time.Millisecond {
+		t.Fatalf("first request past the burst waits %v, want 1/rate", w)
 	}
-	if !b.allow(t0.Add(100*time.Millisecond)) || b.allow(t0.Add(100*time.Millisecond)) {
-		t.Fatal("want exactly one token back after 1/rate")
+	// The reader waited; the next request past that point waits 1/rate.
+	if w := b.take(t0.Add(100 * time.Millisecond)); w != 100*time.Millisecond {
+		t.Fatalf("paced request waits %v, want 1/rate", w)
 	}
-	if b.allow(t0) { // a clock going backwards must not mint tokens
-		t.Fatal("allowed on a clock step back")
+	if w := b.take(t0); w != 200*time.Millisecond { // a clock step back mints nothing
+		t.Fatalf("after a clock step back waits %v", w)
 	}
+	b = newTokenBucket(10, t0)
 	for i := range 20 {
-		if !b.allow(t0.Add(time.Hour)) {
+		if w := b.take(t0.Add(time.Hour)); w != 0 {
 			t.Fatalf("refill capped below burst at %d", i)
 		}
 	}
-	if b.allow(t0.Add(time.Hour)) {
+	if w := b.take(t0.Add(time.Hour)); w == 0 {
 		t.Fatal("refill exceeded the burst")
 	}
 }

@@ -137,9 +137,10 @@ type Miner struct {
 	meters  []*meter
 	total   meter
 	sched   *scheduler
-	// queueFullGen is the work generation last warned about a full share
-	// queue.
-	queueFullGen atomic.Uint64
+	// queueFullWarned is when (unix nanoseconds) a full share queue was
+	// last reported; queueFullDropped counts candidates dropped since.
+	queueFullWarned  atomic.Int64
+	queueFullDropped atomic.Uint64
 	pools        []*poolEntry
 	started      time.Time
 
@@ -234,11 +235,16 @@ func (r deviceResults) Found(s *Slice, nonce uint32) {
 	select {
 	case r.m.candidates <- candidate{s, nonce}:
 	default:
-		// Only a broken kernel or an absurdly easy target floods this;
-		// hashing must not stall on it, nor the log drown in it: one line
-		// per job.
-		if r.m.queueFullGen.Swap(s.gen) != s.gen {
-			r.m.log.Warn("share queue full, dropping candidates of this job", "job", s.JobID)
+		// Only a broken kernel or an absurdly easy target (regtest, where
+		// every hash is a block) floods this; hashing must not stall on it,
+		// nor the log drown in it: a line a minute at most.
+		n := r.m.queueFullDropped.Add(1)
+		now := time.Now().UnixNano()
+		last := r.m.queueFullWarned.Load()
+		if now-last >= int64(time.Minute) && r.m.queueFullWarned.CompareAndSwap(last, now) {
+			r.m.queueFullDropped.Store(0)
+			r.m.log.Warn("share queue full, dropping candidates (target far easier than the hashrate)",
+				"job", s.JobID, "dropped", n)
 		}
 	}
 }
@@ -446,6 +452,11 @@ func (m *Miner) handleCandidate(ctx context.Context, c candidate) {
 	if s == nil || !m.isCurrent(s) {
 		m.discarded.Add(1)
 		m.log.Debug("discarding share from a closed connection", "job", sl.JobID)
+		return
+	}
+	if m.sched.solvedBy(sl.tmpl) {
+		m.discarded.Add(1)
+		m.log.Debug("discarding a share of a job whose block is found", "job", sl.JobID)
 		return
 	}
 	params, target, err := s.prepareSubmit(sl, c.nonce)

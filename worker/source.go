@@ -146,6 +146,15 @@ func (s *scheduler) solved(sl *Slice) bool {
 	return true
 }
 
+// solvedBy reports whether devices are paused because a share of t solved
+// its block: the job's other shares are worthless (stale at the pool a
+// moment later), so candidates already queued are not sent.
+func (s *scheduler) solvedBy(t *template) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.paused && s.cur == t
+}
+
 // resume undoes solved: the job is still the current one, so the cursor
 // carries on where it stopped.
 func (s *scheduler) resume(t *template) {
