@@ -808,7 +808,9 @@ func TestFlappingPrimaryFailsOver(t *testing.T) {
 	backup.waitFor("shares on the backup", func() bool { return backup.validShares(nil) >= 3 })
 
 	// Over 1.5 s, probing every 50 ms would bring the miner back about 20
-	// times; the probe hold (50, 100, 200, 400, 400 ms …) allows about 5.
+	// times, each return two authorizes (the probe's and the session's):
+	// about 40. The probe hold (50, 100, 200, 400, 400 ms …) allows about 5
+	// returns, 10 authorizes; 16 leaves room for a loaded machine.
 	primary.mu.Lock()
 	before := primary.authorizes
 	primary.mu.Unlock()
@@ -817,8 +819,8 @@ func TestFlappingPrimaryFailsOver(t *testing.T) {
 	returns := primary.authorizes - before
 	primary.dropAfterAuth = false
 	primary.mu.Unlock()
-	if returns > 10 {
-		t.Errorf("miner went back to the flapping primary %d times in 1.5 s", returns)
+	if returns > 16 {
+		t.Errorf("%d authorizes at the flapping primary in 1.5 s", returns)
 	}
 	primary.waitFor("shares on the fixed primary", func() bool { return primary.validShares(nil) >= 3 })
 	backup.waitFor("the backup session to end", func() bool { return len(backup.sessions) == 0 })
