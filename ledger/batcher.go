@@ -37,6 +37,12 @@ type BatcherOptions struct {
 	// COPY, and fails the batch if it fails: what it writes is committed
 	// exactly once with the shares (PPS credits; see PPSCredits).
 	OnBatch func(ctx context.Context, tx pgx.Tx, batchID string, shares []pool.Share) error
+	// OnFlush, when set, observes every attempt to write a batch to
+	// PostgreSQL (fresh or replayed from the spool): its number of shares,
+	// how long the attempt took, and its error (nil when it committed).
+	// Batches found already committed are not reported. It runs on the
+	// writer goroutine, so it must not block (metrics).
+	OnFlush func(n int, d time.Duration, err error)
 }
 
 const (
@@ -354,6 +360,10 @@ func (b *Batcher) tryWrite(ctx context.Context, bt batch, replay bool) bool {
 	start := time.Now()
 	written, err := b.writeBatch(actx, bt)
 	cancel()
+	took := time.Since(start)
+	if b.opts.OnFlush != nil && (written || err != nil) {
+		b.opts.OnFlush(len(bt.Shares), took, err)
+	}
 	if err == nil {
 		b.markUp()
 		if !written {
@@ -361,7 +371,7 @@ func (b *Batcher) tryWrite(ctx context.Context, bt batch, replay bool) bool {
 			b.log.Info("spooled batch already committed; skipped", "batch", bt.ID)
 			return true
 		}
-		b.lastFlushNanos.Store(int64(time.Since(start)))
+		b.lastFlushNanos.Store(int64(took))
 		b.batchesFlushed.Add(1)
 		b.sharesWritten.Add(uint64(len(bt.Shares)))
 		if replay {

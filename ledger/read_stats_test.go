@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"math"
 	"testing"
 	"time"
 
@@ -38,5 +39,51 @@ func TestShareCountSinceAndPaymentStates(t *testing.T) {
 	c, err := l.PaymentStateCounts(ctx)
 	if err != nil || len(c) != 2 || c["confirmed"] != 2 || c["failed"] != 1 {
 		t.Errorf("PaymentStateCounts = %v, %v; want confirmed 2, failed 1", c, err)
+	}
+}
+
+func TestPoolShareWindows(t *testing.T) {
+	l, _ := newTestLedger(t)
+	ctx := testCtx(t)
+	now := time.Now()
+	var shares []pool.Share
+	add := func(age time.Duration, diff float64) {
+		shares = append(shares, pool.Share{Time: now.Add(-age), Address: "bcrt1qa", JobID: "j", Difficulty: diff, Height: 1})
+	}
+	add(time.Minute, 2)    // in every window
+	add(5*time.Minute, 4)  // in every window
+	add(30*time.Minute, 8) // 1 h and 24 h
+	add(2*time.Hour, 16)   // 24 h only
+	add(25*time.Hour, 1e9) // in none
+	for i := range shares {
+		sanitizeShare(&shares[i])
+	}
+	// An empty window is zero, not a division by zero.
+	empty, err := l.poolShareWindows(ctx, now, []time.Duration{time.Minute})
+	if err != nil || len(empty) != 1 || empty[0].Hashrate != 0 || empty[0].Shares != 0 {
+		t.Errorf("empty ledger: %+v, %v", empty, err)
+	}
+	if _, err := NewBatcher(l, BatcherOptions{}).writeBatch(ctx, batch{ID: newBatchID(now), Shares: shares}); err != nil {
+		t.Fatal(err)
+	}
+	windows := []time.Duration{10 * time.Minute, time.Hour, 24 * time.Hour}
+	got, err := l.poolShareWindows(ctx, now, windows)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantShares := []int64{2, 3, 4}
+	wantDiff := []float64{6, 14, 30}
+	for i, w := range windows {
+		want := wantDiff[i] * (1 << 32) / w.Seconds()
+		if got[i].Window != w || got[i].Shares != wantShares[i] || math.Abs(got[i].Hashrate-want) > want*1e-12 {
+			t.Errorf("window %v: %+v, want %d shares, hashrate %v", w, got[i], wantShares[i], want)
+		}
+	}
+
+	if _, err := l.PoolShareWindows(ctx, 0); err == nil {
+		t.Error("a zero window was accepted")
+	}
+	if out, err := l.PoolShareWindows(ctx); err != nil || out != nil {
+		t.Errorf("no windows: %v, %v", out, err)
 	}
 }

@@ -37,8 +37,9 @@ type statsResponse struct {
 	Accepted        uint64             `json:"shares_accepted"` // by this node since it started
 	RejectedTotal   uint64             `json:"shares_rejected_total"`
 	Rejected        map[string]uint64  `json:"shares_rejected"` // by reason
-	// The block being mined (height of the current job) and its network
-	// difficulty; 0 before the first job.
+	// The height of the chain's tip (the current job builds the block
+	// after it) and the network difficulty of the current job; 0 before
+	// the first job.
 	NetworkHeight     int64      `json:"network_height"`
 	NetworkDifficulty float64    `json:"network_difficulty"`
 	BlocksFound       uint64     `json:"blocks_found"` // accepted by the node, since this node started
@@ -74,23 +75,20 @@ func blockFromPool(b pool.Block) blockJSON {
 		Accepted: b.Accepted, Verdict: b.Verdict, Status: status, FoundAt: b.Time.UTC()}
 }
 
-// statsCache keeps the ledger-derived part of /stats for a while: the
+// statsCache keeps the ledger-derived part of /stats for a moment: the
 // 24 h window sums a day of shares, and a dashboard open in many browsers
-// must not make the database do that for each of them. Each figure has
-// its own lifetime, short for the ones that move fast. The mutex is held
-// during a refresh, so concurrent requests wait for one query instead of
-// all running it.
+// must not make the database do that for each of them. Every figure is
+// read at the same time and expires at the same time, so the three
+// hashrates always describe the same shares (with separate lifetimes, a
+// pool that had just started mining showed a 10-minute hashrate next to
+// 1 h and 24 h hashrates of 0). The lifetime is just under the stats
+// tick, so each tick sends fresh figures, and a found block expires them
+// at once. The mutex is held during a refresh, so concurrent requests wait
+// for one query instead of all running it.
 type statsCache struct {
-	mu       sync.Mutex
-	hashrate [len(statsWindows)]cachedFloat
-	shares   cachedFloat
-	last     *blockJSON
-	lastAt   time.Time
-}
-
-type cachedFloat struct {
-	v  float64
-	at time.Time
+	mu sync.Mutex
+	at time.Time // when d was read; zero when it must be read again
+	d  ledgerStats
 }
 
 type ledgerStats struct {
@@ -99,65 +97,73 @@ type ledgerStats struct {
 	lastBlock       *blockJSON
 }
 
+// statsWindows are the hashrate windows of /stats, by their JSON name.
+// The first is also the window of shares_per_second.
 var statsWindows = [...]struct {
 	name string
 	d    time.Duration
-	ttl  time.Duration
 }{
-	{"10m", 10 * time.Minute, 4 * time.Second},
-	{"1h", time.Hour, 30 * time.Second},
-	{"24h", 24 * time.Hour, 2 * time.Minute},
+	{"10m", 10 * time.Minute},
+	{"1h", time.Hour},
+	{"24h", 24 * time.Hour},
 }
 
-const (
-	shareRateWindow = 10 * time.Minute
-	shortTTL        = 4 * time.Second // just under statsEvery: each tick sees fresh figures
-)
+// statsTTL is just under the stats tick (defaultTiming.statsEvery): each
+// tick sees fresh figures.
+const statsTTL = 4 * time.Second
 
-func (c *statsCache) invalidateLastBlock() {
+// invalidate makes the next read go to the ledger.
+func (c *statsCache) invalidate() {
 	c.mu.Lock()
-	c.lastAt = time.Time{}
+	c.at = time.Time{}
 	c.mu.Unlock()
 }
-
-func fresh(at time.Time, ttl time.Duration) bool { return !at.IsZero() && time.Since(at) < ttl }
 
 func (s *Server) ledgerStats(ctx context.Context) (ledgerStats, error) {
 	c := &s.cache
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.at.IsZero() || time.Since(c.at) >= statsTTL {
+		d, err := s.readLedgerStats(ctx)
+		if err != nil {
+			return ledgerStats{}, err
+		}
+		c.d, c.at = d, time.Now()
+	}
+	// The map goes out to callers: each gets its own.
+	out := c.d
+	out.hashrate = make(map[string]float64, len(c.d.hashrate))
+	for k, v := range c.d.hashrate {
+		out.hashrate[k] = v
+	}
+	return out, nil
+}
+
+func (s *Server) readLedgerStats(ctx context.Context) (ledgerStats, error) {
+	windows := make([]time.Duration, len(statsWindows))
+	for i, w := range statsWindows {
+		windows[i] = w.d
+	}
+	sw, err := s.cfg.Ledger.PoolShareWindows(ctx, windows...)
+	if err != nil {
+		return ledgerStats{}, fmt.Errorf("pool hashrate: %w", err)
+	}
+	if len(sw) != len(windows) {
+		return ledgerStats{}, fmt.Errorf("pool hashrate: %d windows back for %d asked", len(sw), len(windows))
+	}
 	d := ledgerStats{hashrate: make(map[string]float64, len(statsWindows))}
 	for i, w := range statsWindows {
-		if !fresh(c.hashrate[i].at, w.ttl) {
-			h, err := s.cfg.Ledger.PoolHashrate(ctx, w.d)
-			if err != nil {
-				return ledgerStats{}, fmt.Errorf("pool hashrate over %s: %w", w.name, err)
-			}
-			c.hashrate[i] = cachedFloat{finite(h), time.Now()}
-		}
-		d.hashrate[w.name] = c.hashrate[i].v
+		d.hashrate[w.name] = finite(sw[i].Hashrate)
 	}
-	if !fresh(c.shares.at, shortTTL) {
-		n, err := s.cfg.Ledger.ShareCountSince(ctx, time.Now().Add(-shareRateWindow))
-		if err != nil {
-			return ledgerStats{}, fmt.Errorf("share rate: %w", err)
-		}
-		c.shares = cachedFloat{float64(n) / shareRateWindow.Seconds(), time.Now()}
+	d.sharesPerSecond = finite(float64(sw[0].Shares) / statsWindows[0].d.Seconds())
+	last, err := s.cfg.Ledger.RecentBlocks(ctx, 1, 0)
+	if err != nil {
+		return ledgerStats{}, fmt.Errorf("last block: %w", err)
 	}
-	d.sharesPerSecond = c.shares.v
-	if !fresh(c.lastAt, shortTTL) {
-		last, err := s.cfg.Ledger.RecentBlocks(ctx, 1, 0)
-		if err != nil {
-			return ledgerStats{}, fmt.Errorf("last block: %w", err)
-		}
-		c.last = nil
-		if len(last) > 0 {
-			b := blockFromRow(last[0])
-			c.last = &b
-		}
-		c.lastAt = time.Now()
+	if len(last) > 0 {
+		b := blockFromRow(last[0])
+		d.lastBlock = &b
 	}
-	d.lastBlock = c.last
 	return d, nil
 }
 
@@ -183,7 +189,7 @@ func (s *Server) buildStats(ls ledgerStats) statsResponse {
 		Sessions:          ps.Sessions,
 		Accepted:          ps.Accepted,
 		Rejected:          ps.Rejected,
-		NetworkHeight:     ps.JobHeight,
+		NetworkHeight:     tipHeight(ps.JobHeight),
 		NetworkDifficulty: finite(ps.NetworkDifficulty),
 		BlocksFound:       ps.BlocksFound,
 		LastBlock:         ls.lastBlock,
@@ -196,6 +202,15 @@ func (s *Server) buildStats(ls ledgerStats) statsResponse {
 		resp.RejectedTotal += n
 	}
 	return resp
+}
+
+// tipHeight is the height of the chain's tip, given the height of the
+// block a job builds on top of it; 0 before the first job.
+func tipHeight(jobHeight int64) int64 {
+	if jobHeight <= 0 {
+		return 0
+	}
+	return jobHeight - 1
 }
 
 func countMiners(online []pool.OnlineWorker) int {
@@ -561,6 +576,13 @@ func (s *Server) dbError(w http.ResponseWriter, what string, err error) {
 		return // the client left; nobody to answer
 	}
 	s.metrics.dbErrors.Add(1)
+	if errors.Is(err, context.DeadlineExceeded) {
+		// The request's time (s.apiTimeout) ran out waiting for the
+		// database.
+		s.log.Warn("ledger read timed out", "what", what, "err", err)
+		writeError(w, http.StatusGatewayTimeout, "request timed out")
+		return
+	}
 	s.log.Error("ledger read failed", "what", what, "err", err)
 	writeError(w, http.StatusServiceUnavailable, "database unavailable")
 }

@@ -20,17 +20,33 @@ const (
 	clientQueue = 256
 	// maxClients bounds open feeds; past it, upgrades get 503.
 	maxClients = 1024
-	// statsEvery is the cadence of "stats" messages (hashrate, workers,
-	// shares), sent only while someone listens.
-	statsEvery = 5 * time.Second
-	writeWait  = 10 * time.Second
-	// A client that answers no ping for pongWait is gone (a laptop that
-	// went to sleep keeps the TCP connection open for hours).
-	pongWait   = 60 * time.Second
-	pingPeriod = 25 * time.Second
 	// Clients only ever send pongs and a close; anything bigger is abuse.
 	maxClientMessage = 512
 )
+
+// liveTiming is the feed's clock: defaultTiming in production, shorter in
+// tests (a ping timeout test cannot wait a minute).
+type liveTiming struct {
+	// statsEvery is the cadence of "stats" messages (hashrate, workers,
+	// shares), sent only while someone listens.
+	statsEvery time.Duration
+	// writeWait bounds one write of a message to a client.
+	writeWait time.Duration
+	// A client that answers no ping for pongWait is gone (a laptop that
+	// went to sleep keeps the TCP connection open for hours). Pings go
+	// out every pingPeriod, well inside pongWait.
+	pongWait, pingPeriod time.Duration
+	// closeWait bounds the close frame sent to a dropped client.
+	closeWait time.Duration
+}
+
+var defaultTiming = liveTiming{
+	statsEvery: 5 * time.Second,
+	writeWait:  10 * time.Second,
+	pongWait:   60 * time.Second,
+	pingPeriod: 25 * time.Second,
+	closeWait:  time.Second,
+}
 
 // wsMessage is every message of the feed: {"type": ..., "data": ...}.
 //
@@ -67,6 +83,9 @@ type workerEventJSON struct {
 type hub struct {
 	s        *Server
 	upgrader websocket.Upgrader
+	timing   liveTiming // set before Run and before the first client
+	// closers are the goroutines saying goodbye to dropped clients.
+	closers sync.WaitGroup
 
 	mu      sync.Mutex
 	clients map[*client]struct{}
@@ -88,6 +107,7 @@ type client struct {
 func newHub(s *Server) *hub {
 	return &hub{
 		s:       s,
+		timing:  defaultTiming,
 		clients: make(map[*client]struct{}),
 		// The default CheckOrigin refuses cross-origin upgrades: another
 		// site's page must not read this feed with a visitor's browser.
@@ -133,7 +153,7 @@ func (h *hub) serveWS(w http.ResponseWriter, r *http.Request) {
 	if h.closed {
 		h.mu.Unlock()
 		conn.WriteControl(websocket.CloseMessage,
-			websocket.FormatCloseMessage(websocket.CloseGoingAway, "server shutting down"), time.Now().Add(writeWait))
+			websocket.FormatCloseMessage(websocket.CloseGoingAway, "server shutting down"), time.Now().Add(h.timing.closeWait))
 		conn.Close()
 		return
 	}
@@ -150,6 +170,7 @@ func (h *hub) serveWS(w http.ResponseWriter, r *http.Request) {
 func (h *hub) readLoop(c *client) {
 	defer h.drop(c, websocket.CloseNormalClosure, "")
 	c.conn.SetReadLimit(maxClientMessage)
+	pongWait := h.timing.pongWait
 	c.conn.SetReadDeadline(time.Now().Add(pongWait))
 	c.conn.SetPongHandler(func(string) error {
 		return c.conn.SetReadDeadline(time.Now().Add(pongWait))
@@ -164,7 +185,8 @@ func (h *hub) readLoop(c *client) {
 // writeLoop is the only writer of data frames on c (gorilla allows one
 // concurrent writer; control frames may come from elsewhere).
 func (h *hub) writeLoop(c *client) {
-	ping := time.NewTicker(pingPeriod)
+	writeWait := h.timing.writeWait
+	ping := time.NewTicker(h.timing.pingPeriod)
 	defer ping.Stop()
 	for {
 		select {
@@ -186,17 +208,28 @@ func (h *hub) writeLoop(c *client) {
 }
 
 // drop removes c and closes its connection, once, with a close frame
-// saying why when there is a reason to give.
+// saying why when there is a reason to give. It never waits on the
+// network: the close frame may have to wait for the client's writer or
+// for room in a full socket buffer (a slow client is exactly one whose
+// buffer is full), so it goes out on its own goroutine, and drop is safe
+// to call from the relay.
 func (h *hub) drop(c *client, code int, reason string) {
 	c.dropOnce.Do(func() {
 		h.mu.Lock()
 		delete(h.clients, c)
 		h.mu.Unlock()
 		close(c.gone)
-		if reason != "" {
-			c.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), time.Now().Add(time.Second))
+		if reason == "" {
+			c.conn.Close()
+			return
 		}
-		c.conn.Close()
+		h.closers.Add(1)
+		go func() {
+			defer h.closers.Done()
+			c.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), time.Now().Add(h.timing.closeWait))
+			// Also ends a write the client's writeLoop may be stuck in.
+			c.conn.Close()
+		}()
 	})
 }
 
@@ -239,7 +272,7 @@ func (h *hub) run(ctx context.Context, events <-chan pool.Event) {
 	// The stats tick reads the database; it has its own goroutine so a
 	// slow query never holds up the events.
 	wg.Go(func() {
-		t := time.NewTicker(statsEvery)
+		t := time.NewTicker(h.timing.statsEvery)
 		defer t.Stop()
 		for {
 			select {
@@ -282,7 +315,7 @@ func (h *hub) relay(ev pool.Event) {
 	switch ev.Kind {
 	case pool.EventBlock:
 		// The next /stats must show it as the last block at once.
-		h.s.cache.invalidateLastBlock()
+		h.s.cache.invalidate()
 		h.broadcast(wsMessage{Type: "block", Data: blockFromPool(*ev.Block)}, nil)
 	case pool.EventJob:
 		j := ev.Job
@@ -315,4 +348,5 @@ func (h *hub) closeAll() {
 	for _, c := range all {
 		h.drop(c, websocket.CloseGoingAway, "server shutting down")
 	}
+	h.closers.Wait()
 }

@@ -1,15 +1,20 @@
 package web
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
 
+	"github.com/hashforge/hashforge/ledger"
 	"github.com/hashforge/hashforge/pool"
 )
 
@@ -115,12 +120,9 @@ func TestLiveFeedRelaysEvents(t *testing.T) {
 }
 
 func TestLiveFeedStatsTick(t *testing.T) {
-	if testing.Short() {
-		t.Skip("waits for a stats tick")
-	}
-	env := newTestEnv(t)
+	env := newTestEnvWith(t, nil, func(s *Server) { s.hub.timing.statsEvery = 100 * time.Millisecond })
 	c := dialFeed(t, env, "")
-	c.SetReadDeadline(time.Now().Add(statsEvery + 10*time.Second))
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	var m struct {
 		Type string        `json:"type"`
 		Data statsResponse `json:"data"`
@@ -128,8 +130,125 @@ func TestLiveFeedStatsTick(t *testing.T) {
 	if err := c.ReadJSON(&m); err != nil {
 		t.Fatal(err)
 	}
-	if m.Type != "stats" || m.Data.NetworkHeight != 101 || m.Data.StratumURL != "stratum+tcp://pool.example:3333" || m.Data.Hashrate["24h"] != 0 {
+	if m.Type != "stats" || m.Data.NetworkHeight != 100 || m.Data.StratumURL != "stratum+tcp://pool.example:3333" || m.Data.Hashrate["24h"] != 0 {
 		t.Fatalf("stats tick %+v", m)
+	}
+}
+
+// A client that never reads is dropped without holding up anyone else:
+// the event after its drop reaches a healthy client as soon as the ones
+// before it. The slow client's writes and close frame are given an hour,
+// so a hub that waited for either would stall the feed for that long.
+func TestLiveFeedSlowClientDoesNotDelayOthers(t *testing.T) {
+	env := newTestEnvWith(t, nil, func(s *Server) {
+		s.hub.timing.writeWait = time.Hour
+		s.hub.timing.closeWait = time.Hour
+	})
+	healthy := dialFeed(t, env, "")
+	waitUntil(t, "one client", func() bool { return env.web.hub.count() == 1 })
+	dialFeed(t, env, "") // never read
+	waitUntil(t, "two clients", func() bool { return env.web.hub.count() == 2 })
+
+	// Big messages fill the slow client's socket buffers sooner.
+	verdict := strings.Repeat("x", 16<<10)
+	send := func(i int) string {
+		t.Helper()
+		hash := fmt.Sprintf("%064x", i)
+		b := pool.Block{Time: time.Now(), Height: int64(i), Hash: hash, Address: addrA, Verdict: verdict}
+		select {
+		case env.events <- pool.Event{Kind: pool.EventBlock, Time: b.Time, Block: &b}:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("event %d: the hub stopped taking events: it is waiting on a client", i)
+		}
+		return hash
+	}
+	// In lockstep with the healthy client, so that it never has more
+	// than one message queued and only the slow one falls behind.
+	receive := func(want string) {
+		t.Helper()
+		m := readType(t, healthy)
+		var b blockJSON
+		if err := json.Unmarshal(m.Data, &b); err != nil || m.Type != "block" || b.Hash != want {
+			t.Fatalf("healthy client got %s %.80s, want block %s", m.Type, m.Data, want)
+		}
+	}
+	i := 0
+	for ; env.web.hub.count() == 2; i++ {
+		if i > 100_000 {
+			t.Fatal("the slow client was never dropped")
+		}
+		receive(send(i))
+	}
+	// The slow client is out of the map; its close frame is still
+	// waiting (for an hour) on its own goroutine. The feed goes on.
+	for j := range 3 {
+		receive(send(i + j))
+	}
+	t.Logf("slow client dropped after %d events", i)
+	if m := scrape(t, env); !strings.Contains(m, "hashforge_ws_dropped_total 1") {
+		t.Errorf("dropped counter not 1:\n%s", grepLines(m, "hashforge_ws"))
+	}
+}
+
+// A client that reads but answers no ping is dropped after pongWait; one
+// that answers stays.
+func TestLiveFeedDropsClientWithoutPongs(t *testing.T) {
+	const pingPeriod, pongWait = 20 * time.Millisecond, 300 * time.Millisecond
+	env := newTestEnvWith(t, nil, func(s *Server) {
+		s.hub.timing.pingPeriod = pingPeriod
+		s.hub.timing.pongWait = pongWait
+	})
+	deaf := dialFeed(t, env, "")
+	waitUntil(t, "one client", func() bool { return env.web.hub.count() == 1 })
+	polite := dialFeed(t, env, "")
+	waitUntil(t, "two clients", func() bool { return env.web.hub.count() == 2 })
+
+	// Ping handlers run inside reads, so both clients keep reading.
+	var deafPings, politePings atomic.Int64
+	deaf.SetPingHandler(func(string) error { deafPings.Add(1); return nil })
+	polite.SetPingHandler(func(data string) error {
+		politePings.Add(1)
+		return polite.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(time.Second))
+	})
+	readAll := func(c *websocket.Conn) <-chan error {
+		done := make(chan error, 1)
+		go func() {
+			for {
+				c.SetReadDeadline(time.Now().Add(time.Minute))
+				if _, _, err := c.ReadMessage(); err != nil {
+					done <- err
+					return
+				}
+			}
+		}()
+		return done
+	}
+	deafDone, politeDone := readAll(deaf), readAll(polite)
+
+	select {
+	case err := <-deafDone:
+		t.Logf("deaf client cut off after %d pings: %v", deafPings.Load(), err)
+	case err := <-politeDone:
+		t.Fatalf("the client answering pings was dropped: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("the client answering no pings was never dropped")
+	}
+	if deafPings.Load() == 0 {
+		t.Fatal("the deaf client was dropped before any ping: not for want of pongs")
+	}
+	waitUntil(t, "the deaf client out of the hub", func() bool { return env.web.hub.count() == 1 })
+	// The polite one lives on for many more pings than a pongWait holds.
+	seen := politePings.Load()
+	waitUntil(t, "pings to the polite client", func() bool {
+		select {
+		case err := <-politeDone:
+			t.Fatalf("the client answering pings was dropped: %v", err)
+		default:
+		}
+		return politePings.Load() >= seen+3*int64(pongWait/pingPeriod)
+	})
+	if n := env.web.hub.count(); n != 1 {
+		t.Fatalf("%d clients, want the polite one", n)
 	}
 }
 
@@ -246,5 +365,47 @@ func TestRejectReasonLabelsAreBounded(t *testing.T) {
 	}
 	if !strings.Contains(m, `hashforge_shares_total{reason="other",result="rejected"} 69`) {
 		t.Fatalf("the reasons past the cap are not summed as other:\n%s", grepLines(m, "hashforge_shares_total"))
+	}
+}
+
+// The share batcher's flush hook feeds the batch histograms.
+func TestLedgerBatchHistograms(t *testing.T) {
+	env := newTestEnv(t)
+	b := ledger.NewBatcher(env.led, ledger.BatcherOptions{OnFlush: env.web.ObserveFlush})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- b.Run(ctx) }()
+	now := time.Now()
+	for i := range 5 {
+		b.AddShare(pool.Share{Time: now.Add(-time.Duration(i) * time.Second), Address: addrA, Worker: "rig", JobID: "j", Difficulty: 1, Height: 1})
+	}
+	waitUntil(t, "shares written", func() bool { return b.Stats().SharesWritten == 5 })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	env.web.ObserveFlush(7, 3*time.Second, errors.New("connection refused"))
+	var nilServer *Server
+	nilServer.ObserveFlush(1, time.Millisecond, nil) // no dashboard: no-op
+
+	m := scrape(t, env)
+	flushed := b.Stats().BatchesFlushed
+	for _, want := range []string{
+		`hashforge_ledger_batch_size_sum 5`,
+		fmt.Sprintf(`hashforge_ledger_batch_size_count %d`, flushed),
+		fmt.Sprintf(`hashforge_ledger_flush_seconds_count{outcome="ok"} %d`, flushed),
+		`hashforge_ledger_flush_seconds_count{outcome="error"} 1`,
+		`hashforge_ledger_flush_seconds_bucket{outcome="error",le="2.048"} 0`,
+		`hashforge_ledger_flush_seconds_bucket{outcome="error",le="4.096"} 1`,
+		// The snapshot metrics are still there.
+		`hashforge_ledger_last_flush_seconds `,
+		`hashforge_ledger_batches_total{outcome="flushed"} `,
+	} {
+		if !strings.Contains(m, want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+	if t.Failed() {
+		t.Logf("scrape:\n%s", grepLines(m, "hashforge_ledger"))
 	}
 }

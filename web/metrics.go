@@ -26,6 +26,8 @@ type metrics struct {
 	reg *prometheus.Registry
 
 	fanout     prometheus.Histogram
+	batchSize  prometheus.Histogram
+	flushTime  *prometheus.HistogramVec
 	blocks     *prometheus.CounterVec
 	wsConnects prometheus.Counter
 	wsDropped  prometheus.Counter
@@ -52,6 +54,20 @@ func newMetrics(s *Server) *metrics {
 			// thousands take milliseconds; beyond a second is trouble.
 			Buckets: prometheus.ExponentialBuckets(50e-6, 2, 16),
 		}),
+		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "hashforge_ledger_batch_size",
+			Help: "Shares per batch committed to PostgreSQL (fresh or replayed from the spool).",
+			// 1 to 4096: a quiet pool flushes a share or two per interval,
+			// a busy one full batches (1000 by default).
+			Buckets: prometheus.ExponentialBuckets(1, 2, 13),
+		}),
+		flushTime: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "hashforge_ledger_flush_seconds",
+			Help: "Duration of each attempt to write a share batch to PostgreSQL, by outcome: ok (committed) or error.",
+			// 1 ms to ~16 s: a healthy COPY takes milliseconds; an attempt
+			// is cut off after 10 s.
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 15),
+		}, []string{"outcome"}),
 		blocks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "hashforge_blocks_submitted_total",
 			Help: "Blocks submitted to the node since start, by verdict: accepted, rejected (the node refused it) or error (submitblock failed).",
@@ -68,7 +84,10 @@ func newMetrics(s *Server) *metrics {
 	for _, v := range []string{"accepted", "rejected", "error"} {
 		m.blocks.WithLabelValues(v) // present at 0, so rate() and alerts work from the start
 	}
-	m.reg.MustRegister(m.fanout, m.blocks, m.wsConnects, m.wsDropped, snapshotCollector{m},
+	for _, v := range []string{"ok", "error"} {
+		m.flushTime.WithLabelValues(v)
+	}
+	m.reg.MustRegister(m.fanout, m.batchSize, m.flushTime, m.blocks, m.wsConnects, m.wsDropped, snapshotCollector{m},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -85,6 +104,21 @@ func (m *metrics) observe(ev pool.Event) {
 	case pool.EventBlock:
 		m.blocks.WithLabelValues(blockVerdict(*ev.Block)).Inc()
 	}
+}
+
+// ObserveFlush feeds the ledger batch histograms: set it as the share
+// batcher's ledger.BatcherOptions.OnFlush. It never blocks, and is a no-op
+// on a nil Server (the dashboard is optional).
+func (s *Server) ObserveFlush(n int, d time.Duration, err error) {
+	if s == nil {
+		return
+	}
+	if err != nil {
+		s.metrics.flushTime.WithLabelValues("error").Observe(d.Seconds())
+		return
+	}
+	s.metrics.flushTime.WithLabelValues("ok").Observe(d.Seconds())
+	s.metrics.batchSize.Observe(float64(n))
 }
 
 func blockVerdict(b pool.Block) string {

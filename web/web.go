@@ -9,18 +9,21 @@
 package web
 
 import (
+	"bufio"
 	"context"
 	"embed"
 	"errors"
+	"fmt"
 	"io/fs"
 	"log/slog"
+	"net"
 	"net/http"
+	"runtime/debug"
 	"strings"
 	"time"
 
 	"github.com/btcsuite/btcd/chaincfg/v2"
 	"github.com/go-chi/chi/v5"
-	"github.com/go-chi/chi/v5/middleware"
 
 	"github.com/hashforge/hashforge/ledger"
 	"github.com/hashforge/hashforge/pool"
@@ -44,8 +47,7 @@ type EventSource interface {
 // Store is the part of the ledger the API reads.
 type Store interface {
 	RecentBlocks(ctx context.Context, limit, offset int) ([]ledger.BlockRow, error)
-	PoolHashrate(ctx context.Context, window time.Duration) (float64, error)
-	ShareCountSince(ctx context.Context, since time.Time) (int64, error)
+	PoolShareWindows(ctx context.Context, windows ...time.Duration) ([]ledger.ShareWindow, error)
 	PoolHashrateSeries(ctx context.Context, window, bucket time.Duration) ([]ledger.HashratePoint, error)
 	Workers(ctx context.Context, address string) ([]ledger.WorkerRow, error)
 	WorkerHashrateSeries(ctx context.Context, address string, window, bucket time.Duration) ([]ledger.WorkerSeries, error)
@@ -91,7 +93,14 @@ type Server struct {
 	hub     *hub
 	metrics *metrics
 	cache   statsCache
+	// apiTimeout bounds each API request (not the websocket); tests
+	// shorten it before serving.
+	apiTimeout time.Duration
 }
+
+// defaultAPITimeout bounds an API request: the database has that long to
+// answer, then the client gets a 504.
+const defaultAPITimeout = 15 * time.Second
 
 // New builds the server. It does not start anything: call Run.
 func New(cfg Config) (*Server, error) {
@@ -101,19 +110,19 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger}
+	s := &Server{cfg: cfg, log: cfg.Logger, apiTimeout: defaultAPITimeout}
 	s.metrics = newMetrics(s)
 	s.hub = newHub(s)
 
 	r := chi.NewRouter()
-	r.Use(middleware.Recoverer)
+	r.Use(s.recoverer)
 	r.Use(securityHeaders)
 	r.Route("/api/v1", func(r chi.Router) {
 		// The websocket outlives any request timeout; it is mounted
 		// outside the group that has one.
 		r.Get("/ws", s.hub.serveWS)
 		r.Group(func(r chi.Router) {
-			r.Use(middleware.Timeout(15 * time.Second))
+			r.Use(s.timeout)
 			r.Get("/stats", s.stats)
 			r.Get("/hashrate", s.hashrate)
 			r.Get("/blocks", s.blocks)
@@ -213,3 +222,82 @@ func securityHeaders(next http.Handler) http.Handler {
 		next.ServeHTTP(w, r)
 	})
 }
+
+// recoverer turns a handler's panic into a logged error and, if the
+// handler had not started its answer, a JSON 500: the API's errors are
+// JSON, even the unexpected ones.
+func (s *Server) recoverer(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tw := &trackingWriter{ResponseWriter: w}
+		defer func() {
+			rec := recover()
+			if rec == nil {
+				return
+			}
+			if rec == http.ErrAbortHandler {
+				panic(rec) // net/http's way to abort a response: not ours to swallow
+			}
+			s.log.Error("panic serving a request", "method", r.Method, "path", r.URL.Path,
+				"panic", fmt.Sprint(rec), "stack", string(debug.Stack()))
+			if !tw.started() {
+				writeError(tw, http.StatusInternalServerError, "internal error")
+			}
+		}()
+		next.ServeHTTP(tw, r)
+	})
+}
+
+// timeout gives an API request s.apiTimeout. The handlers pass the
+// request's context to every database call, so they return once it
+// expires; one that has not answered by then gets a JSON 504.
+func (s *Server) timeout(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), s.apiTimeout)
+		defer cancel()
+		tw := &trackingWriter{ResponseWriter: w}
+		next.ServeHTTP(tw, r.WithContext(ctx))
+		if !tw.started() && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			writeError(tw, http.StatusGatewayTimeout, "request timed out")
+		}
+	})
+}
+
+// trackingWriter records whether a handler has started its response (or
+// taken over the connection, as a websocket upgrade does), so that a
+// middleware answers only a request nobody answered.
+type trackingWriter struct {
+	http.ResponseWriter
+	wrote bool
+}
+
+func (w *trackingWriter) started() bool { return w.wrote }
+
+func (w *trackingWriter) WriteHeader(code int) {
+	w.wrote = true
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *trackingWriter) Write(b []byte) (int, error) {
+	w.wrote = true
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *trackingWriter) Flush() {
+	w.wrote = true
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// Hijack lets the websocket upgrader take the connection.
+func (w *trackingWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	h, ok := w.ResponseWriter.(http.Hijacker)
+	if !ok {
+		return nil, nil, errors.New("web: the response writer cannot be hijacked")
+	}
+	w.wrote = true
+	return h.Hijack()
+}
+
+// Unwrap serves http.ResponseController.
+func (w *trackingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

@@ -3,6 +3,8 @@ package web
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"math"
@@ -63,6 +65,13 @@ type testEnv struct {
 
 func newTestEnv(t *testing.T) *testEnv {
 	t.Helper()
+	return newTestEnvWith(t, nil, nil)
+}
+
+// newTestEnvWith is newTestEnv with a chance to change the config before
+// the server is built (cfg) and the server before it serves (srv).
+func newTestEnvWith(t *testing.T, cfg func(*Config), srv func(*Server)) *testEnv {
+	t.Helper()
 	ctx := context.Background()
 	led, err := ledger.Open(ctx, devtest.Postgres(t))
 	if err != nil {
@@ -74,11 +83,18 @@ func newTestEnv(t *testing.T) *testEnv {
 	}
 	fp := &fakePool{stats: pool.Stats{Sessions: 3, AuthorizedWorkers: 2, Accepted: 10, JobHeight: 101,
 		NetworkDifficulty: 4.6e-10, Rejected: map[string]uint64{"low difficulty share": 3, "stale job": 1}}}
-	w, err := New(Config{Pool: fp, Ledger: led, Payouts: led, Network: &chaincfg.RegressionNetParams,
+	c := Config{Pool: fp, Ledger: led, Payouts: led, Network: &chaincfg.RegressionNetParams,
 		Batcher:    fakeBatcher{ledger.Stats{BatchesFlushed: 4, SharesWritten: 4000, FlushErrors: 2, QueueLength: 7, LastFlushLatency: 15 * time.Millisecond}},
-		StratumURL: "stratum+tcp://pool.example:3333", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		StratumURL: "stratum+tcp://pool.example:3333", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	if cfg != nil {
+		cfg(&c)
+	}
+	w, err := New(c)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if srv != nil {
+		srv(w)
 	}
 	env := &testEnv{web: w, led: led, pool: fp, events: make(chan pool.Event)}
 	env.srv = httptest.NewServer(w)
@@ -139,7 +155,8 @@ func TestStatsOnEmptyLedger(t *testing.T) {
 	env.pool.online = []pool.OnlineWorker{{Address: addrA, Worker: "a"}, {Address: addrA, Worker: "b"}, {Address: addrB, Worker: ""}}
 	var s map[string]any
 	get(t, env.srv.URL+"/api/v1/stats", 200, &s)
-	if s["stratum_url"] != "stratum+tcp://pool.example:3333" || s["workers_online"] != float64(2) || s["network_height"] != float64(101) ||
+	// The current job builds block 101: the network's tip is 100.
+	if s["stratum_url"] != "stratum+tcp://pool.example:3333" || s["workers_online"] != float64(2) || s["network_height"] != float64(100) ||
 		s["miners_online"] != float64(2) || s["shares_rejected_total"] != float64(4) || s["last_block"] != nil || s["shares_per_second"] != float64(0) {
 		t.Fatalf("stats: %v", s)
 	}
@@ -152,6 +169,131 @@ func TestStatsOnEmptyLedger(t *testing.T) {
 		if hr[w] != float64(0) {
 			t.Fatalf("hashrate[%s] = %v on an empty ledger, want 0", w, hr[w])
 		}
+	}
+}
+
+func TestNetworkHeightBeforeFirstJob(t *testing.T) {
+	env := newTestEnv(t)
+	env.pool.mu.Lock()
+	env.pool.stats.JobHeight = 0
+	env.pool.mu.Unlock()
+	var s map[string]any
+	get(t, env.srv.URL+"/api/v1/stats", 200, &s)
+	if s["network_height"] != float64(0) {
+		t.Fatalf("network_height %v before the first job, want 0", s["network_height"])
+	}
+}
+
+// The three hashrates are read together and expire together: once shares
+// arrive, no response shows them in one window and not in another.
+func TestStatsHashratesAgree(t *testing.T) {
+	env := newTestEnv(t)
+	var s statsResponse
+	get(t, env.srv.URL+"/api/v1/stats", 200, &s) // fills the cache with an idle pool
+	if s.Hashrate["10m"] != 0 || s.Hashrate["1h"] != 0 || s.Hashrate["24h"] != 0 {
+		t.Fatalf("idle pool: %v", s.Hashrate)
+	}
+	// Mining starts: every share is within the last 10 minutes, so the
+	// windows must hold the same difficulty.
+	now := time.Now()
+	var shares []pool.Share
+	for i := range 60 {
+		shares = append(shares, pool.Share{Time: now.Add(-time.Duration(i) * time.Second), Address: addrA, Worker: "rig",
+			JobID: "j", Difficulty: 3, Height: 101})
+	}
+	writeShares(t, env.led, shares)
+	check := func(s statsResponse) {
+		t.Helper()
+		sum10m, sum1h, sum24h := s.Hashrate["10m"]*600, s.Hashrate["1h"]*3600, s.Hashrate["24h"]*86400
+		near := func(a, b float64) bool { return math.Abs(a-b) <= 1e-9*math.Max(a, b) }
+		if !near(sum10m, sum1h) || !near(sum1h, sum24h) {
+			t.Fatalf("hashrates disagree: %v (hashes 10m %v, 1h %v, 24h %v)", s.Hashrate, sum10m, sum1h, sum24h)
+		}
+	}
+	// Until the cache expires, the figures are all the old ones.
+	get(t, env.srv.URL+"/api/v1/stats", 200, &s)
+	check(s)
+	// A found block expires them at once.
+	env.events <- pool.Event{Kind: pool.EventBlock, Time: now, Block: &pool.Block{Time: now, Height: 101,
+		Hash: strings.Repeat("ab", 32), Address: addrA, Accepted: true, Verdict: "accepted"}}
+	waitUntil(t, "fresh stats", func() bool {
+		get(t, env.srv.URL+"/api/v1/stats", 200, &s)
+		check(s)
+		return s.Hashrate["10m"] > 0
+	})
+	if want := 180.0 * (1 << 32) / 600; math.Abs(s.Hashrate["10m"]-want) > want*1e-9 || s.SharesPerSecond != 0.1 {
+		t.Fatalf("stats %+v, want 10m hashrate %v and 0.1 shares/s", s, want)
+	}
+	// And so does the passage of time.
+	writeShares(t, env.led, shares[:30])
+	env.web.cache.mu.Lock()
+	env.web.cache.at = time.Now().Add(-statsTTL)
+	env.web.cache.mu.Unlock()
+	get(t, env.srv.URL+"/api/v1/stats", 200, &s)
+	check(s)
+	if want := 270.0 * (1 << 32) / 600; math.Abs(s.Hashrate["10m"]-want) > want*1e-9 {
+		t.Fatalf("10m hashrate %v after expiry, want %v", s.Hashrate["10m"], want)
+	}
+}
+
+// trapStore is the real ledger, except that RecentBlocks misbehaves on
+// request: it panics at offset 666 and outlives the request's deadline
+// at offset 777.
+type trapStore struct{ *ledger.Ledger }
+
+func (s trapStore) RecentBlocks(ctx context.Context, limit, offset int) ([]ledger.BlockRow, error) {
+	switch offset {
+	case 666:
+		panic("trap")
+	case 777:
+		<-ctx.Done()
+		return nil, fmt.Errorf("recent blocks: %w", ctx.Err())
+	}
+	return s.Ledger.RecentBlocks(ctx, limit, offset)
+}
+
+// Even a panic and a request timeout answer JSON with their status.
+func TestErrorsAreJSON(t *testing.T) {
+	env := newTestEnvWith(t,
+		func(c *Config) { c.Ledger = trapStore{c.Ledger.(*ledger.Ledger)} },
+		func(s *Server) { s.apiTimeout = 200 * time.Millisecond })
+	var e map[string]string
+	get(t, env.srv.URL+"/api/v1/blocks?offset=666", http.StatusInternalServerError, &e)
+	if e["error"] != "internal error" {
+		t.Errorf("panic: %v", e)
+	}
+	e = nil
+	get(t, env.srv.URL+"/api/v1/blocks?offset=777", http.StatusGatewayTimeout, &e)
+	if e["error"] != "request timed out" {
+		t.Errorf("timeout: %v", e)
+	}
+	// The server is still fine.
+	get(t, env.srv.URL+"/api/v1/blocks", http.StatusOK, &map[string]any{})
+
+	// The middlewares answer for handlers that write nothing themselves.
+	silent := env.web.timeout(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() }))
+	rec := httptest.NewRecorder()
+	silent.ServeHTTP(rec, httptest.NewRequest("GET", "/api/v1/x", nil))
+	if rec.Code != http.StatusGatewayTimeout || rec.Header().Get("Content-Type") != "application/json" ||
+		json.Unmarshal(rec.Body.Bytes(), &e) != nil || e["error"] != "request timed out" {
+		t.Errorf("silent handler past its deadline: %d %q %s", rec.Code, rec.Header().Get("Content-Type"), rec.Body)
+	}
+	panicky := env.web.recoverer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { panic(errors.New("boom")) }))
+	rec = httptest.NewRecorder()
+	panicky.ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
+	if rec.Code != http.StatusInternalServerError || rec.Header().Get("Content-Type") != "application/json" ||
+		json.Unmarshal(rec.Body.Bytes(), &e) != nil || e["error"] != "internal error" {
+		t.Errorf("panicking handler: %d %q %s", rec.Code, rec.Header().Get("Content-Type"), rec.Body)
+	}
+	// A handler that has answered already keeps its answer.
+	late := env.web.timeout(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]int{"n": 1})
+		<-r.Context().Done()
+	}))
+	rec = httptest.NewRecorder()
+	late.ServeHTTP(rec, httptest.NewRequest("GET", "/api/v1/x", nil))
+	if rec.Code != http.StatusOK || strings.TrimSpace(rec.Body.String()) != `{"n":1}` {
+		t.Errorf("answered handler: %d %s", rec.Code, rec.Body)
 	}
 }
 

@@ -121,7 +121,8 @@ func cmdDev(args []string) error {
 	}
 	fmt.Printf("node-rpc: %s\n", btcd.RPCURL())
 	fmt.Printf("database: %s\n", dbURL)
-	fmt.Printf("pool-address: %s\n", poolAddr)
+	// Scripts read exactly the four lines above from stdout; the rest is log.
+	log.Info("dev stack ready", "pool_address", poolAddr, "miner_threads", *minerThreads)
 
 	if *minerThreads > 0 {
 		miner, err := worker.New(worker.Config{

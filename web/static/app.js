@@ -13,7 +13,10 @@ const HR_UNITS = ["H/s", "kH/s", "MH/s", "GH/s", "TH/s", "PH/s", "EH/s", "ZH/s"]
 function fmtHashrate(hs) {
   if (!Number.isFinite(hs) || hs <= 0) return "0 H/s";
   let i = 0;
-  while (hs >= 1000 && i < HR_UNITS.length - 1) { hs /= 1000; i++; }
+  while (hs >= 999.5 && i < HR_UNITS.length - 1) { hs /= 1000; i++; }
+  // Below 1 H/s (a regtest pool, whose shares are worth almost nothing)
+  // two significant digits, so a small hashrate never reads as 0.00.
+  if (i === 0 && hs < 1) return Number(hs.toPrecision(2)) + " H/s";
   return hs.toFixed(hs < 10 ? 2 : hs < 100 ? 1 : 0) + " " + HR_UNITS[i];
 }
 function fmtNum(n, digits) {
@@ -152,8 +155,20 @@ function hashrateChart(el, label, color, height) {
 
 // ---- blocks table (overview and blocks page) ------------------------------
 
-function blockRow(tbody, b, atTop) {
-  const tr = atTop ? tbody.insertRow(0) : tbody.insertRow();
+// blockRow adds b's row at the end, or with live set where it belongs
+// among rows newest first (the API's order): events from concurrent block
+// submissions may arrive in any order.
+function blockRow(tbody, b, live) {
+  let at = -1;
+  if (live) {
+    const t = Date.parse(b.found_at);
+    at = 0;
+    for (const row of tbody.rows) {
+      if (!(Date.parse(row.querySelector("td.time")?.dataset.time) > t)) break;
+      at++;
+    }
+  }
+  const tr = tbody.insertRow(at);
   tr.dataset.hash = b.hash;
   cell(tr, fmtNum(b.height));
   cell(tr, short(b.hash), "hash mono", b.hash);
@@ -167,11 +182,42 @@ function blockRow(tbody, b, atTop) {
 
 // ---- overview -------------------------------------------------------------
 
+function plural(n, one, many) { return fmtNum(n) + " " + (n === 1 ? one : many); }
+function fmtMillis(ms) {
+  if (!Number.isFinite(ms) || ms < 0) return "–";
+  return ms < 0.01 ? "< 0.01 ms" : fmtNum(ms, 2) + " ms";
+}
+
 function overview() {
   const chartEl = $("pool-chart");
   const chart = hashrateChart(chartEl, "pool hashrate", C.accent);
   let series = [[], []];
   let historyLoaded = false;
+  let chartWindow = "24h";
+  let historySeq = 0; // the newest history request; older answers are dropped
+
+  async function loadHistory() {
+    const seq = ++historySeq;
+    const h = await getJSON("/api/v1/hashrate?window=" + chartWindow);
+    if (seq !== historySeq) return;
+    series = [h.time, h.hashrate];
+    historyLoaded = true;
+    chart.setData(series);
+  }
+  for (const btn of document.querySelectorAll("#chart-range button")) {
+    btn.addEventListener("click", () => {
+      chartWindow = btn.dataset.window;
+      for (const b of document.querySelectorAll("#chart-range button")) b.classList.toggle("active", b === btn);
+      loadHistory().catch((e) => setStatus("down", e.message));
+    });
+  }
+  let lastBlockAt = null;
+  function showLastBlock(height, at) {
+    text("lastblock", height == null ? "none yet" : fmtNum(height));
+    lastBlockAt = at;
+    text("lastblock-ago", at ? ago(at) : "");
+  }
+  setInterval(() => { if (lastBlockAt) text("lastblock-ago", ago(lastBlockAt)); }, 10000);
 
   function showStats(s) {
     text("stratum-url", s.stratum_url);
@@ -186,9 +232,9 @@ function overview() {
     text("shares", fmtNum(s.shares_accepted) + " / " + fmtNum(s.shares_rejected_total));
     text("height", s.network_height ? fmtNum(s.network_height) : "–");
     text("netdiff", fmtDifficulty(s.network_difficulty));
-    const lb = $("lastblock");
-    lb.textContent = s.last_block ? fmtNum(s.last_block.height) + " · " + ago(s.last_block.found_at) : "none yet";
-    lb.title = s.last_block ? s.last_block.hash : "";
+    if (s.last_block) showLastBlock(s.last_block.height, s.last_block.found_at);
+    else showLastBlock(null, null);
+    $("lastblock").title = s.last_block ? s.last_block.hash : "";
     // The 10-minute figure at "now" is the same kind of number as each
     // history point (a 10-minute average ending at its time): append it.
     if (historyLoaded) {
@@ -202,12 +248,9 @@ function overview() {
 
   async function load() {
     try {
-      const [s, h, b] = await Promise.all([
-        getJSON("/api/v1/stats"), getJSON("/api/v1/hashrate?window=24h"), getJSON("/api/v1/blocks?limit=10"),
+      const [s, , b] = await Promise.all([
+        getJSON("/api/v1/stats"), loadHistory(), getJSON("/api/v1/blocks?limit=10"),
       ]);
-      series = [h.time, h.hashrate];
-      historyLoaded = true;
-      chart.setData(series);
       showStats(s);
       const tbody = $("blocks");
       if (b.blocks.length === 0) emptyRow(tbody, 6, "none yet");
@@ -228,14 +271,16 @@ function overview() {
         if (empty) empty.remove();
         blockRow(tbody, m.data, true).classList.add("fresh");
         while (tbody.rows.length > 10) tbody.deleteRow(-1);
-        text("lastblock", fmtNum(m.data.height) + " · just now");
+        showLastBlock(m.data.height, m.data.found_at);
+        $("lastblock").title = m.data.hash;
         break;
       }
       case "job":
-        text("height", fmtNum(m.data.height));
+        // A job builds the block after the tip: the network is at height - 1.
+        if (m.data.height > 0) text("height", fmtNum(m.data.height - 1));
         text("netdiff", fmtDifficulty(m.data.network_difficulty));
-        text("job-line", "Latest job: block " + fmtNum(m.data.height) + ", " + fmtNum(m.data.transactions) +
-          " transactions, sent to " + fmtNum(m.data.sessions) + " connections in " + fmtNum(m.data.fanout_ms, 2) + " ms" +
+        text("job-line", "Latest job: block " + fmtNum(m.data.height) + ", " + plural(m.data.transactions, "transaction", "transactions") +
+          ", sent to " + plural(m.data.sessions, "connection", "connections") + " in " + fmtMillis(m.data.fanout_ms) +
           (m.data.clean ? " (new block)" : ""));
         break;
     }
@@ -322,6 +367,8 @@ function minerPage() {
     for (const [name, u] of charts) {
       if (!withData.some((w) => w.name === name)) { u.root.parentElement.remove(); charts.delete(name); }
     }
+    const now = Math.floor(Date.now() / 1000);
+    const live = m.series_time.length === 0 || now > m.series_time[m.series_time.length - 1];
     withData.forEach((w, i) => {
       let u = charts.get(w.name);
       if (!u) {
@@ -333,7 +380,11 @@ function minerPage() {
         u = hashrateChart(el, w.name || "(unnamed)", PALETTE[i % PALETTE.length], 160);
         charts.set(w.name, u);
       }
-      u.setData([m.series_time, w.hashrate_series]);
+      // As on the overview, the current 10-minute figure is the
+      // newest point: a young worker's line does not sit at zero until
+      // its first bucket completes.
+      if (live) u.setData([[...m.series_time, now], [...w.hashrate_series, w.hashrate]]);
+      else u.setData([m.series_time, w.hashrate_series]);
     });
     if (withData.length === 0 && !box.querySelector(".empty")) {
       const p = document.createElement("p"); p.className = "muted empty"; p.textContent = "no shares in the last 24 hours";
