@@ -42,5 +42,20 @@
 //     else in that time.
 //   - Blocks. A share meeting the network target is assembled and submitted
 //     before the miner's reply and before the share reaches the ShareSink.
-//     Stats.BlocksFound counts blocks the node accepted.
+//     A submitblock that gets no answer (transport error, RPC error) is
+//     retried, five tries over about three seconds, still before the reply;
+//     the node's verdict ("rejected: …", "duplicate", …) is final, except
+//     that a duplicate heard on a retry means an earlier try got through.
+//     The block row (BlockSink.RecordBlock) is written in the background,
+//     retried with backoff while the ledger fails and kept in memory
+//     meanwhile; when Run stops, blocks still unrecorded get a few seconds,
+//     then each is logged ("FOUND BLOCK NOT RECORDED", with hash, height,
+//     reward and finder) for an operator to enter. Once the node accepted a
+//     block, every job on its previous block is stale (21) at once, without
+//     waiting for the node's next template. Stats.BlocksFound counts blocks
+//     the node accepted.
+//   - A difficulty the miner asks for after authorizing
+//     (mining.suggest_difficulty, configure's minimum-difficulty) applies at
+//     once: mining.set_difficulty, then the current job again without
+//     clean_jobs, as after a vardiff retarget.
 package pool

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"testing"
+	"time"
 )
 
 // nextEvent takes the next event without waiting: the pool publishes
@@ -14,6 +15,19 @@ func nextEvent(t *testing.T, sub *Subscription) Event {
 	case ev := <-sub.C:
 		return ev
 	default:
+		t.Fatal("no event published")
+		return Event{}
+	}
+}
+
+// waitEvent waits for the next event: block events come from the
+// background block recorder.
+func waitEvent(t *testing.T, sub *Subscription) Event {
+	t.Helper()
+	select {
+	case ev := <-sub.C:
+		return ev
+	case <-time.After(5 * time.Second):
 		t.Fatal("no event published")
 		return Event{}
 	}
@@ -66,10 +80,10 @@ func TestEventsJobWorkerBlock(t *testing.T) {
 	}
 	var jobID string
 	_ = json.Unmarshal(nt.Params[0], &jobID)
-	for nonce := 0; nonce < 1000 && len(tp.blocks.blocks) == 0; nonce++ {
+	for nonce := 0; nonce < 1000 && tp.sub.count() == 0; nonce++ {
 		call(tp.srv, ss, "mining.submit", []any{regtestAddr + ".rig1", jobID, "0102030405060708", nt.Params[7], fmt.Sprintf("%08x", nonce)})
 	}
-	ev = nextEvent(t, sub)
+	ev = waitEvent(t, sub)
 	if ev.Kind != EventBlock || ev.Block == nil || !ev.Block.Accepted || ev.Block.Worker != "rig1" || ev.Block.Height != 120 || len(ev.Block.Hash) != 64 {
 		t.Fatalf("block event %+v", ev)
 	}

@@ -343,6 +343,11 @@ type JobBook struct {
 	order   []*Job // oldest first
 	current *Job
 	limit   int
+	// solved is the previous block of a block this pool got accepted:
+	// the tip has moved past it even before the node's next template
+	// arrives, so work on it is stale.
+	solved    [32]byte
+	hasSolved bool
 }
 
 // DefaultJobBookSize keeps about eight minutes of 30-second refreshes:
@@ -386,12 +391,24 @@ func (b *JobBook) Lookup(id string) (*Job, error) {
 	b.mu.RLock()
 	j, ok := b.byID[id]
 	cur := b.current
+	solved, hasSolved := b.solved, b.hasSolved
 	b.mu.RUnlock()
 	if !ok {
 		return nil, ErrJobNotFound
 	}
-	if j.prevHash != cur.prevHash {
+	if j.prevHash != cur.prevHash || hasSolved && j.prevHash == solved {
 		return j, ErrStaleJob
 	}
 	return j, nil
+}
+
+// Solved records that the node accepted a block built on prev. Every job on
+// prev is stale from then on: a share for it would at best make a competing
+// block at the same height. Without this, the moment between our block and
+// the node's next template lets miners (on a test network, where nearly
+// every hash is a block) pile side-chain blocks onto the one that counts.
+func (b *JobBook) Solved(prev [32]byte) {
+	b.mu.Lock()
+	b.solved, b.hasSolved = prev, true
+	b.mu.Unlock()
 }

@@ -32,9 +32,28 @@ const (
 	DefaultJobRefresh = 30 * time.Second
 )
 
-// submitTimeout bounds submitblock and the block record. It is generous:
-// a block is worth waiting for, and a node validating a large block is slow.
+// submitTimeout bounds submitblock, retries included. It is generous: a
+// block is worth waiting for, and a node validating a large block is slow.
 const submitTimeout = 2 * time.Minute
+
+// submitBackoff is the wait before each retry of a submitblock that got no
+// answer from the node: five tries over about three seconds, all before the
+// miner hears back. A node's verdict is final and never retried.
+var submitBackoff = []time.Duration{200 * time.Millisecond, 400 * time.Millisecond, 800 * time.Millisecond, 1600 * time.Millisecond}
+
+// Recording a found block in the ledger happens off the share path and is
+// retried until it succeeds or the server stops.
+const (
+	recordAttemptTimeout = 30 * time.Second
+	recordBackoffMin     = 250 * time.Millisecond
+	recordBackoffMax     = 30 * time.Second
+	// recordGrace is how long Run, when stopping, still waits for blocks
+	// not yet recorded before giving up on them (and logging each).
+	recordGrace = 5 * time.Second
+	// lastRecordTimeout bounds the single attempt made for a block found
+	// after the server stopped.
+	lastRecordTimeout = 5 * time.Second
+)
 
 // hashrateWindow is what Stats.Hashrate averages over.
 const (
@@ -107,6 +126,20 @@ type Server struct {
 	lastBlock *Block
 	hashrate  [hashrateBuckets]rateBucket
 	startedAt time.Time
+
+	// Retry schedules; package defaults, shortened by tests.
+	submitBackoff                []time.Duration
+	recordBackoff, recordBackMax time.Duration
+	recordGrace                  time.Duration
+
+	// Found blocks not yet in the ledger, kept in memory while the
+	// recorder retries. recCtx ends when Run stops.
+	recMu      sync.Mutex
+	unrecorded map[string]Block // by hash
+	recStopped bool
+	recWG      sync.WaitGroup
+	recCtx     context.Context
+	recStop    context.CancelFunc
 }
 
 type rateBucket struct {
@@ -185,7 +218,14 @@ func NewServer(cfg Config, submit BlockSubmitter, shares ShareSink, blocks Block
 		now:      time.Now,
 		sessions: make(map[*session]struct{}),
 		rejected: make(map[string]uint64),
+
+		submitBackoff: submitBackoff,
+		recordBackoff: recordBackoffMin,
+		recordBackMax: recordBackoffMax,
+		recordGrace:   recordGrace,
+		unrecorded:    make(map[string]Block),
 	}
+	s.recCtx, s.recStop = context.WithCancel(context.Background())
 	// A random start spreads restarted nodes over the counter space, so
 	// a restart does not hand yesterday's extranonce1 to a new miner.
 	s.en1 = newExtranonceAllocator(cfg.NodeID, binary.LittleEndian.Uint32(seed[4:]))
@@ -198,7 +238,12 @@ func NewServer(cfg Config, submit BlockSubmitter, shares ShareSink, blocks Block
 // work). A template on a new previous block becomes a clean job sent at
 // once; templates on the same block are coalesced to one job per
 // Config.JobRefresh.
+//
+// Run also bounds the life of the block recorder: found blocks the ledger
+// has not taken yet are retried until Run returns, which first gives them a
+// few seconds' grace and then logs every block it could not record.
 func (s *Server) Run(ctx context.Context, templates <-chan *node.Template) error {
+	defer s.stopRecorder()
 	var (
 		pending   *node.Template
 		lastSent  time.Time
@@ -330,7 +375,10 @@ type Stats struct {
 	JobHeight         int64             // 0 before the first job
 	NetworkDifficulty float64
 	BlocksFound       uint64 // blocks the node accepted since start
-	LastBlock         *Block // last block submitted, accepted or not
+	// BlocksUnrecorded counts found blocks the ledger has not taken yet
+	// (kept in memory, retried in the background).
+	BlocksUnrecorded int
+	LastBlock        *Block // last block submitted, accepted or not
 	// Hashrate estimates the pool's hashrate in H/s from the difficulty of
 	// accepted shares over the last 10 minutes (or since start, if less).
 	Hashrate float64
@@ -367,6 +415,9 @@ func (s *Server) Stats() Stats {
 		}
 	}
 	s.statsMu.Unlock()
+	s.recMu.Lock()
+	st.BlocksUnrecorded = len(s.unrecorded)
+	s.recMu.Unlock()
 	window := min(now.Sub(s.startedAt), hashrateWindow).Seconds()
 	if window < 1 {
 		window = 1
@@ -393,10 +444,13 @@ func (s *Server) countAccepted(diff float64, now time.Time) {
 	s.statsMu.Unlock()
 }
 
-// submitBlock sends a solved block to the node and records the outcome. It
-// runs on the submitting session's goroutine before the miner gets its
-// reply: nothing is more urgent. The context is detached from the session
-// so a miner hanging up cannot abort the submission.
+// submitBlock sends a solved block to the node. It runs on the submitting
+// session's goroutine before the miner gets its reply: nothing is more
+// urgent. The context is detached from the session so a miner hanging up
+// cannot abort the submission. A submitblock that gets no answer is retried
+// a few times (submitBackoff); the node's verdict is final. The ledger
+// record of the block is made in the background (recordBlock), so a slow or
+// absent database never holds up the miner or loses the block.
 func (s *Server) submitBlock(res *ShareResult, en1, en2 []byte, user Username, remote string) {
 	j := res.Job
 	hash := res.BlockHash()
@@ -407,7 +461,7 @@ func (s *Server) submitBlock(res *ShareResult, en1, en2 []byte, user Username, r
 
 	ctx, cancel := context.WithTimeout(context.Background(), submitTimeout)
 	defer cancel()
-	verdict, err := s.submit.SubmitBlock(ctx, blockHex)
+	verdict, err := s.submitWithRetry(ctx, blockHex, log)
 	b := Block{
 		Time:    s.now(),
 		Height:  j.Height,
@@ -425,6 +479,7 @@ func (s *Server) submitBlock(res *ShareResult, en1, en2 []byte, user Username, r
 		log.Error("BLOCK REJECTED by node", "verdict", verdict, "block_hex", blockHex)
 	default:
 		b.Accepted, b.Verdict = true, "accepted"
+		s.jobs.Solved(j.prevHash)
 		log.Warn("BLOCK ACCEPTED by node")
 	}
 	s.statsMu.Lock()
@@ -434,12 +489,150 @@ func (s *Server) submitBlock(res *ShareResult, en1, en2 []byte, user Username, r
 	last := b
 	s.lastBlock = &last
 	s.statsMu.Unlock()
-	if err := s.blocks.RecordBlock(ctx, b); err != nil {
-		log.Error("cannot record found block", "err", err, "accepted", b.Accepted)
+	s.recordBlock(b, log)
+}
+
+// submitWithRetry calls submitblock until the node answers, at most
+// 1+len(s.submitBackoff) times. A retry may reach a node that did take an
+// earlier attempt whose answer was lost; it then says the block is a
+// duplicate, which means accepted.
+func (s *Server) submitWithRetry(ctx context.Context, blockHex string, log *slog.Logger) (string, error) {
+	for attempt := 0; ; attempt++ {
+		verdict, err := s.submit.SubmitBlock(ctx, blockHex)
+		if err == nil {
+			if attempt > 0 && isDuplicateVerdict(verdict) {
+				log.Warn("submitblock retry: node already has the block (an earlier attempt reached it)",
+					"verdict", verdict, "attempts", attempt+1)
+				return "", nil
+			}
+			if attempt > 0 {
+				log.Warn("submitblock answered after retries", "attempts", attempt+1)
+			}
+			return verdict, nil
+		}
+		if attempt >= len(s.submitBackoff) || ctx.Err() != nil {
+			return "", fmt.Errorf("%w (after %d attempts)", err, attempt+1)
+		}
+		wait := s.submitBackoff[attempt]
+		log.Error("submitblock got no answer from the node, retrying", "attempt", attempt+1, "retry_in", wait, "err", err)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return "", fmt.Errorf("%w (after %d attempts)", err, attempt+1)
+		case <-t.C:
+		}
 	}
-	// After the record, so an observer reacting to the event finds the
-	// block in the ledger.
-	s.publishBlock(b)
+}
+
+// isDuplicateVerdict recognises "I have this block already, and it is
+// valid": Bitcoin Core's "duplicate" and btcd's "rejected: already have
+// block …". Core's "duplicate-invalid" and "duplicate-inconclusive" are not.
+func isDuplicateVerdict(v string) bool {
+	return v == "duplicate" || strings.Contains(v, "already have block")
+}
+
+// recordBlock hands a found block to the ledger without blocking the share
+// path: the block is kept in memory and recorded by a background goroutine
+// that retries with backoff until the ledger takes it or the server stops.
+// After Run has returned there is no background any more: one bounded
+// attempt is made here.
+func (s *Server) recordBlock(b Block, log *slog.Logger) {
+	s.recMu.Lock()
+	if s.recStopped {
+		s.recMu.Unlock()
+		ctx, cancel := context.WithTimeout(context.Background(), lastRecordTimeout)
+		err := s.blocks.RecordBlock(ctx, b)
+		cancel()
+		if err != nil {
+			s.logUnrecorded(b, err)
+		}
+		s.publishBlock(b)
+		return
+	}
+	s.unrecorded[b.Hash] = b
+	s.recWG.Add(1)
+	s.recMu.Unlock()
+	go s.recordLoop(b, log)
+}
+
+func (s *Server) recordLoop(b Block, log *slog.Logger) {
+	defer s.recWG.Done()
+	delay := s.recordBackoff
+	published := false
+	for attempt := 1; ; attempt++ {
+		ctx, cancel := context.WithTimeout(s.recCtx, recordAttemptTimeout)
+		err := s.blocks.RecordBlock(ctx, b)
+		cancel()
+		if err == nil {
+			s.recMu.Lock()
+			delete(s.unrecorded, b.Hash)
+			s.recMu.Unlock()
+			if attempt > 1 {
+				log.Warn("found block recorded in the ledger after retries", "attempts", attempt, "accepted", b.Accepted)
+			}
+			if !published {
+				// After the record, so an observer reacting to the
+				// event finds the block in the ledger.
+				s.publishBlock(b)
+			}
+			return
+		}
+		if !published {
+			// The live feed does not wait for the database.
+			s.publishBlock(b)
+			published = true
+		}
+		if s.recCtx.Err() != nil {
+			return // stopRecorder reports it
+		}
+		log.Error("cannot record found block in the ledger; kept in memory, retrying",
+			"attempt", attempt, "retry_in", delay, "accepted", b.Accepted, "err", err)
+		t := time.NewTimer(delay)
+		select {
+		case <-s.recCtx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		delay = min(2*delay, s.recordBackMax)
+	}
+}
+
+// stopRecorder ends the background recording: blocks still unrecorded get
+// s.recordGrace more to make it, then the retries stop and every block left
+// is logged with what an operator needs to enter it by hand.
+func (s *Server) stopRecorder() {
+	for deadline := time.Now().Add(s.recordGrace); ; {
+		s.recMu.Lock()
+		n := len(s.unrecorded)
+		s.recMu.Unlock()
+		if n == 0 || !time.Now().Before(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	s.recMu.Lock()
+	s.recStopped = true
+	s.recMu.Unlock()
+	s.recStop()
+	s.recWG.Wait()
+	s.recMu.Lock()
+	left := make([]Block, 0, len(s.unrecorded))
+	for _, b := range s.unrecorded {
+		left = append(left, b)
+	}
+	clear(s.unrecorded)
+	s.recMu.Unlock()
+	for _, b := range left {
+		s.logUnrecorded(b, errors.New("server stopped before the ledger took it"))
+	}
+}
+
+func (s *Server) logUnrecorded(b Block, err error) {
+	s.log.Error("FOUND BLOCK NOT RECORDED in the ledger: add it by hand",
+		"hash", b.Hash, "height", b.Height, "accepted", b.Accepted, "verdict", b.Verdict,
+		"reward_sat", b.Reward, "address", b.Address, "worker", b.Worker, "found_at", b.Time, "err", err)
 }
 
 // encodeLines prepares the job's mining.notify lines once, for every

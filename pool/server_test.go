@@ -113,6 +113,8 @@ func (f *fakeSubmitter) SubmitBlock(_ context.Context, blockHex string) (string,
 	return f.verdict, nil
 }
 
+func (f *fakeSubmitter) count() int { f.mu.Lock(); defer f.mu.Unlock(); return len(f.blocks) }
+
 type fakeShares struct {
 	mu     sync.Mutex
 	shares []Share
@@ -135,6 +137,20 @@ func (f *fakeBlocks) RecordBlock(_ context.Context, b Block) error {
 	f.blocks = append(f.blocks, b)
 	f.mu.Unlock()
 	return nil
+}
+
+// wait returns the recorded blocks once there are n (recording is
+// asynchronous).
+func (f *fakeBlocks) wait(t testing.TB, n int) []Block {
+	t.Helper()
+	var got []Block
+	waitFor(t, func() bool {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		got = append(got[:0], f.blocks...)
+		return len(got) >= n
+	})
+	return got
 }
 
 type fakeClock struct {
@@ -302,8 +318,11 @@ func TestHandlerSessionFlow(t *testing.T) {
 	if !accepted {
 		t.Fatal("no share accepted")
 	}
-	if len(tp.sub.blocks) != 1 || len(tp.blocks.blocks) != 1 || !tp.blocks.blocks[0].Accepted {
-		t.Fatalf("block not submitted/recorded: %d submitted, %+v", len(tp.sub.blocks), tp.blocks.blocks)
+	if n := tp.sub.count(); n != 1 {
+		t.Fatalf("%d blocks submitted, want 1", n)
+	}
+	if rec := tp.blocks.wait(t, 1); len(rec) != 1 || !rec[0].Accepted {
+		t.Fatalf("block not recorded: %+v", rec)
 	}
 	sh := tp.shares.all()
 	if len(sh) != 1 || !sh[0].IsBlock || sh[0].Worker != "rig1" || sh[0].Address != regtestAddr || sh[0].ExtraNonce1 != en1 {
@@ -394,6 +413,9 @@ func TestVardiffRetargetAppliesOnNextJob(t *testing.T) {
 	})
 	tmpl := testTemplate(t, 1000, 1, true)
 	tmpl.Bits = "2000ffff" // network difficulty 2^-24: room above the share difficulty
+	// About one share in 64 here also solves a block; the node refuses
+	// them, so the job stays current (an accepted block makes it stale).
+	tp.sub.verdict = "rejected: test"
 	tp.srv.publish(tmpl, true)
 	c := &memConn{}
 	ss := subscribeAuthorize(t, tp.srv, c, regtestAddr+".w", []any{"m"})

@@ -258,8 +258,29 @@ func (s *Server) handleConfigure(ss *session, req *stratum.Request) {
 			result[ext] = false
 		}
 	}
-	ss.mu.Unlock()
 	ss.c.Reply(req.ID, result)
+	s.applyDifficultyLocked(ss)
+	ss.mu.Unlock()
+}
+
+// applyDifficultyLocked makes a difficulty change the miner asked for
+// (suggest_difficulty, configure's minimum-difficulty) take effect now on a
+// session already at work: set_difficulty binds from the next job, so the
+// current job goes out again after it, without clean_jobs, as after a
+// vardiff retarget. Before the first job there is nothing to do: the first
+// job carries the new difficulty anyway.
+func (s *Server) applyDifficultyLocked(ss *session) {
+	if !ss.ready() || ss.lastJob == nil {
+		return
+	}
+	cur := s.jobs.Current()
+	if cur == nil {
+		return
+	}
+	if told, _ := ss.diffs.Current(); clampDifficulty(ss.desired, s.floor(ss), cur.netDiff) == told {
+		return
+	}
+	s.sendJobLocked(ss, cur, cur.lineNoClean)
 }
 
 func (s *Server) handleSuggestDifficulty(ss *session, req *stratum.Request) {
@@ -278,8 +299,9 @@ func (s *Server) handleSuggestDifficulty(ss *session, req *stratum.Request) {
 	// Shares so far were found at the old difficulty and say nothing
 	// about the rate at the new one.
 	ss.vd.reset(s.now())
-	ss.mu.Unlock()
 	ss.c.Reply(req.ID, true)
+	s.applyDifficultyLocked(ss)
+	ss.mu.Unlock()
 }
 
 func (s *Server) handleSubmit(ss *session, req *stratum.Request) {

@@ -477,7 +477,7 @@ func (s *Server) miner(w http.ResponseWriter, r *http.Request) {
 type paymentJSON struct {
 	ID          int64      `json:"id"`
 	BatchID     string     `json:"batch_id"`
-	State       string     `json:"state"` // planned, sent, confirmed or failed
+	State       string     `json:"state"` // planned, sent, confirmed, failed or dropped
 	TxID        string     `json:"txid"`
 	Total       int64      `json:"total_sat"`
 	Fee         int64      `json:"fee_sat"`

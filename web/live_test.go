@@ -15,6 +15,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/hashforge/hashforge/ledger"
+	"github.com/hashforge/hashforge/payout"
 	"github.com/hashforge/hashforge/pool"
 )
 
@@ -338,6 +339,12 @@ func TestMetricsFromSnapshots(t *testing.T) {
 		`hashforge_database_errors_total{source="web"} 0`,
 		`hashforge_payout_batches{state="sent"} 1`,
 		`hashforge_payout_batches{state="failed"} 0`,
+		`hashforge_payout_batches{state="dropped"} 0`,
+		`hashforge_payout_errors_total{kind="` + payout.ErrKindNode + `"} 2`,
+		`hashforge_payout_blocks_total{event="credited"} 5`,
+		`hashforge_payout_blocks_total{event="orphaned"} 1`,
+		`hashforge_payout_runs_failed_total 2`,
+		`hashforge_payout_last_run_timestamp_seconds{outcome="any"} 1.8e+09`,
 		`hashforge_blocks_submitted_total{verdict="rejected"} 0`,
 		`go_goroutines `,
 	} {

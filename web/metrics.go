@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/hashforge/hashforge/payout"
 	"github.com/hashforge/hashforge/pool"
 )
 
@@ -157,7 +158,15 @@ var (
 	descDBErrors = prometheus.NewDesc("hashforge_database_errors_total",
 		"Failed database operations by source: ledger_writer (batch write attempts), web (API and live feed reads).", []string{"source"}, nil)
 	descPayouts = prometheus.NewDesc("hashforge_payout_batches",
-		"Payment batches by state (planned, sent, confirmed, failed).", []string{"state"}, nil)
+		"Payment batches by state (planned, sent, confirmed, failed, dropped).", []string{"state"}, nil)
+	descPayoutErrors = prometheus.NewDesc("hashforge_payout_errors_total",
+		"Errors met by this node's payout processor, by kind (node, database, wallet refusals, unreachable wallet, …).", []string{"kind"}, nil)
+	descPayoutBlocks = prometheus.NewDesc("hashforge_payout_blocks_total",
+		"Blocks this node's payout processor moved: credited, matured (credits released) or orphaned (credits reverted).", []string{"event"}, nil)
+	descPayoutRuns = prometheus.NewDesc("hashforge_payout_runs_failed_total",
+		"Payout runs that ended in an error.", nil, nil)
+	descPayoutLastRun = prometheus.NewDesc("hashforge_payout_last_run_timestamp_seconds",
+		"When the last payout run ended (outcome=any) and the last one without an error ended (outcome=success); absent before the first.", []string{"outcome"}, nil)
 	descWSClients = prometheus.NewDesc("hashforge_ws_clients",
 		"Open live feed websockets.", nil, nil)
 	descEventsDropped = prometheus.NewDesc("hashforge_web_events_dropped_total",
@@ -170,7 +179,7 @@ type snapshotCollector struct{ m *metrics }
 func (c snapshotCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descShares, descSessions, descWorkers, descHashrate, descHeight, descNetDiff,
 		descBatches, descSharesWritten, descSharesLost, descQueue, descFlushLatency, descDBErrors, descPayouts,
-		descWSClients, descEventsDropped} {
+		descPayoutErrors, descPayoutBlocks, descPayoutRuns, descPayoutLastRun, descWSClients, descEventsDropped} {
 		ch <- d
 	}
 }
@@ -232,9 +241,25 @@ func (c snapshotCollector) Collect(ch chan<- prometheus.Metric) {
 			m.dbErrors.Add(1)
 			m.s.log.Warn("metrics: payment batches by state", "err", err)
 		} else {
-			for _, st := range []string{"planned", "sent", "confirmed", "failed"} {
+			for _, st := range []string{"planned", "sent", "confirmed", "failed", "dropped"} {
 				gauge(descPayouts, float64(counts[st]), st)
 			}
+		}
+	}
+	if cfg.Processor != nil {
+		st := cfg.Processor.Stats()
+		for _, k := range payout.ErrorKinds {
+			counter(descPayoutErrors, float64(st.ErrorsByKind[k]), k)
+		}
+		counter(descPayoutBlocks, float64(st.BlocksCredited), "credited")
+		counter(descPayoutBlocks, float64(st.BlocksMatured), "matured")
+		counter(descPayoutBlocks, float64(st.BlocksOrphaned), "orphaned")
+		counter(descPayoutRuns, float64(st.Errors))
+		if !st.LastRun.IsZero() {
+			gauge(descPayoutLastRun, float64(st.LastRun.UnixNano())/1e9, "any")
+		}
+		if !st.LastSuccess.IsZero() {
+			gauge(descPayoutLastRun, float64(st.LastSuccess.UnixNano())/1e9, "success")
 		}
 	}
 	counter(descDBErrors, float64(m.dbErrors.Load()), "web")

@@ -26,6 +26,7 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/hashforge/hashforge/ledger"
+	"github.com/hashforge/hashforge/payout"
 	"github.com/hashforge/hashforge/pool"
 )
 
@@ -67,6 +68,12 @@ type BatcherStats interface {
 	Stats() ledger.Stats
 }
 
+// PayoutStats is the payout processor's counters. *payout.Processor
+// implements it.
+type PayoutStats interface {
+	Stats() payout.Stats
+}
+
 // Config configures the web server. Pool, Ledger and Network are
 // required; the rest may be nil, and what depends on them is left out.
 type Config struct {
@@ -75,6 +82,9 @@ type Config struct {
 	Ledger  Store
 	Payouts PaymentStore
 	Batcher BatcherStats
+	// Processor is this node's payout processor, for its error and block
+	// counters in /metrics.
+	Processor PayoutStats
 	// Network is the pool's chain: addresses in URLs are checked against
 	// it, as the pool checks miners' usernames.
 	Network *chaincfg.Params

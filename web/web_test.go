@@ -20,6 +20,7 @@ import (
 
 	"github.com/hashforge/hashforge/internal/devstack/devtest"
 	"github.com/hashforge/hashforge/ledger"
+	"github.com/hashforge/hashforge/payout"
 	"github.com/hashforge/hashforge/pool"
 )
 
@@ -50,6 +51,10 @@ func (f *fakePool) Online() []pool.OnlineWorker {
 	defer f.mu.Unlock()
 	return append([]pool.OnlineWorker(nil), f.online...)
 }
+
+type fakeProcessor struct{ s payout.Stats }
+
+func (f fakeProcessor) Stats() payout.Stats { return f.s }
 
 type fakeBatcher struct{ st ledger.Stats }
 
@@ -84,7 +89,9 @@ func newTestEnvWith(t *testing.T, cfg func(*Config), srv func(*Server)) *testEnv
 	fp := &fakePool{stats: pool.Stats{Sessions: 3, AuthorizedWorkers: 2, Accepted: 10, JobHeight: 101,
 		NetworkDifficulty: 4.6e-10, Rejected: map[string]uint64{"low difficulty share": 3, "stale job": 1}}}
 	c := Config{Pool: fp, Ledger: led, Payouts: led, Network: &chaincfg.RegressionNetParams,
-		Batcher:    fakeBatcher{ledger.Stats{BatchesFlushed: 4, SharesWritten: 4000, FlushErrors: 2, QueueLength: 7, LastFlushLatency: 15 * time.Millisecond}},
+		Batcher: fakeBatcher{ledger.Stats{BatchesFlushed: 4, SharesWritten: 4000, FlushErrors: 2, QueueLength: 7, LastFlushLatency: 15 * time.Millisecond}},
+		Processor: fakeProcessor{payout.Stats{BlocksCredited: 5, BlocksOrphaned: 1, Errors: 2,
+			ErrorsByKind: map[string]uint64{payout.ErrKindNode: 2}, LastRun: time.Unix(1_800_000_000, 0)}},
 		StratumURL: "stratum+tcp://pool.example:3333", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	if cfg != nil {
 		cfg(&c)

@@ -9,9 +9,11 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"math"
 	"math/big"
 	"os"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -189,6 +191,38 @@ func wantCode(t *testing.T, what string, err error, code int) {
 	}
 }
 
+// testLogger logs to stderr under -v, nowhere otherwise.
+func testLogger(level slog.Level) *slog.Logger {
+	if testing.Verbose() {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+// startServe runs `serve` with cfg until the test ends (when it must return
+// nil) and returns its listeners.
+func startServe(ctx context.Context, t *testing.T, cfg serveConfig) listeners {
+	t.Helper()
+	srvCtx, stopSrv := context.WithCancel(ctx)
+	ready := make(chan listeners, 1)
+	served := make(chan error, 1)
+	go func() { served <- runServe(srvCtx, cfg, testLogger(slog.LevelDebug), func(l listeners) { ready <- l }) }()
+	var l listeners
+	select {
+	case l = <-ready:
+	case err := <-served:
+		stopSrv()
+		t.Fatalf("serve exited early: %v", err)
+	}
+	t.Cleanup(func() {
+		stopSrv()
+		if err := <-served; err != nil {
+			t.Errorf("serve returned %v", err)
+		}
+	})
+	return l
+}
+
 // TestServeEndToEnd runs `serve` against a real btcd regtest node and a real
 // PostgreSQL, and mines through it with a Stratum client written for the test.
 func TestServeEndToEnd(t *testing.T) {
@@ -206,26 +240,7 @@ func TestServeEndToEnd(t *testing.T) {
 		CoinbaseTag: "/hashforge-e2e/", NodeID: 7, Extranonce2Size: 8, VersionMask: "1fffe000",
 		SpoolDir: t.TempDir(),
 	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if testing.Verbose() {
-		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	srvCtx, stopSrv := context.WithCancel(ctx)
-	ready := make(chan listeners, 1)
-	served := make(chan error, 1)
-	go func() { served <- runServe(srvCtx, cfg, log, func(l listeners) { ready <- l }) }()
-	var l listeners
-	select {
-	case l = <-ready:
-	case err := <-served:
-		t.Fatalf("serve exited early: %v", err)
-	}
-	defer func() {
-		stopSrv()
-		if err := <-served; err != nil {
-			t.Errorf("serve returned %v", err)
-		}
-	}()
+	l := startServe(ctx, t, cfg)
 
 	c, err := stratum.Dial(ctx, l.Stratum.String())
 	if err != nil {
@@ -314,6 +329,13 @@ func TestServeEndToEnd(t *testing.T) {
 	if job2.n.PrevHash == job.n.PrevHash {
 		t.Fatalf("clean job kept the old prevhash")
 	}
+	// A new share on the first job, now that the tip moved past it: stale
+	// (21), however good its hash.
+	staleEn2 := make([]byte, m.en2Size)
+	staleEn2[7] = 2
+	nonce, _ = m.solve(job, staleEn2, version, true)
+	err = m.submit(ctx, user, job, staleEn2, nonce, nil)
+	wantCode(t, "share on the first job after the tip moved", err, stratum.CodeJobNotFound)
 	rolled := beHex32(t, job2.n.Version)&^0x1fffe000 | 0x00a4e000
 	bits := rolled & 0x1fffe000
 	en2[7] = 1
@@ -357,4 +379,102 @@ func TestServeEndToEnd(t *testing.T) {
 	if shares != 2 || blocks != 2 {
 		t.Fatalf("database has %d block shares and %d accepted blocks, want 2 and 2", shares, blocks)
 	}
+
+	// Every column of the two share rows, against what the test itself
+	// knows: the difficulty it was told, the difficulty of the hash it
+	// found, the height the node put the block at, the job it mined.
+	type wantShare struct {
+		job        testJob
+		hash       [32]byte
+		versionBit bool
+	}
+	for _, w := range []wantShare{{job, mustHash(t, blockHash), false}, {job2, hash2, true}} {
+		bh := displayHash(w.hash)
+		info, err := rpc.GetBlockInfo(ctx, bh)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var (
+			jobID                    string
+			diff, actual, netDiff    float64
+			height                   int64
+			isBlock                  bool
+			remote, en1, storedBlock string
+		)
+		err = conn.QueryRow(ctx, `SELECT s.job_id, s.difficulty, s.actual_difficulty, s.network_difficulty, s.height, s.is_block,
+				coalesce(s.remote_addr, ''), coalesce(s.extranonce1, ''), coalesce(s.block_hash, '')
+			FROM shares s JOIN workers w ON w.id = s.worker_id
+			WHERE w.address = $1 AND w.name = 'e2e' AND s.block_hash = $2`, poolAddr, bh).
+			Scan(&jobID, &diff, &actual, &netDiff, &height, &isBlock, &remote, &en1, &storedBlock)
+		if err != nil {
+			t.Fatalf("share row of block %s: %v", bh, err)
+		}
+		wantActual, _ := new(big.Float).Quo(new(big.Float).SetInt(shareTarget(1)), new(big.Float).SetInt(hashInt(w.hash))).Float64()
+		switch {
+		case jobID != w.job.n.JobID:
+			t.Errorf("share %s: job_id %q, want %q", bh, jobID, w.job.n.JobID)
+		case diff != w.job.difficulty:
+			t.Errorf("share %s: difficulty %g, want the %g the pool set", bh, diff, w.job.difficulty)
+		case !approxEqual(actual, wantActual):
+			t.Errorf("share %s: actual_difficulty %g, want %g", bh, actual, wantActual)
+		case actual < diff:
+			t.Errorf("share %s: actual_difficulty %g below its difficulty %g", bh, actual, diff)
+		case height != info.Height:
+			t.Errorf("share %s: height %d, the node has the block at %d", bh, height, info.Height)
+		case !isBlock || storedBlock != bh:
+			t.Errorf("share %s: is_block %v block_hash %q", bh, isBlock, storedBlock)
+		case en1 != hex.EncodeToString(m.en1) || remote == "":
+			t.Errorf("share %s: extranonce1 %q remote %q", bh, en1, remote)
+		case !approxEqual(netDiff, w.job.difficulty):
+			// Regtest caps the share difficulty at the network's.
+			t.Errorf("share %s: network_difficulty %g, want %g", bh, netDiff, w.job.difficulty)
+		}
+
+		// The block row: the node's verdict and the coinbase value (no
+		// transactions on this young chain: the 50 BTC subsidy).
+		var (
+			bHeight, reward      int64
+			accepted             bool
+			verdict, status      string
+			finder, finderWorker string
+		)
+		err = conn.QueryRow(ctx, `SELECT height, reward, accepted, verdict, status, finder_address, finder_worker FROM blocks WHERE hash = $1`, bh).
+			Scan(&bHeight, &reward, &accepted, &verdict, &status, &finder, &finderWorker)
+		if err != nil {
+			t.Fatalf("block row %s: %v", bh, err)
+		}
+		if !accepted || verdict != "accepted" || status != "pending" || reward != 50_0000_0000 || bHeight != info.Height ||
+			finder != poolAddr || finderWorker != "e2e" {
+			t.Errorf("block row %s: height %d reward %d accepted %v verdict %q status %q finder %s.%s; want height %d, 5000000000 sat, accepted, pending, %s.e2e",
+				bh, bHeight, reward, accepted, verdict, status, finder, finderWorker, info.Height, poolAddr)
+		}
+	}
+	// The stale and refused submissions left no rows.
+	var all int
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM shares`).Scan(&all); err != nil || all != 2 {
+		t.Errorf("%d share rows in all (%v), want the 2 accepted", all, err)
+	}
+
+	// serve refuses a node on another chain than --network, and says so.
+	wrongNet := cfg
+	wrongNet.Network, wrongNet.PoolAddress = "mainnet", "bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq"
+	wrongNet.StratumAddr, wrongNet.HTTPAddr, wrongNet.SpoolDir = "127.0.0.1:0", "", t.TempDir()
+	err = runServe(ctx, wrongNet, testLogger(slog.LevelDebug), func(listeners) { t.Error("serve listened with a node on the wrong chain") })
+	if err == nil || !strings.Contains(err.Error(), "regtest") || !strings.Contains(err.Error(), "mainnet") {
+		t.Errorf("serve --network mainnet with a regtest node: %v", err)
+	}
+}
+
+func mustHash(t *testing.T, display string) [32]byte {
+	t.Helper()
+	b := mustHex(t, display)
+	var h [32]byte
+	for i := range h {
+		h[i] = b[31-i]
+	}
+	return h
+}
+
+func approxEqual(a, b float64) bool {
+	return math.Abs(a-b) <= 1e-9*math.Max(math.Abs(a), math.Abs(b))
 }

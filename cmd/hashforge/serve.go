@@ -17,7 +17,6 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/hashforge/hashforge/ledger"
-	"github.com/hashforge/hashforge/payout"
 	"github.com/hashforge/hashforge/pool"
 	"github.com/hashforge/hashforge/pool/node"
 	"github.com/hashforge/hashforge/stratum"
@@ -134,6 +133,21 @@ func runServe(ctx context.Context, cfg serveConfig, log *slog.Logger, ready func
 	if err != nil {
 		return err
 	}
+	// The node must serve the chain --network names. A node that cannot
+	// be asked now is waited for (the template watcher checks before the
+	// first job); a node on another chain is refused.
+	checkCtx, cancelCheck := context.WithTimeout(ctx, 5*time.Second)
+	err = rpc.CheckNetwork(checkCtx, params)
+	cancelCheck()
+	var mismatch *node.NetworkMismatchError
+	networkChecked := err == nil
+	switch {
+	case errors.As(err, &mismatch):
+		return fmt.Errorf("--network %s: %w", cfg.Network, err)
+	case err != nil:
+		log.Warn("cannot reach the node to check its network; retrying in the background, no work for miners until it answers",
+			"node", redactURL(cfg.NodeURL), "err", err)
+	}
 	spool, err := filepath.Abs(cfg.SpoolDir)
 	if err != nil {
 		return fmt.Errorf("spool dir: %w", err)
@@ -142,11 +156,17 @@ func runServe(ctx context.Context, cfg serveConfig, log *slog.Logger, ready func
 	if err != nil {
 		return err
 	}
-	bopts := ledger.BatcherOptions{SpoolDir: spool, Logger: log.With("component", "ledger")}
-	if cfg.Payout.Scheme == string(payout.PPS) {
-		// PPS credits each share batch in its own transaction.
-		bopts.OnBatch = ledger.PPSCredits(payout.PPSValuer(cfg.Payout.FeeBPS, params.SubsidyReductionInterval))
+	// From the processor's parsed scheme, never the raw flag text.
+	payoutWiring, err := newSchemeWiring(payouts, led, params)
+	if err != nil {
+		return err
 	}
+	bopts := ledger.BatcherOptions{SpoolDir: spool, Logger: log.With("component", "ledger")}
+	bopts.OnBatch = payoutWiring.OnBatch // PPS: credits each share batch in its own transaction
+	// The dashboard (made below, before the batcher runs; nil without
+	// --http-addr) observes every batch write for its metrics.
+	var dash *web.Server
+	bopts.OnFlush = func(n int, d time.Duration, err error) { dash.ObserveFlush(n, d, err) }
 	batcher := ledger.NewBatcher(led, bopts)
 	srv, err := pool.NewServer(pool.Config{
 		Network:         params,
@@ -159,10 +179,10 @@ func runServe(ctx context.Context, cfg serveConfig, log *slog.Logger, ready func
 		ShareInterval:   cfg.ShareInterval,
 		VersionMask:     uint32(mask),
 		Logger:          log,
-		Solo:            cfg.Payout.Scheme == string(payout.SOLO),
-		SoloFeeBPS:      cfg.Payout.FeeBPS,
-		SoloFeeAddress:  cfg.Payout.FeeAddress,
-	}, rpc, batcher, led)
+		Solo:            payoutWiring.Solo,
+		SoloFeeBPS:      payoutWiring.SoloFeeBPS,
+		SoloFeeAddress:  payoutWiring.SoloFeeAddress,
+	}, rpc, batcher, payoutWiring.Blocks)
 	if err != nil {
 		return err
 	}
@@ -172,13 +192,12 @@ func runServe(ctx context.Context, cfg serveConfig, log *slog.Logger, ready func
 		return fmt.Errorf("listen stratum: %w", err)
 	}
 	var httpLn net.Listener
-	var dash *web.Server
 	if cfg.HTTPAddr != "" {
 		if httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
 			stratumLn.Close()
 			return fmt.Errorf("listen http: %w", err)
 		}
-		dash, err = web.New(web.Config{Pool: srv, Events: srv, Ledger: led, Payouts: led, Batcher: batcher,
+		dash, err = web.New(web.Config{Pool: srv, Events: srv, Ledger: led, Payouts: led, Batcher: batcher, Processor: payouts,
 			Network: params, StratumURL: publicStratumURL(cfg.PublicURL, stratumLn.Addr()), Logger: log.With("component", "web")})
 		if err != nil {
 			stratumLn.Close()
@@ -204,6 +223,15 @@ func runServe(ctx context.Context, cfg serveConfig, log *slog.Logger, ready func
 	g, gctx := errgroup.WithContext(ctx)
 	templates := make(chan *node.Template, 4)
 	g.Go(func() error {
+		if !networkChecked {
+			if err := rpc.WaitNetwork(gctx, params, log.With("component", "node"), 0); err != nil {
+				if gctx.Err() != nil {
+					return nil
+				}
+				return fmt.Errorf("--network %s: %w", cfg.Network, err)
+			}
+			log.Info("node reachable, network checked", "network", cfg.Network)
+		}
 		rpc.WatchTemplates(gctx, node.WatchOptions{Logger: log.With("component", "node")}, templates)
 		return nil
 	})

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/btcsuite/btcd/address/v2"
 	"github.com/btcsuite/btcd/btcutil/v2"
+	"github.com/btcsuite/btcd/chaincfg/v2"
 	"github.com/btcsuite/btcd/txscript/v2"
 	"github.com/btcsuite/btcd/wire/v2"
 
@@ -241,6 +243,14 @@ func TestBtcdValidateAddress(t *testing.T) {
 		if err != nil || got != want {
 			t.Errorf("ValidateAddress(%s) = %v, %v; want %v", addr, got, err, want)
 		}
+	}
+	// btcd regtest calls its chain "regtest".
+	if err := c.CheckNetwork(ctx, &chaincfg.RegressionNetParams); err != nil {
+		t.Errorf("CheckNetwork(regtest) on btcd regtest: %v", err)
+	}
+	var mm *NetworkMismatchError
+	if err := c.CheckNetwork(ctx, &chaincfg.MainNetParams); !errors.As(err, &mm) {
+		t.Errorf("CheckNetwork(mainnet) on btcd regtest: %v, want a mismatch", err)
 	}
 }
 

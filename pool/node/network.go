@@ -1,0 +1,86 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/btcsuite/btcd/chaincfg/v2"
+)
+
+// NetworkMismatchError says the node serves another chain than the pool was
+// configured for. It is final: retrying cannot fix it.
+type NetworkMismatchError struct {
+	Endpoint  string // node URL without credentials
+	NodeChain string // the chain name getblockchaininfo reported
+	Want      string // the configured network's name (chaincfg.Params.Name)
+}
+
+func (e *NetworkMismatchError) Error() string {
+	if chainParams(e.NodeChain) == nil {
+		return fmt.Sprintf("node %s reports chain %q, which is not a network this pool knows; the pool is configured for %s",
+			e.Endpoint, e.NodeChain, e.Want)
+	}
+	return fmt.Sprintf("node %s is on %s (getblockchaininfo chain %q) but the pool is configured for %s",
+		e.Endpoint, chainParams(e.NodeChain).Name, e.NodeChain, e.Want)
+}
+
+// ChainMatches reports whether a chain name as getblockchaininfo gives it
+// (Bitcoin Core: "main", "test", "testnet4", "signet", "regtest"; btcd:
+// "mainnet", "testnet3", "regtest", "simnet", …) is the network params
+// describes. An unknown chain name matches nothing.
+func ChainMatches(chain string, params *chaincfg.Params) bool {
+	p := chainParams(chain)
+	return p != nil && params != nil && p.Name == params.Name
+}
+
+// CheckNetwork asks the node which chain it serves and compares it with
+// params. A different (or unknown) chain is a *NetworkMismatchError; any
+// other error means the answer could not be had (node unreachable, warming
+// up, bad credentials) and is worth retrying.
+func (c *Client) CheckNetwork(ctx context.Context, params *chaincfg.Params) error {
+	chain, err := c.Chain(ctx)
+	if err != nil {
+		return fmt.Errorf("learn the node's network: %w", err)
+	}
+	if !ChainMatches(chain, params) {
+		return &NetworkMismatchError{Endpoint: c.endpoint, NodeChain: chain, Want: params.Name}
+	}
+	return nil
+}
+
+// WaitNetwork runs CheckNetwork until the node answers: nil when its chain
+// matches params, a *NetworkMismatchError when it does not, ctx.Err() when
+// ctx ends first. While the node cannot be asked it logs a warning and
+// retries with backoff (up to maxBackoff, 30 s when 0); it never gives up on
+// its own, so a node that starts after the pool is simply waited for.
+func (c *Client) WaitNetwork(ctx context.Context, params *chaincfg.Params, log *slog.Logger, maxBackoff time.Duration) error {
+	if log == nil {
+		log = slog.Default()
+	}
+	if maxBackoff <= 0 {
+		maxBackoff = 30 * time.Second
+	}
+	delay := min(500*time.Millisecond, maxBackoff)
+	for {
+		err := c.CheckNetwork(ctx, params)
+		var mismatch *NetworkMismatchError
+		switch {
+		case err == nil:
+			return nil
+		case errors.As(err, &mismatch):
+			return err
+		case ctx.Err() != nil:
+			return ctx.Err()
+		}
+		log.Warn("cannot check the node's network yet, retrying", "node", c.endpoint, "in", delay, "err", err)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, maxBackoff)
+	}
+}
