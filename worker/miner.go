@@ -141,8 +141,8 @@ type Miner struct {
 	// last reported; queueFullDropped counts candidates dropped since.
 	queueFullWarned  atomic.Int64
 	queueFullDropped atomic.Uint64
-	pools        []*poolEntry
-	started      time.Time
+	pools            []*poolEntry
+	started          time.Time
 
 	candidates chan candidate
 	inflight   atomic.Int64
