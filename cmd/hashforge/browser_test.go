@@ -164,29 +164,10 @@ func TestDashboardInBrowser(t *testing.T) {
 	// easier than the network's, which is trivial there); starting at a
 	// low difficulty, one CPU thread finds the first within a second or
 	// so, and vardiff slows it down from there.
-	cfg := serveConfig{
-		Network: "regtest", NodeURL: "http://" + btcd.RPCHost, NodeUser: btcd.RPCUser, NodePass: btcd.RPCPass,
-		PoolAddress: btcd.MiningAddr, DatabaseURL: dbURL, StratumAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0",
-		StartDifficulty: 0.001, MinDifficulty: 0.0001, ShareInterval: 10 * time.Second,
-		CoinbaseTag: "/hashforge-browser/", Extranonce2Size: 8, VersionMask: "1fffe000", SpoolDir: t.TempDir(),
-	}
+	cfg := regtestServe(t, btcd, dbURL, "hashforge-browser")
+	cfg.StartDifficulty, cfg.MinDifficulty = 0.001, 0.0001
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	srvCtx, stopSrv := context.WithCancel(ctx)
-	ready := make(chan listeners, 1)
-	served := make(chan error, 1)
-	go func() { served <- runServe(srvCtx, cfg, log, func(l listeners) { ready <- l }) }()
-	var l listeners
-	select {
-	case l = <-ready:
-	case err := <-served:
-		t.Fatalf("serve exited early: %v", err)
-	}
-	defer func() {
-		stopSrv()
-		if err := <-served; err != nil {
-			t.Errorf("serve returned %v", err)
-		}
-	}()
+	l := startServeLog(ctx, t, cfg, log)
 	base := "http://" + l.HTTP.String()
 
 	// The overview: loads, connects its feed, shows the real Stratum URL.

@@ -199,14 +199,32 @@ func testLogger(level slog.Level) *slog.Logger {
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }
 
+// regtestServe is the serve configuration the end-to-end tests share: the
+// devstack node and database, listeners on free loopback ports, and
+// difficulties each test then sets to what it needs.
+func regtestServe(t *testing.T, btcd *devstack.Btcd, dbURL, tag string) serveConfig {
+	return serveConfig{
+		Network: "regtest", NodeURL: "http://" + btcd.RPCHost, NodeUser: btcd.RPCUser, NodePass: btcd.RPCPass,
+		PoolAddress: btcd.MiningAddr, DatabaseURL: dbURL, StratumAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0",
+		ShareInterval: 10 * time.Second, CoinbaseTag: "/" + tag + "/", Extranonce2Size: 8, VersionMask: "1fffe000",
+		SpoolDir: t.TempDir(),
+	}
+}
+
 // startServe runs `serve` with cfg until the test ends (when it must return
 // nil) and returns its listeners.
 func startServe(ctx context.Context, t *testing.T, cfg serveConfig) listeners {
 	t.Helper()
+	return startServeLog(ctx, t, cfg, testLogger(slog.LevelDebug))
+}
+
+// startServeLog is startServe logging to log.
+func startServeLog(ctx context.Context, t *testing.T, cfg serveConfig, log *slog.Logger) listeners {
+	t.Helper()
 	srvCtx, stopSrv := context.WithCancel(ctx)
 	ready := make(chan listeners, 1)
 	served := make(chan error, 1)
-	go func() { served <- runServe(srvCtx, cfg, testLogger(slog.LevelDebug), func(l listeners) { ready <- l }) }()
+	go func() { served <- runServe(srvCtx, cfg, log, func(l listeners) { ready <- l }) }()
 	var l listeners
 	select {
 	case l = <-ready:
@@ -233,13 +251,8 @@ func TestServeEndToEnd(t *testing.T) {
 	poolAddr := btcd.MiningAddr
 	dbURL := devtest.Postgres(t)
 
-	cfg := serveConfig{
-		Network: "regtest", NodeURL: "http://" + btcd.RPCHost, NodeUser: btcd.RPCUser, NodePass: btcd.RPCPass,
-		PoolAddress: poolAddr, DatabaseURL: dbURL, StratumAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0",
-		StartDifficulty: 1, MinDifficulty: 0.0001, ShareInterval: 10 * time.Second,
-		CoinbaseTag: "/hashforge-e2e/", NodeID: 7, Extranonce2Size: 8, VersionMask: "1fffe000",
-		SpoolDir: t.TempDir(),
-	}
+	cfg := regtestServe(t, btcd, dbURL, "hashforge-e2e")
+	cfg.StartDifficulty, cfg.MinDifficulty, cfg.NodeID = 1, 0.0001, 7
 	l := startServe(ctx, t, cfg)
 
 	c, err := stratum.Dial(ctx, l.Stratum.String())

@@ -43,15 +43,11 @@ func TestMinerEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	l := startServe(ctx, t, serveConfig{
-		Network: "regtest", NodeURL: "http://" + btcd.RPCHost, NodeUser: btcd.RPCUser, NodePass: btcd.RPCPass,
-		PoolAddress: poolAddr, DatabaseURL: dbURL, StratumAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0",
-		// Any start difficulty above regtest's (4.66e-10) is capped to it:
-		// every share a block, found within a couple of hashes.
-		StartDifficulty: 1, MinDifficulty: 0.0001, ShareInterval: 10 * time.Second,
-		CoinbaseTag: "/hashforge-miner-e2e/", NodeID: 3, Extranonce2Size: 8, VersionMask: "1fffe000",
-		SpoolDir: t.TempDir(),
-	})
+	cfg := regtestServe(t, btcd, dbURL, "hashforge-miner-e2e")
+	// Any start difficulty above regtest's (4.66e-10) is capped to it:
+	// every share a block, found within a couple of hashes.
+	cfg.StartDifficulty, cfg.MinDifficulty, cfg.NodeID = 1, 0.0001, 3
+	l := startServe(ctx, t, cfg)
 
 	miner, err := worker.New(worker.Config{
 		URLs:    []string{"stratum+tcp://" + l.Stratum.String()},

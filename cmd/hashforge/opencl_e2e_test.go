@@ -61,36 +61,16 @@ func TestOpenCLMinerFindsBlock(t *testing.T) {
 	// On regtest every share at this difficulty is also a block (the share
 	// target is clamped to the network's), and PoCL finds one in well
 	// under a second.
-	cfg := serveConfig{
-		Network: "regtest", NodeURL: "http://" + btcd.RPCHost, NodeUser: btcd.RPCUser, NodePass: btcd.RPCPass,
-		PoolAddress: btcd.MiningAddr, DatabaseURL: dbURL, StratumAddr: "127.0.0.1:0",
-		StartDifficulty: 0.0001, MinDifficulty: 0.0001, ShareInterval: 10 * time.Second,
-		CoinbaseTag: "/hashforge-opencl-e2e/", NodeID: 3, Extranonce2Size: 8, VersionMask: "1fffe000",
-		SpoolDir: t.TempDir(),
-	}
+	cfg := regtestServe(t, btcd, dbURL, "hashforge-opencl-e2e")
+	cfg.HTTPAddr, cfg.NodeID = "", 3
+	cfg.StartDifficulty, cfg.MinDifficulty = 0.0001, 0.0001
 	var poolLog syncBuffer
 	var logOut io.Writer = &poolLog
 	if testing.Verbose() {
 		logOut = io.MultiWriter(&poolLog, os.Stderr)
 	}
 	log := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: slog.LevelInfo}))
-
-	srvCtx, stopSrv := context.WithCancel(ctx)
-	ready := make(chan listeners, 1)
-	served := make(chan error, 1)
-	go func() { served <- runServe(srvCtx, cfg, log, func(l listeners) { ready <- l }) }()
-	var l listeners
-	select {
-	case l = <-ready:
-	case err := <-served:
-		t.Fatalf("serve exited early: %v", err)
-	}
-	defer func() {
-		stopSrv()
-		if err := <-served; err != nil {
-			t.Errorf("serve returned %v", err)
-		}
-	}()
+	l := startServeLog(ctx, t, cfg, log)
 
 	m, err := worker.New(worker.Config{
 		URLs:   []string{"stratum+tcp://" + l.Stratum.String()},
