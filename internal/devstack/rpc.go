@@ -1,28 +1,27 @@
 package devstack
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"time"
+
+	"github.com/hashforge/hashforge/internal/jsonrpc"
 )
 
-// rpcClient is the little JSON-RPC devstack needs to see a node come up and
-// mine its first blocks; the pool's real client is pool/node, which devstack
-// must not import.
+// rpcClient is the little JSON-RPC devstack needs to see a node or wallet
+// come up and mine its first blocks; the pool's real clients are pool/node
+// and payout/walletrpc, which devstack must not import.
 type rpcClient struct {
-	url, user, pass string
-	http            *http.Client
+	ep   jsonrpc.Endpoint
+	http *http.Client
 }
 
 func newRPCClient(host, user, pass string) *rpcClient {
 	return &rpcClient{
-		url:  "http://" + host,
-		user: user,
-		pass: pass,
+		// btcd answers an empty body to requests without "jsonrpc":"2.0".
+		ep:   jsonrpc.Endpoint{URL: "http://" + host, User: user, Pass: pass, Version: "2.0"},
 		http: &http.Client{Timeout: 60 * time.Second},
 	}
 }
@@ -36,38 +35,16 @@ type rpcError struct {
 func (e *rpcError) Error() string { return fmt.Sprintf("rpc error %d: %s", e.Code, e.Message) }
 
 func (c *rpcClient) call(ctx context.Context, method string, params []any, out any) error {
-	if params == nil {
-		params = []any{}
-	}
-	// btcd answers an empty body to requests without "jsonrpc":"2.0".
-	body, err := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": 1, "method": method, "params": params})
-	if err != nil {
-		return fmt.Errorf("%s: encode request: %w", method, err)
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url, bytes.NewReader(body))
-	if err != nil {
-		return fmt.Errorf("%s: build request: %w", method, err)
-	}
-	req.SetBasicAuth(c.user, c.pass)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := c.http.Do(req)
+	r, err := c.ep.Post(ctx, c.http, 1, method, params, nil)
 	if err != nil {
 		return fmt.Errorf("%s: %w", method, err)
 	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 32<<20))
-	if err != nil {
-		return fmt.Errorf("%s: read response: %w", method, err)
-	}
-	var r struct {
-		Result json.RawMessage `json:"result"`
-		Error  *rpcError       `json:"error"`
-	}
-	if err := json.Unmarshal(data, &r); err != nil {
-		return fmt.Errorf("%s: HTTP %d, undecodable body %q: %w", method, resp.StatusCode, truncate(data, 200), err)
-	}
 	if r.Error != nil {
-		return fmt.Errorf("%s: %w", method, r.Error)
+		re := &rpcError{}
+		if err := json.Unmarshal(r.Error, re); err != nil {
+			return fmt.Errorf("%s: undecodable error %.200q: %w", method, r.Error, err)
+		}
+		return fmt.Errorf("%s: %w", method, re)
 	}
 	if out == nil {
 		return nil
@@ -76,11 +53,4 @@ func (c *rpcClient) call(ctx context.Context, method string, params []any, out a
 		return fmt.Errorf("%s: decode result: %w", method, err)
 	}
 	return nil
-}
-
-func truncate(b []byte, n int) []byte {
-	if len(b) > n {
-		return b[:n]
-	}
-	return b
 }

@@ -3,9 +3,10 @@
 // and gettransaction calls the payout process needs. It implements
 // payout.Wallet.
 //
-// It is deliberately not pool/node.Client: that client lets net/http
-// resend a request on a dropped keep-alive connection, which is harmless
-// for getblocktemplate and would pay twice for sendmany.
+// It shares only the transport (internal/jsonrpc) with pool/node.Client:
+// that client lets net/http resend a request on a dropped keep-alive
+// connection, which is harmless for getblocktemplate and would pay twice
+// for sendmany.
 package walletrpc
 
 import (
@@ -14,24 +15,22 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math/big"
 	"net"
 	"net/http"
-	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/hashforge/hashforge/internal/jsonrpc"
 	"github.com/hashforge/hashforge/payout"
 )
 
 var _ payout.Wallet = (*Client)(nil)
 
 const (
-	callTimeout     = 2 * time.Minute // sendmany of hundreds of outputs signs for a while
-	maxResponseSize = 64 << 20
+	callTimeout = 2 * time.Minute // sendmany of hundreds of outputs signs for a while
 	// listPage is how many listtransactions entries one request reads.
 	listPage = 200
 )
@@ -45,11 +44,10 @@ type Options struct {
 
 // Client talks to one wallet. It is safe for concurrent use.
 type Client struct {
-	endpoint   string
-	user, pass string
-	opts       Options
-	http       *http.Client
-	nextID     atomic.Uint64
+	ep     jsonrpc.Endpoint
+	opts   Options
+	http   *http.Client
+	nextID atomic.Uint64
 
 	mu         sync.Mutex
 	noComments bool // the wallet refused sendmany comments once
@@ -58,27 +56,13 @@ type Client struct {
 // New returns a client for the wallet at rawURL ("http://host:port" or
 // "host:port"); credentials from user/pass or the URL's userinfo.
 func New(rawURL, user, pass string, opts Options) (*Client, error) {
-	if !strings.Contains(rawURL, "://") {
-		rawURL = "http://" + rawURL
-	}
-	u, err := url.Parse(rawURL)
+	endpoint, user, pass, err := jsonrpc.ParseURL(rawURL, user, pass)
 	if err != nil {
 		return nil, fmt.Errorf("parse wallet URL: %w", err)
 	}
-	if u.Scheme != "http" && u.Scheme != "https" {
-		return nil, fmt.Errorf("parse wallet URL: scheme %q, want http or https", u.Scheme)
-	}
-	if u.User != nil {
-		if user == "" {
-			user = u.User.Username()
-		}
-		if p, ok := u.User.Password(); ok && pass == "" {
-			pass = p
-		}
-		u.User = nil
-	}
 	return &Client{
-		endpoint: u.String(), user: user, pass: pass, opts: opts,
+		ep:   jsonrpc.Endpoint{URL: endpoint, User: user, Pass: pass, Version: "1.0"},
+		opts: opts,
 		http: &http.Client{
 			Timeout: callTimeout,
 			Transport: &http.Transport{
@@ -91,61 +75,36 @@ func New(rawURL, user, pass string, opts Options) (*Client, error) {
 }
 
 // Endpoint is the wallet URL without credentials.
-func (c *Client) Endpoint() string { return c.endpoint }
+func (c *Client) Endpoint() string { return c.ep.URL }
 
 // Call invokes a wallet RPC. An error object from the wallet comes back as
 // *payout.WalletError (a refusal); a connection that could not be made
 // as payout.ErrWalletUnreachable (nothing was sent); anything else means
 // the outcome is unknown.
 func (c *Client) Call(ctx context.Context, method string, params []any, out any) error {
-	if params == nil {
-		params = []any{}
-	}
-	body, err := json.Marshal(map[string]any{"jsonrpc": "1.0", "id": c.nextID.Add(1), "method": method, "params": params})
-	if err != nil {
-		return fmt.Errorf("%s: encode request: %w", method, err)
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.endpoint, bytes.NewReader(body))
-	if err != nil {
-		return fmt.Errorf("%s: build request: %w", method, err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	if c.user != "" || c.pass != "" {
-		req.SetBasicAuth(c.user, c.pass)
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		if payout.IsUnreachable(err) {
-			// No connection was made: the request was never sent.
-			return fmt.Errorf("%s: %w: %w", method, payout.ErrWalletUnreachable, err)
-		}
+	r, err := c.ep.Post(ctx, c.http, c.nextID.Add(1), method, params, nil)
+	switch {
+	case errors.Is(err, jsonrpc.ErrAuth):
+		// Refused before the method ran: nothing happened.
+		return fmt.Errorf("%s: %w", method, &payout.WalletError{Code: http.StatusUnauthorized,
+			Message: err.Error() + ": check the wallet RPC credentials"})
+	case err != nil && payout.IsUnreachable(err):
+		// No connection was made: the request was never sent.
+		return fmt.Errorf("%s: %w: %w", method, payout.ErrWalletUnreachable, err)
+	case err != nil:
 		return fmt.Errorf("%s: %w", method, err)
 	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseSize))
-	if err != nil {
-		return fmt.Errorf("%s: read response: %w", method, err)
-	}
-	if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
-		// Refused before the method ran: nothing happened.
-		return fmt.Errorf("%s: %w", method, &payout.WalletError{Code: resp.StatusCode,
-			Message: "HTTP " + resp.Status + ": check the wallet RPC credentials"})
-	}
-	var r struct {
-		Result json.RawMessage     `json:"result"`
-		Error  *payout.WalletError `json:"error"`
-	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	if err := dec.Decode(&r); err != nil {
-		return fmt.Errorf("%s: HTTP %s with undecodable body %.200q: %w", method, resp.Status, data, err)
-	}
 	if r.Error != nil {
-		return fmt.Errorf("%s: %w", method, r.Error)
+		we := &payout.WalletError{}
+		if err := json.Unmarshal(r.Error, we); err != nil {
+			return fmt.Errorf("%s: HTTP %s with undecodable error %.200q: %w", method, r.Status, r.Error, err)
+		}
+		return fmt.Errorf("%s: %w", method, we)
 	}
 	if out == nil {
 		return nil
 	}
+	// Amounts stay decimal strings until FormatBTC/ParseBTC: never a float.
 	d := json.NewDecoder(bytes.NewReader(r.Result))
 	d.UseNumber()
 	if err := d.Decode(out); err != nil {

@@ -4,19 +4,17 @@
 package node
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
-	"net/url"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/hashforge/hashforge/internal/jsonrpc"
 )
 
 // Timeouts of the two HTTP clients. Ordinary calls are quick on a healthy
@@ -29,7 +27,6 @@ const (
 	// (30 s by default); closing ours first avoids writing a request into
 	// a connection the server is closing.
 	idleConnTimeout = 15 * time.Second
-	maxResponseSize = 64 << 20 // a 4 MWU template as hex, with room to spare
 )
 
 // RPC error codes shared by Bitcoin Core and btcd.
@@ -54,11 +51,10 @@ func (e *RPCError) Error() string { return fmt.Sprintf("node error %d: %s", e.Co
 
 // Client is a JSON-RPC client for one node. It is safe for concurrent use.
 type Client struct {
-	endpoint   string // URL without userinfo
-	user, pass string
-	http       *http.Client
-	longPoll   *http.Client
-	nextID     atomic.Uint64
+	ep       jsonrpc.Endpoint
+	http     *http.Client
+	longPoll *http.Client
+	nextID   atomic.Uint64
 
 	chainMu sync.Mutex
 	chain   string // cached getblockchaininfo chain name
@@ -68,27 +64,9 @@ type Client struct {
 // "host:port"). Credentials come from user and pass, or, when those are
 // empty, from the URL's userinfo.
 func New(rawURL, user, pass string) (*Client, error) {
-	if !strings.Contains(rawURL, "://") {
-		rawURL = "http://" + rawURL
-	}
-	u, err := url.Parse(rawURL)
+	endpoint, user, pass, err := jsonrpc.ParseURL(rawURL, user, pass)
 	if err != nil {
 		return nil, fmt.Errorf("parse node URL: %w", err)
-	}
-	if u.Scheme != "http" && u.Scheme != "https" {
-		return nil, fmt.Errorf("parse node URL: scheme %q, want http or https", u.Scheme)
-	}
-	if u.Host == "" {
-		return nil, errors.New("parse node URL: no host")
-	}
-	if u.User != nil {
-		if user == "" {
-			user = u.User.Username()
-		}
-		if p, ok := u.User.Password(); ok && pass == "" {
-			pass = p
-		}
-		u.User = nil
 	}
 	transport := &http.Transport{
 		// No Proxy: an HTTP_PROXY meant for the outside world must not
@@ -99,16 +77,15 @@ func New(rawURL, user, pass string) (*Client, error) {
 		IdleConnTimeout:     idleConnTimeout,
 	}
 	return &Client{
-		endpoint: u.String(),
-		user:     user,
-		pass:     pass,
+		// btcd answers a request without "jsonrpc":"2.0" with an empty body.
+		ep:       jsonrpc.Endpoint{URL: endpoint, User: user, Pass: pass, Version: "2.0"},
 		http:     &http.Client{Transport: transport, Timeout: callTimeout},
 		longPoll: &http.Client{Transport: transport},
 	}, nil
 }
 
 // Endpoint is the node URL without credentials, fit for logs.
-func (c *Client) Endpoint() string { return c.endpoint }
+func (c *Client) Endpoint() string { return c.ep.URL }
 
 // Call invokes method with params and decodes the result into out (nil to
 // discard it). A refusal by the node is returned as *RPCError; anything else
@@ -118,55 +95,26 @@ func (c *Client) Call(ctx context.Context, method string, params []any, out any)
 }
 
 func (c *Client) call(ctx context.Context, hc *http.Client, method string, params []any, out any) error {
-	if params == nil {
-		params = []any{}
+	r, err := c.ep.Post(ctx, hc, c.nextID.Add(1), method, params, func(req *http.Request) {
+		// Lets net/http resend the request when a reused keep-alive
+		// connection turns out to be closed before any response arrived.
+		// Every call here is safe to repeat (a second submitblock is merely
+		// a duplicate). The empty value marks the request without sending
+		// the header.
+		req.Header["X-Idempotency-Key"] = nil
+	})
+	if errors.Is(err, jsonrpc.ErrAuth) {
+		return fmt.Errorf("%s: %w: check the node's RPC credentials and allowed IPs", method, err)
 	}
-	// btcd answers requests without "jsonrpc":"2.0" with an empty body.
-	body, err := json.Marshal(struct {
-		JSONRPC string `json:"jsonrpc"`
-		ID      uint64 `json:"id"`
-		Method  string `json:"method"`
-		Params  []any  `json:"params"`
-	}{"2.0", c.nextID.Add(1), method, params})
-	if err != nil {
-		return fmt.Errorf("%s: encode request: %w", method, err)
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.endpoint, bytes.NewReader(body))
-	if err != nil {
-		return fmt.Errorf("%s: build request: %w", method, err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	// Lets net/http resend the request when a reused keep-alive connection
-	// turns out to be closed before any response arrived. Every call here
-	// is safe to repeat (a second submitblock is merely a duplicate). The
-	// empty value marks the request without sending the header.
-	req.Header["X-Idempotency-Key"] = nil
-	if c.user != "" || c.pass != "" {
-		req.SetBasicAuth(c.user, c.pass)
-	}
-	resp, err := hc.Do(req)
 	if err != nil {
 		return fmt.Errorf("%s: %w", method, err)
 	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseSize))
-	if err != nil {
-		return fmt.Errorf("%s: read response: %w", method, err)
-	}
-	if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
-		return fmt.Errorf("%s: HTTP %s: check the node's RPC credentials and allowed IPs", method, resp.Status)
-	}
-	// Bitcoin Core sends RPC errors with HTTP 404/500 and a JSON body, so
-	// the body decides, not the status.
-	var r struct {
-		Result json.RawMessage `json:"result"`
-		Error  *RPCError       `json:"error"`
-	}
-	if err := json.Unmarshal(data, &r); err != nil {
-		return fmt.Errorf("%s: HTTP %s with undecodable body %q: %w", method, resp.Status, truncate(data, 200), err)
-	}
 	if r.Error != nil {
-		return fmt.Errorf("%s: %w", method, r.Error)
+		re := &RPCError{}
+		if err := json.Unmarshal(r.Error, re); err != nil {
+			return fmt.Errorf("%s: HTTP %s with undecodable error %.200q: %w", method, r.Status, r.Error, err)
+		}
+		return fmt.Errorf("%s: %w", method, re)
 	}
 	if out == nil {
 		return nil
@@ -175,13 +123,6 @@ func (c *Client) call(ctx context.Context, hc *http.Client, method string, param
 		return fmt.Errorf("%s: decode result: %w", method, err)
 	}
 	return nil
-}
-
-func truncate(b []byte, n int) []byte {
-	if len(b) > n {
-		return b[:n]
-	}
-	return b
 }
 
 // IsRPCError reports whether err carries an error object from the node,

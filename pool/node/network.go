@@ -46,7 +46,7 @@ func (c *Client) CheckNetwork(ctx context.Context, params *chaincfg.Params) erro
 		return fmt.Errorf("learn the node's network: %w", err)
 	}
 	if !ChainMatches(chain, params) {
-		return &NetworkMismatchError{Endpoint: c.endpoint, NodeChain: chain, Want: params.Name}
+		return &NetworkMismatchError{Endpoint: c.ep.URL, NodeChain: chain, Want: params.Name}
 	}
 	return nil
 }
@@ -75,7 +75,7 @@ func (c *Client) WaitNetwork(ctx context.Context, params *chaincfg.Params, log *
 		case ctx.Err() != nil:
 			return ctx.Err()
 		}
-		log.Warn("cannot check the node's network yet, retrying", "node", c.endpoint, "in", delay, "err", err)
+		log.Warn("cannot check the node's network yet, retrying", "node", c.ep.URL, "in", delay, "err", err)
 		select {
 		case <-ctx.Done():
 			return ctx.Err()

@@ -55,7 +55,7 @@ const longPollFailureLimit = 3
 // each send.
 func (c *Client) WatchTemplates(ctx context.Context, opts WatchOptions, out chan<- *Template) {
 	opts.setDefaults()
-	w := &watcher{c: c, opts: opts, out: out, log: opts.Logger.With("node", c.endpoint)}
+	w := &watcher{c: c, opts: opts, out: out, log: opts.Logger.With("node", c.ep.URL)}
 	w.run(ctx)
 }
 
