@@ -99,14 +99,8 @@ func StartBtcd(ctx context.Context, opts BtcdOptions) (*Btcd, error) {
 		return nil, fmt.Errorf("start btcd: mining address %q is not a %s address: %w", b.MiningAddr, b.Network, err)
 	}
 
-	b.DataDir = opts.DataDir
-	if b.DataDir == "" {
-		if b.DataDir, err = os.MkdirTemp("", "hashforge-btcd-"); err != nil {
-			return nil, fmt.Errorf("create btcd temp dir: %w", err)
-		}
-		b.temp = true
-	} else if err := os.MkdirAll(b.DataDir, 0o755); err != nil {
-		return nil, fmt.Errorf("create btcd data dir: %w", err)
+	if b.DataDir, b.temp, err = childDataDir(opts.DataDir, "btcd"); err != nil {
+		return nil, err
 	}
 	fail := func(err error) (*Btcd, error) {
 		if b.temp {
@@ -114,20 +108,8 @@ func StartBtcd(ctx context.Context, opts BtcdOptions) (*Btcd, error) {
 		}
 		return nil, err
 	}
-
-	port := opts.Port
-	if port == 0 {
-		if port, err = freePort(); err != nil {
-			return fail(err)
-		}
-	}
-	b.RPCHost = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	b.RPCUser, b.RPCPass = opts.RPCUser, opts.RPCPass
-	if b.RPCUser == "" {
-		b.RPCUser = "hashforge"
-	}
-	if b.RPCPass == "" {
-		b.RPCPass = rand.Text()
+	if b.RPCHost, b.RPCUser, b.RPCPass, err = childRPC(opts.Port, opts.RPCUser, opts.RPCPass); err != nil {
+		return fail(err)
 	}
 	// An empty config file keeps a developer's ~/.btcd/btcd.conf out of
 	// the picture; btcd still creates ~/.btcd, which is harmless.
@@ -267,4 +249,37 @@ func newMiningAddress(params *chaincfg.Params) (addr, wif string, err error) {
 		return "", "", fmt.Errorf("encode mining key: %w", err)
 	}
 	return a.EncodeAddress(), w.String(), nil
+}
+
+// childDataDir returns dir, created if needed, or a new temporary directory
+// (temp true: the caller removes it) when dir is empty.
+func childDataDir(dir, name string) (string, bool, error) {
+	if dir == "" {
+		dir, err := os.MkdirTemp("", "hashforge-"+name+"-")
+		if err != nil {
+			return "", false, fmt.Errorf("create %s temp dir: %w", name, err)
+		}
+		return dir, true, nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", false, fmt.Errorf("create %s data dir: %w", name, err)
+	}
+	return dir, false, nil
+}
+
+// childRPC picks a child's RPC address and credentials: the given ones, or
+// a free loopback port, user "hashforge" and a random password.
+func childRPC(port int, user, pass string) (host, u, p string, err error) {
+	if port == 0 {
+		if port, err = freePort(); err != nil {
+			return "", "", "", err
+		}
+	}
+	if user == "" {
+		user = "hashforge"
+	}
+	if pass == "" {
+		pass = rand.Text()
+	}
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), user, pass, nil
 }

@@ -2,16 +2,13 @@ package devstack
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -143,14 +140,9 @@ func StartBtcwallet(ctx context.Context, opts BtcwalletOptions) (*Btcwallet, err
 	if err != nil {
 		return nil, err
 	}
-	w := &Btcwallet{btcd: opts.Btcd, log: log, DataDir: opts.DataDir}
-	if w.DataDir == "" {
-		if w.DataDir, err = os.MkdirTemp("", "hashforge-btcwallet-"); err != nil {
-			return nil, fmt.Errorf("create btcwallet temp dir: %w", err)
-		}
-		w.temp = true
-	} else if err := os.MkdirAll(w.DataDir, 0o755); err != nil {
-		return nil, fmt.Errorf("create btcwallet data dir: %w", err)
+	w := &Btcwallet{btcd: opts.Btcd, log: log}
+	if w.DataDir, w.temp, err = childDataDir(opts.DataDir, "btcwallet"); err != nil {
+		return nil, err
 	}
 	fail := func(err error) (*Btcwallet, error) {
 		if w.temp {
@@ -158,19 +150,8 @@ func StartBtcwallet(ctx context.Context, opts BtcwalletOptions) (*Btcwallet, err
 		}
 		return nil, err
 	}
-	port := opts.Port
-	if port == 0 {
-		if port, err = freePort(); err != nil {
-			return fail(err)
-		}
-	}
-	w.RPCHost = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	w.RPCUser, w.RPCPass = opts.RPCUser, opts.RPCPass
-	if w.RPCUser == "" {
-		w.RPCUser = "hashforge"
-	}
-	if w.RPCPass == "" {
-		w.RPCPass = rand.Text()
+	if w.RPCHost, w.RPCUser, w.RPCPass, err = childRPC(opts.Port, opts.RPCUser, opts.RPCPass); err != nil {
+		return fail(err)
 	}
 	conf := filepath.Join(w.DataDir, "btcwallet.conf")
 	if err := os.WriteFile(conf, nil, 0o600); err != nil {
