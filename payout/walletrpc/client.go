@@ -18,6 +18,7 @@ import (
 	"math/big"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -286,6 +287,13 @@ func abs(v int64) int64 {
 
 const satPerBTC = 100_000_000
 
+// Bounds of an amount as a wallet writes it: 21e6 BTC to 8 decimals is 17
+// characters; exponents beyond ±30 cannot give a satoshi amount in range.
+const (
+	maxAmountLen = 64
+	maxAmountExp = 30
+)
+
 // FormatBTC writes satoshis as an exact BTC decimal ("1.23456789"), the
 // form wallets take amounts in. No float ever holds the value.
 func FormatBTC(sat int64) (string, error) {
@@ -298,6 +306,16 @@ func FormatBTC(sat int64) (string, error) {
 // ParseBTC reads a BTC decimal as JSON carries it ("-1.5", "2.61e-06")
 // into satoshis, exactly; a value with a fraction of a satoshi is an error.
 func ParseBTC(s string) (int64, error) {
+	// A wallet's answer is network input: bound it before big.Rat, which
+	// would happily expand "1e999999999".
+	if len(s) > maxAmountLen {
+		return 0, fmt.Errorf("amount %.40q… is too long", s)
+	}
+	if i := strings.IndexAny(s, "eE"); i >= 0 {
+		if e, err := strconv.Atoi(s[i+1:]); err != nil || e < -maxAmountExp || e > maxAmountExp {
+			return 0, fmt.Errorf("amount %q: exponent out of range", s)
+		}
+	}
 	r, ok := new(big.Rat).SetString(s)
 	if !ok {
 		return 0, fmt.Errorf("amount %q is not a number", s)

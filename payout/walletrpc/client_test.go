@@ -126,3 +126,27 @@ func TestErrorClasses(t *testing.T) {
 		t.Fatalf("gettransaction refused otherwise: %v", err)
 	}
 }
+
+// FuzzParseBTC: amounts in wallet replies are network input. Parsing never
+// panics or runs away; what it accepts is in range and exact, and every
+// valid satoshi amount survives FormatBTC → ParseBTC.
+func FuzzParseBTC(f *testing.F) {
+	for _, s := range []string{"0", "1.5", "-0.00000001", "2.61e-06", "21000000", "1e999999999", "0.000000001", "abc", "1/3", ""} {
+		f.Add(s, int64(123456789))
+	}
+	f.Fuzz(func(t *testing.T, s string, sat int64) {
+		if v, err := ParseBTC(s); err == nil && (v > payout.MaxMoney || v < -payout.MaxMoney) {
+			t.Fatalf("ParseBTC(%q) = %d, out of range", s, v)
+		}
+		txt, err := FormatBTC(sat)
+		if err != nil {
+			if sat >= 0 && sat <= payout.MaxMoney {
+				t.Fatalf("FormatBTC(%d): %v", sat, err)
+			}
+			return
+		}
+		if back, err := ParseBTC(txt); err != nil || back != sat {
+			t.Fatalf("FormatBTC(%d) = %q parses back as %d, %v", sat, txt, back, err)
+		}
+	})
+}
