@@ -10,10 +10,12 @@ package web
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"embed"
 	"errors"
 	"fmt"
+	"html/template"
 	"io/fs"
 	"log/slog"
 	"net"
@@ -176,13 +178,42 @@ func (s *Server) Run(ctx context.Context) error {
 	return nil
 }
 
-// The dashboard pages are single HTML files that read the API; the
-// address of a miner page is part of its path (/miner/<address>) so it can
-// be bookmarked and shared.
-var pages = map[string]string{
-	"/":         "index.html",
-	"/blocks":   "blocks.html",
-	"/payments": "payments.html",
+// The dashboard pages are static HTML that reads the API. Each is its own
+// "main" in one layout (pages/layout.html: head, navigation, scripts),
+// rendered once at start. The address of a miner page is part of its path
+// (/miner/<address>) so it can be bookmarked and shared.
+//
+//go:embed pages
+var pageFiles embed.FS
+
+type page struct {
+	file  string
+	Title string
+	Page  string // what app.js knows the page by (body data-page)
+}
+
+var pages = map[string]page{
+	"/":         {"index.html", "hashforge pool", "overview"},
+	"/blocks":   {"blocks.html", "Blocks · hashforge pool", "blocks"},
+	"/payments": {"payments.html", "Payments · hashforge pool", "payments"},
+	"/miner/":   {"miner.html", "Miner · hashforge pool", "miner"},
+}
+
+// renderPages renders every page in the layout.
+func renderPages() (map[string][]byte, error) {
+	out := make(map[string][]byte, len(pages))
+	for route, p := range pages {
+		t, err := template.ParseFS(pageFiles, "pages/layout.html", "pages/"+p.file)
+		if err != nil {
+			return nil, fmt.Errorf("page %s: %w", p.file, err)
+		}
+		var b bytes.Buffer
+		if err := t.ExecuteTemplate(&b, "layout.html", p); err != nil {
+			return nil, fmt.Errorf("page %s: %w", p.file, err)
+		}
+		out[route] = b.Bytes()
+	}
+	return out, nil
 }
 
 func staticHandler() http.Handler {
@@ -190,22 +221,25 @@ func staticHandler() http.Handler {
 	if err != nil {
 		panic(err) // the embed pattern guarantees the directory
 	}
+	rendered, err := renderPages()
+	if err != nil {
+		panic(err) // embedded templates: a broken one fails every test
+	}
 	files := http.FileServerFS(sub)
-	serve := func(w http.ResponseWriter, r *http.Request, name string) {
-		// index.html and friends change with every release and are
-		// tiny: always revalidate. The embedded files carry no
-		// modification time, so http.ServeFileFS cannot answer 304
-		// from one; that is fine at this size.
+	serve := func(w http.ResponseWriter, r *http.Request, route string) {
+		// The pages change with every release and are tiny: always
+		// revalidate.
 		w.Header().Set("Cache-Control", "no-cache")
-		http.ServeFileFS(w, r, sub, name)
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(rendered[route]))
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if page, ok := pages[r.URL.Path]; ok {
-			serve(w, r, page)
+		if _, ok := pages[r.URL.Path]; ok && r.URL.Path != "/miner/" {
+			serve(w, r, r.URL.Path)
 			return
 		}
 		if rest, ok := strings.CutPrefix(r.URL.Path, "/miner/"); ok && rest != "" && !strings.Contains(rest, "/") {
-			serve(w, r, "miner.html")
+			serve(w, r, "/miner/")
 			return
 		}
 		if strings.HasSuffix(r.URL.Path, ".html") || strings.HasSuffix(r.URL.Path, "/") {

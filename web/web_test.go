@@ -585,7 +585,22 @@ func TestStaticPages(t *testing.T) {
 			t.Errorf("GET %s: CSP %q", path, csp)
 		}
 	}
-	for _, path := range []string{"/index.html", "/vendor/", "/nope.js", "/miner/a/b"} {
+	// Every page is its own content in the one layout: navigation,
+	// scripts, its title and the name app.js dispatches on.
+	for path, want := range map[string][]string{
+		"/":               {`data-page="overview"`, `<title>hashforge pool</title>`, `id="stratum-url"`},
+		"/blocks":         {`data-page="blocks"`, `<title>Blocks · hashforge pool</title>`, `id="blocks"`},
+		"/payments":       {`data-page="payments"`, `<title>Payments · hashforge pool</title>`},
+		"/miner/" + addrA: {`data-page="miner"`, `<title>Miner · hashforge pool</title>`},
+	} {
+		_, body := getBody(t, env.srv.URL+path)
+		for _, w := range append(want, `<nav>`, `href="/payments"`, `<script src="/app.js"></script>`, `</html>`) {
+			if !strings.Contains(body, w) {
+				t.Errorf("GET %s: page lacks %s", path, w)
+			}
+		}
+	}
+	for _, path := range []string{"/index.html", "/blocks.html", "/layout.html", "/vendor/", "/nope.js", "/miner/", "/miner/a/b"} {
 		resp, err := http.Get(env.srv.URL + path)
 		if err != nil {
 			t.Fatal(err)
@@ -595,4 +610,18 @@ func TestStaticPages(t *testing.T) {
 			t.Errorf("GET %s: %d, want 404", path, resp.StatusCode)
 		}
 	}
+}
+
+func getBody(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, string(b)
 }
