@@ -154,24 +154,26 @@ func describe(index int, platform string, id C.cl_device_id) DeviceInfo {
 }
 
 func platformString(p C.cl_platform_id, param C.cl_platform_info) string {
-	var size C.size_t
-	if C.clGetPlatformInfo(p, param, 0, nil, &size) != C.CL_SUCCESS || size == 0 {
-		return ""
-	}
-	buf := make([]byte, size)
-	if C.clGetPlatformInfo(p, param, size, unsafe.Pointer(&buf[0]), nil) != C.CL_SUCCESS {
-		return ""
-	}
-	return cString(buf)
+	return infoString(func(size C.size_t, value unsafe.Pointer, sizeRet *C.size_t) C.cl_int {
+		return C.clGetPlatformInfo(p, param, size, value, sizeRet)
+	})
 }
 
 func deviceString(id C.cl_device_id, param C.cl_device_info) string {
+	return infoString(func(size C.size_t, value unsafe.Pointer, sizeRet *C.size_t) C.cl_int {
+		return C.clGetDeviceInfo(id, param, size, value, sizeRet)
+	})
+}
+
+// infoString reads a string with OpenCL's two-call clGet*Info protocol: the
+// size first, then the value ("" on any error).
+func infoString(get func(size C.size_t, value unsafe.Pointer, sizeRet *C.size_t) C.cl_int) string {
 	var size C.size_t
-	if C.clGetDeviceInfo(id, param, 0, nil, &size) != C.CL_SUCCESS || size == 0 {
+	if get(0, nil, &size) != C.CL_SUCCESS || size == 0 {
 		return ""
 	}
 	buf := make([]byte, size)
-	if C.clGetDeviceInfo(id, param, size, unsafe.Pointer(&buf[0]), nil) != C.CL_SUCCESS {
+	if get(size, unsafe.Pointer(&buf[0]), nil) != C.CL_SUCCESS {
 		return ""
 	}
 	return cString(buf)

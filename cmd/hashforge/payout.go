@@ -219,30 +219,25 @@ func cmdPayoutRefund(args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if *dbURL == "" || *batch == "" {
-		return errors.New("--database-url and --batch are required")
+	if *batch == "" {
+		return errors.New("--batch is required")
 	}
-	ctx, stop := signalContext()
-	defer stop()
-	led, err := ledger.Open(ctx, *dbURL)
-	if err != nil {
-		return err
-	}
-	defer led.Close()
-	// Not while a payout run could be looking at the batch.
-	release, ok, err := led.LockPayouts(ctx)
-	if err != nil {
-		return err
-	}
-	if !ok {
-		return errors.New("a payout run is in progress; try again in a moment")
-	}
-	defer release()
-	if err := led.RefundDropped(ctx, *batch, *note); err != nil {
-		return err
-	}
-	fmt.Printf("batch %s refunded: its items are mature again and go out with the next batch\n", *batch)
-	return nil
+	return withLedger(*dbURL, func(ctx context.Context, led *ledger.Ledger) error {
+		// Not while a payout run could be looking at the batch.
+		release, ok, err := led.LockPayouts(ctx)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return errors.New("a payout run is in progress; try again in a moment")
+		}
+		defer release()
+		if err := led.RefundDropped(ctx, *batch, *note); err != nil {
+			return err
+		}
+		fmt.Printf("batch %s refunded: its items are mature again and go out with the next batch\n", *batch)
+		return nil
+	})
 }
 
 func cmdPayoutStatus(args []string) error {
@@ -252,17 +247,9 @@ func cmdPayoutStatus(args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if *dbURL == "" {
-		return errors.New("--database-url is required")
-	}
-	ctx, stop := signalContext()
-	defer stop()
-	led, err := ledger.Open(ctx, *dbURL)
-	if err != nil {
-		return err
-	}
-	defer led.Close()
-	return printPayoutStatus(ctx, os.Stdout, led, *limit)
+	return withLedger(*dbURL, func(ctx context.Context, led *ledger.Ledger) error {
+		return printPayoutStatus(ctx, os.Stdout, led, *limit)
+	})
 }
 
 func printPayoutStatus(ctx context.Context, out io.Writer, led *ledger.Ledger, limit int) (err error) {
