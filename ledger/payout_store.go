@@ -376,17 +376,7 @@ func (l *Ledger) MatureBlock(ctx context.Context, blockID, confirmations int64) 
 		if err != nil || tag.RowsAffected() == 0 {
 			return err
 		}
-		sums, err := blockCreditSums(ctx, tx, blockID)
-		if err != nil {
-			return err
-		}
-		var jr []journalRow
-		for a, v := range sums {
-			if v > 0 {
-				jr = append(jr, journalRow{address: a, kind: "block_mature", immature: -v, mature: v, blockID: &blockID})
-			}
-		}
-		return applyJournal(ctx, tx, jr)
+		return releaseBlockCredits(ctx, tx, blockID, "block_mature", true)
 	})
 	if err != nil {
 		return fmt.Errorf("mature block %d: %w", blockID, err)
@@ -409,22 +399,33 @@ func (l *Ledger) OrphanBlock(ctx context.Context, blockID int64) error {
 		if err != nil {
 			return err
 		}
-		sums, err := blockCreditSums(ctx, tx, blockID)
-		if err != nil {
-			return err
-		}
-		var jr []journalRow
-		for a, v := range sums {
-			if v > 0 {
-				jr = append(jr, journalRow{address: a, kind: "block_orphan", immature: -v, blockID: &blockID})
-			}
-		}
-		return applyJournal(ctx, tx, jr)
+		return releaseBlockCredits(ctx, tx, blockID, "block_orphan", false)
 	})
 	if err != nil {
 		return fmt.Errorf("orphan block %d: %w", blockID, err)
 	}
 	return nil
+}
+
+// releaseBlockCredits journals a block's credits out of immature: into
+// mature when the block matured, nowhere when it was orphaned.
+func releaseBlockCredits(ctx context.Context, tx pgx.Tx, blockID int64, kind string, toMature bool) error {
+	sums, err := blockCreditSums(ctx, tx, blockID)
+	if err != nil {
+		return err
+	}
+	var jr []journalRow
+	for a, v := range sums {
+		if v <= 0 {
+			continue
+		}
+		r := journalRow{address: a, kind: kind, immature: -v, blockID: &blockID}
+		if toMature {
+			r.mature = v
+		}
+		jr = append(jr, r)
+	}
+	return applyJournal(ctx, tx, jr)
 }
 
 // OpenBatches implements payout.Store.
