@@ -25,7 +25,8 @@ func TestSoloPaysFinderInCoinbase(t *testing.T) {
 	}
 	feeAddr, a, b := newSimnetAddress(t), newSimnetAddress(t), newSimnetAddress(t)
 	addr := startPool(t, ctx, btcd, l, newSimnetAddress(t), func(c *pool.Config) {
-		c.Solo, c.SoloFeeBPS, c.SoloFeeAddress = true, 150, feeAddr
+		c.Solo, c.SoloFeeAddress = true, feeAddr
+		c.SoloSplit = func(v int64) (int64, int64, error) { return payout.SoloCoinbase(v, 150) }
 	})
 	ma := dialMiner(t, ctx, addr, a+".x")
 	mb := dialMiner(t, ctx, addr, b+".y")

@@ -73,7 +73,8 @@ type Job struct {
 	lineClean, lineNoClean []byte
 
 	soloOutputs func([]byte) []TxOut
-	solo        sync.Map // string(finder script) → *soloWork
+	soloMu      sync.RWMutex
+	solo        map[string]*soloWork // by finder script; a string key looks up without allocating
 
 	dups [dupShards]dupShard
 }
@@ -273,11 +274,14 @@ type soloWork struct {
 
 // soloFor returns the job's work for a finder's output script, built on
 // first use and shared by every session paying that script.
-func (j *Job) soloFor(script []byte) (*soloWork, error) {
-	if w, ok := j.solo.Load(string(script)); ok {
-		return w.(*soloWork), nil
+func (j *Job) soloFor(script string) (*soloWork, error) {
+	j.soloMu.RLock()
+	w, ok := j.solo[script]
+	j.soloMu.RUnlock()
+	if ok {
+		return w, nil
 	}
-	outs := j.soloOutputs(script)
+	outs := j.soloOutputs([]byte(script))
 	var spent int64
 	for _, o := range outs {
 		spent += o.Value
@@ -285,7 +289,7 @@ func (j *Job) soloFor(script []byte) (*soloWork, error) {
 	if spent > j.coinbaseVal {
 		return nil, fmt.Errorf("pool: SOLO outputs spend %d sat of %d", spent, j.coinbaseVal)
 	}
-	w := &soloWork{coinb2: Coinb2(outs)}
+	w = &soloWork{coinb2: Coinb2(outs)}
 	n := j.Notify(true)
 	n.Coinb2 = hex.EncodeToString(w.coinb2)
 	var err error
@@ -296,8 +300,16 @@ func (j *Job) soloFor(script []byte) (*soloWork, error) {
 	if w.lineNoClean, err = stratum.EncodeNotification("mining.notify", n); err != nil {
 		return nil, err
 	}
-	got, _ := j.solo.LoadOrStore(string(script), w)
-	return got.(*soloWork), nil
+	j.soloMu.Lock()
+	defer j.soloMu.Unlock()
+	if got, ok := j.solo[script]; ok { // built meanwhile by another session
+		return got, nil
+	}
+	if j.solo == nil {
+		j.solo = make(map[string]*soloWork)
+	}
+	j.solo[script] = w
+	return w, nil
 }
 
 func (j *Job) blockHex(header *[80]byte, en1, en2, coinb2 []byte) string {

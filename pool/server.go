@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/bits"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -83,10 +82,12 @@ type Config struct {
 	JobRefresh time.Duration
 	Logger     *slog.Logger
 	// Solo makes every session's coinbase pay the first address it
-	// authorized (SOLO), less SoloFeeBPS basis points (floored) to
-	// SoloFeeAddress, instead of paying PoolAddress.
+	// authorized (SOLO) instead of PoolAddress. SoloSplit, when set,
+	// divides the coinbase value between the finder and the pool fee paid
+	// to SoloFeeAddress (the payout package owns that rule:
+	// payout.SoloCoinbase); nil gives the finder everything.
 	Solo           bool
-	SoloFeeBPS     int
+	SoloSplit      func(value int64) (finder, fee int64, err error)
 	SoloFeeAddress string
 }
 
@@ -162,10 +163,7 @@ func NewServer(cfg Config, submit BlockSubmitter, shares ShareSink, blocks Block
 	}
 	var soloFee []byte
 	if cfg.Solo {
-		if cfg.SoloFeeBPS < 0 || cfg.SoloFeeBPS > 10_000 {
-			return nil, fmt.Errorf("pool: config: SOLO fee %d bps outside 0..10000", cfg.SoloFeeBPS)
-		}
-		if cfg.SoloFeeBPS > 0 {
+		if cfg.SoloSplit != nil {
 			if soloFee, err = payoutScript(cfg.SoloFeeAddress, cfg.Network); err != nil {
 				return nil, fmt.Errorf("pool: config: SOLO fee address: %w", err)
 			}
@@ -337,10 +335,6 @@ func (s *Server) broadcast(j *Job) {
 	}
 	s.mu.Unlock()
 
-	line := j.lineNoClean
-	if j.Clean {
-		line = j.lineClean
-	}
 	now := s.now()
 	for i, ss := range s.fanout {
 		ss.mu.Lock()
@@ -350,7 +344,7 @@ func (s *Server) broadcast(j *Job) {
 			if f := ss.vd.tick(now); f != 1 {
 				s.retargetLocked(ss, f, j)
 			}
-			s.sendJobLocked(ss, j, line)
+			s.sendJobLocked(ss, j, j.Clean)
 		}
 		ss.mu.Unlock()
 		s.fanout[i] = nil
@@ -559,11 +553,16 @@ func (s *Server) recordBlock(b Block, log *slog.Logger) {
 func (s *Server) recordLoop(b Block, log *slog.Logger) {
 	defer s.recWG.Done()
 	delay := s.recordBackoff
-	published := false
 	for attempt := 1; ; attempt++ {
 		ctx, cancel := context.WithTimeout(s.recCtx, recordAttemptTimeout)
 		err := s.blocks.RecordBlock(ctx, b)
 		cancel()
+		if attempt == 1 {
+			// After the first attempt: an observer reacting to the event
+			// finds the block in the ledger when it could be recorded, and
+			// the live feed does not wait for a database that is away.
+			s.publishBlock(b)
+		}
 		if err == nil {
 			s.recMu.Lock()
 			delete(s.unrecorded, b.Hash)
@@ -571,17 +570,7 @@ func (s *Server) recordLoop(b Block, log *slog.Logger) {
 			if attempt > 1 {
 				log.Warn("found block recorded in the ledger after retries", "attempts", attempt, "accepted", b.Accepted)
 			}
-			if !published {
-				// After the record, so an observer reacting to the
-				// event finds the block in the ledger.
-				s.publishBlock(b)
-			}
 			return
-		}
-		if !published {
-			// The live feed does not wait for the database.
-			s.publishBlock(b)
-			published = true
 		}
 		if s.recCtx.Err() != nil {
 			return // stopRecorder reports it
@@ -651,18 +640,23 @@ func (j *Job) encodeLines() error {
 
 // soloOutputs returns the SOLO coinbase builder for a template, or nil
 // when the pool shares rewards. The finder gets the coinbase value less
-// the fee, floor(value × bps / 10000) (the same rounding as the payout
-// package's PoolFee: the fee never exceeds its rate), then the witness
-// commitment follows as in PoolOutputs.
+// the fee Config.SoloSplit takes, then the witness commitment follows as
+// in PoolOutputs.
 func (s *Server) soloOutputs(t *node.Template) func([]byte) []TxOut {
 	if !s.cfg.Solo {
 		return nil
 	}
-	value := t.CoinbaseValue
-	// value ≤ 21e14 sat and bps ≤ 1e4: the product fits in 128 bits.
-	hi, lo := bits.Mul64(uint64(value), uint64(s.cfg.SoloFeeBPS))
-	q, _ := bits.Div64(hi, lo, 10_000)
-	fee := int64(q)
+	value, fee := t.CoinbaseValue, int64(0)
+	if s.cfg.SoloSplit != nil {
+		finder, f, err := s.cfg.SoloSplit(value)
+		if err != nil || finder+f != value {
+			// Only a value no valid template carries gets here; the
+			// finder is not the one to pay for it.
+			s.log.Error("SOLO fee not computable; paying the finder the whole coinbase", "value", value, "err", err)
+		} else {
+			fee = f
+		}
+	}
 	return func(finder []byte) []TxOut {
 		outs := []TxOut{{Value: value - fee, Script: finder}}
 		if fee > 0 {

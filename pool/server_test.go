@@ -492,7 +492,7 @@ func TestRetargetSendsDifficultyThenJob(t *testing.T) {
 	j := tp.srv.jobs.Current()
 	ss.mu.Lock()
 	changed := tp.srv.retargetLocked(ss, 4, j)
-	tp.srv.sendJobLocked(ss, j, j.lineNoClean)
+	tp.srv.sendJobLocked(ss, j, false)
 	ss.mu.Unlock()
 	lines := c.take()
 	if !changed || len(lines) != 2 || parseLine(t, lines[0]).Method != "mining.set_difficulty" {

@@ -49,7 +49,7 @@ type session struct {
 	lastJob       *Job
 	// soloScript is what this session's coinbases pay under SOLO: the
 	// first address it authorized.
-	soloScript []byte
+	soloScript string
 }
 
 // ready reports whether the session can be sent work.
@@ -197,9 +197,10 @@ func (s *Server) handleAuthorize(ss *session, req *stratum.Request) {
 			ss.workers = make(map[string]Username, 1)
 		}
 		ss.workers[p.User] = u
-		if s.cfg.Solo && ss.soloScript == nil {
+		if s.cfg.Solo && ss.soloScript == "" {
 			// Validated by ParseUsername just above.
-			ss.soloScript, _ = payoutScript(u.Address, s.cfg.Network)
+			script, _ := payoutScript(u.Address, s.cfg.Network)
+			ss.soloScript = string(script)
 		}
 		s.workers.Add(1)
 		s.publishWorker(EventWorkerUp, u, ss.remote)
@@ -222,7 +223,7 @@ func (s *Server) startWorkLocked(ss *session) {
 		return
 	}
 	ss.vd.reset(s.now())
-	s.sendJobLocked(ss, j, j.lineClean)
+	s.sendJobLocked(ss, j, true)
 }
 
 func (s *Server) handleConfigure(ss *session, req *stratum.Request) {
@@ -263,12 +264,12 @@ func (s *Server) handleConfigure(ss *session, req *stratum.Request) {
 	ss.mu.Unlock()
 }
 
-// applyDifficultyLocked makes a difficulty change the miner asked for
-// (suggest_difficulty, configure's minimum-difficulty) take effect now on a
+// applyDifficultyLocked makes a difficulty change (a vardiff retarget,
+// suggest_difficulty, configure's minimum-difficulty) take effect now on a
 // session already at work: set_difficulty binds from the next job, so the
-// current job goes out again after it, without clean_jobs, as after a
-// vardiff retarget. Before the first job there is nothing to do: the first
-// job carries the new difficulty anyway.
+// current job goes out again after it, without clean_jobs. Before the first
+// job there is nothing to do: the first job carries the new difficulty
+// anyway.
 func (s *Server) applyDifficultyLocked(ss *session) {
 	if !ss.ready() || ss.lastJob == nil {
 		return
@@ -280,7 +281,7 @@ func (s *Server) applyDifficultyLocked(ss *session) {
 	if told, _ := ss.diffs.Current(); clampDifficulty(ss.desired, s.floor(ss), cur.netDiff) == told {
 		return
 	}
-	s.sendJobLocked(ss, cur, cur.lineNoClean)
+	s.sendJobLocked(ss, cur, false)
 }
 
 func (s *Server) handleSuggestDifficulty(ss *session, req *stratum.Request) {
@@ -375,10 +376,8 @@ func (s *Server) handleSubmit(ss *session, req *stratum.Request) {
 
 	ss.mu.Lock()
 	if f := ss.vd.share(now); f != 1 {
-		if cur := s.jobs.Current(); cur != nil && s.retargetLocked(ss, f, cur) && ss.lastJob != nil {
-			// set_difficulty binds from the next job, so the current
-			// job goes out again, without clean_jobs.
-			s.sendJobLocked(ss, cur, cur.lineNoClean)
+		if cur := s.jobs.Current(); cur != nil && s.retargetLocked(ss, f, cur) {
+			s.applyDifficultyLocked(ss)
 		}
 	}
 	ss.mu.Unlock()
@@ -402,19 +401,21 @@ func (s *Server) retargetLocked(ss *session, f float64, j *Job) bool {
 // sendJobLocked sends j on the session, preceded by set_difficulty when the
 // difficulty the session should work at differs from what it was last told,
 // and records the difficulty the job was sent at.
-func (s *Server) sendJobLocked(ss *session, j *Job, line []byte) bool {
-	if ss.soloScript != nil && j.soloOutputs != nil {
-		// The shared line is the job's clean or non-clean form; a SOLO
-		// session gets the same form with its own coinbase.
+func (s *Server) sendJobLocked(ss *session, j *Job, clean bool) bool {
+	line := j.lineNoClean
+	if clean {
+		line = j.lineClean
+	}
+	if ss.soloScript != "" && j.soloOutputs != nil {
+		// A SOLO session gets the same form with its own coinbase.
 		w, err := j.soloFor(ss.soloScript)
 		if err != nil {
 			s.log.Error("cannot build SOLO job", "remote", ss.remote, "job", j.ID, "err", err)
 			return false
 		}
-		if len(line) > 0 && len(j.lineClean) > 0 && &line[0] == &j.lineClean[0] {
+		line = w.lineNoClean
+		if clean {
 			line = w.lineClean
-		} else {
-			line = w.lineNoClean
 		}
 	}
 	want := clampDifficulty(ss.desired, s.floor(ss), j.netDiff)
@@ -476,7 +477,7 @@ func (s *Server) reassignExtranonce(ss *session) error {
 		return errors.New("pool: session closed")
 	}
 	if j := s.jobs.Current(); j != nil && ss.authorized {
-		s.sendJobLocked(ss, j, j.lineClean)
+		s.sendJobLocked(ss, j, true)
 	}
 	return nil
 }

@@ -44,9 +44,10 @@ type Submission struct {
 	VersionBits    uint32
 	HasVersionBits bool
 	VersionMask    uint32 // granted by mining.configure; 0 = no rolling
-	// SoloScript is the output script a SOLO session's coinbase pays;
-	// nil for shared-reward sessions.
-	SoloScript []byte
+	// SoloScript is the output script a SOLO session's coinbase pays
+	// (as a string: it keys the job's per-finder work without allocating);
+	// "" for shared-reward sessions.
+	SoloScript string
 }
 
 // ShareResult describes an accepted share.
@@ -108,7 +109,7 @@ func (b *JobBook) CheckShare(sub *Submission, diffs *DifficultyLog) (ShareResult
 	}
 
 	coinb2 := j.coinb2
-	if sub.SoloScript != nil && j.soloOutputs != nil {
+	if sub.SoloScript != "" && j.soloOutputs != nil {
 		w, err := j.soloFor(sub.SoloScript)
 		if err != nil {
 			return res, &RejectError{Code: stratum.CodeOther, Reason: err.Error()}

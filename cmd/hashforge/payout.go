@@ -108,7 +108,7 @@ func (c *payoutConfig) processor(led *ledger.Ledger, rpc *node.Client, params *c
 // recorded with.
 type schemeWiring struct {
 	Solo           bool
-	SoloFeeBPS     int
+	SoloSplit      func(value int64) (finder, fee int64, err error)
 	SoloFeeAddress string
 	// OnBatch is the batcher's hook: PPS credits, nil otherwise.
 	OnBatch func(ctx context.Context, tx pgx.Tx, batchID string, shares []pool.Share) error
@@ -128,7 +128,10 @@ func newSchemeWiring(p *payout.Processor, led *ledger.Ledger, params *chaincfg.P
 		// PPS credits each share batch in its own transaction.
 		w.OnBatch = ledger.PPSCredits(payout.PPSValuer(pc.FeeBPS, params.SubsidyReductionInterval))
 	case payout.SOLO:
-		w.Solo, w.SoloFeeBPS, w.SoloFeeAddress = true, pc.FeeBPS, pc.FeeAddress
+		w.Solo, w.SoloFeeAddress = true, pc.FeeAddress
+		if fee := pc.FeeBPS; fee > 0 && !pc.NoFee {
+			w.SoloSplit = func(v int64) (int64, int64, error) { return payout.SoloCoinbase(v, fee) }
+		}
 	}
 	return w, nil
 }

@@ -77,8 +77,13 @@ func TestPayoutSchemeWiring(t *testing.T) {
 		if p.Config().Scheme != c.scheme || w.Solo != c.solo || (w.OnBatch != nil) != c.pps {
 			t.Fatalf("--payout-scheme %q: scheme %s, solo %v, PPS hook %v", c.flag, p.Config().Scheme, w.Solo, w.OnBatch != nil)
 		}
-		if c.solo && (w.SoloFeeBPS != 150 || w.SoloFeeAddress != poolAddr) {
-			t.Fatalf("SOLO fee %d bps to %q, want 150 to the pool address", w.SoloFeeBPS, w.SoloFeeAddress)
+		if c.solo {
+			if w.SoloSplit == nil || w.SoloFeeAddress != poolAddr {
+				t.Fatalf("SOLO fee to %q, want 150 bps to the pool address", w.SoloFeeAddress)
+			}
+			if finder, fee, err := w.SoloSplit(1_000_000); err != nil || fee != 15_000 || finder != 985_000 {
+				t.Fatalf("SOLO split of 1,000,000 sat: finder %d, fee %d, %v; want 150 bps", finder, fee, err)
+			}
 		}
 		// Found blocks are recorded with the parsed scheme and fee.
 		hash := strings.Repeat(strconv.Itoa(i+1), 64)

@@ -180,7 +180,7 @@ func runServe(ctx context.Context, cfg serveConfig, log *slog.Logger, ready func
 		VersionMask:     uint32(mask),
 		Logger:          log,
 		Solo:            payoutWiring.Solo,
-		SoloFeeBPS:      payoutWiring.SoloFeeBPS,
+		SoloSplit:       payoutWiring.SoloSplit,
 		SoloFeeAddress:  payoutWiring.SoloFeeAddress,
 	}, rpc, batcher, payoutWiring.Blocks)
 	if err != nil {
