@@ -68,10 +68,7 @@ func (l *Ledger) Balance(ctx context.Context, address string) (Balance, error) {
 // Balances returns every account with money in it, largest total first
 // (for `hashforge payout status`). limit is clamped like RecentBlocks'.
 func (l *Ledger) Balances(ctx context.Context, limit int) ([]Balance, error) {
-	if limit <= 0 {
-		limit = 50
-	}
-	limit = min(limit, MaxPageSize)
+	limit = pageLimit(limit)
 	rows, err := l.pool.Query(ctx, `
 		SELECT address, immature, mature, paid FROM accounts
 		ORDER BY immature + mature + paid DESC, address
@@ -102,10 +99,7 @@ func scanPayment(r pgx.CollectableRow) (Payment, error) {
 // Payments returns payment batches, newest first. limit is clamped to
 // 1..MaxPageSize (0 or less means 50) and a negative offset counts as 0.
 func (l *Ledger) Payments(ctx context.Context, limit, offset int) ([]Payment, error) {
-	if limit <= 0 {
-		limit = 50
-	}
-	limit = min(limit, MaxPageSize)
+	limit = pageLimit(limit)
 	offset = max(offset, 0)
 	rows, err := l.pool.Query(ctx, `
 		SELECT `+paymentColumns+` FROM payments
@@ -124,10 +118,7 @@ func (l *Ledger) Payments(ctx context.Context, limit, offset int) ([]Payment, er
 // PaymentsTo returns the payment items of address, newest first, failed
 // batches included (their State says so). limit is clamped like Payments'.
 func (l *Ledger) PaymentsTo(ctx context.Context, address string, limit int) ([]PaymentItem, error) {
-	if limit <= 0 {
-		limit = 50
-	}
-	limit = min(limit, MaxPageSize)
+	limit = pageLimit(limit)
 	rows, err := l.pool.Query(ctx, `
 		SELECT p.batch_id::text, p.state, COALESCE(p.txid, ''), i.address, i.amount, p.created_at
 		FROM payment_items i JOIN payments p ON p.id = i.payment_id

@@ -72,13 +72,18 @@ func (l *Ledger) RecordBlock(ctx context.Context, b pool.Block) error {
 // MaxPageSize caps limit in the paged read methods.
 const MaxPageSize = 1000
 
+// pageLimit clamps a page size to 1..MaxPageSize, 0 or less meaning 50.
+func pageLimit(limit int) int {
+	if limit <= 0 {
+		return 50
+	}
+	return min(limit, MaxPageSize)
+}
+
 // RecentBlocks returns found blocks, newest first. limit is clamped to
 // 1..MaxPageSize (0 or less means 50) and a negative offset counts as 0.
 func (l *Ledger) RecentBlocks(ctx context.Context, limit, offset int) ([]BlockRow, error) {
-	if limit <= 0 {
-		limit = 50
-	}
-	limit = min(limit, MaxPageSize)
+	limit = pageLimit(limit)
 	offset = max(offset, 0)
 	rows, err := l.pool.Query(ctx, `
 		SELECT id, height, hash, reward, finder_address, finder_worker, accepted, verdict, status, found_at

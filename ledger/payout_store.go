@@ -449,15 +449,18 @@ func (l *Ledger) OpenBatches(ctx context.Context) ([]payout.Batch, error) {
 		return nil, fmt.Errorf("open batches: %w", err)
 	}
 	for i := range out {
-		if out[i].Items, err = l.batchItems(ctx, out[i].ID); err != nil {
+		if out[i].Items, err = batchItems(ctx, l.pool, out[i].ID); err != nil {
 			return nil, err
 		}
 	}
 	return out, nil
 }
 
-func (l *Ledger) batchItems(ctx context.Context, id int64) ([]payout.Item, error) {
-	rows, err := l.pool.Query(ctx,
+// batchItems reads a batch's items, in a transaction or not.
+func batchItems(ctx context.Context, q interface {
+	Query(context.Context, string, ...any) (pgx.Rows, error)
+}, id int64) ([]payout.Item, error) {
+	rows, err := q.Query(ctx,
 		`SELECT address, amount FROM payment_items WHERE payment_id = $1 ORDER BY address`, id)
 	if err != nil {
 		return nil, fmt.Errorf("items of payment %d: %w", id, err)
@@ -694,11 +697,7 @@ func (l *Ledger) refund(ctx context.Context, id int64, from, reason string) erro
 		if err != nil {
 			return err
 		}
-		rows, err := tx.Query(ctx, `SELECT address, amount FROM payment_items WHERE payment_id = $1`, id)
-		if err != nil {
-			return err
-		}
-		items, err := pgx.CollectRows(rows, pgx.RowToStructByPos[payout.Item])
+		items, err := batchItems(ctx, tx, id)
 		if err != nil {
 			return err
 		}

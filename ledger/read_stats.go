@@ -9,17 +9,6 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// ShareCountSince returns the number of shares stamped after since. Meant
-// for short windows (the dashboard's shares per second over 10 minutes):
-// it counts index entries of shares_time_idx.
-func (l *Ledger) ShareCountSince(ctx context.Context, since time.Time) (int64, error) {
-	var n int64
-	if err := l.pool.QueryRow(ctx, "SELECT count(*) FROM shares WHERE time > $1", since).Scan(&n); err != nil {
-		return 0, fmt.Errorf("shares since %s: %w", since.Format(time.RFC3339), err)
-	}
-	return n, nil
-}
-
 // PaymentStateCounts returns how many payment batches are in each state
 // (planned, sent, confirmed, failed), for metrics. States without batches
 // are absent.

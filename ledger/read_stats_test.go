@@ -8,7 +8,7 @@ import (
 	"github.com/hashforge/hashforge/pool"
 )
 
-func TestShareCountSinceAndPaymentStates(t *testing.T) {
+func TestShareCountAndPaymentStates(t *testing.T) {
 	l, _ := newTestLedger(t)
 	ctx := testCtx(t)
 	now := time.Now()
@@ -23,8 +23,8 @@ func TestShareCountSinceAndPaymentStates(t *testing.T) {
 	if _, err := NewBatcher(l, BatcherOptions{}).writeBatch(ctx, batch{ID: newBatchID(now), Shares: shares}); err != nil {
 		t.Fatal(err)
 	}
-	if n, err := l.ShareCountSince(ctx, now.Add(-10*time.Minute)); err != nil || n != 2 {
-		t.Errorf("ShareCountSince(10 min) = %d, %v; want 2", n, err)
+	if w, err := l.PoolShareWindows(ctx, 10*time.Minute); err != nil || len(w) != 1 || w[0].Shares != 2 {
+		t.Errorf("shares in the last 10 min = %+v, %v; want 2", w, err)
 	}
 
 	if c, err := l.PaymentStateCounts(ctx); err != nil || len(c) != 0 {

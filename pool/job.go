@@ -250,19 +250,13 @@ func (j *Job) Notify(clean bool) stratum.NotifyParams {
 
 // Coinbase returns the non-witness serialisation of the coinbase for the
 // given extranonces (the bytes whose hash is the coinbase txid).
-func (j *Job) Coinbase(en1, en2 []byte) []byte {
-	cb := make([]byte, 0, len(j.coinb1)+len(en1)+len(en2)+len(j.coinb2))
-	cb = append(cb, j.coinb1...)
-	cb = append(cb, en1...)
-	cb = append(cb, en2...)
-	return append(cb, j.coinb2...)
-}
+func (j *Job) Coinbase(en1, en2 []byte) []byte { return j.coinbase(en1, en2, j.coinb2) }
 
-// BlockHex assembles the full block for a solved header: header, tx count,
-// the coinbase (with the witness reserved value when the block commits to
-// witnesses), then the template's transactions as the node gave them.
-func (j *Job) BlockHex(header *[80]byte, en1, en2 []byte) string {
-	return j.blockHex(header, en1, en2, j.coinb2)
+// coinbase is Coinbase with the session's coinb2 (SOLO sessions have their
+// own).
+func (j *Job) coinbase(en1, en2, coinb2 []byte) []byte {
+	cb := make([]byte, 0, len(j.coinb1)+len(en1)+len(en2)+len(coinb2))
+	return append(append(append(append(cb, j.coinb1...), en1...), en2...), coinb2...)
 }
 
 // soloWork is a SOLO job as one payout address sees it: its own coinb2
@@ -312,9 +306,11 @@ func (j *Job) soloFor(script string) (*soloWork, error) {
 	return w, nil
 }
 
+// blockHex assembles the full block for a solved header: header, tx count,
+// the coinbase (with the witness reserved value when the block commits to
+// witnesses), then the template's transactions as the node gave them.
 func (j *Job) blockHex(header *[80]byte, en1, en2, coinb2 []byte) string {
-	cb := make([]byte, 0, len(j.coinb1)+len(en1)+len(en2)+len(coinb2))
-	cb = append(append(append(append(cb, j.coinb1...), en1...), en2...), coinb2...)
+	cb := j.coinbase(en1, en2, coinb2)
 	if j.segwit {
 		cb = witnessCoinbase(cb)
 	}

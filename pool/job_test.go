@@ -148,7 +148,7 @@ func checkAssembledBlock(t *testing.T, tmpl *node.Template) {
 		t.Fatal("share at the network target is not a block")
 	}
 
-	raw, err := hex.DecodeString(j.BlockHex(&res.Header, en1, en2))
+	raw, err := hex.DecodeString(j.blockHex(&res.Header, en1, en2, j.coinb2))
 	if err != nil {
 		t.Fatal(err)
 	}
