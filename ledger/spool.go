@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hashforge/hashforge/internal/uuidv7"
 	"github.com/hashforge/hashforge/pool"
 )
 
@@ -128,17 +129,9 @@ func decodePayload(payload []byte) (batch, error) {
 }
 
 func parseBatchID(s string) (batchID, error) {
-	var id batchID
-	hexDigits := strings.ReplaceAll(s, "-", "")
-	if len(s) != 36 || len(hexDigits) != 32 {
+	id, err := uuidv7.Parse(s)
+	if err != nil {
 		return id, fmt.Errorf("malformed batch id %q", s)
-	}
-	for i := range id {
-		v, err := strconv.ParseUint(hexDigits[2*i:2*i+2], 16, 8)
-		if err != nil {
-			return id, fmt.Errorf("malformed batch id %q", s)
-		}
-		id[i] = byte(v)
 	}
 	return id, nil
 }

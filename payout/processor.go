@@ -2,14 +2,13 @@ package payout
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/hashforge/hashforge/internal/uuidv7"
 )
 
 // Defaults for the zero values of Config.
@@ -723,14 +722,4 @@ func total(items []Item) int64 {
 }
 
 // newBatchID is a UUIDv7: time-ordered like the share batch ids.
-func newBatchID(now time.Time) string {
-	var id [16]byte
-	var ts [8]byte
-	binary.BigEndian.PutUint64(ts[:], uint64(now.UnixMilli()))
-	copy(id[:6], ts[2:])
-	_, _ = rand.Read(id[6:])
-	id[6] = 0x70 | id[6]&0x0f
-	id[8] = 0x80 | id[8]&0x3f
-	h := hex.EncodeToString(id[:])
-	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
-}
+func newBatchID(now time.Time) string { return uuidv7.New(now).String() }
