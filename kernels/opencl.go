@@ -438,8 +438,7 @@ type Scanner struct {
 	hi     uint32
 	cpu    sha256d.Scanner // for the rare overflowing launch
 
-	faults  uint64
-	refuted []uint32
+	faults uint64
 }
 
 // launch is one kernel call in flight: its output buffer, the host copy
@@ -535,14 +534,6 @@ func (s *Scanner) Close() {
 // Faults counts candidates the kernel reported whose top word, hashed
 // again on the CPU, was above the target's: a broken driver or device.
 func (s *Scanner) Faults() uint64 { return s.faults }
-
-// Refuted returns the nonces counted by Faults since the last call, so a
-// miner can report them as hardware errors.
-func (s *Scanner) Refuted() []uint32 {
-	r := s.refuted
-	s.refuted = nil
-	return r
-}
 
 // Scan hashes nonces first..last inclusive of w on the device and appends
 // to found every nonce whose double SHA-256 meets w's target, each
@@ -693,9 +684,6 @@ func (s *Scanner) collect(l *launch, found []uint32) ([]uint32, error) {
 			found = append(found, nonce)
 		} else if binary.LittleEndian.Uint32(sum[28:]) > s.hi {
 			s.faults++
-			if len(s.refuted) < 64 { // a broken device must not grow this without bound
-				s.refuted = append(s.refuted, nonce)
-			}
 		}
 	}
 	return found, nil

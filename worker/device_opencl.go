@@ -51,6 +51,7 @@ func (d *OpenCLDevice) Run(ctx context.Context, src WorkSource, res Results) err
 	defer sc.Close()
 	rate := d.dev.Rate()
 	var found []uint32
+	var faults uint64
 	for ctx.Err() == nil {
 		size := max(d.slicing.size(rate), 2*d.dev.Batch())
 		sl, err := src.Next(ctx, size)
@@ -67,10 +68,9 @@ func (d *OpenCLDevice) Run(ctx context.Context, src WorkSource, res Results) err
 		for _, nonce := range found {
 			res.Found(sl, nonce)
 		}
-		// Nonces the CPU refuted go to the miner too, whose reference
-		// check counts them as hardware errors in the stats.
-		for _, nonce := range sc.Refuted() {
-			res.Found(sl, nonce)
+		if f := sc.Faults(); f != faults {
+			res.HWErrors(f - faults)
+			faults = f
 		}
 		if err != nil {
 			return err

@@ -54,6 +54,8 @@ func (c *collect) Found(_ *Slice, nonce uint32) {
 	c.mu.Unlock()
 }
 
+func (c *collect) HWErrors(uint64) {}
+
 func (c *collect) Hashed(n uint64) {
 	c.mu.Lock()
 	c.hashed += n

@@ -200,6 +200,8 @@ func (c *collector) Found(s *Slice, n uint32) {
 	c.found = append(c.found, candidate{s, n})
 	c.mu.Unlock()
 }
+func (c *collector) HWErrors(uint64) {}
+
 func (c *collector) Hashed(n uint64) {
 	c.mu.Lock()
 	c.hashes += n

@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -226,6 +227,11 @@ type deviceResults struct {
 	meter *meter
 }
 
+func (r deviceResults) HWErrors(n uint64) {
+	r.m.hwErrors.Add(n)
+	r.m.log.Warn("device returned nonces that do not meet their target (hardware errors)", "count", n)
+}
+
 func (r deviceResults) Hashed(n uint64) {
 	r.meter.hashes.Add(n)
 	r.m.total.hashes.Add(n)
@@ -431,18 +437,17 @@ func (m *Miner) submitLoop(ctx context.Context) {
 func (m *Miner) handleCandidate(ctx context.Context, c candidate) {
 	sl := c.slice
 	header := sl.Header
-	header[76] = byte(c.nonce)
-	header[77] = byte(c.nonce >> 8)
-	header[78] = byte(c.nonce >> 16)
-	header[79] = byte(c.nonce >> 24)
-	if _, ok := CheckShare(&header, &sl.Target); !ok {
+	binary.LittleEndian.PutUint32(header[76:], c.nonce)
+	// One reference hash (the generic path) per candidate, checked against
+	// each target below: the kernel's own verdict is never trusted.
+	hash := sha256d.Sum(&header)
+	if !sha256d.Meets(&hash, &sl.Target) {
 		m.hwErrors.Add(1)
 		m.log.Warn("kernel returned a nonce that does not meet its target (hardware error)",
 			"job", sl.JobID, "nonce", hexUint32(c.nonce))
 		return
 	}
 	if m.cfg.Benchmark {
-		hash, _ := CheckShare(&header, &sl.Target)
 		m.noteBest(&hash)
 		m.submitted.Add(1)
 		m.accepted.Add(1)
@@ -465,8 +470,7 @@ func (m *Miner) handleCandidate(ctx context.Context, c candidate) {
 		m.log.Debug("discarding stale share", "job", sl.JobID, "nonce", hexUint32(c.nonce))
 		return
 	}
-	hash, ok := CheckShare(&header, &target)
-	if !ok {
+	if !sha256d.Meets(&hash, &target) {
 		// The difficulty went up after the slice was cut: the candidate
 		// was fine for the old target and is simply not a share any more.
 		m.log.Debug("candidate below the current share target", "job", sl.JobID)
@@ -474,7 +478,7 @@ func (m *Miner) handleCandidate(ctx context.Context, c candidate) {
 	}
 	m.noteBest(&hash)
 	paused := false
-	if sharesBlock(&hash, &sl.tmpl.job.NetTarget) {
+	if sha256d.Meets(&hash, &sl.tmpl.job.NetTarget) {
 		paused = m.sched.solved(sl)
 		m.log.Info("block candidate found, pausing until the next job", "job", sl.JobID, "hash", HashHex(&hash))
 	}
@@ -497,9 +501,6 @@ func (m *Miner) handleCandidate(ctx context.Context, c candidate) {
 // was found and accepted. Pools announce the next block's job within
 // milliseconds of their own block; two seconds is plenty.
 const defaultBlockPause = 2 * time.Second
-
-// sharesBlock reports whether a hash also meets the network target.
-func sharesBlock(hash, netTarget *[32]byte) bool { return sha256d.Meets(hash, netTarget) }
 
 // submit sends one share and reports whether the pool accepted it.
 func (m *Miner) submit(ctx context.Context, s *session, params []any, hash *[32]byte) bool {

@@ -57,6 +57,9 @@ type Results interface {
 	Found(s *Slice, nonce uint32)
 	// Hashed reports nonces scanned, for the hashrate meter.
 	Hashed(n uint64)
+	// HWErrors reports candidates the device itself refuted on the CPU
+	// (OpenCL hosts re-check every candidate before reporting it).
+	HWErrors(n uint64)
 }
 
 // scheduler is the WorkSource: one cursor walks the current template's
