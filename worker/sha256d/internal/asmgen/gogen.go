@@ -68,7 +68,7 @@ func genericH7(k *kernelData, nonce uint32) uint32 {`)
 		}
 		st = [8]string{na, a, bb, c, ne, e, f, g}
 	}
-	sched := func(name string, i int, pl wordPlan, wname func(int) string) {
+	sched := func(name string, pl wordPlan, wname func(int) string) {
 		expr := ""
 		for _, t := range pl.vars {
 			if expr != "" {
@@ -98,7 +98,7 @@ func genericH7(k *kernelData, nonce uint32) uint32 {`)
 	// the register allocator would otherwise spill round values instead.
 	p("var w [64]uint32")
 	p("w[3] = w3")
-	plan1, _ := planBlock1()
+	plan1 := planBlock1()
 	w1 := func(j int) string { return fmt.Sprintf("w[%d]", j) }
 	for r := 4; r < 64; r++ {
 		var wk string
@@ -109,7 +109,7 @@ func genericH7(k *kernelData, nonce uint32) uint32 {`)
 		case r < 18:
 			wk = fmt.Sprintf("k.vj[%d][0]", r) // W16+K16, W17+K17 per job
 		default:
-			sched(w1(r), r, plan1[r], w1)
+			sched(w1(r), plan1[r], w1)
 			wk = fmt.Sprintf("0x%08x + %s", k256[r], w1(r))
 		}
 		round("", r, wk, true, true)
@@ -134,7 +134,7 @@ func genericH7(k *kernelData, nonce uint32) uint32 {`)
 			wk = hex(c + k256[r])
 		} else {
 			if r >= 16 {
-				sched(x(r), r, plan2[r], x)
+				sched(x(r), plan2[r], x)
 			}
 			wk = fmt.Sprintf("0x%08x + %s", k256[r], x(r))
 		}

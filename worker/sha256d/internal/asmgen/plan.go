@@ -32,8 +32,10 @@ func schedTerms(i int) []term {
 }
 
 // planBlock1 returns the plan of the header's second block for W18..W63
-// (W16 and W17 do not read the nonce). isVar[j] tells whether W[j] does.
-func planBlock1() (plans [64]wordPlan, isVar [64]bool) {
+// (W16 and W17 do not read the nonce); words that do not read the nonce
+// have no plan.
+func planBlock1() (plans [64]wordPlan) {
+	var isVar [64]bool // whether W[j] reads the nonce
 	isVar[3] = true
 	for i := 16; i < 64; i++ {
 		p := wordPlan{jobIx: -1}
@@ -51,7 +53,7 @@ func planBlock1() (plans [64]wordPlan, isVar [64]bool) {
 			plans[i] = p
 		}
 	}
-	return plans, isVar
+	return plans
 }
 
 // block2Const holds the constant words of the second hash's message (the

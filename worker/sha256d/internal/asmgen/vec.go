@@ -209,14 +209,9 @@ func (g *vgen) round(st *vstate, addWK func(h string), needA bool) {
 	// T1 = h + K + W + Ch + Σ1. Everything but Σ1 is added to h and to d
 	// first, so the new e (d + T1) is one add after Σ1 on the e chain.
 	addWK(h)
-	if g.is.ternlog {
-		g.mov(e, t0)
-		g.i("VPTERNLOGD $0xca, %s, %s, %s", gg, f, t0) // Ch: e ? f : g
-	} else {
-		g.i("VPXOR %s, %s, %s", f, gg, t0)
-		g.i("VPAND %s, %s, %s", e, t0, t0)
-		g.i("VPXOR %s, %s, %s", gg, t0, t0)
-	}
+	g.i("VPXOR %s, %s, %s", f, gg, t0) // Ch = g ^ (e & (f ^ g))
+	g.i("VPAND %s, %s, %s", e, t0, t0)
+	g.i("VPXOR %s, %s, %s", gg, t0, t0)
 	g.add(t0, h)
 	g.add(h, d)
 	g.sigma(t0, e, 6, 11, 25, false, t1, t2)
@@ -225,21 +220,15 @@ func (g *vgen) round(st *vstate, addWK func(h string), needA bool) {
 	if needA {
 		g.sigma(t0, a, 2, 13, 22, false, t1, t2)
 		g.add(t0, h)
-		if g.is.ternlog {
-			g.mov(a, t0)
-			g.i("VPTERNLOGD $0xe8, %s, %s, %s", c, b, t0) // Maj
-			g.add(t0, h)
-		} else {
-			// Maj(a,b,c) = b ^ ((a^b) & (b^c)); b^c is the previous
-			// round's a^b, kept in the carry register: 3 ops, not 4.
-			g.i("VPXOR %s, %s, %s", a, b, t1)
-			g.i("VPAND %s, %s, %s", t1, st.carry, st.carry)
-			g.i("VPXOR %s, %s, %s", b, st.carry, st.carry)
-			g.add(st.carry, h)
-			// a^b becomes the carry; the old carry register is free and
-			// becomes the temporary (renaming instead of a move).
-			st.carry, g.tmp = t1, st.carry
-		}
+		// Maj(a,b,c) = b ^ ((a^b) & (b^c)); b^c is the previous round's
+		// a^b, kept in the carry register: 3 ops, not 4.
+		g.i("VPXOR %s, %s, %s", a, b, t1)
+		g.i("VPAND %s, %s, %s", t1, st.carry, st.carry)
+		g.i("VPXOR %s, %s, %s", b, st.carry, st.carry)
+		g.add(st.carry, h)
+		// a^b becomes the carry; the old carry register is free and
+		// becomes the temporary (renaming instead of a move).
+		st.carry, g.tmp = t1, st.carry
 	}
 	st.s = [8]string{h, a, b, c, d, e, f, gg}
 }
@@ -390,105 +379,95 @@ func genVec(is *isa) []byte {
 	// resumes after round 3, which runs per job with W3 = 0; W3 enters a
 	// and e linearly.
 	body.i("VMOVD DX, X11")
-	{
-		n := g.r(11)
-		g.i("VPBROADCASTD X11, %s", n)
-		g.i("VPADDD %sLane<>(SB), %s, %s", is.name, n, n)
-		g.i("VPSHUFB %sBswap<>(SB), %s, %s", is.name, n, n)
-		g.store(n, 3)
-		for j := 0; j < 8; j++ {
-			st.s[j] = g.r(j)
-			g.loadB(job(kdV4+32*j), st.s[j])
-		}
-		g.add(n, st.s[0])
-		g.add(n, st.s[4])
-		if !is.ternlog {
-			g.i("VPXOR %s, %s, %s", st.s[1], st.s[2], st.carry)
-		}
+	n := g.r(11)
+	g.i("VPBROADCASTD X11, %s", n)
+	g.i("VPADDD %sLane<>(SB), %s, %s", is.name, n, n)
+	g.i("VPSHUFB %sBswap<>(SB), %s, %s", is.name, n, n)
+	g.store(n, 3)
+	for j := 0; j < 8; j++ {
+		st.s[j] = g.r(j)
+		g.loadB(job(kdV4+32*j), st.s[j])
 	}
-	plan1, _ := planBlock1()
+	g.add(n, st.s[0])
+	g.add(n, st.s[4])
+	if !is.ternlog {
+		g.i("VPXOR %s, %s, %s", st.s[1], st.s[2], st.carry)
+	}
+	plan1 := planBlock1()
 	const roll1 = 40 // rounds 40..63 run as a loop
 	for r := 4; r < roll1; r++ {
-		{
-			var addWK func(h string)
-			switch {
-			case r < 16:
-				c, _ := block1Const(r)
-				addWK = func(h string) { g.addB(g.cst(c+k256[r]), h) }
-			case r < 18: // W16+K16, W17+K17 per job
-				addWK = func(h string) { g.addB(job(kdVJ+32*r), h) }
-			default:
-				acc := g.sched(r, plan1[r])
-				addWK = func(h string) { g.addB(g.kOp(r), h); g.add(acc, h) }
-			}
-			g.round(st, addWK, true)
+		var addWK func(h string)
+		switch {
+		case r < 16:
+			c, _ := block1Const(r)
+			addWK = func(h string) { g.addB(g.cst(c+k256[r]), h) }
+		case r < 18: // W16+K16, W17+K17 per job
+			addWK = func(h string) { g.addB(job(kdVJ+32*r), h) }
+		default:
+			acc := g.sched(r, plan1[r])
+			addWK = func(h string) { g.addB(g.kOp(r), h); g.add(acc, h) }
 		}
+		g.round(st, addWK, true)
 	}
 	g.rolled(st, &plan1, roll1, 3, "block1_"+is.name)
 
 	// Second hash: message = first hash = state + midstate. Its round 0
 	// starts from the IV; only W0 varies.
 	t1, t2 := round0Consts()
-	{
-		g.held = [64]bool{}
-		for j := 0; j < 8; j++ {
-			g.addB(job(kdVMid+32*j), st.s[j])
-			g.store(st.s[j], j)
-		}
-		g.loadB(g.cst(t1+t2), st.s[0])
-		g.i("VPADDD %s, %s, %s", slot(g, 0), st.s[0], st.s[0])
-		g.loadB(g.cst(iv[3]+t1), st.s[4])
-		g.i("VPADDD %s, %s, %s", slot(g, 0), st.s[4], st.s[4])
-		for _, j := range []int{1, 2, 3, 5, 6, 7} {
-			g.loadB(g.cst(iv[j-1]), st.s[j])
-		}
-		if !is.ternlog {
-			g.loadB(g.cst(iv[0]^iv[1]), st.carry)
-		}
+	g.held = [64]bool{}
+	for j := 0; j < 8; j++ {
+		g.addB(job(kdVMid+32*j), st.s[j])
+		g.store(st.s[j], j)
+	}
+	g.loadB(g.cst(t1+t2), st.s[0])
+	g.i("VPADDD %s, %s, %s", slot(g, 0), st.s[0], st.s[0])
+	g.loadB(g.cst(iv[3]+t1), st.s[4])
+	g.i("VPADDD %s, %s, %s", slot(g, 0), st.s[4], st.s[4])
+	for _, j := range []int{1, 2, 3, 5, 6, 7} {
+		g.loadB(g.cst(iv[j-1]), st.s[j])
+	}
+	if !is.ternlog {
+		g.loadB(g.cst(iv[0]^iv[1]), st.carry)
 	}
 	plan2 := planBlock2()
-	const roll2 = 32 // rounds 32..55 run as a loop
+	const roll2, iters2 = 32, 3 // rounds 32..55 run as a loop
 	for r := 1; r <= lastRound; r++ {
 		if r == roll2 {
-			g.rolled(st, &plan2, roll2, 3, "block2_"+is.name)
-			r += 23
+			g.rolled(st, &plan2, roll2, iters2, "block2_"+is.name)
+			r += 8*iters2 - 1
 			continue
 		}
-		{
-			var addWK func(h string)
-			if c, ok := block2Const(r); ok {
-				addWK = func(h string) { g.addB(g.cst(c+k256[r]), h) }
-			} else if r < 16 {
-				addWK = func(h string) {
-					g.addB(g.kOp(r), h)
-					g.i("VPADDD %s, %s, %s", slot(g, r), h, h)
-				}
-			} else {
-				acc := g.sched(r, plan2[r])
-				addWK = func(h string) { g.addB(g.kOp(r), h); g.add(acc, h) }
+		var addWK func(h string)
+		if c, ok := block2Const(r); ok {
+			addWK = func(h string) { g.addB(g.cst(c+k256[r]), h) }
+		} else if r < 16 {
+			addWK = func(h string) {
+				g.addB(g.kOp(r), h)
+				g.i("VPADDD %s, %s, %s", slot(g, r), h, h)
 			}
-			// Round r's new a is d in round r+4: after round 56 no a is needed.
-			g.round(st, addWK, r+4 <= lastRound)
+		} else {
+			acc := g.sched(r, plan2[r])
+			addWK = func(h string) { g.addB(g.kOp(r), h); g.add(acc, h) }
 		}
+		// Round r's new a is d in round r+4: after round 56 no a is needed.
+		g.round(st, addWK, r+4 <= lastRound)
 	}
 
 	// e after round 60 plus the initial H7 is the final state word 7; byte
 	// swapped it is the hash's top 32 bits, which must be ≤ the target's.
 	// Lanes that pass are only candidates: sha256d.go re-hashes them.
-	{
-		h7, hi, t := st.s[4], g.r(12), g.r(13)
-		g.addB(g.cst(iv[7]), h7)
-		g.i("VPSHUFB %sBswap<>(SB), %s, %s", is.name, h7, h7)
-		g.i("VPBROADCASTD %d(DI), %s", kdHi, hi)
-		if is.ternlog {
-			g.i("VPCMPUD $2, %s, %s, K1", hi, h7) // K1 = lanes with h7 ≤ hi
-			g.i("KMOVW K1, AX")
-		} else {
-			// No unsigned compare before AVX-512: h7 ≤ hi ⇔ min(h7, hi) = h7.
-			g.i("VPMINUD %s, %s, %s", hi, h7, t)
-			g.i("VPCMPEQD %s, %s, %s", h7, t, t)
-			g.i("VMOVMSKPS %s, AX", t)
-		}
+	h7, hi, t := st.s[4], g.r(12), g.r(13)
+	g.addB(g.cst(iv[7]), h7)
+	g.i("VPSHUFB %sBswap<>(SB), %s, %s", is.name, h7, h7)
+	g.i("VPBROADCASTD %d(DI), %s", kdHi, hi)
+	if is.ternlog {
+		g.i("VPCMPUD $2, %s, %s, K1", hi, h7) // K1 = lanes with h7 ≤ hi
+		g.i("KMOVW K1, AX")
+	} else {
+		// No unsigned compare before AVX-512: h7 ≤ hi ⇔ min(h7, hi) = h7.
+		g.i("VPMINUD %s, %s, %s", hi, h7, t)
+		g.i("VPCMPEQD %s, %s, %s", h7, t, t)
+		g.i("VMOVMSKPS %s, AX", t)
 	}
 	body.i("ADDL $%d, DX", lanes)
 	body.i("DECL CX")
