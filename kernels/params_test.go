@@ -20,6 +20,12 @@ var k256 = [64]uint32{
 	0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
 }
 
+func rotr(x uint32, n int) uint32 { return bits.RotateLeft32(x, -n) }
+func sig0(x uint32) uint32        { return rotr(x, 7) ^ rotr(x, 18) ^ x>>3 }
+func sig1(x uint32) uint32        { return rotr(x, 17) ^ rotr(x, 19) ^ x>>10 }
+func bigSig0(x uint32) uint32     { return rotr(x, 2) ^ rotr(x, 13) ^ rotr(x, 22) }
+func bigSig1(x uint32) uint32     { return rotr(x, 6) ^ rotr(x, 11) ^ rotr(x, 25) }
+
 func emuRound(s *[8]uint32, i int, w uint32) {
 	a, b, c, d, e, f, g, h := s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7]
 	t1 := h + bigSig1(e) + (g ^ (e & (f ^ g))) + k256[i] + w

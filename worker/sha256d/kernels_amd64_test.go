@@ -44,13 +44,10 @@ func TestKernelDataLayout(t *testing.T) {
 		{"c5", unsafe.Offsetof(k.c5), 96},
 		{"c7", unsafe.Offsetof(k.c7), 112},
 		{"hi", unsafe.Offsetof(k.hi), 128},
-		{"s3", unsafe.Offsetof(k.s3), 144},
-		{"mid", unsafe.Offsetof(k.mid), 176},
-		{"w", unsafe.Offsetof(k.w), 208},
-		{"c4", unsafe.Offsetof(k.c4), 464},
-		{"v4", unsafe.Offsetof(k.v4), 480},
-		{"vmid", unsafe.Offsetof(k.vmid), 736},
-		{"vj", unsafe.Offsetof(k.vj), 992},
+		{"c4", unsafe.Offsetof(k.c4), 144},
+		{"v4", unsafe.Offsetof(k.v4), 160},
+		{"vmid", unsafe.Offsetof(k.vmid), 416},
+		{"vj", unsafe.Offsetof(k.vj), 672},
 	} {
 		if c.got != c.want {
 			t.Errorf("kernelData.%s at %d, assembly expects %d", c.name, c.got, c.want)

@@ -30,12 +30,7 @@ type kernelData struct {
 	hi      uint32    // 128: top 32 bits of the target as an integer
 	_       [3]uint32
 
-	// Scalar view for the SIMD-lane kernels, broadcast per use.
-	s3  [8]uint32  // 144: a..h after rounds 0..2 of the second block
-	mid [8]uint32  // 176: midstate, a..h
-	w   [64]uint32 // 208: second block's schedule, nonce-dependent terms left out
-
-	// 464: σ1 terms of W16..W19. They read W14..W17, all nonce-free, so the
+	// 144: σ1 terms of W16..W19. They read W14..W17, all nonce-free, so the
 	// SHA-NI kernel replaces that group's sha256msg2 (slow on Zen) by an add.
 	c4 [4]uint32
 
@@ -43,9 +38,9 @@ type kernelData struct {
 	// in internal/asmgen/plan.go. Every value is repeated 8 times so that
 	// AVX2 can use it as a memory operand; generic reads element 0 and
 	// AVX-512 broadcasts element 0.
-	v4   [8][8]uint32  // 480: a..h after round 3 of block 2 with W3 = 0
-	vmid [8][8]uint32  // 736: midstate a..h
-	vj   [64][8]uint32 // 992: see laneAddends
+	v4   [8][8]uint32  // 160: a..h after round 3 of block 2 with W3 = 0
+	vmid [8][8]uint32  // 416: midstate a..h
+	vj   [64][8]uint32 // 672: see laneAddends
 }
 
 var iv = [8]uint32{
@@ -112,7 +107,6 @@ func NewWork(header *[80]byte, target *[32]byte) *Work {
 
 	mid := iv
 	compress(&mid, header[:64])
-	k.mid = mid
 	k.midABEF, k.midCDGH = abef(&mid), cdgh(&mid)
 	k.hi = binary.LittleEndian.Uint32(target[28:])
 
@@ -129,14 +123,12 @@ func NewWork(header *[80]byte, target *[32]byte) *Work {
 	for i := 16; i < 64; i++ {
 		m[i] = s1(m[i-2]) + m[i-7] + s0(m[i-15]) + m[i-16]
 	}
-	k.w = m
 
 	s := mid
 	round(&s, 0, m[0])
 	round(&s, 1, m[1])
 	k.s2ABEF, k.s2CDGH = abef(&s), cdgh(&s)
 	round(&s, 2, m[2])
-	k.s3 = s
 
 	k.wk23 = [4]uint32{m[2] + k256[2], k256[3], 0, 0}
 	k.g0 = [4]uint32{m[0], m[1], m[2], 0}

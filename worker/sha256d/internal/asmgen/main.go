@@ -61,13 +61,10 @@ const (
 	kdC5      = 96
 	kdC7      = 112
 	kdHi      = 128
-	kdS3      = 144
-	kdMid     = 176
-	kdW       = 208
-	kdC4      = 464
-	kdV4      = 480
-	kdVMid    = 736
-	kdVJ      = 992
+	kdC4      = 144
+	kdV4      = 160
+	kdVMid    = 416
+	kdVJ      = 672
 )
 
 var iv = [8]uint32{
