@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"math/rand/v2"
 	"os"
 	"slices"
@@ -228,10 +227,7 @@ func TestScanRealHeaders(t *testing.T) {
 			t.Fatalf("%s: bad header hex (%v)", v.Name, err)
 		}
 		hdr := [80]byte(b)
-		target, err := compactTarget(binary.LittleEndian.Uint32(hdr[72:]))
-		if err != nil {
-			t.Fatalf("%s: %v", v.Name, err)
-		}
+		target := sha256d.CompactTarget(binary.LittleEndian.Uint32(hdr[72:]))
 		w := sha256d.NewWork(&hdr, &target)
 		first := v.Nonce - min(v.Nonce, 1<<15)
 		last := first + 1<<16
@@ -241,17 +237,6 @@ func TestScanRealHeaders(t *testing.T) {
 		}
 		sameNonces(t, v.Name, got, cpuScan(t, w, first, last))
 	}
-}
-
-// compactTarget expands a header's nBits into the little-endian target.
-func compactTarget(bits uint32) ([32]byte, error) {
-	var t [32]byte
-	exp, mant := int(bits>>24), bits&0x007fffff
-	if bits&0x00800000 != 0 || exp < 3 || exp > 32 {
-		return t, errors.New("unsupported nBits")
-	}
-	t[exp-3], t[exp-2], t[exp-1] = byte(mant), byte(mant>>8), byte(mant>>16)
-	return t, nil
 }
 
 // TestScanOverflowRescansOnCPU fills the candidate buffer far past its

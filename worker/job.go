@@ -79,7 +79,7 @@ func ParseJob(p *stratum.NotifyParams) (*Job, error) {
 	if j.NBits, err = parseHexUint32("nbits", p.NBits); err != nil {
 		return nil, err
 	}
-	j.NetTarget = compactTarget(j.NBits)
+	j.NetTarget = sha256d.CompactTarget(j.NBits)
 	if j.NTime, err = parseHexUint32("ntime", p.NTime); err != nil {
 		return nil, err
 	}
@@ -207,30 +207,6 @@ func DifficultyTarget(diff float64) ([32]byte, error) {
 		out[i] = be[31-i]
 	}
 	return out, nil
-}
-
-// compactTarget expands nbits into a little-endian 256-bit target. A
-// negative or overflowing encoding (never valid in a block) gives the zero
-// target, so nothing is ever mistaken for a block solution.
-func compactTarget(bits uint32) [32]byte {
-	var out [32]byte
-	mant, exp := bits&0x007fffff, int(bits>>24)
-	if bits&0x00800000 != 0 || mant == 0 {
-		return out
-	}
-	// The mantissa's three bytes sit at byte offsets exp-3..exp-1 of the
-	// little-endian number.
-	for i := 0; i < 3; i++ {
-		pos := exp - 3 + i
-		if pos < 0 {
-			continue
-		}
-		if pos >= 32 {
-			return [32]byte{}
-		}
-		out[pos] = byte(mant >> (8 * i))
-	}
-	return out
 }
 
 // targetDifficulty is the inverse of DifficultyTarget, for display only.

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/hashforge/hashforge/stratum"
+	"github.com/hashforge/hashforge/worker/sha256d"
 )
 
 type vectorFile struct {
@@ -220,16 +221,16 @@ func TestCompactTarget(t *testing.T) {
 		} else {
 			want.Rsh(mant, uint(8*(3-exp)))
 		}
-		got := compactTarget(bits)
+		got := sha256d.CompactTarget(bits)
 		var be [32]byte
 		for i := range got {
 			be[31-i] = got[i]
 		}
 		if new(big.Int).SetBytes(be[:]).Cmp(want) != 0 {
-			t.Errorf("compactTarget(%08x) = %x, want %x", bits, be, want)
+			t.Errorf("CompactTarget(%08x) = %x, want %x", bits, be, want)
 		}
 	}
-	if compactTarget(0x04923456) != ([32]byte{}) || compactTarget(0x22123456) != ([32]byte{}) {
+	if sha256d.CompactTarget(0x04923456) != ([32]byte{}) || sha256d.CompactTarget(0x22123456) != ([32]byte{}) {
 		t.Error("negative or overflowing nbits must give the zero target")
 	}
 }

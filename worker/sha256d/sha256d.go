@@ -158,3 +158,28 @@ func confirm(w *Work, nonce uint32, found []uint32) []uint32 {
 	}
 	return found
 }
+
+// CompactTarget expands a header's nbits into the little-endian 256-bit
+// target hashes are compared with (Meets). A
+// negative or overflowing encoding (never valid in a block) gives the zero
+// target, so nothing is ever mistaken for a block solution.
+func CompactTarget(bits uint32) [32]byte {
+	var out [32]byte
+	mant, exp := bits&0x007fffff, int(bits>>24)
+	if bits&0x00800000 != 0 || mant == 0 {
+		return out
+	}
+	// The mantissa's three bytes sit at byte offsets exp-3..exp-1 of the
+	// little-endian number.
+	for i := 0; i < 3; i++ {
+		pos := exp - 3 + i
+		if pos < 0 {
+			continue
+		}
+		if pos >= 32 {
+			return [32]byte{}
+		}
+		out[pos] = byte(mant >> (8 * i))
+	}
+	return out
+}
