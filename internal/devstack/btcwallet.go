@@ -30,62 +30,7 @@ const BtcwalletPassphrase = "password"
 // BtcwalletVersion, building it into the cache on first use like
 // InstallBtcd. $HASHFORGE_BTCWALLET names a binary to use instead.
 func InstallBtcwallet(ctx context.Context) (string, error) {
-	return installGoTool(ctx, "HASHFORGE_BTCWALLET", BtcwalletModule, BtcwalletVersion, "btcwallet")
-}
-
-// installGoTool is InstallBtcd's procedure for any `go install`-able
-// command: a cache directory named after the version (its presence is the
-// version check), a file lock between parallel test binaries, a scratch
-// GOBIN renamed into place so an interrupted build leaves nothing behind.
-func installGoTool(ctx context.Context, envVar, module, version, name string) (string, error) {
-	if p := os.Getenv(envVar); p != "" {
-		if !isExecutable(p) {
-			return "", fmt.Errorf("%s=%s is not an executable file", envVar, p)
-		}
-		return p, nil
-	}
-	cache, err := CacheDir()
-	if err != nil {
-		return "", err
-	}
-	dir := filepath.Join(cache, "bin", name+"-"+version)
-	bin := filepath.Join(dir, name)
-	if isExecutable(bin) {
-		return bin, nil
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", fmt.Errorf("create %s cache dir: %w", name, err)
-	}
-	unlock, err := lockFile(ctx, dir+".lock")
-	if err != nil {
-		return "", err
-	}
-	defer unlock()
-	if isExecutable(bin) {
-		return bin, nil
-	}
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		return "", fmt.Errorf("%s is not installed and no Go toolchain is in PATH to build it: install Go or set %s", name, envVar)
-	}
-	tmp, err := os.MkdirTemp(dir, ".install-")
-	if err != nil {
-		return "", fmt.Errorf("create %s install dir: %w", name, err)
-	}
-	defer os.RemoveAll(tmp)
-	slog.Info("devstack: installing "+name+" (first run only)", "version", version, "dir", dir)
-	start := time.Now()
-	cmd := exec.CommandContext(ctx, goBin, "install", module+"@"+version)
-	cmd.Dir = tmp
-	cmd.Env = append(os.Environ(), "GOBIN="+tmp, "GOWORK=off")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go install %s@%s: %w\n%s", module, version, err, lastLines(string(out), 20))
-	}
-	if err := os.Rename(filepath.Join(tmp, name), bin); err != nil {
-		return "", fmt.Errorf("move %s into cache: %w", name, err)
-	}
-	slog.Info("devstack: "+name+" installed", "path", bin, "took", time.Since(start).Round(time.Millisecond))
-	return bin, nil
+	return installGoTool(ctx, "HASHFORGE_BTCWALLET", BtcwalletModule, BtcwalletVersion, "btcwallet", nil)
 }
 
 // BtcwalletOptions configures StartBtcwallet.
@@ -207,19 +152,12 @@ func (w *Btcwallet) waitReady(ctx context.Context, timeout time.Duration) error 
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	var lastErr error
-	for {
-		if lastErr = w.WaitSynced(ctx); lastErr == nil {
-			return nil
-		}
-		select {
-		case <-w.proc.exited:
-			return fmt.Errorf("btcwallet exited during start-up: %v", w.proc.err)
-		case <-ctx.Done():
-			return fmt.Errorf("btcwallet not ready after %s: %w (last error: %v)", timeout, ctx.Err(), lastErr)
-		case <-time.After(100 * time.Millisecond):
-		}
+	// WaitSynced retries until the wallet answers at the node's height,
+	// the process exits, or the timeout.
+	if err := w.WaitSynced(ctx); err != nil {
+		return fmt.Errorf("btcwallet not ready after %s: %w", timeout, err)
 	}
+	return nil
 }
 
 // WaitSynced waits until the wallet has processed the node's current tip,

@@ -7,8 +7,6 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"strings"
 )
 
 // chromiumNames are the executables that can drive the dashboard tests, in
@@ -42,41 +40,9 @@ func FindChromium(ctx context.Context, log *slog.Logger) (string, error) {
 		return "", errors.New("no chromium in PATH and apt-get is unavailable: install Chromium with your package manager or set HASHFORGE_CHROMIUM")
 	}
 
-	// go test runs packages in parallel; two apt-get runs would fight
-	// over dpkg's lock, and the loser would fail instead of waiting.
-	cache, err := CacheDir()
-	if err != nil {
-		return "", err
-	}
-	if err := os.MkdirAll(cache, 0o755); err != nil {
-		return "", fmt.Errorf("create cache dir: %w", err)
-	}
-	unlock, err := lockFile(ctx, filepath.Join(cache, "apt.lock"))
-	if err != nil {
-		return "", err
-	}
-	defer unlock()
-	if p := lookChromium(); p != "" { // installed while we waited
-		return p, nil
-	}
-
 	log.Info("devstack: chromium not found, installing it with apt-get (this takes a few minutes)")
-	// The lock above only orders devstack's own installs; the dpkg lock
-	// timeout makes apt wait for any other apt run (a postgresql install
-	// from another test binary) instead of failing at once.
-	const waitForDpkg = "DPkg::Lock::Timeout=600"
-	for _, args := range [][]string{
-		{"apt-get", "-o", waitForDpkg, "update"},
-		// Recommends pull in fonts, without which the dashboard's
-		// screenshots would show no text.
-		{"apt-get", "-o", waitForDpkg, "install", "-y", "chromium"},
-	} {
-		log.Info("devstack: running", "cmd", strings.Join(args, " "))
-		cmd := exec.CommandContext(ctx, args[0], args[1:]...)
-		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return "", fmt.Errorf("%s: %w\n%s", strings.Join(args, " "), err, lastLines(string(out), 20))
-		}
+	if err := aptInstall(ctx, log, func() bool { return lookChromium() != "" }, true, "chromium"); err != nil {
+		return "", err
 	}
 	if p := lookChromium(); p != "" {
 		return p, nil

@@ -113,35 +113,9 @@ func EnsureOpenCL(ctx context.Context, log *slog.Logger) (OpenCLStatus, error) {
 		return s, fmt.Errorf("OpenCL is not usable: missing %s, and apt-get is unavailable to install %s", missing, strings.Join(OpenCLPackages, " "))
 	}
 
-	// Parallel test binaries and other installers share dpkg's lock; take
-	// the devstack apt lock so they queue instead of failing.
-	cache, err := CacheDir()
-	if err != nil {
-		return s, err
-	}
-	if err := os.MkdirAll(cache, 0o755); err != nil {
-		return s, fmt.Errorf("create cache dir: %w", err)
-	}
-	unlock, err := lockFile(ctx, filepath.Join(cache, "apt.lock"))
-	if err != nil {
-		return s, err
-	}
-	defer unlock()
-	if s = FindOpenCL(); s.Complete() { // installed while we waited
-		return s, nil
-	}
-
 	log.Info("devstack: OpenCL incomplete, installing PoCL with apt-get", "missing", missing)
-	for _, args := range [][]string{
-		{"apt-get", "update"},
-		append([]string{"apt-get", "install", "-y", "--no-install-recommends"}, OpenCLPackages...),
-	} {
-		log.Info("devstack: running", "cmd", strings.Join(args, " "))
-		cmd := exec.CommandContext(ctx, args[0], args[1:]...)
-		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return s, fmt.Errorf("%s: %w\n%s", strings.Join(args, " "), err, lastLines(string(out), 20))
-		}
+	if err := aptInstall(ctx, log, func() bool { return FindOpenCL().Complete() }, false, OpenCLPackages...); err != nil {
+		return s, err
 	}
 	if s = FindOpenCL(); !s.Complete() {
 		return s, errors.New("installed " + strings.Join(OpenCLPackages, " ") + " but still missing " + strings.Join(s.Missing(), ", "))

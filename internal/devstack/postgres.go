@@ -323,16 +323,8 @@ func findPostgresBinaries(ctx context.Context, log *slog.Logger) (string, error)
 		return "", errors.New("PostgreSQL server binaries (initdb, pg_ctl) not found and apt-get is unavailable: install PostgreSQL ≥ 13 with your package manager")
 	}
 	log.Info("devstack: PostgreSQL not found, installing it with apt-get (this takes a minute)")
-	for _, args := range [][]string{
-		{"apt-get", "update"},
-		{"apt-get", "install", "-y", "--no-install-recommends", "postgresql"},
-	} {
-		log.Info("devstack: running", "cmd", strings.Join(args, " "))
-		cmd := exec.CommandContext(ctx, args[0], args[1:]...)
-		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return "", fmt.Errorf("%s: %w\n%s", strings.Join(args, " "), err, lastLines(string(out), 20))
-		}
+	if err := aptInstall(ctx, log, func() bool { return lookPostgresBinaries() != "" }, false, "postgresql"); err != nil {
+		return "", err
 	}
 	if dir := lookPostgresBinaries(); dir != "" {
 		return dir, nil
