@@ -449,7 +449,7 @@ func (p *Processor) pay(ctx context.Context) error {
 		switch b.State {
 		case StatePlanned:
 			recovering = true
-			if _, err := p.resolvePlanned(ctx, b); err != nil {
+			if err := p.resolvePlanned(ctx, b); err != nil {
 				return errors.Join(append(errs, err)...)
 			}
 		case StateSent, StateDropped:
@@ -486,35 +486,49 @@ func (p *Processor) hook(step string, b *Batch) error {
 }
 
 // resolvePlanned settles a batch that was planned but is not known to be
-// sent. It reports whether the batch is resolved (sent, failed or now
-// sent again) rather than left waiting.
-func (p *Processor) resolvePlanned(ctx context.Context, b *Batch) (bool, error) {
+// sent: sent, failed, sent again, or left waiting for the resend grace.
+func (p *Processor) resolvePlanned(ctx context.Context, b *Batch) error {
 	if b.LastAttempt.IsZero() {
 		// Never handed to the wallet: the crash came between planning
 		// and sendmany. Sending now is the first attempt.
-		return true, p.send(ctx, b)
+		return p.send(ctx, b)
 	}
 	tx, found, err := p.findInWallet(ctx, b)
 	if err != nil {
-		return false, err
+		return err
 	}
 	if found {
-		if err := p.store.MarkSent(ctx, b.ID, tx.TxID); err != nil {
-			return false, p.countErr(ErrKindDatabase, fmt.Errorf("payout: record txid of batch %s: %w", b.BatchID, err))
-		}
-		p.count(func(s *Stats) { s.BatchesReconciled++; s.BatchesSent++ })
-		p.log.Warn("payment batch found sent in the wallet; txid recorded", "batch", b.BatchID, "txid", tx.TxID)
-		return true, nil
+		return p.reconciled(ctx, b, p.log.With("batch", b.BatchID), tx.TxID, "payment batch found sent in the wallet; txid recorded")
 	}
 	if since := p.now().Sub(b.LastAttempt); since < p.cfg.ResendGrace {
 		// A sendmany whose answer was lost may still be running in the
 		// wallet; resending now could pay twice.
 		p.log.Warn("payment batch attempted but not in the wallet yet; waiting before resending",
 			"batch", b.BatchID, "since_attempt", since.Round(time.Second), "grace", p.cfg.ResendGrace)
-		return false, nil
+		return nil
 	}
 	p.log.Warn("payment batch attempted but absent from the wallet; sending again", "batch", b.BatchID)
-	return true, p.send(ctx, b)
+	return p.send(ctx, b)
+}
+
+// walletReadKind classifies a failed read of the wallet (history, one
+// transaction) for the error metrics.
+func walletReadKind(err error) string {
+	if IsUnreachable(err) {
+		return ErrKindWalletUnreachable
+	}
+	return ErrKindWallet
+}
+
+// reconciled records the txid of a batch found sent in the wallet's own
+// history.
+func (p *Processor) reconciled(ctx context.Context, b *Batch, log *slog.Logger, txid, msg string, args ...any) error {
+	if err := p.store.MarkSent(ctx, b.ID, txid); err != nil {
+		return p.countErr(ErrKindDatabase, fmt.Errorf("payout: record txid of batch %s: %w", b.BatchID, err))
+	}
+	p.count(func(s *Stats) { s.BatchesReconciled++; s.BatchesSent++ })
+	log.Warn(msg, append(args, "txid", txid)...)
+	return nil
 }
 
 // findInWallet looks for the batch among the wallet's sends since its
@@ -531,11 +545,7 @@ func (p *Processor) findInWallet(ctx context.Context, b *Batch) (WalletTx, bool,
 	}
 	txs, err := p.wallet.RecentSends(ctx, since.Add(-p.cfg.ClockAllowance))
 	if err != nil {
-		kind := ErrKindWallet
-		if IsUnreachable(err) {
-			kind = ErrKindWalletUnreachable
-		}
-		return WalletTx{}, false, p.countErr(kind, fmt.Errorf("payout: reconcile batch %s: wallet history: %w", b.BatchID, err))
+		return WalletTx{}, false, p.countErr(walletReadKind(err), fmt.Errorf("payout: reconcile batch %s: wallet history: %w", b.BatchID, err))
 	}
 	var candidates []WalletTx
 	for _, tx := range txs {
@@ -612,12 +622,7 @@ func (p *Processor) send(ctx context.Context, b *Batch) error {
 		if tx, found, ferr := p.findInWallet(ctx, b); ferr != nil {
 			return fmt.Errorf("payout: sendmany of batch %s refused (%v), and %w", b.BatchID, err, ferr)
 		} else if found {
-			if err := p.store.MarkSent(ctx, b.ID, tx.TxID); err != nil {
-				return p.countErr(ErrKindDatabase, fmt.Errorf("payout: record txid of batch %s: %w", b.BatchID, err))
-			}
-			p.count(func(s *Stats) { s.BatchesReconciled++; s.BatchesSent++ })
-			log.Warn("sendmany answered an error but the wallet sent the batch; txid recorded", "err", err, "txid", tx.TxID)
-			return nil
+			return p.reconciled(ctx, b, log, tx.TxID, "sendmany answered an error but the wallet sent the batch; txid recorded", "err", err)
 		}
 		return p.fail(ctx, b, log, err.Error())
 	}
@@ -660,11 +665,7 @@ func (p *Processor) checkConfirmations(ctx context.Context, b *Batch) error {
 	case errors.Is(err, ErrTxNotFound):
 		missing = "the wallet does not know the transaction"
 	case err != nil:
-		kind := ErrKindWallet
-		if IsUnreachable(err) {
-			kind = ErrKindWalletUnreachable
-		}
-		return p.countErr(kind, fmt.Errorf("payout: confirmations of batch %s tx %s: %w", b.BatchID, b.TxID, err))
+		return p.countErr(walletReadKind(err), fmt.Errorf("payout: confirmations of batch %s tx %s: %w", b.BatchID, b.TxID, err))
 	case tx.Confirms < 0:
 		missing = fmt.Sprintf("the transaction conflicts with one %d blocks deep in the main chain", -tx.Confirms)
 	}

@@ -129,7 +129,7 @@ func newSchemeWiring(p *payout.Processor, led *ledger.Ledger, params *chaincfg.P
 		w.OnBatch = ledger.PPSCredits(payout.PPSValuer(pc.FeeBPS, params.SubsidyReductionInterval))
 	case payout.SOLO:
 		w.Solo, w.SoloFeeAddress = true, pc.FeeAddress
-		if fee := pc.FeeBPS; fee > 0 && !pc.NoFee {
+		if fee := pc.FeeBPS; fee > 0 {
 			w.SoloSplit = func(v int64) (int64, int64, error) { return payout.SoloCoinbase(v, fee) }
 		}
 	}

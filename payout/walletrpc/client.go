@@ -75,9 +75,6 @@ func New(rawURL, user, pass string, opts Options) (*Client, error) {
 	}, nil
 }
 
-// Endpoint is the wallet URL without credentials.
-func (c *Client) Endpoint() string { return c.ep.URL }
-
 // Call invokes a wallet RPC. An error object from the wallet comes back as
 // *payout.WalletError (a refusal); a connection that could not be made
 // as payout.ErrWalletUnreachable (nothing was sent); anything else means
@@ -257,25 +254,11 @@ func (c *Client) Transaction(ctx context.Context, txid string) (payout.WalletTx,
 	return tx, nil
 }
 
-// Unlock unlocks an encrypted wallet for timeout seconds (walletpassphrase).
-func (c *Client) Unlock(ctx context.Context, passphrase string, timeout int64) error {
-	return c.Call(ctx, "walletpassphrase", []any{passphrase, timeout}, nil)
-}
-
 // NewAddress returns a fresh receiving address of the wallet.
 func (c *Client) NewAddress(ctx context.Context) (string, error) {
 	var a string
 	err := c.Call(ctx, "getnewaddress", nil, &a)
 	return a, err
-}
-
-// Balance returns the wallet's spendable balance (minconf 1) in satoshis.
-func (c *Client) Balance(ctx context.Context) (int64, error) {
-	var n json.Number
-	if err := c.Call(ctx, "getbalance", nil, &n); err != nil {
-		return 0, err
-	}
-	return ParseBTC(string(n))
 }
 
 func abs(v int64) int64 {
