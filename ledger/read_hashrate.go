@@ -47,6 +47,22 @@ func (l *Ledger) WorkerHashrateSeries(ctx context.Context, address string, windo
 	return l.workerHashrateSeries(ctx, time.Now(), address, window, bucket)
 }
 
+// SeriesAxis returns the bucket ends (Unix seconds) every hashrate series
+// of that window and bucket has at now: the time axis of a chart, with or
+// without shares in it.
+func SeriesAxis(now time.Time, window, bucket time.Duration) ([]int64, error) {
+	first, n, err := seriesRange(now, window, bucket)
+	if err != nil {
+		return nil, err
+	}
+	secs := int64(bucket / time.Second)
+	ends := make([]int64, n)
+	for i := range ends {
+		ends[i] = (first + int64(i) + 1) * secs
+	}
+	return ends, nil
+}
+
 // seriesRange returns the index of the first complete bucket in the window
 // and the number of complete buckets.
 func seriesRange(now time.Time, window, bucket time.Duration) (first int64, n int, err error) {

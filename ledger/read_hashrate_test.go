@@ -83,3 +83,24 @@ func TestHashrateSeries(t *testing.T) {
 		}
 	}
 }
+
+// The axis of an empty chart is the axis every series of that window has.
+func TestSeriesAxis(t *testing.T) {
+	now := time.Date(2026, 3, 1, 12, 0, 30, 0, time.UTC)
+	ends, err := SeriesAxis(now, 5*time.Minute, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pts := densePoints(now.Unix()/60-5, 5, 60, nil)
+	if len(ends) != len(pts) || ends[4] != time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC).Unix() {
+		t.Fatalf("axis %v", ends)
+	}
+	for i := range pts {
+		if ends[i] != pts[i].End.Unix() {
+			t.Fatalf("axis[%d] = %d, series end %d", i, ends[i], pts[i].End.Unix())
+		}
+	}
+	if _, err := SeriesAxis(now, 90*time.Second, time.Minute); err == nil {
+		t.Fatal("a window that is not a whole number of buckets was accepted")
+	}
+}

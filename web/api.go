@@ -225,15 +225,11 @@ func countMiners(online []pool.OnlineWorker) int {
 // bucket that gives a readable number of points (30 to 168) and enough
 // shares per bucket for a miner at the default 10 s share interval to draw
 // a line rather than noise.
-var seriesWindows = map[string]time.Duration{
-	"1h":  2 * time.Minute,
-	"6h":  5 * time.Minute,
-	"24h": 10 * time.Minute,
-	"7d":  time.Hour,
-}
-
-var seriesWindowLengths = map[string]time.Duration{
-	"1h": time.Hour, "6h": 6 * time.Hour, "24h": 24 * time.Hour, "7d": 7 * 24 * time.Hour,
+var seriesWindows = map[string]struct{ window, bucket time.Duration }{
+	"1h":  {time.Hour, 2 * time.Minute},
+	"6h":  {6 * time.Hour, 5 * time.Minute},
+	"24h": {24 * time.Hour, 10 * time.Minute},
+	"7d":  {7 * 24 * time.Hour, time.Hour},
 }
 
 // seriesParam reads ?window= (default 24h).
@@ -242,12 +238,12 @@ func seriesParam(w http.ResponseWriter, r *http.Request) (name string, window, b
 	if name == "" {
 		name = "24h"
 	}
-	bucket, ok = seriesWindows[name]
+	sw, ok := seriesWindows[name]
 	if !ok {
 		writeError(w, http.StatusBadRequest, "window must be one of 1h, 6h, 24h, 7d")
 		return "", 0, 0, false
 	}
-	return name, seriesWindowLengths[name], bucket, true
+	return name, sw.window, sw.bucket, true
 }
 
 type seriesResponse struct {
@@ -437,14 +433,11 @@ func (s *Server) miner(w http.ResponseWriter, r *http.Request) {
 	if times == nil {
 		// No worker has shares in the window: the axis is still the
 		// window's, so the page can draw an empty chart of the right span.
-		pts, err := s.cfg.Ledger.PoolHashrateSeries(ctx, window, bucket)
-		if err != nil {
-			s.dbError(w, "hashrate series axis", err)
+		var err error
+		if times, err = ledger.SeriesAxis(time.Now(), window, bucket); err != nil {
+			writeError(w, http.StatusInternalServerError, "internal error")
+			s.log.Error("hashrate series axis", "err", err)
 			return
-		}
-		times = make([]int64, len(pts))
-		for i, p := range pts {
-			times[i] = p.End.Unix()
 		}
 	}
 	resp.SeriesTime = times
