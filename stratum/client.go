@@ -32,6 +32,7 @@ const (
 // Its methods are safe for concurrent use.
 type Client struct {
 	conn    net.Conn
+	opts    ClientOptions
 	writeMu sync.Mutex
 	nextID  atomic.Uint64
 
@@ -76,10 +77,27 @@ func stripScheme(addr string) (string, error) {
 	return "", fmt.Errorf("stratum: dial %s: unsupported scheme %q", addr, scheme)
 }
 
+// ClientOptions change how a Client treats its server.
+type ClientOptions struct {
+	// OnProtocolError, when set, is told of each line from the server that
+	// is not a Stratum message (not a JSON object, or a method that is not
+	// a string), and the session goes on past it, as cgminer and cpuminer
+	// do. Without it such a line ends the session with ErrProtocol: a
+	// broken pool is failed over from loudly.
+	OnProtocolError func(line []byte, err error)
+}
+
+// ErrProtocol marks a line from the server that is not a Stratum message.
+var ErrProtocol = errors.New("stratum: protocol error")
+
 // NewClient runs the client protocol over an established connection.
-func NewClient(conn net.Conn) *Client {
+func NewClient(conn net.Conn) *Client { return NewClientOptions(conn, ClientOptions{}) }
+
+// NewClientOptions is NewClient with options.
+func NewClientOptions(conn net.Conn, opts ClientOptions) *Client {
 	c := &Client{
 		conn:    conn,
+		opts:    opts,
 		pending: make(map[uint64]chan callResult),
 		notes:   make(chan Notification, notificationBuffer),
 		done:    make(chan struct{}),
@@ -218,6 +236,10 @@ func (c *Client) readLoop() {
 			return
 		}
 		if err := c.dispatch(line); err != nil {
+			if c.opts.OnProtocolError != nil && errors.Is(err, ErrProtocol) {
+				c.opts.OnProtocolError(line, err)
+				continue
+			}
 			c.fail(err)
 			return
 		}
@@ -228,11 +250,11 @@ func (c *Client) readLoop() {
 // not a Stratum message is broken; failing loudly lets the miner reconnect
 // or fail over instead of mining on a confused session.
 func (c *Client) dispatch(line []byte) error {
-	m, method, err := decodeServerLine(line)
+	m, method, isNote, err := decodeServerLine(line)
 	if err != nil {
 		return err
 	}
-	if method != "" || (len(m.Method) > 0 && !isNull(m.Method)) {
+	if isNote {
 		// Params must be a json.RawMessage holding JSON: a nil RawMessage
 		// stored in the interface would not compare equal to nil.
 		params := m.Params
@@ -275,34 +297,21 @@ func (c *Client) dispatch(line []byte) error {
 }
 
 // decodeServerLine decodes one non-blank line from the server, as dispatch
-// sees it. method is set when the message has a (string) method.
-func decodeServerLine(line []byte) (m wireMessage, method string, err error) {
+// sees it. isNote tells a notification or server request (it has a method,
+// possibly "") from a reply; errors wrap ErrProtocol.
+func decodeServerLine(line []byte) (m wireMessage, method string, isNote bool, err error) {
 	trimmed := bytes.TrimLeft(line, " \t\r")
 	if len(trimmed) == 0 || trimmed[0] != '{' || json.Unmarshal(trimmed, &m) != nil {
-		return m, "", errors.New("stratum: protocol error: server sent a line that is not a JSON object")
+		return m, "", false, fmt.Errorf("%w: server sent a line that is not a JSON object", ErrProtocol)
 	}
 	if len(m.Method) > 0 && !isNull(m.Method) {
 		var ok bool
 		if method, ok = rawString(m.Method); !ok {
-			return m, "", errors.New("stratum: protocol error: method is not a string")
+			return m, "", false, fmt.Errorf("%w: method is not a string", ErrProtocol)
 		}
+		isNote = true
 	}
-	return m, method, nil
-}
-
-// CheckServerLine reports why a Client would end the connection with a
-// protocol error on this line from the server (one line, with or without
-// its terminator), or nil when it would accept it: a blank line, or a JSON
-// object whose method, if any, is a string. A miner that would rather skip
-// such lines than reconnect filters its input with it.
-func CheckServerLine(line []byte) error {
-	line = bytes.TrimSuffix(line, []byte{'\n'})
-	line = bytes.TrimSuffix(line, []byte{'\r'}) // as LineReader strips them
-	if isBlank(line) {
-		return nil
-	}
-	_, _, err := decodeServerLine(line)
-	return err
+	return m, method, isNote, nil
 }
 
 // parseCallID reads back our numeric ids; some servers echo them as strings.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"sync"
 	"testing"
 	"time"
 )
@@ -204,22 +205,58 @@ func TestDialAddress(t *testing.T) {
 	}
 }
 
-func TestCheckServerLine(t *testing.T) {
-	for _, line := range []string{
-		"", "\n", " \t\r\n", `{"id":1,"result":true,"error":null}`, " \t{\"id\":null,\"method\":\"mining.notify\",\"params\":[]}\r\n",
+// With OnProtocolError a client reports each line that is not a Stratum
+// message and keeps the session; every other line is dispatched as usual.
+func TestClientSkipsProtocolErrors(t *testing.T) {
+	good := []string{
+		"", " \t\r", `{"id":1,"result":true,"error":null}`, " \t{\"id\":null,\"method\":\"mining.notify\",\"params\":[]}\r",
 		`{"id":2}`, `{"method":null}`, `{"method":""}`,
-	} {
-		if err := CheckServerLine([]byte(line)); err != nil {
-			t.Errorf("%q refused: %v", line, err)
-		}
 	}
 	// What the client would die on, including whitespace that
 	// bytes.TrimSpace knows but JSON and the line reader do not.
-	for _, line := range []string{
-		"garbage\n", "[1,2]", `{"method":42}`, `{"id":1`, "\v{}\n", "\f\n", "\xc2\xa0{}", "{} \v",
-	} {
-		if err := CheckServerLine([]byte(line)); err == nil {
-			t.Errorf("%q accepted", line)
+	bad := []string{"garbage", "[1,2]", `{"method":42}`, `{"id":1`, "\v{}", "\f", "\xc2\xa0{}", "{} \v"}
+	srv, cli := net.Pipe()
+	var mu sync.Mutex
+	var reported []string
+	c := NewClientOptions(cli, ClientOptions{OnProtocolError: func(line []byte, err error) {
+		if !errors.Is(err, ErrProtocol) {
+			t.Errorf("%q: %v does not wrap ErrProtocol", line, err)
 		}
+		mu.Lock()
+		reported = append(reported, string(line))
+		mu.Unlock()
+	}})
+	defer c.Close()
+	go func() {
+		for _, l := range append(append(good, bad...), `{"id":null,"method":"last","params":[]}`) {
+			io.WriteString(srv, l+"\n")
+		}
+	}()
+	for n := range c.Notifications() {
+		if n.Method == "last" {
+			break
+		}
+	}
+	if c.Err() != nil {
+		t.Fatalf("session ended: %v", c.Err())
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(reported) != len(bad) {
+		t.Fatalf("reported %q, want exactly the malformed %q", reported, bad)
+	}
+	for i := range bad {
+		if reported[i] != bad[i] {
+			t.Errorf("reported %q, want %q", reported[i], bad[i])
+		}
+	}
+
+	// Without the option the first malformed line ends the session.
+	srv2, cli2 := net.Pipe()
+	c2 := NewClient(cli2)
+	go io.WriteString(srv2, "garbage\n")
+	<-c2.Done()
+	if !errors.Is(c2.Err(), ErrProtocol) {
+		t.Fatalf("session ended with %v, want ErrProtocol", c2.Err())
 	}
 }

@@ -1,7 +1,6 @@
 package worker
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -218,27 +217,29 @@ func checkWork(t *testing.T, m *Miner, s *session) {
 	}
 }
 
-// FuzzFilterConn feeds arbitrary bytes from a "pool" through the miner's
-// line filter into the Stratum client. The filter promises to pass only
-// lines the client can dispatch, so the connection may end only at the end
-// of the input (or on an over-long line), never on a protocol error.
-func FuzzFilterConn(f *testing.F) {
+// FuzzPoolGarbage feeds arbitrary bytes from a "pool" into the miner's
+// Stratum client. Malformed lines are skipped, so the connection may end
+// only at the end of the input (or on an over-long line), never on a
+// protocol error.
+func FuzzPoolGarbage(f *testing.F) {
 	f.Add([]byte("this is not json\n{\"id\":null,\"method\":\"mining.set_difficulty\",\"params\":[1]}\n"))
 	f.Add([]byte("{\"id\":null,\"method\":42}\n[1,2]\n\n\r\n{\"id\":1,\"result\":true,\"error\":null}"))
 	f.Add([]byte("\v{\"id\":null}\n\f\n \t{\"id\":2}\r\n"))
 	f.Add([]byte("{\"id\":null,\"method\":\"mining.notify\",\"params\":" + fuzzNotify + "}\n"))
 	f.Add([]byte("\xc2\xa0{}\n{\"METHOD\":1}\n{\"method\":\"a\",\"Method\":2}\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		cli, other := net.Pipe()
-		defer other.Close()
-		fc := &filterConn{Conn: cli, r: bufio.NewReader(bytes.NewReader(data)), log: slog.New(slog.NewTextHandler(io.Discard, nil))}
-		c := stratum.NewClient(fc)
+		pool, cli := net.Pipe()
+		go func() {
+			pool.Write(data)
+			pool.Close()
+		}()
+		c := newPoolClient(cli, slog.New(slog.NewTextHandler(io.Discard, nil)))
 		defer c.Close()
 		for range c.Notifications() {
 		}
 		<-c.Done()
 		err := c.Err()
-		if !errors.Is(err, io.EOF) && !errors.Is(err, errLineTooLong) && !errors.Is(err, stratum.ErrLineTooLong) {
+		if !errors.Is(err, io.EOF) && !errors.Is(err, stratum.ErrLineTooLong) {
 			t.Fatalf("connection ended with %v", err)
 		}
 	})
