@@ -45,7 +45,7 @@ func (c *payoutConfig) register(fs *flag.FlagSet) {
 	fs.IntVar(&c.FeeBPS, "pool-fee-bps", payout.DefaultFeeBPS, "pool fee in basis points (100 = 1%)")
 	fs.StringVar(&c.FeeAddress, "fee-address", "", "address credited with the pool fee (serve: default --pool-address)")
 	fs.Int64Var(&c.Threshold, "payout-threshold", payout.DefaultThreshold, "least mature balance paid, in satoshis")
-	fs.DurationVar(&c.Interval, "payout-interval", payout.DefaultInterval, "how often blocks are checked and payments sent")
+	fs.DurationVar(&c.Interval, "payout-interval", payout.DefaultInterval, "how often serve checks blocks and sends payments (payout run ignores it, so serve and payout run can share one config)")
 	fs.Int64Var(&c.Maturity, "coinbase-maturity", payout.DefaultMaturity, "confirmations before a block's credits are released")
 	fs.Int64Var(&c.Confirmations, "payout-confirmations", payout.DefaultConfirmations, "confirmations before a payment is final")
 	fs.DurationVar(&c.DropAfter, "payout-drop-after", payout.DefaultDropAfter, "how long a sent payment's transaction may be unknown to the wallet or conflicted before its batch is marked dropped (never resent automatically)")
