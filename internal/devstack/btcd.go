@@ -48,11 +48,8 @@ type BtcdOptions struct {
 
 // Btcd is a running btcd node without peers.
 type Btcd struct {
-	RPCHost    string // 127.0.0.1:port
-	RPCUser    string
-	RPCPass    string
+	rpcChild
 	Network    string // "regtest" or "simnet"
-	DataDir    string
 	MiningAddr string
 	// MiningKey is the WIF private key of MiningAddr when StartBtcd
 	// generated the address, so tests can spend the coinbase outputs.
@@ -60,12 +57,7 @@ type Btcd struct {
 	// Params are the chain parameters of Network.
 	Params *chaincfg.Params
 
-	log      *slog.Logger
-	proc     *process
-	rpc      *rpcClient
-	temp     bool
-	stopOnce sync.Once
-	stopErr  error
+	log *slog.Logger
 }
 
 // StartBtcd installs btcd if needed, starts it, waits until its RPC server
@@ -195,10 +187,6 @@ func (b *Btcd) Generate(ctx context.Context, n int) ([]string, error) {
 
 // RPCURL is the node's RPC endpoint with credentials, as pool/node.New and
 // the --node flag take it.
-func (b *Btcd) RPCURL() string {
-	u := url.URL{Scheme: "http", User: url.UserPassword(b.RPCUser, b.RPCPass), Host: b.RPCHost}
-	return u.String()
-}
 
 // LogPath is btcd's own log file.
 func (b *Btcd) LogPath() string {
@@ -220,18 +208,11 @@ func (b *Btcd) Exited() <-chan struct{} { return b.proc.exited }
 // ends first) and removes a temporary data dir. Only the first call does
 // anything.
 func (b *Btcd) Stop(ctx context.Context) error {
-	b.stopOnce.Do(func() {
-		b.stopErr = b.proc.stop(ctx)
-		if b.temp {
-			if err := os.RemoveAll(b.DataDir); err != nil && b.stopErr == nil {
-				b.stopErr = fmt.Errorf("remove btcd temp dir: %w", err)
-			}
-		}
-		if b.stopErr == nil {
-			b.log.Info("devstack: btcd stopped", "rpc", b.RPCHost)
-		}
-	})
-	return b.stopErr
+	err := b.stop(ctx, "btcd")
+	if err == nil {
+		b.log.Info("devstack: btcd stopped", "rpc", b.RPCHost)
+	}
+	return err
 }
 
 // newMiningAddress makes a P2WPKH address from a fresh key.
@@ -249,6 +230,41 @@ func newMiningAddress(params *chaincfg.Params) (addr, wif string, err error) {
 		return "", "", fmt.Errorf("encode mining key: %w", err)
 	}
 	return a.EncodeAddress(), w.String(), nil
+}
+
+// rpcChild is what devstack's RPC servers (btcd, btcwallet) share: a data
+// dir (removed at Stop when it was made for them), an RPC endpoint on
+// loopback, the process, and a client for devstack's own calls.
+type rpcChild struct {
+	RPCHost string // 127.0.0.1:port
+	RPCUser string
+	RPCPass string
+	DataDir string
+
+	proc     *process
+	rpc      *rpcClient
+	temp     bool
+	stopOnce sync.Once
+	stopErr  error
+}
+
+// RPCURL is the RPC endpoint with credentials (--node-url, --wallet-url).
+func (c *rpcChild) RPCURL() string {
+	u := url.URL{Scheme: "http", User: url.UserPassword(c.RPCUser, c.RPCPass), Host: c.RPCHost}
+	return u.String()
+}
+
+// stop ends the process and removes a temporary data dir, once.
+func (c *rpcChild) stop(ctx context.Context, name string) error {
+	c.stopOnce.Do(func() {
+		c.stopErr = c.proc.stop(ctx)
+		if c.temp {
+			if err := os.RemoveAll(c.DataDir); err != nil && c.stopErr == nil {
+				c.stopErr = fmt.Errorf("remove %s temp dir: %w", name, err)
+			}
+		}
+	})
+	return c.stopErr
 }
 
 // childDataDir returns dir, created if needed, or a new temporary directory

@@ -5,12 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 )
 
@@ -55,18 +53,9 @@ type BtcwalletOptions struct {
 
 // Btcwallet is a running btcwallet connected to a simnet btcd, unlocked.
 type Btcwallet struct {
-	RPCHost string
-	RPCUser string
-	RPCPass string
-	DataDir string
-
-	btcd     *Btcd
-	log      *slog.Logger
-	proc     *process
-	rpc      *rpcClient
-	temp     bool
-	stopOnce sync.Once
-	stopErr  error
+	rpcChild
+	btcd *Btcd
+	log  *slog.Logger
 }
 
 // StartBtcwallet installs btcwallet if needed, creates a wallet (passphrase
@@ -191,11 +180,6 @@ func (w *Btcwallet) Call(ctx context.Context, method string, params []any, out a
 	return w.rpc.call(ctx, method, params, out)
 }
 
-// RPCURL is the wallet's RPC endpoint with credentials (--wallet-url).
-func (w *Btcwallet) RPCURL() string {
-	u := url.URL{Scheme: "http", User: url.UserPassword(w.RPCUser, w.RPCPass), Host: w.RPCHost}
-	return u.String()
-}
 
 // LogTail returns the last n lines of btcwallet's output and log.
 func (w *Btcwallet) LogTail(n int) string {
@@ -207,14 +191,4 @@ func (w *Btcwallet) outputPath() string { return filepath.Join(w.DataDir, "btcwa
 
 // Stop interrupts btcwallet, waits for it to exit and removes a temporary
 // data dir. Only the first call does anything.
-func (w *Btcwallet) Stop(ctx context.Context) error {
-	w.stopOnce.Do(func() {
-		w.stopErr = w.proc.stop(ctx)
-		if w.temp {
-			if err := os.RemoveAll(w.DataDir); err != nil && w.stopErr == nil {
-				w.stopErr = fmt.Errorf("remove btcwallet temp dir: %w", err)
-			}
-		}
-	})
-	return w.stopErr
-}
+func (w *Btcwallet) Stop(ctx context.Context) error { return w.stop(ctx, "btcwallet") }
