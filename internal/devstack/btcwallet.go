@@ -180,7 +180,6 @@ func (w *Btcwallet) Call(ctx context.Context, method string, params []any, out a
 	return w.rpc.call(ctx, method, params, out)
 }
 
-
 // LogTail returns the last n lines of btcwallet's output and log.
 func (w *Btcwallet) LogTail(n int) string {
 	logFile := filepath.Join(w.DataDir, "logs", "simnet", "btcwallet.log")
