@@ -156,8 +156,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 
-	btcd := devtest.Btcd(t, devstack.BtcdOptions{Network: "regtest"})
-	dbURL := devtest.Postgres(t)
+	btcd, dbURL, _ := regtestStack(t)
 	b := startBrowser(t)
 
 	// On regtest every share is also a block (the share target is never

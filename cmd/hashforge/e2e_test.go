@@ -199,6 +199,19 @@ func testLogger(level slog.Level) *slog.Logger {
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }
 
+// regtestStack starts what every end-to-end test mines against: btcd in
+// regtest and a private PostgreSQL, with a node client for the checks.
+func regtestStack(t *testing.T) (*devstack.Btcd, string, *node.Client) {
+	t.Helper()
+	btcd := devtest.Btcd(t, devstack.BtcdOptions{Network: "regtest"})
+	dbURL := devtest.Postgres(t)
+	rpc, err := node.New(btcd.RPCURL(), "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return btcd, dbURL, rpc
+}
+
 // regtestServe is the serve configuration the end-to-end tests share: the
 // devstack node and database, listeners on free loopback ports, and
 // difficulties each test then sets to what it needs.
@@ -247,9 +260,8 @@ func TestServeEndToEnd(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 
-	btcd := devtest.Btcd(t, devstack.BtcdOptions{Network: "regtest"})
+	btcd, dbURL, rpc := regtestStack(t)
 	poolAddr := btcd.MiningAddr
-	dbURL := devtest.Postgres(t)
 
 	cfg := regtestServe(t, btcd, dbURL, "hashforge-e2e")
 	cfg.StartDifficulty, cfg.MinDifficulty, cfg.NodeID = 1, 0.0001, 7
@@ -324,10 +336,6 @@ func TestServeEndToEnd(t *testing.T) {
 	err = m.submit(ctx, user, job, en2, nonce, nil)
 	wantCode(t, "duplicate", err, stratum.CodeDuplicate)
 
-	rpc, err := node.New("http://"+btcd.RPCHost, btcd.RPCUser, btcd.RPCPass)
-	if err != nil {
-		t.Fatal(err)
-	}
 	best, err := rpc.GetBestBlockHash(ctx)
 	if err != nil {
 		t.Fatal(err)

@@ -12,9 +12,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/hashforge/hashforge/internal/devstack"
-	"github.com/hashforge/hashforge/internal/devstack/devtest"
-	"github.com/hashforge/hashforge/pool/node"
 	"github.com/hashforge/hashforge/worker"
 )
 
@@ -31,13 +28,8 @@ func TestMinerEndToEnd(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 
-	btcd := devtest.Btcd(t, devstack.BtcdOptions{Network: "regtest"})
+	btcd, dbURL, rpc := regtestStack(t)
 	poolAddr := btcd.MiningAddr
-	dbURL := devtest.Postgres(t)
-	rpc, err := node.New("http://"+btcd.RPCHost, btcd.RPCUser, btcd.RPCPass)
-	if err != nil {
-		t.Fatal(err)
-	}
 	startCount, err := rpc.GetBlockCount(ctx)
 	if err != nil {
 		t.Fatal(err)

@@ -15,9 +15,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/hashforge/hashforge/internal/devstack"
 	"github.com/hashforge/hashforge/internal/devstack/devtest"
-	"github.com/hashforge/hashforge/pool/node"
 	"github.com/hashforge/hashforge/worker"
 )
 
@@ -47,12 +45,7 @@ func TestOpenCLMinerFindsBlock(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 
-	btcd := devtest.Btcd(t, devstack.BtcdOptions{Network: "regtest"})
-	dbURL := devtest.Postgres(t)
-	rpc, err := node.New("http://"+btcd.RPCHost, btcd.RPCUser, btcd.RPCPass)
-	if err != nil {
-		t.Fatal(err)
-	}
+	btcd, dbURL, rpc := regtestStack(t)
 	startTip, err := rpc.GetBestBlockHash(ctx)
 	if err != nil {
 		t.Fatal(err)

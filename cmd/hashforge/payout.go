@@ -169,9 +169,6 @@ func cmdPayout(args []string) error {
 	if err := parseFlags(fs, args[1:]); err != nil {
 		return err
 	}
-	if dbURL == "" {
-		return errors.New("--database-url is required")
-	}
 	log, err := newLogger(level, false)
 	if err != nil {
 		return err
@@ -185,30 +182,25 @@ func cmdPayout(args []string) error {
 			return fmt.Errorf("--pool-address: %w", err)
 		}
 	}
-	ctx, stop := signalContext()
-	defer stop()
-	led, err := ledger.Open(ctx, dbURL)
-	if err != nil {
-		return err
-	}
-	defer led.Close()
-	if _, err := led.Migrate(ctx); err != nil {
-		return err
-	}
 	rpc, err := node.New(nodeURL, nodeUser, nodePass)
 	if err != nil {
 		return err
 	}
-	p, err := pc.processor(led, rpc, params, poolAddress, log)
-	if err != nil {
+	return withLedger(dbURL, func(ctx context.Context, led *ledger.Ledger) error {
+		if _, err := led.Migrate(ctx); err != nil {
+			return err
+		}
+		p, err := pc.processor(led, rpc, params, poolAddress, log)
+		if err != nil {
+			return err
+		}
+		err = p.RunOnce(ctx)
+		st := p.Stats()
+		log.Info("payout run done", "credited", st.BlocksCredited, "matured", st.BlocksMatured, "orphaned", st.BlocksOrphaned,
+			"planned", st.BatchesPlanned, "sent", st.BatchesSent, "confirmed", st.BatchesConfirmed, "failed", st.BatchesFailed,
+			"reconciled", st.BatchesReconciled, "dropped", st.BatchesDropped)
 		return err
-	}
-	err = p.RunOnce(ctx)
-	st := p.Stats()
-	log.Info("payout run done", "credited", st.BlocksCredited, "matured", st.BlocksMatured, "orphaned", st.BlocksOrphaned,
-		"planned", st.BatchesPlanned, "sent", st.BatchesSent, "confirmed", st.BatchesConfirmed, "failed", st.BatchesFailed,
-		"reconciled", st.BatchesReconciled, "dropped", st.BatchesDropped)
-	return err
+	})
 }
 
 // cmdPayoutRefund is the operator's action on a dropped batch (see
