@@ -41,6 +41,29 @@ func BenchmarkCheckShare(b *testing.B) {
 	}
 }
 
+// BenchmarkCheckShareSolo is the accepted-share path of a SOLO session: the
+// same work plus finding the job's coinbase for the finder's script (a
+// 34-byte P2WSH here, whose lookup once allocated per share).
+func BenchmarkCheckShareSolo(b *testing.B) {
+	book, j := benchBook(b)
+	j.soloOutputs = func(script []byte) []TxOut { return []TxOut{{Value: j.coinbaseVal, Script: script}} }
+	var diffs DifficultyLog
+	diffs.Set(1e-30, mustTarget(b, 1e-30))
+	diffs.JobSent(j.Seq)
+	script := "\x00\x20" + strings.Repeat("\x11", 32)
+	sub := Submission{JobID: j.ID, Extranonce1: []byte{1, 2, 3, 4}, Extranonce2: make([]byte, 8), NTime: j.curTime,
+		SoloScript: script}
+	b.ReportAllocs()
+	var nonce uint32
+	for b.Loop() {
+		nonce++
+		sub.Nonce = nonce
+		if _, err := book.CheckShare(&sub, &diffs); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 // BenchmarkCheckShareLowDifficulty is the reject path after hashing, at
 // mainnet-like targets.
 func BenchmarkCheckShareLowDifficulty(b *testing.B) {
