@@ -34,6 +34,31 @@ type ShareWindow struct {
 	Window   time.Duration
 	Shares   int64   // shares stamped in the window
 	Hashrate float64 // hashes per second: Σ difficulty × 2^32 / window
+	// SharesPerSecond is Shares over the same time as Hashrate.
+	SharesPerSecond float64
+}
+
+// A pool that began mining less than a window ago (its first share ever is
+// younger than the window) has had only the time since that share to do
+// the work: dividing by the whole window would show a pool that started
+// a minute ago at a tenth of its hashrate. Then the window is the time
+// since the first share, and the sum and count leave out one share's
+// worth ((n-1)/n), since the clock starts when the first was found.
+func (w *ShareWindow) rate(sum float64, now, first time.Time) {
+	elapsed, n := w.Window, float64(w.Shares)
+	if !first.IsZero() && now.Sub(first) < elapsed {
+		elapsed = now.Sub(first)
+		if n > 0 {
+			sum *= (n - 1) / n
+			n--
+		}
+	}
+	if elapsed <= 0 || n <= 0 {
+		w.Hashrate, w.SharesPerSecond = 0, 0
+		return
+	}
+	w.Hashrate = sum * hashesPerDifficulty / elapsed.Seconds()
+	w.SharesPerSecond = n / elapsed.Seconds()
 }
 
 // PoolShareWindows returns the pool's hashrate and share count over each
@@ -74,19 +99,27 @@ func (l *Ledger) poolShareWindows(ctx context.Context, now time.Time, windows []
 		fmt.Fprintf(&q, "count(*) FILTER (WHERE time > $%d), COALESCE(sum(difficulty) FILTER (WHERE time > $%d), 0)", p, p)
 		args = append(args, since[i])
 	}
-	q.WriteString(" FROM shares WHERE time > $1")
+	// The first share ever is one step down the time index.
+	q.WriteString(", (SELECT min(time) FROM shares) FROM shares WHERE time > $1")
 	counts := make([]int64, len(windows))
 	sums := make([]float64, len(windows))
-	dest := make([]any, 0, 2*len(windows))
+	dest := make([]any, 0, 2*len(windows)+1)
 	for i := range windows {
 		dest = append(dest, &counts[i], &sums[i])
 	}
+	var first *time.Time // NULL on an empty ledger
+	dest = append(dest, &first)
 	if err := l.pool.QueryRow(ctx, q.String(), args...).Scan(dest...); err != nil {
 		return nil, fmt.Errorf("pool share windows: %w", err)
 	}
+	var began time.Time
+	if first != nil {
+		began = *first
+	}
 	out := make([]ShareWindow, len(windows))
 	for i, w := range windows {
-		out[i] = ShareWindow{Window: w, Shares: counts[i], Hashrate: sums[i] * hashesPerDifficulty / w.Seconds()}
+		out[i] = ShareWindow{Window: w, Shares: counts[i]}
+		out[i].rate(sums[i], now, began)
 	}
 	return out, nil
 }

@@ -87,3 +87,37 @@ func TestPoolShareWindows(t *testing.T) {
 		t.Errorf("no windows: %v, %v", out, err)
 	}
 }
+
+// A pool whose first share is younger than a window is judged over the
+// time since that share, not the whole window: a pool mining for a minute
+// must not show a tenth of its hashrate in the 10-minute figure.
+func TestPoolShareWindowsOfANewPool(t *testing.T) {
+	l, _ := newTestLedger(t)
+	ctx := testCtx(t)
+	now := time.Now().Truncate(time.Microsecond) // PostgreSQL's precision
+	var shares []pool.Share
+	for i := range 5 { // one share of difficulty 3 every 15 s for the last minute
+		shares = append(shares, pool.Share{Time: now.Add(-time.Duration(i) * 15 * time.Second), Address: "bcrt1qa",
+			JobID: "j", Difficulty: 3, Height: 1})
+	}
+	for i := range shares {
+		sanitizeShare(&shares[i])
+	}
+	if _, err := NewBatcher(l, BatcherOptions{}).writeBatch(ctx, batch{ID: newBatchID(now), Shares: shares}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := l.poolShareWindows(ctx, now, []time.Duration{30 * time.Second, 10 * time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 30 s: a full window (the pool is older): shares at 0, 15 and 30 s
+	// ago are in it only when strictly younger, so 2 of them.
+	if want := 2 * 3 * float64(1<<32) / 30; got[0].Shares != 2 || math.Abs(got[0].Hashrate-want) > want*1e-9 {
+		t.Errorf("30 s window: %+v, want hashrate %v", got[0], want)
+	}
+	// 10 min: the pool began 60 s ago; four intervals of 15 s, each one
+	// share of difficulty 3.
+	if want := 4 * 3 * float64(1<<32) / 60; got[1].Shares != 5 || math.Abs(got[1].Hashrate-want) > want*1e-6 {
+		t.Errorf("10 min window of a pool mining for 60 s: %+v, want hashrate %v", got[1], want)
+	}
+}

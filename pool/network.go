@@ -2,6 +2,8 @@ package pool
 
 import (
 	"fmt"
+	"math"
+	"strconv"
 	"strings"
 
 	"github.com/btcsuite/btcd/address/v2"
@@ -69,4 +71,33 @@ func payoutScript(addr string, net *chaincfg.Params) ([]byte, error) {
 		return nil, fmt.Errorf("address %q cannot be paid: %w", addr, err)
 	}
 	return script, nil
+}
+
+// PasswordDifficulty reads the difficulty a miner asks for in its Stratum
+// password, as many pools accept it and miners' docs describe: a `d=N`
+// field among comma-separated fields ("d=0.01", "x,d=65536"). ok is false
+// when there is none, or when its value is not a positive finite number
+// (the rest of the password is the miner's business, so a bad d= is
+// ignored rather than refused).
+func PasswordDifficulty(password string) (d float64, ok bool) {
+	for field := range strings.SplitSeq(password, ",") {
+		k, v, found := strings.Cut(strings.TrimSpace(field), "=")
+		if !found || !strings.EqualFold(k, "d") {
+			continue
+		}
+		// Sixty-four characters are more than any difficulty needs and
+		// keep a hostile password from costing parse time.
+		if len(v) > 64 {
+			return 0, false
+		}
+		d, err := strconv.ParseFloat(v, 64)
+		if err != nil || !(d > 0) || math.IsInf(d, 0) {
+			return 0, false
+		}
+		if _, err := DifficultyToTarget(d); err != nil {
+			return 0, false
+		}
+		return d, true
+	}
+	return 0, false
 }

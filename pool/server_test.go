@@ -268,12 +268,13 @@ func TestHandlerSessionFlow(t *testing.T) {
 	if sd.Method != "mining.set_difficulty" {
 		t.Fatalf("want set_difficulty first, got %s", lines[1])
 	}
-	// The minimum-difficulty floor (0.5) is above regtest's network
-	// difficulty: the ceiling wins.
+	// Regtest's network difficulty (its minimum) is no ceiling: the
+	// session starts at --start-difficulty (1), above the miner's 0.5
+	// floor, or the miner would send every other hash as a share.
 	var d float64
 	_ = json.Unmarshal(sd.Params[0], &d)
-	if d != tp.srv.jobs.Current().netDiff {
-		t.Fatalf("difficulty %v, want the regtest network difficulty", d)
+	if d != 1 {
+		t.Fatalf("difficulty %v, want the start difficulty 1", d)
 	}
 	nt := parseLine(t, lines[2])
 	if nt.Method != "mining.notify" || len(nt.Params) != 9 || string(nt.Params[8]) != "true" {
@@ -290,14 +291,25 @@ func TestHandlerSessionFlow(t *testing.T) {
 	}
 	call(tp.srv, ss, "mining.extranonce.subscribe", []any{})
 	call(tp.srv, ss, "mining.suggest_difficulty", []any{0.25})
+	told := 0.0
 	for _, l := range c.take() {
-		if m := parseLine(t, l); string(m.Result) != "true" {
+		m := parseLine(t, l)
+		if m.Method == "mining.set_difficulty" {
+			told = setDifficulty(t, l)
+			continue
+		}
+		if m.Method == "" && string(m.Result) != "true" {
 			t.Fatalf("reply %s", l)
 		}
 	}
+	if told != 0.25 {
+		t.Fatalf("suggest_difficulty 0.25 told %v", told)
+	}
 
 	// A solved share through the handler: accepted, block submitted
-	// before the reply, share handed to the sink.
+	// before the reply, share handed to the sink. At difficulty 0.25 a
+	// share among the first 1000 nonces is almost surely only a block
+	// (regtest's target), which is accepted all the same.
 	var jobID string
 	_ = json.Unmarshal(nt.Params[0], &jobID)
 	en2 := "0102030405060708"

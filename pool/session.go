@@ -43,10 +43,17 @@ type session struct {
 	workers       map[string]Username // by username as the miner sends it
 	versionMask   uint32
 	floor         float64 // the miner's own minimum (configure / suggest)
-	desired       float64 // difficulty wanted before the network ceiling
-	diffs         DifficultyLog
-	vd            vardiff
-	lastJob       *Job
+	desired       float64 // difficulty vardiff or the miner asked for
+	// fixed is set by a d=N password: the miner chose its difficulty and
+	// vardiff leaves it alone.
+	fixed bool
+	// Shares answered on this session, for the one warning a session with
+	// a high reject ratio gets.
+	accepted, rejected uint64
+	rejectWarned       bool
+	diffs              DifficultyLog
+	vd                 vardiff
+	lastJob            *Job
 	// soloScript is what this session's coinbases pay under SOLO: the
 	// first address it authorized.
 	soloScript string
@@ -205,6 +212,12 @@ func (s *Server) handleAuthorize(ss *session, req *stratum.Request) {
 		s.workers.Add(1)
 		s.publishWorker(EventWorkerUp, u, ss.remote)
 	}
+	if d, ok := PasswordDifficulty(p.Password); ok {
+		// d=N: the miner's fixed difficulty, within --min-difficulty (and
+		// its own floor) and the network difficulty.
+		ss.fixed = true
+		ss.desired = s.requestedDifficulty(d, ss.floor)
+	}
 	first := !ss.authorized
 	ss.authorized = true
 	ss.c.SetAuthorized()
@@ -213,7 +226,9 @@ func (s *Server) handleAuthorize(ss *session, req *stratum.Request) {
 		// Work goes out now: a miner that waits for the pool after
 		// authorizing would otherwise idle until the next block.
 		s.startWorkLocked(ss)
+		return
 	}
+	s.applyDifficultyLocked(ss)
 }
 
 // startWorkLocked sends a session its first difficulty and job.
@@ -278,7 +293,7 @@ func (s *Server) applyDifficultyLocked(ss *session) {
 	if cur == nil {
 		return
 	}
-	if told, _ := ss.diffs.Current(); clampDifficulty(ss.desired, s.floor(ss), cur.netDiff) == told {
+	if told, _ := ss.diffs.Current(); s.sessionDifficulty(ss, cur) == told {
 		return
 	}
 	s.sendJobLocked(ss, cur, false)
@@ -295,7 +310,9 @@ func (s *Server) handleSuggestDifficulty(ss *session, req *stratum.Request) {
 		return
 	}
 	ss.mu.Lock()
-	ss.floor = max(d, s.cfg.MinDifficulty)
+	// The suggestion becomes the miner's floor, bounded by the network
+	// ceiling: a miner asks for a share rate, not to skip blocks.
+	ss.floor = s.requestedDifficulty(d, 0)
 	ss.desired = ss.floor
 	// Shares so far were found at the old difficulty and say nothing
 	// about the rate at the new one.
@@ -339,6 +356,12 @@ func (s *Server) handleSubmit(ss *session, req *stratum.Request) {
 		SoloScript:     ss.soloScript,
 	}
 	res, err := s.jobs.CheckShare(&sub, &ss.diffs)
+	if err != nil {
+		ss.rejected++
+		s.warnRejectsLocked(ss)
+	} else {
+		ss.accepted++
+	}
 	ss.mu.Unlock()
 	if err != nil {
 		var re *RejectError
@@ -383,13 +406,69 @@ func (s *Server) handleSubmit(ss *session, req *stratum.Request) {
 	ss.mu.Unlock()
 }
 
+// A session is warned about once, when at least rejectWarnMin of its
+// shares were refused and they are more than rejectWarnRatio of all.
+const (
+	rejectWarnMin   = 50
+	rejectWarnRatio = 0.5
+)
+
+// warnRejectsLocked logs a WARN, once per session, for a miner whose shares
+// are mostly refused: a misconfigured or broken miner an operator should
+// look at (each reject on its own is only counted).
+func (s *Server) warnRejectsLocked(ss *session) {
+	if ss.rejectWarned || ss.rejected < rejectWarnMin ||
+		float64(ss.rejected) <= rejectWarnRatio*float64(ss.accepted+ss.rejected) {
+		return
+	}
+	ss.rejectWarned = true
+	var worker string
+	for name := range ss.workers {
+		worker = name
+		break
+	}
+	s.log.Warn("session has a high reject ratio", "remote", ss.remote, "user", truncate(worker, 128),
+		"rejected", ss.rejected, "accepted", ss.accepted)
+}
+
 // floor is the lowest difficulty the session may be given.
 func (s *Server) floor(ss *session) float64 { return max(s.cfg.MinDifficulty, ss.floor) }
 
+// ceiling is the highest difficulty a session may work at on job j: the
+// network difficulty, so that a miner never skips a block it found, except
+// on a job at the network's minimum difficulty (regtest always, testnet's
+// 20-minute blocks), where the network difficulty says nothing about what
+// a miner can sustain and a ceiling would make nearly every hash a share
+// (0 = none). The floor wins over the ceiling either way (clampDifficulty),
+// and a share that meets the network target is accepted whatever the
+// session's difficulty (CheckShare).
+func (s *Server) ceiling(j *Job) float64 {
+	if j == nil || j.bits == s.cfg.Network.PowLimitBits {
+		return 0
+	}
+	return j.netDiff
+}
+
+// requestedDifficulty bounds a difficulty a miner asked for (d=,
+// suggest_difficulty) by the current job's ceiling, then by floor
+// (at least --min-difficulty), which wins when they cross.
+func (s *Server) requestedDifficulty(d, floor float64) float64 {
+	return clampDifficulty(d, max(floor, s.cfg.MinDifficulty), s.ceiling(s.jobs.Current()))
+}
+
+// sessionDifficulty is the difficulty the session should work at on j.
+func (s *Server) sessionDifficulty(ss *session, j *Job) float64 {
+	return clampDifficulty(ss.desired, s.floor(ss), s.ceiling(j))
+}
+
 // retargetLocked scales the session's wanted difficulty by f within its
-// floor and the network ceiling, reporting whether it changed.
+// floor and j's ceiling, reporting whether it changed. A d= session keeps
+// its difficulty.
 func (s *Server) retargetLocked(ss *session, f float64, j *Job) bool {
-	d := clampDifficulty(ss.desired*f, s.floor(ss), j.netDiff)
+	if ss.fixed {
+		return false
+	}
+	d := clampDifficulty(ss.desired*f, s.floor(ss), s.ceiling(j))
 	if d == ss.desired {
 		return false
 	}
@@ -418,7 +497,7 @@ func (s *Server) sendJobLocked(ss *session, j *Job, clean bool) bool {
 			line = w.lineClean
 		}
 	}
-	want := clampDifficulty(ss.desired, s.floor(ss), j.netDiff)
+	want := s.sessionDifficulty(ss, j)
 	if cur, _ := ss.diffs.Current(); want != cur {
 		target := j.netTarget
 		if want != j.netDiff {

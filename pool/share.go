@@ -130,13 +130,16 @@ func (b *JobBook) CheckShare(sub *Submission, diffs *DifficultyLog) (ShareResult
 	res.Hash = sha256d(res.Header[:])
 
 	target, diff := diffs.ShareTarget(j.Seq)
-	// The network target caps the share target: a block must never be
-	// refused as a low-difficulty share, whatever the session was told.
-	if target.Less(j.netTarget) {
-		target, diff = j.netTarget, j.netDiff
-	}
+	res.IsBlock = HashMeets(&res.Hash, j.netTarget)
 	if !HashMeets(&res.Hash, target) {
-		return res, ErrLowDifficulty
+		// A block is never refused as a low-difficulty share, whatever
+		// the session was told: on a network easier than the session's
+		// difficulty it is accepted, and credited at the network
+		// difficulty, the most that was required of it.
+		if !res.IsBlock {
+			return res, ErrLowDifficulty
+		}
+		diff = j.netDiff
 	}
 	if !j.markSeen(sub, version) {
 		return res, ErrDuplicate
@@ -145,7 +148,6 @@ func (b *JobBook) CheckShare(sub *Submission, diffs *DifficultyLog) (ShareResult
 	res.Coinb2 = coinb2
 	res.Difficulty = diff
 	res.ActualDiff = hashDifficulty(&res.Hash)
-	res.IsBlock = HashMeets(&res.Hash, j.netTarget)
 	return res, nil
 }
 

@@ -120,7 +120,7 @@ func mineShare(t *testing.T, n notifyFields, en1, en2 []byte, difficulty float64
 }
 
 func TestTCPSessionMinesBlock(t *testing.T) {
-	tp := newTestPool(t, nil)
+	tp := newTestPool(t, func(c *Config) { c.MinDifficulty = 1e-6 })
 	tp.srv.now = time.Now
 	tp.srv.publish(testTemplate(t, 321, 3, true), true)
 	addr := startStratum(t, tp)
@@ -151,7 +151,9 @@ func TestTCPSessionMinesBlock(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res, err := tcall(t, c, "mining.authorize", []any{regtestAddr + ".cpu", "x"}); err != nil || string(res) != "true" {
+	// d= in the password sets the session's difficulty; above regtest's
+	// network difficulty, so the share found at it is also a block.
+	if res, err := tcall(t, c, "mining.authorize", []any{regtestAddr + ".cpu", "x,d=0.000002"}); err != nil || string(res) != "true" {
 		t.Fatalf("authorize: %s, %v", res, err)
 	}
 	// Work arrives without the miner saying anything more.
@@ -161,6 +163,9 @@ func TestTCPSessionMinesBlock(t *testing.T) {
 	}
 	var diff float64
 	_ = json.Unmarshal(params[0], &diff)
+	if diff != 0.000002 {
+		t.Fatalf("difficulty %v, want the password's d=0.000002", diff)
+	}
 	method, params = nextNote(t, c)
 	if method != "mining.notify" {
 		t.Fatalf("second notification %s", method)

@@ -84,15 +84,18 @@ func (v *vardiff) retarget(now time.Time) float64 {
 	return math.Min(math.Max(f, vardiffMinStep), vardiffMaxStep)
 }
 
-// clampDifficulty applies the floor, then the ceiling. The ceiling wins
-// when they cross: a share target may never be harder than the network's
-// (on regtest the network difficulty is far below any sensible floor).
+// clampDifficulty applies the ceiling (when > 0), then the floor. The
+// floor wins when they cross: on a network easier than the floor (regtest,
+// testnet4's minimum-difficulty blocks) a session at the network
+// difficulty would send nearly every hash as a share and drown in stale
+// work. Shares that meet the network target but not the session's are
+// still accepted as blocks (CheckShare), so no block is refused.
 func clampDifficulty(d, floor, ceiling float64) float64 {
-	if d < floor {
-		d = floor
-	}
 	if ceiling > 0 && d > ceiling {
 		d = ceiling
+	}
+	if d < floor {
+		d = floor
 	}
 	return d
 }

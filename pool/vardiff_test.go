@@ -58,9 +58,14 @@ func TestVardiffFloorAndCeiling(t *testing.T) {
 	if d, _ := simulateMiner(1e3, 1, 0.01, 1e12, 200); d != 0.01 {
 		t.Fatalf("floor: %g", d)
 	}
-	// The ceiling wins when below the floor, as on regtest.
-	if d := clampDifficulty(1, 0.001, 4.656542373906925e-10); d != 4.656542373906925e-10 {
+	// The floor wins when the ceiling is below it, as on regtest: a
+	// session is never asked for shares easier than --min-difficulty.
+	if d := clampDifficulty(1, 0.001, 4.656542373906925e-10); d != 0.001 {
 		t.Fatalf("regtest clamp: %g", d)
+	}
+	// A ceiling above the floor still caps a request.
+	if d := clampDifficulty(1e6, 0.001, 5000); d != 5000 {
+		t.Fatalf("ceiling above the floor: %g", d)
 	}
 }
 

@@ -486,8 +486,16 @@ func (s *Session) call(what string, fn func()) (ok bool) {
 
 func (s *Session) readLoop() {
 	lr := NewLineReader(s.conn, s.cfg.maxLine)
-	bucket := newTokenBucket(s.cfg.rate, s.cfg.now())
-	throttled := false
+	start := s.cfg.now()
+	bucket := newTokenBucket(s.cfg.rate, start)
+	throttled := 0 // requests read late because of the rate limit
+	requests := 0
+	defer func() {
+		if throttled > 0 {
+			s.log.Info("stratum session was read more slowly for its request rate",
+				"throttled_requests", throttled, "requests", requests)
+		}
+	}()
 	malformed := 0
 	for s.ctx.Err() == nil {
 		_ = s.conn.SetReadDeadline(time.Now().Add(s.cfg.idle))
@@ -499,11 +507,16 @@ func (s *Session) readLoop() {
 			s.readFailed(err)
 			return
 		}
+		requests++
 		if wait := bucket.take(s.cfg.now()); wait > 0 {
-			if !throttled {
-				s.log.Info("stratum session over its request rate; reading it more slowly", "limit_per_second", s.cfg.rate)
-				throttled = true
+			if throttled == 0 {
+				// Once per session: a miner above the limit is either
+				// broken or flooding, and either is worth a look.
+				s.log.Warn("stratum session over its request rate; reading it more slowly",
+					"limit_per_second", s.cfg.rate, "requests", requests,
+					"session_age", s.cfg.now().Sub(start).Round(time.Millisecond))
 			}
+			throttled++
 			s.cfg.sleep(s.ctx, wait)
 		}
 		req, err := DecodeRequest(line)

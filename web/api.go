@@ -155,7 +155,7 @@ func (s *Server) readLedgerStats(ctx context.Context) (ledgerStats, error) {
 	for i, w := range statsWindows {
 		d.hashrate[w.name] = finite(sw[i].Hashrate)
 	}
-	d.sharesPerSecond = finite(float64(sw[0].Shares) / statsWindows[0].d.Seconds())
+	d.sharesPerSecond = finite(sw[0].SharesPerSecond)
 	last, err := s.cfg.Ledger.RecentBlocks(ctx, 1, 0)
 	if err != nil {
 		return ledgerStats{}, fmt.Errorf("last block: %w", err)
