@@ -6,6 +6,8 @@ import (
 	"math"
 	"strings"
 	"testing"
+
+	"github.com/btcsuite/btcd/chaincfg/v2"
 )
 
 func TestPasswordDifficulty(t *testing.T) {
@@ -196,5 +198,46 @@ func TestHighRejectRatioWarnsOnce(t *testing.T) {
 	}
 	if !strings.Contains(buf.String(), "rejected=50") || !strings.Contains(buf.String(), "accepted=0") {
 		t.Fatalf("warning without its counts: %s", buf.String())
+	}
+}
+
+// Testnet4's minimum-difficulty blocks (bits at the proof-of-work limit,
+// after 20 minutes without a block) must not pull an ASIC's session down to
+// difficulty 1; a regular testnet4 job still caps what a miner asks for.
+func TestTestnet4MinimumDifficultyJobIsNoCeiling(t *testing.T) {
+	const tn4Addr = "tb1qw508d6qejxtdg4y5r3zarvary0c5xw7kxpjzsx"
+	tp := newTestPool(t, func(c *Config) {
+		c.Network = &chaincfg.TestNet4Params
+		c.PoolAddress = tn4Addr
+		c.StartDifficulty = 1
+	})
+	regular := testTemplate(t, 50_000, 1, true)
+	regular.Bits = "1b00ffff" // difficulty 65536
+	tp.srv.publish(regular, true)
+	c := &memConn{}
+	ss := tp.srv.connect(c)
+	call(tp.srv, ss, "mining.subscribe", []any{"asic/1.0"})
+	call(tp.srv, ss, "mining.authorize", []any{tn4Addr + ".asic", "d=1e9"})
+	var told float64
+	for _, l := range c.take() {
+		if parseLine(t, l).Method == "mining.set_difficulty" {
+			told = setDifficulty(t, l)
+		}
+	}
+	if told != 65536 {
+		t.Fatalf("d=1e9 on a testnet4 job of difficulty 65536: told %v", told)
+	}
+
+	minDiff := testTemplate(t, 50_001, 1, true)
+	minDiff.Bits = "1d00ffff"
+	minDiff.PreviousBlockHash = strings.Repeat("2", 64)
+	tp.srv.publish(minDiff, true)
+	for _, l := range c.take() {
+		if parseLine(t, l).Method == "mining.set_difficulty" {
+			t.Fatalf("a minimum-difficulty job changed the ASIC's difficulty: %s", l)
+		}
+	}
+	if cur, _ := ss.diffs.Current(); cur != 65536 {
+		t.Fatalf("difficulty on the minimum-difficulty job %v, want 65536 kept", cur)
 	}
 }
