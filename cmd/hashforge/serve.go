@@ -28,6 +28,7 @@ type serveConfig struct {
 	NodeURL         string
 	NodeUser        string
 	NodePass        string
+	NodeZMQ         string
 	PoolAddress     string
 	DatabaseURL     string
 	StratumAddr     string
@@ -51,6 +52,7 @@ func (c *serveConfig) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.NodeURL, "node-url", "http://127.0.0.1:8332", "JSON-RPC URL of a bitcoind-compatible node")
 	fs.StringVar(&c.NodeUser, "node-user", "", "node RPC user")
 	fs.StringVar(&c.NodePass, "node-pass", "", "node RPC password")
+	fs.StringVar(&c.NodeZMQ, "node-zmq", "", "ZMQ address of the node's hashblock notices (Bitcoin Core -zmqpubhashblock), e.g. tcp://127.0.0.1:28332; empty: off")
 	fs.StringVar(&c.PoolAddress, "pool-address", "", "address the coinbase pays (required)")
 	fs.StringVar(&c.DatabaseURL, "database-url", "", "PostgreSQL URL, e.g. postgres://user:pass@host/db (required)")
 	fs.StringVar(&c.StratumAddr, "stratum-addr", ":3333", "Stratum listen address")
@@ -132,6 +134,16 @@ func runServe(ctx context.Context, cfg serveConfig, log *slog.Logger, ready func
 	rpc, err := node.New(cfg.NodeURL, cfg.NodeUser, cfg.NodePass)
 	if err != nil {
 		return err
+	}
+	// New-block notices from the node's ZMQ publisher, when configured.
+	// The subscription lives as long as serve and redials by itself.
+	watchOpts := node.WatchOptions{Logger: log.With("component", "node")}
+	if cfg.NodeZMQ != "" {
+		zctx, stopZMQ := context.WithCancel(ctx)
+		defer stopZMQ()
+		if watchOpts.Notices, err = node.SubscribeBlocks(zctx, cfg.NodeZMQ, log.With("component", "node"), 0); err != nil {
+			return fmt.Errorf("--node-zmq: %w", err)
+		}
 	}
 	// The node must serve the chain --network names. A node that cannot
 	// be asked now is waited for (the template watcher checks before the
@@ -232,7 +244,7 @@ func runServe(ctx context.Context, cfg serveConfig, log *slog.Logger, ready func
 			}
 			log.Info("node reachable, network checked", "network", cfg.Network)
 		}
-		rpc.WatchTemplates(gctx, node.WatchOptions{Logger: log.With("component", "node")}, templates)
+		rpc.WatchTemplates(gctx, watchOpts, templates)
 		return nil
 	})
 	g.Go(func() error { return srv.Run(gctx, templates) })

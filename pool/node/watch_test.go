@@ -36,6 +36,19 @@ func newLongPollCore(t *testing.T) *longPollCore {
 
 func tipHash(n int) string { return fmt.Sprintf("%064x", 0xb10c000+n) }
 
+// newLongPollClient serves f over HTTP for the test's duration and returns
+// a client of it.
+func newLongPollClient(t *testing.T, f *longPollCore) *Client {
+	t.Helper()
+	srv := httptest.NewServer(f)
+	t.Cleanup(srv.Close)
+	c, err := New(srv.URL, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
 func (f *longPollCore) mine() {
 	f.mu.Lock()
 	f.tip++
@@ -123,12 +136,7 @@ func TestWatchHoldsOneLongPoll(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
 	core := newLongPollCore(t)
-	srv := httptest.NewServer(core)
-	defer srv.Close()
-	c, err := New(srv.URL, "", "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := newLongPollClient(t, core)
 	out := make(chan *Template)
 	done := make(chan struct{})
 	go func() {
@@ -200,12 +208,7 @@ func TestWatchNotices(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
 	core := newLongPollCore(t)
-	srv := httptest.NewServer(core)
-	defer srv.Close()
-	c, err := New(srv.URL, "", "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := newLongPollClient(t, core)
 	notices := make(chan string)
 	out := make(chan *Template)
 	done := make(chan struct{})
