@@ -110,7 +110,7 @@ func TestLiveFeedRelaysEvents(t *testing.T) {
 	metrics := scrape(t, env)
 	for _, want := range []string{
 		`hashforge_blocks_submitted_total{verdict="accepted"} 1`,
-		`hashforge_blocks_submitted_total{verdict="error"} 0`,
+		`hashforge_blocks_submitted_total{verdict="unknown"} 0`,
 		`hashforge_job_fanout_seconds_count 1`,
 		`hashforge_ws_clients 2`,
 	} {

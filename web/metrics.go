@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 	"slices"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -71,7 +70,7 @@ func newMetrics(s *Server) *metrics {
 		}, []string{"outcome"}),
 		blocks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "hashforge_blocks_submitted_total",
-			Help: "Blocks submitted to the node since start, by verdict: accepted, rejected (the node refused it) or error (submitblock failed).",
+			Help: "Blocks submitted to the node since start, by verdict: accepted, rejected (the node refused it) or unknown (no answer, or inconclusive: the chain decides).",
 		}, []string{"verdict"}),
 		wsConnects: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "hashforge_ws_connections_total",
@@ -82,7 +81,7 @@ func newMetrics(s *Server) *metrics {
 			Help: "Live feed clients dropped because their queue was full.",
 		}),
 	}
-	for _, v := range []string{"accepted", "rejected", "error"} {
+	for _, v := range []string{"accepted", "rejected", "unknown"} {
 		m.blocks.WithLabelValues(v) // present at 0, so rate() and alerts work from the start
 	}
 	for _, v := range []string{"ok", "error"} {
@@ -126,8 +125,8 @@ func blockVerdict(b pool.Block) string {
 	switch {
 	case b.Accepted:
 		return "accepted"
-	case strings.HasPrefix(b.Verdict, "submitblock failed"):
-		return "error"
+	case b.Unknown:
+		return "unknown"
 	}
 	return "rejected"
 }

@@ -33,6 +33,7 @@ const (
 const (
 	CodeMethodNotFound       = -32601
 	CodeMisc                 = -1
+	CodeBlockNotFound        = -5 // Core: RPC_INVALID_ADDRESS_OR_KEY "Block not found"
 	CodeClientNotConnected   = -9
 	CodeClientInInitialDL    = -10 // btcd also: tip older than 24 h
 	CodeDeserializationError = -22
