@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -536,6 +537,61 @@ func TestJobStaleAfterOwnBlock(t *testing.T) {
 			if r := srv.Stats().Rejected["stale job"]; r != uint64(len(codes)) {
 				t.Fatalf("stale count %d", r)
 			}
+		}
+	}
+}
+
+// TestSubmitBlockCoreVerdicts classifies every submitblock answer recorded
+// from Bitcoin Core's documentation (testdata/bitcoin-core): null is
+// accepted, the inconclusive kinds and a first-try duplicate are unknown
+// (the chain decides), the rest are rejections.
+func TestSubmitBlockCoreVerdicts(t *testing.T) {
+	raw, err := os.ReadFile("../testdata/bitcoin-core/rpc_replies.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var recorded struct {
+		Replies map[string]struct {
+			Body struct {
+				Result json.RawMessage `json:"result"`
+			} `json:"body"`
+		} `json:"replies"`
+	}
+	if err := json.Unmarshal(raw, &recorded); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"submitblock accepted":               "accepted",
+		"submitblock duplicate":              "unknown",
+		"submitblock duplicate-inconclusive": "unknown",
+		"submitblock inconclusive":           "unknown",
+		"submitblock duplicate-invalid":      "rejected",
+		"submitblock high-hash":              "rejected",
+		"submitblock bad-txnmrklroot":        "rejected",
+	}
+	for name, class := range want {
+		r, ok := recorded.Replies[name]
+		if !ok {
+			t.Fatalf("no recorded %q", name)
+		}
+		var verdict string // null: accepted
+		if err := json.Unmarshal(r.Body.Result, &verdict); err != nil && string(r.Body.Result) != "null" {
+			t.Fatalf("%s: result %s", name, r.Body.Result)
+		}
+		rec := &flakyLedger{}
+		srv := newBlockPool(t, &flakyNode{verdict: verdict}, rec, nil)
+		mineOneBlock(t, srv)
+		waitFor(t, func() bool { _, r := rec.state(); return len(r) == 1 })
+		_, got := rec.state()
+		gotClass := "rejected"
+		switch {
+		case got[0].Accepted:
+			gotClass = "accepted"
+		case got[0].Unknown:
+			gotClass = "unknown"
+		}
+		if gotClass != class {
+			t.Errorf("%s: recorded %+v (%s), want %s", name, got[0], gotClass, class)
 		}
 	}
 }

@@ -48,7 +48,7 @@ type serveConfig struct {
 }
 
 func (c *serveConfig) register(fs *flag.FlagSet) {
-	fs.StringVar(&c.Network, "network", "mainnet", "chain: mainnet, testnet, signet, regtest or simnet")
+	fs.StringVar(&c.Network, "network", "mainnet", "chain: mainnet, testnet, testnet4, signet (one whose challenge is OP_TRUE), regtest or simnet")
 	fs.StringVar(&c.NodeURL, "node-url", "http://127.0.0.1:8332", "JSON-RPC URL of a bitcoind-compatible node")
 	fs.StringVar(&c.NodeUser, "node-user", "", "node RPC user")
 	fs.StringVar(&c.NodePass, "node-pass", "", "node RPC password")
@@ -147,14 +147,14 @@ func runServe(ctx context.Context, cfg serveConfig, log *slog.Logger, ready func
 	}
 	// The node must serve the chain --network names. A node that cannot
 	// be asked now is waited for (the template watcher checks before the
-	// first job); a node on another chain is refused.
+	// first job); a node on another chain, or on a signet whose blocks
+	// must be signed (node.SignetChallengeError), is refused.
 	checkCtx, cancelCheck := context.WithTimeout(ctx, 5*time.Second)
 	err = rpc.CheckNetwork(checkCtx, params)
 	cancelCheck()
-	var mismatch *node.NetworkMismatchError
 	networkChecked := err == nil
 	switch {
-	case errors.As(err, &mismatch):
+	case node.IsFinalNetworkError(err):
 		return fmt.Errorf("--network %s: %w", cfg.Network, err)
 	case err != nil:
 		log.Warn("cannot reach the node to check its network; retrying in the background, no work for miners until it answers",
