@@ -161,7 +161,7 @@ var (
 	descPayoutErrors = prometheus.NewDesc("hashforge_payout_errors_total",
 		"Errors met by this node's payout processor, by kind (node, database, wallet refusals, unreachable wallet, …).", []string{"kind"}, nil)
 	descPayoutBlocks = prometheus.NewDesc("hashforge_payout_blocks_total",
-		"Blocks this node's payout processor moved: credited, matured (credits released) or orphaned (credits reverted).", []string{"event"}, nil)
+		"Blocks this node's payout processor moved: credited, matured (credits released), orphaned (credits reverted; unknown blocks that never made the main chain included) or found_in_chain (a block of unknown outcome found in the main chain, accepted from then on).", []string{"event"}, nil)
 	descPayoutRuns = prometheus.NewDesc("hashforge_payout_runs_failed_total",
 		"Payout runs that ended in an error.", nil, nil)
 	descPayoutLastRun = prometheus.NewDesc("hashforge_payout_last_run_timestamp_seconds",
@@ -253,6 +253,7 @@ func (c snapshotCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(descPayoutBlocks, float64(st.BlocksCredited), "credited")
 		counter(descPayoutBlocks, float64(st.BlocksMatured), "matured")
 		counter(descPayoutBlocks, float64(st.BlocksOrphaned), "orphaned")
+		counter(descPayoutBlocks, float64(st.BlocksFoundInChain), "found_in_chain")
 		counter(descPayoutRuns, float64(st.Errors))
 		if !st.LastRun.IsZero() {
 			gauge(descPayoutLastRun, float64(st.LastRun.UnixNano())/1e9, "any")
