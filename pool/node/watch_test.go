@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -8,9 +9,14 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/hashforge/hashforge/internal/devstack"
+	"github.com/hashforge/hashforge/internal/devstack/devtest"
 )
 
 // longPollCore behaves like Bitcoin Core's getblocktemplate long polling:
@@ -35,6 +41,27 @@ func newLongPollCore(t *testing.T) *longPollCore {
 }
 
 func tipHash(n int) string { return fmt.Sprintf("%064x", 0xb10c000+n) }
+
+// watch runs c.WatchTemplates with opts (logging to a recordHandler unless
+// opts has a logger) until stop is called or the test ends, and returns
+// its templates.
+func watch(t *testing.T, ctx context.Context, c *Client, opts WatchOptions) (out <-chan *Template, stop func()) {
+	t.Helper()
+	if opts.Logger == nil {
+		opts.Logger = slog.New(&recordHandler{})
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	ch := make(chan *Template)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c.WatchTemplates(wctx, opts, ch)
+	}()
+	var once sync.Once
+	stop = func() { once.Do(func() { cancel(); <-done }) }
+	t.Cleanup(stop)
+	return ch, stop
+}
 
 // newLongPollClient serves f over HTTP for the test's duration and returns
 // a client of it.
@@ -137,22 +164,8 @@ func TestWatchHoldsOneLongPoll(t *testing.T) {
 	defer cancel()
 	core := newLongPollCore(t)
 	c := newLongPollClient(t, core)
-	out := make(chan *Template)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		c.WatchTemplates(ctx, WatchOptions{Refresh: 2 * time.Millisecond, PollInterval: time.Millisecond,
-			FallbackPollInterval: time.Hour, Logger: slog.New(&recordHandler{})}, out)
-	}()
-	stopped := false
-	stop := func() {
-		if !stopped {
-			stopped = true
-			cancel()
-			<-done
-		}
-	}
-	defer stop()
+	out, stop := watch(t, ctx, c, WatchOptions{Refresh: 2 * time.Millisecond, PollInterval: time.Millisecond,
+		FallbackPollInterval: time.Hour})
 
 	for n := 0; n < 100; n++ {
 		if tp := receive(t, ctx, out); tp.PreviousBlockHash != tipHash(0) {
@@ -210,14 +223,8 @@ func TestWatchNotices(t *testing.T) {
 	core := newLongPollCore(t)
 	c := newLongPollClient(t, core)
 	notices := make(chan string)
-	out := make(chan *Template)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		c.WatchTemplates(ctx, WatchOptions{Refresh: time.Hour, FallbackPollInterval: time.Hour, DisableLongPoll: true,
-			Notices: notices, Logger: slog.New(&recordHandler{})}, out)
-	}()
-	defer func() { cancel(); <-done }()
+	out, _ := watch(t, ctx, c, WatchOptions{Refresh: time.Hour, FallbackPollInterval: time.Hour, DisableLongPoll: true,
+		Notices: notices})
 
 	receive(t, ctx, out)
 	// A notice of the block the template already builds on fetches nothing.
@@ -229,5 +236,90 @@ func TestWatchNotices(t *testing.T) {
 	}
 	if _, _, _, plain := core.stats(); plain != 2 {
 		t.Errorf("%d getblocktemplate calls, want 2 (start, the one new block)", plain)
+	}
+}
+
+// longPollCounter is a reverse proxy in front of a real node that counts
+// the getblocktemplate long polls passing through it: held at once, and
+// given up by the client before the node answered.
+type longPollCounter struct {
+	next http.Handler
+
+	mu                        sync.Mutex
+	held, maxHeld, abandoned  int
+	longPolls, plainTemplates int
+}
+
+func (p *longPollCounter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	isLongPoll := bytes.Contains(body, []byte(`"longpollid"`))
+	p.mu.Lock()
+	if bytes.Contains(body, []byte(`"getblocktemplate"`)) && !isLongPoll {
+		p.plainTemplates++
+	}
+	if isLongPoll {
+		p.longPolls++
+		p.held++
+		p.maxHeld = max(p.maxHeld, p.held)
+	}
+	p.mu.Unlock()
+	p.next.ServeHTTP(w, r)
+	if isLongPoll {
+		p.mu.Lock()
+		p.held--
+		if r.Context().Err() != nil {
+			p.abandoned++
+		}
+		p.mu.Unlock()
+	}
+}
+
+func (p *longPollCounter) stats() (held, maxHeld, abandoned, plain int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.held, p.maxHeld, p.abandoned, p.plainTemplates
+}
+
+// TestBtcdHoldsOneLongPoll runs the watcher against a real btcd through a
+// counting proxy, with a refresh every 2 ms: however many refreshes, one
+// long poll at a time, none given up, and new blocks still arrive.
+func TestBtcdHoldsOneLongPoll(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	b := devtest.Btcd(t, devstack.BtcdOptions{})
+	direct := newBtcdClient(t, b)
+	target, err := url.Parse(b.RPCURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := &longPollCounter{next: httputil.NewSingleHostReverseProxy(target)}
+	srv := httptest.NewServer(proxy)
+	defer srv.Close()
+	proxied, err := url.Parse(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxied.User = target.User
+	c, err := New(proxied.String(), "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _ := watch(t, ctx, c, WatchOptions{Refresh: 2 * time.Millisecond, FallbackPollInterval: time.Hour})
+
+	receive(t, ctx, out)
+	for range 3 {
+		for n := 0; n < 50; n++ {
+			receive(t, ctx, out)
+		}
+		hashes, err := direct.Generate(ctx, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		receiveUntil(t, ctx, out, func(tp *Template) bool { return tp.PreviousBlockHash == hashes[0] })
+	}
+	_, maxHeld, abandoned, plain := proxy.stats()
+	if maxHeld != 1 || abandoned != 0 || plain < 150 {
+		t.Errorf("%d long polls at once (want 1), %d given up (want 0), %d refreshes (want 150 or more)", maxHeld, abandoned, plain)
 	}
 }

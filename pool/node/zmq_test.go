@@ -120,14 +120,8 @@ func TestWatchZMQ(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := make(chan *Template)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		c.WatchTemplates(ctx, WatchOptions{Refresh: time.Hour, FallbackPollInterval: time.Hour, DisableLongPoll: true,
-			Notices: notices, Logger: slog.New(&recordHandler{})}, out)
-	}()
-	defer func() { cancel(); <-done }()
+	out, _ := watch(t, ctx, c, WatchOptions{Refresh: time.Hour, FallbackPollInterval: time.Hour, DisableLongPoll: true,
+		Notices: notices})
 
 	receive(t, ctx, out)
 	core.mine()
