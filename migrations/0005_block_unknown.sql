@@ -17,3 +17,15 @@ ALTER TABLE blocks
         CHECK (status IN ('pending', 'confirmed', 'orphaned', 'rejected', 'unknown'));
 
 CREATE INDEX blocks_unknown_idx ON blocks (height) WHERE status = 'unknown';
+
+-- Blocks an older pool recorded as rejected although the node never
+-- refused them: submitblock unanswered ("submitblock failed: …": Core may
+-- have run it later, and the block become its tip), "inconclusive",
+-- "duplicate-inconclusive", or a first-try duplicate. They become unknown,
+-- so the payout process looks them up in the chain like new ones: a block
+-- that did make the main chain is credited at last.
+UPDATE blocks SET status = 'unknown'
+WHERE status = 'rejected' AND NOT accepted
+  AND (verdict LIKE 'submitblock failed:%'
+       OR verdict IN ('inconclusive', 'duplicate-inconclusive', 'duplicate')
+       OR verdict LIKE '%already have block%');
