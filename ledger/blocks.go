@@ -24,16 +24,22 @@ type BlockRow struct {
 	Worker   string
 	Accepted bool
 	Verdict  string
-	Status   string // "pending", "rejected", then the payout life cycle
+	Status   string // "pending", "rejected", "unknown", then the payout life cycle
 	FoundAt  time.Time
 }
 
 // RecordBlock stores a block the pool submitted, keyed by its hash.
 //
+// A block the node accepted is 'pending', one it gave no clear answer for
+// (pool.Block.Unknown) 'unknown', for the payout process to look up in the
+// chain, and one it refused 'rejected'.
+//
 // Recording the same hash again (a resubmission, a retry after a timeout)
 // updates the row without ever downgrading it: once a node accepted the
-// block, a later "duplicate" verdict does not make it rejected, and a
-// block the payout process has moved on from 'pending' keeps its status.
+// block, a later "duplicate" verdict does not make it rejected; an unknown
+// block becomes pending when accepted and stays unknown (for the chain to
+// settle) on a later refusal; a rejected one becomes unknown on an unclear
+// answer; and a block the payout process has moved on keeps its status.
 func (l *Ledger) RecordBlock(ctx context.Context, b pool.Block) error {
 	hash := strings.ToLower(b.Hash)
 	if len(hash) != 64 {
@@ -49,9 +55,12 @@ func (l *Ledger) RecordBlock(ctx context.Context, b pool.Block) error {
 	if found.IsZero() {
 		found = time.Now()
 	}
-	status := "pending"
-	if !b.Accepted {
-		status = "rejected"
+	status := "rejected"
+	switch {
+	case b.Accepted:
+		status = "pending"
+	case b.Unknown:
+		status = "unknown"
 	}
 	_, err := l.pool.Exec(ctx, `
 		INSERT INTO blocks (height, hash, reward, finder_address, finder_worker, accepted, verdict, found_at, status)
@@ -59,7 +68,10 @@ func (l *Ledger) RecordBlock(ctx context.Context, b pool.Block) error {
 		ON CONFLICT (hash) DO UPDATE SET
 			accepted = blocks.accepted OR EXCLUDED.accepted,
 			verdict  = CASE WHEN blocks.accepted THEN blocks.verdict ELSE EXCLUDED.verdict END,
-			status   = CASE WHEN blocks.status = 'rejected' AND EXCLUDED.accepted THEN 'pending' ELSE blocks.status END,
+			status   = CASE
+				WHEN blocks.status IN ('rejected', 'unknown') AND EXCLUDED.accepted THEN 'pending'
+				WHEN blocks.status = 'rejected' AND EXCLUDED.status = 'unknown' THEN 'unknown'
+				ELSE blocks.status END,
 			reward   = CASE WHEN blocks.accepted THEN blocks.reward ELSE EXCLUDED.reward END,
 			found_at = LEAST(blocks.found_at, EXCLUDED.found_at)`,
 		b.Height, hash, b.Reward, cleanText(b.Address), cleanText(b.Worker), b.Accepted, cleanText(b.Verdict), found, status)

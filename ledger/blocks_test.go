@@ -67,6 +67,90 @@ func TestRecordBlockUpsertsByHash(t *testing.T) {
 	}
 }
 
+// TestRecordUnknownBlock: a block with no clear answer from the node is
+// 'unknown' and unsettled; a later acceptance makes it pending, a later
+// refusal leaves it for the chain to settle, an unclear answer after a
+// refusal makes it unknown again; resolving it settles it once.
+func TestRecordUnknownBlock(t *testing.T) {
+	l, _ := newTestLedger(t)
+	ctx := testCtx(t)
+	found := time.Now().Add(-time.Hour).Truncate(time.Microsecond)
+	status := func(hash string) BlockRow {
+		t.Helper()
+		got, err := l.RecentBlocks(ctx, 100, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, b := range got {
+			if b.Hash == hash {
+				return b
+			}
+		}
+		t.Fatalf("block %s not recorded", hash)
+		return BlockRow{}
+	}
+	record := func(b pool.Block) {
+		t.Helper()
+		b.Time, b.Reward, b.Address = found, 1000, "bcrt1qfinder"
+		if err := l.RecordBlock(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	a, r, u := strings.Repeat("a1", 32), strings.Repeat("b2", 32), strings.Repeat("c3", 32)
+	record(pool.Block{Height: 1, Hash: a, Unknown: true, Verdict: "unknown: submitblock got no answer: timeout"})
+	record(pool.Block{Height: 2, Hash: r, Verdict: "high-hash"})
+	record(pool.Block{Height: 3, Hash: u, Unknown: true, Verdict: "inconclusive"})
+	if b := status(a); b.Status != "unknown" || b.Accepted {
+		t.Fatalf("unanswered block: %+v", b)
+	}
+	bs, err := l.UnsettledBlocks(ctx)
+	if err != nil || len(bs) != 2 || !bs[0].Unknown || bs[0].Hash != a || !bs[1].Unknown || bs[1].Hash != u {
+		t.Fatalf("unsettled: %+v, %v; want the two unknown blocks", bs, err)
+	}
+
+	record(pool.Block{Height: 1, Hash: a, Accepted: true, Verdict: "accepted"})
+	if b := status(a); b.Status != "pending" || !b.Accepted || b.Verdict != "accepted" {
+		t.Errorf("unknown, then accepted: %+v", b)
+	}
+	record(pool.Block{Height: 2, Hash: r, Unknown: true, Verdict: "inconclusive"})
+	if b := status(r); b.Status != "unknown" {
+		t.Errorf("rejected, then inconclusive: %+v", b)
+	}
+	record(pool.Block{Height: 3, Hash: u, Verdict: "duplicate-invalid"})
+	if b := status(u); b.Status != "unknown" {
+		t.Errorf("unknown, then refused: %+v; want unknown, for the chain to settle", b)
+	}
+
+	ids := map[string]int64{}
+	if bs, err = l.UnsettledBlocks(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range bs {
+		ids[b.Hash] = b.ID
+	}
+	if err := l.ResolveUnknownBlock(ctx, ids[u], "pending"); err != nil {
+		t.Fatal(err)
+	}
+	if b := status(u); b.Status != "pending" || !b.Accepted {
+		t.Errorf("resolved as found in the chain: %+v", b)
+	}
+	if err := l.ResolveUnknownBlock(ctx, ids[r], "orphaned"); err != nil {
+		t.Fatal(err)
+	}
+	// Settled once: a second resolution of a block no longer unknown
+	// changes nothing.
+	if err := l.ResolveUnknownBlock(ctx, ids[r], "rejected"); err != nil {
+		t.Fatal(err)
+	}
+	if b := status(r); b.Status != "orphaned" || b.Accepted {
+		t.Errorf("resolved as orphaned: %+v", b)
+	}
+	if err := l.ResolveUnknownBlock(ctx, ids[a], "confirmed"); err == nil {
+		t.Error("ResolveUnknownBlock accepted status confirmed")
+	}
+}
+
 func TestPoolHashrateEmptyWindowIsZero(t *testing.T) {
 	l, _ := newTestLedger(t)
 	ctx := testCtx(t)

@@ -1,6 +1,8 @@
 package ledger
 
 import (
+	"fmt"
+	"io/fs"
 	"slices"
 	"strings"
 	"sync"
@@ -9,6 +11,7 @@ import (
 
 	"github.com/hashforge/hashforge/internal/devstack/devtest"
 	"github.com/hashforge/hashforge/migrations"
+	"github.com/hashforge/hashforge/pool"
 )
 
 func allVersions(t *testing.T) []string {
@@ -144,5 +147,69 @@ func TestLoadMigrationsRejectsBadNames(t *testing.T) {
 		"0001_b.sql": {Data: []byte("SELECT 1")},
 	}); err == nil {
 		t.Error("two migrations numbered 0001: accepted")
+	}
+}
+
+// TestMigration0005ReexaminesUnclearBlocks: blocks an older pool recorded
+// as rejected without a refusal from the node (no answer, inconclusive,
+// duplicate) become unknown, for the chain to settle; real refusals stay.
+func TestMigration0005ReexaminesUnclearBlocks(t *testing.T) {
+	l := openRaw(t)
+	ctx := testCtx(t)
+	before := fstest.MapFS{}
+	entries, err := fs.ReadDir(migrations.FS, ".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if e.Name() < "0005" {
+			data, err := fs.ReadFile(migrations.FS, e.Name())
+			if err != nil {
+				t.Fatal(err)
+			}
+			before[e.Name()] = &fstest.MapFile{Data: data}
+		}
+	}
+	if _, err := migrate(ctx, l.Pool(), before); err != nil {
+		t.Fatal(err)
+	}
+	verdicts := map[string]string{
+		"submitblock failed: submitblock: context deadline exceeded (after 5 attempts)": "unknown",
+		"inconclusive":                            "unknown",
+		"duplicate-inconclusive":                  "unknown",
+		"duplicate":                               "unknown",
+		"rejected: already have block 0000abcd":   "unknown",
+		"high-hash":                               "rejected",
+		"duplicate-invalid":                       "rejected",
+		"rejected: bad-txnmrklroot (merkle root)": "rejected",
+	}
+	hashes := map[string]string{}
+	n := 0
+	for v := range verdicts {
+		n++
+		hashes[v] = fmt.Sprintf("%064x", n)
+		if err := l.RecordBlock(ctx, pool.Block{Height: int64(n), Hash: hashes[v], Address: "a", Verdict: v}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.RecordBlock(ctx, pool.Block{Height: 99, Hash: fmt.Sprintf("%064x", 99), Address: "a", Accepted: true,
+		Verdict: "accepted"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for v, want := range verdicts {
+		var status string
+		if err := l.Pool().QueryRow(ctx, `SELECT status FROM blocks WHERE hash = $1`, hashes[v]).Scan(&status); err != nil {
+			t.Fatal(err)
+		}
+		if status != want {
+			t.Errorf("%q: status %s after 0005, want %s", v, status, want)
+		}
+	}
+	var status string
+	if err := l.Pool().QueryRow(ctx, `SELECT status FROM blocks WHERE height = 99`).Scan(&status); err != nil || status != "pending" {
+		t.Errorf("accepted block: %s %v", status, err)
 	}
 }

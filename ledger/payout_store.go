@@ -159,9 +159,9 @@ func (s termsSink) RecordBlock(ctx context.Context, b pool.Block) error {
 func (l *Ledger) UnsettledBlocks(ctx context.Context) ([]payout.Block, error) {
 	rows, err := l.pool.Query(ctx, `
 		SELECT b.id, b.height, b.hash, b.reward, b.finder_address, b.found_at, b.credited_at IS NOT NULL,
-		       t.scheme, t.fee_bps
+		       b.status = 'unknown', t.scheme, t.fee_bps
 		FROM blocks b LEFT JOIN block_terms t ON t.hash = b.hash
-		WHERE b.status = 'pending' AND b.accepted
+		WHERE (b.status = 'pending' AND b.accepted) OR b.status = 'unknown'
 		ORDER BY b.height, b.id`)
 	if err != nil {
 		return nil, fmt.Errorf("unsettled blocks: %w", err)
@@ -170,7 +170,7 @@ func (l *Ledger) UnsettledBlocks(ctx context.Context) ([]payout.Block, error) {
 		var b payout.Block
 		var scheme *string
 		var fee *int
-		err := r.Scan(&b.ID, &b.Height, &b.Hash, &b.Reward, &b.Finder, &b.FoundAt, &b.Credited, &scheme, &fee)
+		err := r.Scan(&b.ID, &b.Height, &b.Hash, &b.Reward, &b.Finder, &b.FoundAt, &b.Credited, &b.Unknown, &scheme, &fee)
 		if scheme != nil && fee != nil {
 			b.Terms = &payout.Terms{Scheme: payout.Scheme(*scheme), FeeBPS: *fee}
 		}
@@ -180,6 +180,29 @@ func (l *Ledger) UnsettledBlocks(ctx context.Context) ([]payout.Block, error) {
 		return nil, fmt.Errorf("unsettled blocks: %w", err)
 	}
 	return out, nil
+}
+
+// ResolveUnknownBlock implements payout.Store. A block found in the main
+// chain becomes accepted and 'pending', keeping the verdict the node gave
+// at submission for the record.
+func (l *Ledger) ResolveUnknownBlock(ctx context.Context, blockID int64, status string) error {
+	var err error
+	switch status {
+	case "pending":
+		_, err = l.pool.Exec(ctx, `
+			UPDATE blocks SET status = 'pending', accepted = true
+			WHERE id = $1 AND status = 'unknown'`, blockID)
+	case "orphaned", "rejected":
+		_, err = l.pool.Exec(ctx, `
+			UPDATE blocks SET status = $2, settled_at = now()
+			WHERE id = $1 AND status = 'unknown'`, blockID, status)
+	default:
+		err = fmt.Errorf("status %q is not an outcome", status)
+	}
+	if err != nil {
+		return fmt.Errorf("resolve unknown block %d: %w", blockID, err)
+	}
+	return nil
 }
 
 // PreviousBlock implements payout.Store. Orphaned blocks count as round

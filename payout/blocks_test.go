@@ -3,6 +3,7 @@ package payout_test
 import (
 	"context"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -179,5 +180,137 @@ func TestMaturityAndOrphansOnRegtest(t *testing.T) {
 	}
 	if st := p.Stats(); st.BlocksMatured != 1 || st.BlocksOrphaned != 1 {
 		t.Fatalf("stats = %+v", st)
+	}
+}
+
+// TestUnknownBlocksSettledByChain runs blocks whose submission had no clear
+// answer against a real btcd: one the node did take (the answer was lost)
+// is found in the main chain by its hash and then credited and matured
+// exactly as an accepted block; one the node has only on a side chain
+// ("inconclusive": a lost race) ends orphaned; one the node never saw stays
+// unknown until the chain is OrphanDepth past it, then ends rejected.
+func TestUnknownBlocksSettledByChain(t *testing.T) {
+	btcd := devtest.Btcd(t, devstack.BtcdOptions{})
+	l := newLedger(t)
+	ctx := testCtx(t, 3*time.Minute)
+	nc, err := node.New(btcd.RPCURL(), "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now().Add(-time.Minute)
+	sb := ledger.NewBatcher(l, ledger.BatcherOptions{FlushInterval: 10 * time.Millisecond})
+	bctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- sb.Run(bctx) }()
+	sb.AddShare(pool.Share{Time: start, Address: "A", JobID: "j", Difficulty: 2, Height: 2})
+	sb.AddShare(pool.Share{Time: start, Address: "B", JobID: "j", Difficulty: 1, Height: 2})
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+
+	taken, err := nc.Generate(ctx, 1) // the node took it; its answer was lost
+	if err != nil {
+		t.Fatal(err)
+	}
+	side, err := nc.Generate(ctx, 1) // soon on a side chain
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Call(ctx, "invalidateblock", []any{side[0]}, nil); err != nil {
+		t.Fatalf("invalidateblock: %v", err)
+	}
+	if _, err := nc.Generate(ctx, int(payout.DefaultOrphanDepth)+1); err != nil {
+		t.Fatal(err)
+	}
+	info, err := nc.GetBlockInfo(ctx, taken[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := info.Height
+	never := strings.Repeat("0", 8) + strings.Repeat("5a", 28) // a block the node never saw
+	reward := coinbaseValue(t, ctx, nc, btcd, taken[0])
+	for i, b := range []pool.Block{
+		{Height: h, Hash: taken[0], Verdict: "unknown: submitblock got no answer: context deadline exceeded (after 5 attempts)"},
+		{Height: h + 1, Hash: side[0], Verdict: "inconclusive"},
+		{Height: h + 2, Hash: never, Verdict: "unknown: submitblock got no answer: connection refused (after 5 attempts)"},
+	} {
+		b.Time, b.Reward, b.Address, b.Unknown = start.Add(time.Duration(i+1)*time.Second), reward, "A", true
+		if err := l.RecordBlock(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	statuses := func() map[string]ledger.BlockRow {
+		blocks, err := l.RecentBlocks(ctx, 10, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]ledger.BlockRow{}
+		for _, b := range blocks {
+			got[b.Hash] = b
+		}
+		return got
+	}
+	if st := statuses(); st[taken[0]].Status != "unknown" || st[side[0]].Status != "unknown" || st[never].Status != "unknown" {
+		t.Fatalf("recorded as %+v, want every block unknown", st)
+	}
+
+	p, err := payout.New(payout.Config{Scheme: payout.PROP, FeeBPS: 100, FeeAddress: "F"}, l, payout.NodeChain{Node: nc}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.SettleBlocks(ctx); err != nil {
+		t.Fatal(err)
+	}
+	fee, _ := payout.PoolFee(reward, 100)
+	cs, _ := payout.Split(reward-fee, []payout.Weight{{Address: "A", Difficulty: 2}, {Address: "B", Difficulty: 1}})
+	a, b := cs[0].Amount, cs[1].Amount
+	mustBalance(t, l, "A", a, 0, 0)
+	mustBalance(t, l, "B", b, 0, 0)
+	mustBalance(t, l, "F", fee, 0, 0)
+	st := statuses()
+	if r := st[taken[0]]; r.Status != "pending" || !r.Accepted || !strings.HasPrefix(r.Verdict, "unknown: ") {
+		t.Errorf("block found in the chain: %+v, want pending and accepted, with its submission verdict kept", r)
+	}
+	if r := st[side[0]]; r.Status != "orphaned" || r.Accepted {
+		t.Errorf("side-chain block: %+v, want orphaned", r)
+	}
+	if r := st[never]; r.Status != "unknown" {
+		t.Errorf("block the node never saw, chain not yet %d past it: %+v, want still unknown", payout.DefaultOrphanDepth, r)
+	}
+
+	// One more block puts the chain OrphanDepth past the last one.
+	if _, err := nc.Generate(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.SettleBlocks(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if r := statuses()[never]; r.Status != "rejected" || r.Accepted {
+		t.Errorf("block the node never saw: %+v, want rejected", r)
+	}
+
+	// The found block matures at 100 confirmations like any other.
+	tip, err := nc.GetBlockCount(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := nc.Generate(ctx, int(100-(tip-h+1))); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.SettleBlocks(ctx); err != nil {
+		t.Fatal(err)
+	}
+	mustBalance(t, l, "A", 0, a, 0)
+	mustBalance(t, l, "B", 0, b, 0)
+	mustBalance(t, l, "F", 0, fee, 0)
+	if r := statuses()[taken[0]]; r.Status != "confirmed" {
+		t.Errorf("found block after 100 confirmations: %+v", r)
+	}
+	if bad, err := l.CheckJournal(ctx); err != nil || len(bad) > 0 {
+		t.Fatalf("journal check: %v, %v", bad, err)
+	}
+	if s := p.Stats(); s.BlocksFoundInChain != 1 || s.BlocksOrphaned != 2 || s.BlocksCredited != 1 || s.BlocksMatured != 1 {
+		t.Fatalf("stats = %+v", s)
 	}
 }

@@ -25,17 +25,29 @@ func (c NodeChain) BlockState(ctx context.Context, hash string, height int64) (B
 		return BlockState{}, fmt.Errorf("getblockcount: %w", err)
 	}
 	st := BlockState{TipHeight: tip}
-	if height > tip {
-		return st, nil // a reorg to a shorter chain; not (yet) in it
+	inMain := false
+	if height <= tip { // else a reorg to a shorter chain; not (yet) in it
+		main, err := c.Node.GetBlockHash(ctx, height)
+		if err != nil {
+			return BlockState{}, fmt.Errorf("getblockhash %d: %w", height, err)
+		}
+		inMain = strings.EqualFold(main, hash)
 	}
-	main, err := c.Node.GetBlockHash(ctx, height)
-	if err != nil {
-		return BlockState{}, fmt.Errorf("getblockhash %d: %w", height, err)
-	}
-	if !strings.EqualFold(main, hash) {
+	if !inMain {
+		// Whether the node knows it on a side chain. getblockheader
+		// without verbosity answers for any block in the node's index
+		// (btcd's verbose forms fail for side-chain blocks).
+		var header string
+		err := c.Node.Call(ctx, "getblockheader", []any{hash, false}, &header)
+		switch {
+		case err == nil:
+			st.Known = true
+		case !node.IsRPCError(err, node.CodeBlockNotFound):
+			return BlockState{}, fmt.Errorf("getblockheader %s: %w", hash, err)
+		}
 		return st, nil
 	}
-	st.InMainChain = true
+	st.InMainChain, st.Known = true, true
 	st.Confirmations = tip - height + 1
 	info, err := c.Node.GetBlockInfo(ctx, hash)
 	if err != nil {

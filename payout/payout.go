@@ -38,6 +38,11 @@ type Block struct {
 	Finder   string
 	FoundAt  time.Time
 	Credited bool // its credits are in accounts.immature
+	// Unknown is a block whose submission had no clear answer (ledger
+	// status 'unknown'): it is looked up in the chain by hash until it
+	// is found there (then it is an accepted block like any other) or
+	// the chain is OrphanDepth past it without it.
+	Unknown bool
 	// Terms are the scheme and fee the pool node that found the block
 	// ran under, recorded with the block; nil for a block recorded
 	// without them (by a pool older than migration 0004).
@@ -115,8 +120,14 @@ type Store interface {
 	// (pool node, `hashforge payout run`) runs payouts at a time; ok is
 	// false when another holds it.
 	LockPayouts(ctx context.Context) (release func(), ok bool, err error)
-	// UnsettledBlocks returns accepted blocks still 'pending', oldest first.
+	// UnsettledBlocks returns accepted blocks still 'pending' and blocks
+	// of unknown outcome ('unknown', Block.Unknown), oldest first.
 	UnsettledBlocks(ctx context.Context) ([]Block, error)
+	// ResolveUnknownBlock settles a block of unknown outcome: "pending"
+	// when it was found in the main chain (it becomes accepted),
+	// "orphaned" or "rejected" when the chain went on without it. It
+	// does nothing to a block no longer 'unknown'.
+	ResolveUnknownBlock(ctx context.Context, blockID int64, status string) error
 	// PreviousBlock is the id of the pool's last accepted block before b
 	// (its end starts b's PROP round); ok is false for the first.
 	PreviousBlock(ctx context.Context, b Block) (id int64, ok bool, err error)
@@ -176,6 +187,9 @@ type BlockState struct {
 	InMainChain   bool
 	Confirmations int64 // 1 for the tip; meaningful when InMainChain
 	TipHeight     int64
+	// Known is whether the node has the block at all, in the main chain
+	// or on a side chain.
+	Known bool
 	// NetworkDifficulty is the difficulty the block was mined at.
 	NetworkDifficulty float64
 }

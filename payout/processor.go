@@ -86,16 +86,19 @@ const (
 // Stats is a snapshot of the processor's counters since it was made,
 // for metrics (web reads it at scrape time).
 type Stats struct {
-	BlocksCredited    uint64
-	BlocksMatured     uint64
-	BlocksOrphaned    uint64
-	BatchesPlanned    uint64
-	BatchesSent       uint64
-	BatchesConfirmed  uint64
-	BatchesFailed     uint64
-	BatchesReconciled uint64 // planned batches found already sent in the wallet
-	BatchesDropped    uint64 // sent batches whose transaction was conflicted or dropped
-	Errors            uint64 // runs that ended in an error
+	BlocksCredited uint64
+	BlocksMatured  uint64
+	BlocksOrphaned uint64 // orphaned, and unknown blocks that never made the main chain
+	// BlocksFoundInChain counts blocks of unknown outcome found in the
+	// main chain (from there on credited like any accepted block).
+	BlocksFoundInChain uint64
+	BatchesPlanned     uint64
+	BatchesSent        uint64
+	BatchesConfirmed   uint64
+	BatchesFailed      uint64
+	BatchesReconciled  uint64 // planned batches found already sent in the wallet
+	BatchesDropped     uint64 // sent batches whose transaction was conflicted or dropped
+	Errors             uint64 // runs that ended in an error
 	// ErrorsByKind counts every error met, by kind (the ErrKind
 	// constants; ErrorKinds lists them all), including those that did
 	// not make the run fail: a batch the wallet refused or could not be
@@ -306,20 +309,71 @@ func (p *Processor) settleBlocks(ctx context.Context) error {
 		return p.countErr(ErrKindDatabase, fmt.Errorf("payout: list unsettled blocks: %w", err))
 	}
 	var errs []error
+	// A PROP round ends at the pool's previous accepted block, so while
+	// an older block's outcome is unknown no later block is credited
+	// under PROP: the unknown one may yet end its round.
+	holdPROP := false
 	for _, b := range blocks {
-		if err := p.settleBlock(ctx, b); err != nil {
+		unknown, err := p.settleBlock(ctx, b, holdPROP)
+		if err != nil {
 			errs = append(errs, fmt.Errorf("block %d %s: %w", b.Height, b.Hash, err))
 		}
+		holdPROP = holdPROP || unknown
 	}
 	return errors.Join(errs...)
 }
 
-func (p *Processor) settleBlock(ctx context.Context, b Block) error {
+// settleBlock moves one block on. It reports whether the block's outcome
+// is still unknown afterwards (or could not be checked).
+func (p *Processor) settleBlock(ctx context.Context, b Block, holdPROP bool) (unknown bool, err error) {
 	st, err := p.chain.BlockState(ctx, b.Hash, b.Height)
 	if err != nil {
-		return p.countErr(ErrKindNode, fmt.Errorf("ask node: %w", err))
+		return b.Unknown, p.countErr(ErrKindNode, fmt.Errorf("ask node: %w", err))
 	}
 	log := p.log.With("height", b.Height, "hash", b.Hash)
+	if b.Unknown {
+		if resolved, err := p.resolveUnknown(ctx, b, st, log); err != nil || !resolved || !st.InMainChain {
+			return !resolved, err
+		}
+		b.Unknown = false // found in the main chain: an accepted block from here on
+	}
+	return false, p.settleAccepted(ctx, b, st, log, holdPROP)
+}
+
+// resolveUnknown settles a block of unknown outcome once the chain says:
+// found in the main chain, it becomes accepted ('pending'); absent while
+// the tip is OrphanDepth past its height, it is orphaned when the node
+// has it on a side chain, rejected when the node never took it.
+func (p *Processor) resolveUnknown(ctx context.Context, b Block, st BlockState, log *slog.Logger) (bool, error) {
+	status := ""
+	switch {
+	case st.InMainChain:
+		status = "pending"
+	case st.TipHeight < b.Height+p.cfg.OrphanDepth:
+		log.Info("block of unknown outcome not in the main chain (yet); checking again next run",
+			"tip", st.TipHeight, "known_to_node", st.Known, "orphan_depth", p.cfg.OrphanDepth)
+		return false, nil
+	case st.Known:
+		status = "orphaned"
+	default:
+		status = "rejected"
+	}
+	if err := p.store.ResolveUnknownBlock(ctx, b.ID, status); err != nil {
+		return false, p.countErr(ErrKindDatabase, fmt.Errorf("resolve unknown block: %w", err))
+	}
+	if status == "pending" {
+		p.count(func(s *Stats) { s.BlocksFoundInChain++ })
+		log.Info("block of unknown outcome found in the main chain; it counts as accepted", "confirmations", st.Confirmations)
+		return true, nil
+	}
+	p.count(func(s *Stats) { s.BlocksOrphaned++ })
+	log.Warn("block of unknown outcome never made the main chain", "status", status, "tip", st.TipHeight,
+		"known_to_node", st.Known)
+	return true, nil
+}
+
+// settleAccepted credits, matures or orphans an accepted block.
+func (p *Processor) settleAccepted(ctx context.Context, b Block, st BlockState, log *slog.Logger, holdPROP bool) error {
 	if !st.InMainChain {
 		if st.TipHeight < b.Height+p.cfg.OrphanDepth {
 			log.Warn("block is not in the main chain; waiting before declaring it orphaned",
@@ -331,6 +385,14 @@ func (p *Processor) settleBlock(ctx context.Context, b Block) error {
 		}
 		p.count(func(s *Stats) { s.BlocksOrphaned++ })
 		log.Warn("block orphaned; its credits are reverted", "tip", st.TipHeight)
+		return nil
+	}
+	scheme := p.cfg.Scheme
+	if b.Terms != nil {
+		scheme = b.Terms.Scheme
+	}
+	if holdPROP && scheme == PROP && !b.Credited {
+		log.Info("not crediting yet: an older block's outcome is unknown and may end this PROP round")
 		return nil
 	}
 	if !b.Credited && p.now().Sub(b.FoundAt) >= p.cfg.CreditDelay {

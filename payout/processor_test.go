@@ -545,3 +545,67 @@ func TestBlockTermsEnforced(t *testing.T) {
 	mustBalance(t, l, "S", 0, 0, 0)
 	checkJournal(t, l)
 }
+
+// mapChain answers BlockState from a set of main-chain hashes (every one
+// with 1 confirmation) and a tip height.
+type mapChain struct {
+	mu   sync.Mutex
+	main map[string]bool
+	tip  int64
+}
+
+func (c *mapChain) BlockState(ctx context.Context, hash string, height int64) (payout.BlockState, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.main[strings.ToLower(hash)] {
+		return payout.BlockState{TipHeight: c.tip}, nil
+	}
+	return payout.BlockState{InMainChain: true, Known: true, Confirmations: 1, TipHeight: c.tip, NetworkDifficulty: 1000}, nil
+}
+
+// TestPROPWaitsForOlderUnknownBlock: a block of unknown outcome may end the
+// PROP round of the next block, so the next block is not credited until
+// the older one is settled; found in the chain, each gets its own round.
+func TestPROPWaitsForOlderUnknownBlock(t *testing.T) {
+	l := newLedger(t)
+	ctx := testCtx(t, 2*time.Minute)
+	found := time.Now().Add(-time.Minute).Truncate(time.Millisecond)
+	bt := ledger.NewBatcher(l, ledger.BatcherOptions{FlushInterval: 10 * time.Millisecond, Logger: testLogger()})
+	bctx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { _ = bt.Run(bctx); close(done) }()
+	bt.AddShare(pool.Share{Time: found.Add(-20 * time.Second), Address: "A", JobID: "j", Difficulty: 1, Height: 10})
+	bt.AddShare(pool.Share{Time: found.Add(-5 * time.Second), Address: "B", JobID: "j", Difficulty: 1, Height: 11})
+	stop()
+	<-done
+	older, newer := strings.Repeat("1a", 32), strings.Repeat("2b", 32)
+	if err := l.RecordBlock(ctx, pool.Block{Time: found.Add(-10 * time.Second), Height: 10, Hash: older, Reward: 1_000_000,
+		Address: "A", Unknown: true, Verdict: "inconclusive"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.RecordBlock(ctx, pool.Block{Time: found, Height: 11, Hash: newer, Reward: 1_000_000,
+		Address: "B", Accepted: true, Verdict: "accepted"}); err != nil {
+		t.Fatal(err)
+	}
+	chain := &mapChain{main: map[string]bool{newer: true}, tip: 12}
+	p, err := payout.New(payout.Config{Scheme: payout.PROP, FeeBPS: 100, FeeAddress: "fee", Logger: testLogger()}, l, chain, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.SettleBlocks(ctx); err != nil {
+		t.Fatal(err)
+	}
+	mustBalance(t, l, "A", 0, 0, 0)
+	mustBalance(t, l, "B", 0, 0, 0)
+
+	chain.mu.Lock()
+	chain.main[older] = true
+	chain.mu.Unlock()
+	if err := p.SettleBlocks(ctx); err != nil {
+		t.Fatal(err)
+	}
+	mustBalance(t, l, "A", 990_000, 0, 0)
+	mustBalance(t, l, "B", 990_000, 0, 0)
+	mustBalance(t, l, "fee", 20_000, 0, 0)
+	checkJournal(t, l)
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -84,6 +85,7 @@ func (h *logRecorder) WithGroup(string) slog.Handler            { return h }
 func (h *logRecorder) Handle(_ context.Context, r slog.Record) error {
 	var b strings.Builder
 	b.WriteString(r.Message)
+	fmt.Fprintf(&b, " level=%s", r.Level)
 	r.Attrs(func(a slog.Attr) bool {
 		fmt.Fprintf(&b, " %s=%v", a.Key, a.Value)
 		return true
@@ -187,12 +189,59 @@ func TestSubmitBlockRetryFindsDuplicate(t *testing.T) {
 			t.Fatalf("%q on retry: %d calls, %+v", verdict, n.count(), st.LastBlock)
 		}
 	}
-	// On a first attempt a duplicate is what the node says it is.
+	// On a first attempt a duplicate is not ours to claim, nor a
+	// rejection: the chain decides.
 	n := &flakyNode{verdict: "duplicate"}
 	srv := newBlockPool(t, n, &flakyLedger{}, nil)
 	mineOneBlock(t, srv)
-	if st := srv.Stats(); n.count() != 1 || st.BlocksFound != 0 || st.LastBlock.Accepted || st.LastBlock.Verdict != "duplicate" {
+	if st := srv.Stats(); n.count() != 1 || st.BlocksFound != 0 || st.LastBlock.Accepted || !st.LastBlock.Unknown ||
+		st.LastBlock.Verdict != "duplicate" {
 		t.Fatalf("first-attempt duplicate: %d calls, %+v", n.count(), st.LastBlock)
+	}
+}
+
+// TestBlockLogLevels: found and accepted blocks are routine (thousands on
+// regtest) and logged at INFO; WARN and ERROR stay for what needs an
+// operator.
+func TestBlockLogLevels(t *testing.T) {
+	logs := &logRecorder{}
+	rec := &flakyLedger{}
+	srv := newBlockPool(t, &fakeSubmitter{}, rec, slog.New(logs))
+	mineOneBlock(t, srv)
+	waitFor(t, func() bool { _, r := rec.state(); return len(r) == 1 })
+	if got := logs.find("block accepted by node level=INFO"); len(got) != 1 {
+		t.Errorf("accepted block logged %v, want once at INFO", got)
+	}
+	if got := logs.find("block found: submitting to node level=INFO"); len(got) != 1 {
+		t.Errorf("found block logged %v, want once at INFO", got)
+	}
+	for _, level := range []string{"level=WARN", "level=ERROR"} {
+		if got := logs.find(level); len(got) > 0 {
+			t.Errorf("an accepted block logged %v", got)
+		}
+	}
+}
+
+// TestSubmitBlockInconclusive: Bitcoin Core's "inconclusive" (a valid block
+// not on its active chain) is neither accepted nor rejected, and not an
+// error in the logs.
+func TestSubmitBlockInconclusive(t *testing.T) {
+	for _, verdict := range []string{"inconclusive", "duplicate-inconclusive"} {
+		logs := &logRecorder{}
+		n := &flakyNode{verdict: verdict}
+		rec := &flakyLedger{}
+		srv := newBlockPool(t, n, rec, slog.New(logs))
+		mineOneBlock(t, srv)
+		waitFor(t, func() bool { _, r := rec.state(); return len(r) == 1 })
+		if _, r := rec.state(); r[0].Accepted || !r[0].Unknown || r[0].Verdict != verdict {
+			t.Fatalf("%s: recorded %+v", verdict, r)
+		}
+		if n.count() != 1 {
+			t.Errorf("%s: retried, %d calls", verdict, n.count())
+		}
+		if errs := logs.find("level=ERROR"); len(errs) > 0 {
+			t.Errorf("%s: logged as errors: %v", verdict, errs)
+		}
 	}
 }
 
@@ -223,9 +272,11 @@ func TestSubmitBlockGivesUpAfterFiveTries(t *testing.T) {
 		t.Fatalf("submitblock tried %d times, want 5", n.count())
 	}
 	waitFor(t, func() bool { _, r := rec.state(); return len(r) == 1 })
+	// No answer is no verdict: the block is unknown, for the chain to
+	// settle, never failed for good.
 	_, r := rec.state()
-	if r[0].Accepted || !strings.HasPrefix(r[0].Verdict, "submitblock failed: ") || !strings.Contains(r[0].Verdict, "connection refused") ||
-		!strings.Contains(r[0].Verdict, "after 5 attempts") {
+	if r[0].Accepted || !r[0].Unknown || !strings.HasPrefix(r[0].Verdict, "unknown: ") ||
+		!strings.Contains(r[0].Verdict, "connection refused") || !strings.Contains(r[0].Verdict, "after 5 attempts") {
 		t.Fatalf("recorded %+v", r)
 	}
 	if st := srv.Stats(); st.BlocksFound != 0 {
@@ -486,6 +537,61 @@ func TestJobStaleAfterOwnBlock(t *testing.T) {
 			if r := srv.Stats().Rejected["stale job"]; r != uint64(len(codes)) {
 				t.Fatalf("stale count %d", r)
 			}
+		}
+	}
+}
+
+// TestSubmitBlockCoreVerdicts classifies every submitblock answer recorded
+// from Bitcoin Core's documentation (testdata/bitcoin-core): null is
+// accepted, the inconclusive kinds and a first-try duplicate are unknown
+// (the chain decides), the rest are rejections.
+func TestSubmitBlockCoreVerdicts(t *testing.T) {
+	raw, err := os.ReadFile("../testdata/bitcoin-core/rpc_replies.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var recorded struct {
+		Replies map[string]struct {
+			Body struct {
+				Result json.RawMessage `json:"result"`
+			} `json:"body"`
+		} `json:"replies"`
+	}
+	if err := json.Unmarshal(raw, &recorded); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"submitblock accepted":               "accepted",
+		"submitblock duplicate":              "unknown",
+		"submitblock duplicate-inconclusive": "unknown",
+		"submitblock inconclusive":           "unknown",
+		"submitblock duplicate-invalid":      "rejected",
+		"submitblock high-hash":              "rejected",
+		"submitblock bad-txnmrklroot":        "rejected",
+	}
+	for name, class := range want {
+		r, ok := recorded.Replies[name]
+		if !ok {
+			t.Fatalf("no recorded %q", name)
+		}
+		var verdict string // null: accepted
+		if err := json.Unmarshal(r.Body.Result, &verdict); err != nil && string(r.Body.Result) != "null" {
+			t.Fatalf("%s: result %s", name, r.Body.Result)
+		}
+		rec := &flakyLedger{}
+		srv := newBlockPool(t, &flakyNode{verdict: verdict}, rec, nil)
+		mineOneBlock(t, srv)
+		waitFor(t, func() bool { _, r := rec.state(); return len(r) == 1 })
+		_, got := rec.state()
+		gotClass := "rejected"
+		switch {
+		case got[0].Accepted:
+			gotClass = "accepted"
+		case got[0].Unknown:
+			gotClass = "unknown"
+		}
+		if gotClass != class {
+			t.Errorf("%s: recorded %+v (%s), want %s", name, got[0], gotClass, class)
 		}
 	}
 }

@@ -44,8 +44,13 @@
 //     before the miner's reply and before the share reaches the ShareSink.
 //     A submitblock that gets no answer (transport error, RPC error) is
 //     retried, five tries over about three seconds, still before the reply;
-//     the node's verdict ("rejected: …", "duplicate", …) is final, except
+//     the node's verdict ("rejected: …", "high-hash", …) is final, except
 //     that a duplicate heard on a retry means an earlier try got through.
+//     No answer after the retries, Bitcoin Core's "inconclusive" and
+//     "duplicate-inconclusive", and a duplicate on the first try are not
+//     rejections: the block is recorded Unknown, for the payout process to
+//     look up in the chain by hash. Found and accepted blocks are logged at
+//     INFO; a refused block at ERROR.
 //     The block row (BlockSink.RecordBlock) is written in the background,
 //     retried with backoff while the ledger fails and kept in memory
 //     meanwhile; when Run stops, blocks still unrecorded get a few seconds,

@@ -451,7 +451,9 @@ func (s *Server) submitBlock(res *ShareResult, en1, en2 []byte, user Username, r
 	blockHex := j.blockHex(&res.Header, en1, en2, res.Coinb2)
 	log := s.log.With("height", j.Height, "hash", hash, "job", j.ID, "address", user.Address,
 		"worker", user.Worker, "remote", remote)
-	log.Warn("BLOCK FOUND: submitting to node")
+	// Blocks are routine (thousands on regtest): INFO. WARN and ERROR are
+	// for what an operator must look at.
+	log.Info("block found: submitting to node")
 
 	ctx, cancel := context.WithTimeout(context.Background(), submitTimeout)
 	defer cancel()
@@ -466,15 +468,23 @@ func (s *Server) submitBlock(res *ShareResult, en1, en2 []byte, user Username, r
 	}
 	switch {
 	case err != nil:
-		b.Verdict = "submitblock failed: " + err.Error()
-		log.Error("BLOCK SUBMISSION FAILED", "err", err, "block_hex", blockHex)
-	case verdict != "":
-		b.Verdict = verdict
-		log.Error("BLOCK REJECTED by node", "verdict", verdict, "block_hex", blockHex)
-	default:
+		// The node may have taken the block and its answer been lost
+		// (Core answers a submitblock it queued behind busy RPC threads
+		// long after the client gave up): the chain will tell.
+		b.Unknown, b.Verdict = true, "unknown: submitblock got no answer: "+err.Error()
+		log.Warn("block submission got no answer from the node; recorded as unknown until the chain shows it",
+			"err", err, "block_hex", blockHex)
+	case verdict == "":
 		b.Accepted, b.Verdict = true, "accepted"
 		s.jobs.Solved(j.prevHash)
-		log.Warn("BLOCK ACCEPTED by node")
+		log.Info("block accepted by node")
+	case isUncertainVerdict(verdict):
+		b.Unknown, b.Verdict = true, verdict
+		log.Info("block not rejected but not on the node's active chain (a lost race, or a block the node already has); the chain will tell",
+			"verdict", verdict)
+	default:
+		b.Verdict = verdict
+		log.Error("BLOCK REJECTED by node", "verdict", verdict, "block_hex", blockHex)
 	}
 	s.statsMu.Lock()
 	if b.Accepted {
@@ -495,12 +505,12 @@ func (s *Server) submitWithRetry(ctx context.Context, blockHex string, log *slog
 		verdict, err := s.submit.SubmitBlock(ctx, blockHex)
 		if err == nil {
 			if attempt > 0 && isDuplicateVerdict(verdict) {
-				log.Warn("submitblock retry: node already has the block (an earlier attempt reached it)",
+				log.Info("submitblock retry: node already has the block (an earlier attempt reached it)",
 					"verdict", verdict, "attempts", attempt+1)
 				return "", nil
 			}
 			if attempt > 0 {
-				log.Warn("submitblock answered after retries", "attempts", attempt+1)
+				log.Info("submitblock answered after retries", "attempts", attempt+1)
 			}
 			return verdict, nil
 		}
@@ -508,7 +518,7 @@ func (s *Server) submitWithRetry(ctx context.Context, blockHex string, log *slog
 			return "", fmt.Errorf("%w (after %d attempts)", err, attempt+1)
 		}
 		wait := s.submitBackoff[attempt]
-		log.Error("submitblock got no answer from the node, retrying", "attempt", attempt+1, "retry_in", wait, "err", err)
+		log.Warn("submitblock got no answer from the node, retrying", "attempt", attempt+1, "retry_in", wait, "err", err)
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
@@ -524,6 +534,17 @@ func (s *Server) submitWithRetry(ctx context.Context, blockHex string, log *slog
 // block …". Core's "duplicate-invalid" and "duplicate-inconclusive" are not.
 func isDuplicateVerdict(v string) bool {
 	return v == "duplicate" || strings.Contains(v, "already have block")
+}
+
+// isUncertainVerdict recognises Bitcoin Core's answers that are not a
+// rejection (BIP 22 and Core's submitblock): "inconclusive" (valid, but
+// not on the active chain, usually a block at a height the node already
+// has) and "duplicate-inconclusive", and a "duplicate" (or btcd's
+// "already have block") heard on the first attempt, when the pool cannot
+// know who submitted it first. Whether such a block counts is for the
+// chain to say.
+func isUncertainVerdict(v string) bool {
+	return v == "inconclusive" || v == "duplicate-inconclusive" || isDuplicateVerdict(v)
 }
 
 // recordBlock hands a found block to the ledger without blocking the share
@@ -568,7 +589,7 @@ func (s *Server) recordLoop(b Block, log *slog.Logger) {
 			delete(s.unrecorded, b.Hash)
 			s.recMu.Unlock()
 			if attempt > 1 {
-				log.Warn("found block recorded in the ledger after retries", "attempts", attempt, "accepted", b.Accepted)
+				log.Info("found block recorded in the ledger after retries", "attempts", attempt, "accepted", b.Accepted)
 			}
 			return
 		}
@@ -576,7 +597,7 @@ func (s *Server) recordLoop(b Block, log *slog.Logger) {
 			return // stopRecorder reports it
 		}
 		log.Error("cannot record found block in the ledger; kept in memory, retrying",
-			"attempt", attempt, "retry_in", delay, "accepted", b.Accepted, "err", err)
+			"attempt", attempt, "retry_in", delay, "accepted", b.Accepted, "unknown", b.Unknown, "err", err)
 		t := time.NewTimer(delay)
 		select {
 		case <-s.recCtx.Done():
@@ -620,7 +641,7 @@ func (s *Server) stopRecorder() {
 
 func (s *Server) logUnrecorded(b Block, err error) {
 	s.log.Error("FOUND BLOCK NOT RECORDED in the ledger: add it by hand",
-		"hash", b.Hash, "height", b.Height, "accepted", b.Accepted, "verdict", b.Verdict,
+		"hash", b.Hash, "height", b.Height, "accepted", b.Accepted, "unknown", b.Unknown, "verdict", b.Verdict,
 		"reward_sat", b.Reward, "address", b.Address, "worker", b.Worker, "found_at", b.Time, "err", err)
 }
 

@@ -40,7 +40,17 @@ type Block struct {
 	Address  string // finder's payout address
 	Worker   string
 	Accepted bool
-	Verdict  string // "accepted", or the node's reject reason / RPC error text
+	// Unknown is set when the node gave no clear answer: submitblock
+	// got no reply after its retries (the node may still have taken the
+	// block), or the node called it "inconclusive" (valid, but not on
+	// its active chain: usually a lost race) or a "duplicate" of a block
+	// it has. Neither accepted nor rejected: the payout process looks
+	// the block up in the chain by hash until it knows (ledger status
+	// 'unknown').
+	Unknown bool
+	// Verdict is "accepted", the node's answer, or for a submission that
+	// got none "unknown: " and the last error.
+	Verdict string
 }
 
 // BlockSink records found blocks. Called after submitblock returned.

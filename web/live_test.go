@@ -110,7 +110,7 @@ func TestLiveFeedRelaysEvents(t *testing.T) {
 	metrics := scrape(t, env)
 	for _, want := range []string{
 		`hashforge_blocks_submitted_total{verdict="accepted"} 1`,
-		`hashforge_blocks_submitted_total{verdict="error"} 0`,
+		`hashforge_blocks_submitted_total{verdict="unknown"} 0`,
 		`hashforge_job_fanout_seconds_count 1`,
 		`hashforge_ws_clients 2`,
 	} {
@@ -343,6 +343,7 @@ func TestMetricsFromSnapshots(t *testing.T) {
 		`hashforge_payout_errors_total{kind="` + payout.ErrKindNode + `"} 2`,
 		`hashforge_payout_blocks_total{event="credited"} 5`,
 		`hashforge_payout_blocks_total{event="orphaned"} 1`,
+		`hashforge_payout_blocks_total{event="found_in_chain"} 0`,
 		`hashforge_payout_runs_failed_total 2`,
 		`hashforge_payout_last_run_timestamp_seconds{outcome="any"} 1.8e+09`,
 		`hashforge_blocks_submitted_total{verdict="rejected"} 0`,

@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 	"slices"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -71,7 +70,7 @@ func newMetrics(s *Server) *metrics {
 		}, []string{"outcome"}),
 		blocks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "hashforge_blocks_submitted_total",
-			Help: "Blocks submitted to the node since start, by verdict: accepted, rejected (the node refused it) or error (submitblock failed).",
+			Help: "Blocks submitted to the node since start, by verdict: accepted, rejected (the node refused it) or unknown (no answer, or inconclusive: the chain decides).",
 		}, []string{"verdict"}),
 		wsConnects: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "hashforge_ws_connections_total",
@@ -82,7 +81,7 @@ func newMetrics(s *Server) *metrics {
 			Help: "Live feed clients dropped because their queue was full.",
 		}),
 	}
-	for _, v := range []string{"accepted", "rejected", "error"} {
+	for _, v := range []string{"accepted", "rejected", "unknown"} {
 		m.blocks.WithLabelValues(v) // present at 0, so rate() and alerts work from the start
 	}
 	for _, v := range []string{"ok", "error"} {
@@ -126,8 +125,8 @@ func blockVerdict(b pool.Block) string {
 	switch {
 	case b.Accepted:
 		return "accepted"
-	case strings.HasPrefix(b.Verdict, "submitblock failed"):
-		return "error"
+	case b.Unknown:
+		return "unknown"
 	}
 	return "rejected"
 }
@@ -162,7 +161,7 @@ var (
 	descPayoutErrors = prometheus.NewDesc("hashforge_payout_errors_total",
 		"Errors met by this node's payout processor, by kind (node, database, wallet refusals, unreachable wallet, …).", []string{"kind"}, nil)
 	descPayoutBlocks = prometheus.NewDesc("hashforge_payout_blocks_total",
-		"Blocks this node's payout processor moved: credited, matured (credits released) or orphaned (credits reverted).", []string{"event"}, nil)
+		"Blocks this node's payout processor moved: credited, matured (credits released), orphaned (credits reverted; unknown blocks that never made the main chain included) or found_in_chain (a block of unknown outcome found in the main chain, accepted from then on).", []string{"event"}, nil)
 	descPayoutRuns = prometheus.NewDesc("hashforge_payout_runs_failed_total",
 		"Payout runs that ended in an error.", nil, nil)
 	descPayoutLastRun = prometheus.NewDesc("hashforge_payout_last_run_timestamp_seconds",
@@ -254,6 +253,7 @@ func (c snapshotCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(descPayoutBlocks, float64(st.BlocksCredited), "credited")
 		counter(descPayoutBlocks, float64(st.BlocksMatured), "matured")
 		counter(descPayoutBlocks, float64(st.BlocksOrphaned), "orphaned")
+		counter(descPayoutBlocks, float64(st.BlocksFoundInChain), "found_in_chain")
 		counter(descPayoutRuns, float64(st.Errors))
 		if !st.LastRun.IsZero() {
 			gauge(descPayoutLastRun, float64(st.LastRun.UnixNano())/1e9, "any")

@@ -394,6 +394,21 @@ func TestBlocksPagingAndBadInput(t *testing.T) {
 		}
 	}
 	get(t, env.srv.URL+"/api/v1/nope", 404, &map[string]string{})
+
+	// A block the node gave no clear answer for shows as unknown.
+	if err := env.led.RecordBlock(ctx, pool.Block{Time: base.Add(10 * time.Minute), Height: 4, Hash: strings.Repeat("0", 63) + "4",
+		Reward: 5000000000, Address: addrA, Unknown: true, Verdict: "inconclusive"}); err != nil {
+		t.Fatal(err)
+	}
+	p = page{}
+	get(t, env.srv.URL+"/api/v1/blocks?limit=1", 200, &p)
+	if len(p.Blocks) != 1 || p.Blocks[0].Height != 4 || p.Blocks[0].Accepted || p.Blocks[0].Status != "unknown" ||
+		p.Blocks[0].Verdict != "inconclusive" {
+		t.Fatalf("unknown block: %+v", p)
+	}
+	if b := blockFromPool(pool.Block{Unknown: true, Verdict: "inconclusive"}); b.Status != "unknown" {
+		t.Errorf("live feed status of an unknown block: %q", b.Status)
+	}
 }
 
 func TestMinerPage(t *testing.T) {

@@ -277,7 +277,11 @@ func printPayoutStatus(ctx context.Context, out io.Writer, led *ledger.Ledger, l
 		if b.Terms != nil {
 			scheme = fmt.Sprintf("%s/%dbps", b.Terms.Scheme, b.Terms.FeeBPS)
 		}
-		fmt.Fprintf(w, "%d\t%s\t%d\t%s\t%v\t\n", b.Height, b.Hash, b.Reward, scheme, b.Credited)
+		credited := fmt.Sprint(b.Credited)
+		if b.Unknown {
+			credited = "unknown" // submission unanswered: the chain will tell
+		}
+		fmt.Fprintf(w, "%d\t%s\t%d\t%s\t%s\t\n", b.Height, b.Hash, b.Reward, scheme, credited)
 	}
 	ps, err := led.Payments(ctx, limit, 0)
 	if err != nil {

@@ -28,6 +28,7 @@ type serveConfig struct {
 	NodeURL         string
 	NodeUser        string
 	NodePass        string
+	NodeZMQ         string
 	PoolAddress     string
 	DatabaseURL     string
 	StratumAddr     string
@@ -47,10 +48,11 @@ type serveConfig struct {
 }
 
 func (c *serveConfig) register(fs *flag.FlagSet) {
-	fs.StringVar(&c.Network, "network", "mainnet", "chain: mainnet, testnet, signet, regtest or simnet")
+	fs.StringVar(&c.Network, "network", "mainnet", "chain: mainnet, testnet, testnet4, signet (one whose challenge is OP_TRUE), regtest or simnet")
 	fs.StringVar(&c.NodeURL, "node-url", "http://127.0.0.1:8332", "JSON-RPC URL of a bitcoind-compatible node")
 	fs.StringVar(&c.NodeUser, "node-user", "", "node RPC user")
 	fs.StringVar(&c.NodePass, "node-pass", "", "node RPC password")
+	fs.StringVar(&c.NodeZMQ, "node-zmq", "", "ZMQ address of the node's hashblock notices (Bitcoin Core -zmqpubhashblock), e.g. tcp://127.0.0.1:28332; empty: off")
 	fs.StringVar(&c.PoolAddress, "pool-address", "", "address the coinbase pays (required)")
 	fs.StringVar(&c.DatabaseURL, "database-url", "", "PostgreSQL URL, e.g. postgres://user:pass@host/db (required)")
 	fs.StringVar(&c.StratumAddr, "stratum-addr", ":3333", "Stratum listen address")
@@ -133,16 +135,26 @@ func runServe(ctx context.Context, cfg serveConfig, log *slog.Logger, ready func
 	if err != nil {
 		return err
 	}
+	// New-block notices from the node's ZMQ publisher, when configured.
+	// The subscription lives as long as serve and redials by itself.
+	watchOpts := node.WatchOptions{Logger: log.With("component", "node")}
+	if cfg.NodeZMQ != "" {
+		zctx, stopZMQ := context.WithCancel(ctx)
+		defer stopZMQ()
+		if watchOpts.Notices, err = node.SubscribeBlocks(zctx, cfg.NodeZMQ, log.With("component", "node"), 0); err != nil {
+			return fmt.Errorf("--node-zmq: %w", err)
+		}
+	}
 	// The node must serve the chain --network names. A node that cannot
 	// be asked now is waited for (the template watcher checks before the
-	// first job); a node on another chain is refused.
+	// first job); a node on another chain, or on a signet whose blocks
+	// must be signed (node.SignetChallengeError), is refused.
 	checkCtx, cancelCheck := context.WithTimeout(ctx, 5*time.Second)
 	err = rpc.CheckNetwork(checkCtx, params)
 	cancelCheck()
-	var mismatch *node.NetworkMismatchError
 	networkChecked := err == nil
 	switch {
-	case errors.As(err, &mismatch):
+	case node.IsFinalNetworkError(err):
 		return fmt.Errorf("--network %s: %w", cfg.Network, err)
 	case err != nil:
 		log.Warn("cannot reach the node to check its network; retrying in the background, no work for miners until it answers",
@@ -232,7 +244,7 @@ func runServe(ctx context.Context, cfg serveConfig, log *slog.Logger, ready func
 			}
 			log.Info("node reachable, network checked", "network", cfg.Network)
 		}
-		rpc.WatchTemplates(gctx, node.WatchOptions{Logger: log.With("component", "node")}, templates)
+		rpc.WatchTemplates(gctx, watchOpts, templates)
 		return nil
 	})
 	g.Go(func() error { return srv.Run(gctx, templates) })

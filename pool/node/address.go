@@ -31,6 +31,13 @@ func (c *Client) Chain(ctx context.Context) (string, error) {
 	return c.chain, nil
 }
 
+// cachedChain is the chain name Chain learnt, "" before it did.
+func (c *Client) cachedChain() string {
+	c.chainMu.Lock()
+	defer c.chainMu.Unlock()
+	return c.chain
+}
+
 // chainParams maps a node's chain name to its parameters; nil when unknown.
 func chainParams(chain string) *chaincfg.Params {
 	switch chain {

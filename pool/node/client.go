@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -33,6 +34,8 @@ const (
 const (
 	CodeMethodNotFound       = -32601
 	CodeMisc                 = -1
+	CodeInvalidParameter     = -8
+	CodeBlockNotFound        = -5 // Core: RPC_INVALID_ADDRESS_OR_KEY "Block not found"
 	CodeClientNotConnected   = -9
 	CodeClientInInitialDL    = -10 // btcd also: tip older than 24 h
 	CodeDeserializationError = -22
@@ -58,6 +61,9 @@ type Client struct {
 
 	chainMu sync.Mutex
 	chain   string // cached getblockchaininfo chain name
+
+	// signetRule is set once the node asked for the "signet" rule.
+	signetRule atomic.Bool
 }
 
 // New returns a client for the node at rawURL ("http://host:port", or
@@ -135,15 +141,23 @@ func IsRPCError(err error, code int) bool {
 // GetBlockTemplate asks for a segwit block template. With a non-empty
 // longPollID it is a BIP 22 long poll: the node answers when the template
 // it identified is outdated, or when ctx ends.
+//
+// On signet the request carries the "signet" rule too, which Bitcoin Core
+// requires there (error -8 without it). The client knows the node is on
+// signet from its cached chain name (Chain, CheckNetwork), or learns it
+// from that very error and asks again at once.
 func (c *Client) GetBlockTemplate(ctx context.Context, longPollID string) (*Template, error) {
-	req := map[string]any{"rules": []string{"segwit"}}
 	hc := c.http
 	if longPollID != "" {
-		req["longpollid"] = longPollID
 		hc = c.longPoll
 	}
 	var raw json.RawMessage
-	if err := c.call(ctx, hc, "getblocktemplate", []any{req}, &raw); err != nil {
+	err := c.call(ctx, hc, "getblocktemplate", []any{c.templateRequest(longPollID)}, &raw)
+	if IsRPCError(err, CodeInvalidParameter) && strings.Contains(err.Error(), "signet rule") && !c.signetRule.Load() {
+		c.signetRule.Store(true)
+		err = c.call(ctx, hc, "getblocktemplate", []any{c.templateRequest(longPollID)}, &raw)
+	}
+	if err != nil {
 		return nil, err
 	}
 	t, err := parseTemplate(raw)
@@ -151,6 +165,19 @@ func (c *Client) GetBlockTemplate(ctx context.Context, longPollID string) (*Temp
 		return nil, fmt.Errorf("getblocktemplate: %w", err)
 	}
 	return t, nil
+}
+
+// templateRequest is getblocktemplate's template_request object.
+func (c *Client) templateRequest(longPollID string) map[string]any {
+	rules := []string{"segwit"}
+	if c.signetRule.Load() || c.cachedChain() == "signet" {
+		rules = append(rules, "signet")
+	}
+	req := map[string]any{"rules": rules}
+	if longPollID != "" {
+		req["longpollid"] = longPollID
+	}
+	return req
 }
 
 // SubmitBlock submits a serialized block. verdict is "" when the node

@@ -38,6 +38,7 @@ type gbtResult struct {
 	Bits                     string `json:"bits"`
 	Height                   int64  `json:"height"`
 	DefaultWitnessCommitment string `json:"default_witness_commitment"`
+	SignetChallenge          string `json:"signet_challenge"`
 }
 
 type gbtTx struct {
@@ -94,6 +95,7 @@ func parseTemplate(raw []byte) (*Template, error) {
 		WitnessCommitment: wc,
 		LongPollID:        r.LongPollID,
 		Rules:             r.Rules,
+		SignetChallenge:   strings.ToLower(r.SignetChallenge),
 		Transactions:      make([]TemplateTx, 0, len(r.Transactions)),
 	}
 	if r.CoinbaseAux != nil {

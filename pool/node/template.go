@@ -24,6 +24,9 @@ type Template struct {
 	LongPollID        string
 	Rules             []string
 	CoinbaseFlags     string // coinbaseaux.flags hex, may be empty
+	// SignetChallenge is the script (hex) every block must satisfy on a
+	// signet (BIP 325), as Bitcoin Core sends it there; empty elsewhere.
+	SignetChallenge string
 }
 
 // TemplateTx is one non-coinbase transaction of a template.

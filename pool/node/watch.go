@@ -4,21 +4,34 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strings"
+	"sync"
 	"time"
 )
 
 // WatchOptions tunes WatchTemplates. Zero values take the defaults.
 type WatchOptions struct {
-	// PollInterval is how often getbestblockhash is polled when the node
-	// does not long-poll. Default 250 ms: a stale job costs more than a
-	// local RPC call.
+	// PollInterval is how often getbestblockhash is polled when neither
+	// long polling nor ZMQ tells of new blocks. Default 250 ms: a stale
+	// job costs more than a local RPC call.
 	PollInterval time.Duration
+	// FallbackPollInterval is how often getbestblockhash is polled while
+	// long polling or ZMQ works, in case a notice is lost (a ZMQ
+	// reconnect drops messages). Default 5 s.
+	FallbackPollInterval time.Duration
 	// Refresh is the longest time between two templates, so that new
-	// transactions (and their fees) get into the work. Default 30 s.
+	// transactions (and their fees) get into the work. Default 30 s. A
+	// refresh is a plain getblocktemplate call; it never touches the
+	// outstanding long poll.
 	Refresh time.Duration
 	// DisableLongPoll forces polling even when the node offers BIP 22
 	// long polling.
 	DisableLongPoll bool
+	// Notices, when not nil, carries new-block notices (block hashes,
+	// display order) from ZMQ `hashblock` (Client.SubscribeBlocks): each
+	// one not already the template's previous block fetches a template
+	// at once.
+	Notices <-chan string
 	// MaxBackoff caps the wait between attempts while the node is
 	// unreachable. Default 10 s.
 	MaxBackoff time.Duration
@@ -29,6 +42,9 @@ type WatchOptions struct {
 func (o *WatchOptions) setDefaults() {
 	if o.PollInterval <= 0 {
 		o.PollInterval = 250 * time.Millisecond
+	}
+	if o.FallbackPollInterval <= 0 {
+		o.FallbackPollInterval = 5 * time.Second
 	}
 	if o.Refresh <= 0 {
 		o.Refresh = 30 * time.Second
@@ -47,12 +63,24 @@ func (o *WatchOptions) setDefaults() {
 const longPollFailureLimit = 3
 
 // WatchTemplates sends a template to out at start, again as soon as the
-// node's best block changes, and at least every opts.Refresh. It uses BIP 22
-// long polling when the node offers it and polls getbestblockhash otherwise.
+// node's best block changes, and at least every opts.Refresh.
+//
+// New blocks are learnt from a BIP 22 long poll when the node offers one,
+// from opts.Notices (ZMQ) when given, and from polling getbestblockhash
+// (fast when neither of the others works, slowly as a fallback otherwise).
+// At most one long poll is outstanding at any time, and it is held for as
+// long as the node holds it: it is never cancelled except when ctx ends.
+// Bitcoin Core keeps serving an abandoned long poll on one of its few RPC
+// threads until the next block, so a client that gives up on long polls
+// and opens new ones exhausts the node on a quiet chain. When the long
+// poll returns (a new block, or new transactions), the next one starts with
+// the newest longpollid. Refreshes are separate plain getblocktemplate
+// calls.
+//
 // An unreachable or unready node is retried with exponential backoff and
-// logged; WatchTemplates returns only when ctx is done. It never closes out:
-// the caller owns it, and should keep receiving, since the watcher waits for
-// each send.
+// logged; WatchTemplates returns only when ctx is done, after its long poll
+// has ended. It never closes out: the caller owns it, and should keep
+// receiving, since the watcher waits for each send.
 func (c *Client) WatchTemplates(ctx context.Context, opts WatchOptions, out chan<- *Template) {
 	opts.setDefaults()
 	w := &watcher{c: c, opts: opts, out: out, log: opts.Logger.With("node", c.ep.URL)}
@@ -65,97 +93,163 @@ type watcher struct {
 	out  chan<- *Template
 	log  *slog.Logger
 
-	longPollOff      bool
-	longPollFailures int
-	downSince        time.Time // zero while the node answers
+	downSince time.Time // zero while the node answers; owned by run
+
+	mu     sync.Mutex
+	latest *Template // newest template from any source, for the next long poll's id
+}
+
+func (w *watcher) setLatest(t *Template) {
+	w.mu.Lock()
+	w.latest = t
+	w.mu.Unlock()
+}
+
+func (w *watcher) latestTemplate() *Template {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.latest
 }
 
 func (w *watcher) run(ctx context.Context) {
-	started := false
-	for {
-		t, err := w.fetch(ctx)
-		if err != nil {
-			return // ctx done
-		}
-		if !started {
-			started = true
-			w.log.Info("watching node templates", "height", t.Height,
-				"longpoll", t.LongPollID != "" && !w.opts.DisableLongPoll, "refresh", w.opts.Refresh)
-		}
-		if !w.send(ctx, t) {
-			return
-		}
-		refreshAt := time.Now().Add(w.opts.Refresh)
-		for t != nil {
-			if !w.longPollOff && !w.opts.DisableLongPoll && t.LongPollID != "" {
-				t = w.longPoll(ctx, t, refreshAt)
-			} else {
-				w.waitForNewTip(ctx, t.PreviousBlockHash, refreshAt)
-				t = nil
-			}
-			if ctx.Err() != nil {
-				return
-			}
-			if t != nil {
-				if !w.send(ctx, t) {
-					return
-				}
-				refreshAt = time.Now().Add(w.opts.Refresh)
-			}
-		}
+	t, err := w.fetch(ctx)
+	if err != nil {
+		return // ctx done
 	}
-}
+	longPoll := t.LongPollID != "" && !w.opts.DisableLongPoll
+	w.log.Info("watching node templates", "height", t.Height, "longpoll", longPoll,
+		"zmq", w.opts.Notices != nil, "refresh", w.opts.Refresh)
+	w.setLatest(t)
+	if !w.send(ctx, t) {
+		return
+	}
 
-// longPoll waits on the node for a template newer than t. It returns the
-// new template, or nil when the caller should fetch one itself: refresh
-// time reached, or the long poll failed.
-func (w *watcher) longPoll(ctx context.Context, t *Template, refreshAt time.Time) *Template {
-	lpCtx, cancel := context.WithDeadline(ctx, refreshAt)
-	defer cancel()
-	nt, err := w.c.GetBlockTemplate(lpCtx, t.LongPollID)
-	switch {
-	case err == nil:
-		w.longPollFailures = 0
-		return nt
-	case ctx.Err() != nil, lpCtx.Err() != nil:
-		return nil
-	case IsRPCError(err, 0) && !isTransient(err):
-		w.longPollOff = true
-		w.log.Warn("node refused long polling, polling getbestblockhash instead",
-			"interval", w.opts.PollInterval, "err", err)
-		return nil
+	var (
+		lpOut = make(chan *Template)
+		lpOff = make(chan struct{})
+		lpWG  sync.WaitGroup
+	)
+	if longPoll {
+		lpWG.Add(1)
+		go func() {
+			defer lpWG.Done()
+			w.longPollLoop(ctx, lpOut, lpOff)
+		}()
+	} else {
+		close(lpOff)
+		lpOff = nil // nothing more to hear from it
 	}
-	w.longPollFailures++
-	if w.longPollFailures >= longPollFailureLimit {
-		w.longPollOff = true
-		w.log.Warn("long polling keeps failing, polling getbestblockhash instead",
-			"interval", w.opts.PollInterval, "err", err)
-		return nil
-	}
-	w.log.Debug("long poll failed, fetching a template", "err", err)
-	return nil
-}
+	defer lpWG.Wait()
 
-// waitForNewTip polls getbestblockhash until it differs from prev, the
-// refresh time comes, a call fails (fetch then takes over the retrying), or
-// ctx ends.
-func (w *watcher) waitForNewTip(ctx context.Context, prev string, refreshAt time.Time) {
-	tick := time.NewTicker(w.opts.PollInterval)
-	defer tick.Stop()
-	refresh := time.NewTimer(time.Until(refreshAt))
+	pollEvery := func() time.Duration {
+		if longPoll || w.opts.Notices != nil {
+			return w.opts.FallbackPollInterval
+		}
+		return w.opts.PollInterval
+	}
+	poll := time.NewTicker(pollEvery())
+	defer poll.Stop()
+	refresh := time.NewTimer(w.opts.Refresh)
 	defer refresh.Stop()
+	notices := w.opts.Notices
+
 	for {
+		fetchNow := false
 		select {
 		case <-ctx.Done():
 			return
+		case nt := <-lpOut:
+			// The long poll loop already made it the latest.
+			if !w.send(ctx, nt) {
+				return
+			}
+			refresh.Reset(w.opts.Refresh)
+			continue
+		case <-lpOff:
+			lpOff, longPoll = nil, false
+			poll.Reset(pollEvery())
+			continue
+		case hash, ok := <-notices:
+			if !ok {
+				notices = nil
+				poll.Reset(pollEvery())
+				continue
+			}
+			fetchNow = !strings.EqualFold(hash, w.latestTemplate().PreviousBlockHash)
+		case <-poll.C:
+			best, err := w.c.GetBestBlockHash(ctx)
+			// On an error, fetch does the retrying and the logging.
+			fetchNow = err != nil || !strings.EqualFold(best, w.latestTemplate().PreviousBlockHash)
 		case <-refresh.C:
-			return
-		case <-tick.C:
+			fetchNow = true
 		}
-		best, err := w.c.GetBestBlockHash(ctx)
-		if err != nil || best != prev {
+		if !fetchNow {
+			continue
+		}
+		nt, err := w.fetch(ctx)
+		if err != nil {
 			return
 		}
+		w.setLatest(nt)
+		if !w.send(ctx, nt) {
+			return
+		}
+		refresh.Reset(w.opts.Refresh)
+	}
+}
+
+// longPollLoop keeps exactly one long poll outstanding, each made with the
+// newest longpollid, and hands what they return to out. It closes off and
+// returns when long polling proves unusable, and returns when ctx ends.
+func (w *watcher) longPollLoop(ctx context.Context, out chan<- *Template, off chan<- struct{}) {
+	failures := 0
+	delay := min(250*time.Millisecond, w.opts.MaxBackoff)
+	for {
+		id := w.latestTemplate().LongPollID
+		if id == "" {
+			// A refresh from a node that stopped offering long polls.
+			w.log.Warn("node stopped offering long polling, polling getbestblockhash instead", "interval", w.opts.PollInterval)
+			close(off)
+			return
+		}
+		nt, err := w.c.GetBlockTemplate(ctx, id)
+		if ctx.Err() != nil {
+			return
+		}
+		if err == nil {
+			failures, delay = 0, min(250*time.Millisecond, w.opts.MaxBackoff)
+			w.setLatest(nt)
+			select {
+			case out <- nt:
+			case <-ctx.Done():
+				return
+			}
+			continue
+		}
+		if IsRPCError(err, 0) && !isTransient(err) {
+			w.log.Warn("node refused long polling, polling getbestblockhash instead",
+				"interval", w.opts.PollInterval, "err", err)
+			close(off)
+			return
+		}
+		// A node that is down fails every call; that is not the long
+		// poll's fault, and the main loop reports it.
+		if _, berr := w.c.GetBestBlockHash(ctx); berr == nil {
+			failures++
+			if failures >= longPollFailureLimit {
+				w.log.Warn("long polling keeps failing, polling getbestblockhash instead",
+					"interval", w.opts.PollInterval, "err", err)
+				close(off)
+				return
+			}
+		}
+		w.log.Debug("long poll failed; starting another", "in", delay, "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, w.opts.MaxBackoff)
 	}
 }
 

@@ -174,8 +174,10 @@ function blockRow(tbody, b, live) {
   cell(tr, short(b.hash), "hash mono", b.hash);
   cell(tr, fmtBTC(b.reward_sat), "num");
   cell(tr, b.finder ? link("/miner/" + encodeURIComponent(b.finder), short(b.finder) + (b.worker ? "." + b.worker : "")) : "–");
-  const st = b.accepted ? b.status : "rejected: " + b.verdict;
-  cell(tr, st, b.accepted ? (b.status === "orphaned" ? "bad" : "ok") : "bad", b.verdict);
+  // An unknown block (no clear answer from the node) waits for the chain.
+  const st = b.accepted || b.status !== "rejected" ? b.status : "rejected: " + b.verdict;
+  const cls = b.status === "unknown" ? "" : b.accepted && b.status !== "orphaned" ? "ok" : "bad";
+  cell(tr, st, cls, b.verdict);
   timeCell(tr, b.found_at);
   return tr;
 }
