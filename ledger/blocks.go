@@ -55,13 +55,7 @@ func (l *Ledger) RecordBlock(ctx context.Context, b pool.Block) error {
 	if found.IsZero() {
 		found = time.Now()
 	}
-	status := "rejected"
-	switch {
-	case b.Accepted:
-		status = "pending"
-	case b.Unknown:
-		status = "unknown"
-	}
+	status := b.Status()
 	_, err := l.pool.Exec(ctx, `
 		INSERT INTO blocks (height, hash, reward, finder_address, finder_worker, accepted, verdict, found_at, status)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)

@@ -51,6 +51,23 @@ func mustBalance(t *testing.T, l *ledger.Ledger, addr string, imm, mat, paid int
 
 // coinbaseValue is a test block's coinbase value: blocks mined by
 // generate on an empty mempool carry the subsidy alone.
+// writeShares puts shares in the ledger through the real batcher, as the
+// pool does, and returns once they are written.
+func writeShares(ctx context.Context, t *testing.T, l *ledger.Ledger, shares ...pool.Share) {
+	t.Helper()
+	sb := ledger.NewBatcher(l, ledger.BatcherOptions{FlushInterval: 10 * time.Millisecond})
+	bctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- sb.Run(bctx) }()
+	for _, sh := range shares {
+		sb.AddShare(sh)
+	}
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
 func coinbaseValue(t *testing.T, ctx context.Context, c *node.Client, btcd *devstack.Btcd, hash string) int64 {
 	t.Helper()
 	info, err := c.GetBlockInfo(ctx, hash)
@@ -78,17 +95,10 @@ func TestMaturityAndOrphansOnRegtest(t *testing.T) {
 
 	// Shares before the blocks: A twice B's work.
 	start := time.Now().Add(-time.Minute)
-	sb := ledger.NewBatcher(l, ledger.BatcherOptions{FlushInterval: 10 * time.Millisecond})
-	bctx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- sb.Run(bctx) }()
-	sb.AddShare(pool.Share{Time: start, Address: "A", JobID: "j", Difficulty: 2, Height: 2})
-	sb.AddShare(pool.Share{Time: start, Address: "B", JobID: "j", Difficulty: 1, Height: 2})
-	sb.AddShare(pool.Share{Time: start.Add(1500 * time.Millisecond), Address: "B", JobID: "j", Difficulty: 1, Height: 3})
-	stop()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	writeShares(ctx, t, l,
+		pool.Share{Time: start, Address: "A", JobID: "j", Difficulty: 2, Height: 2},
+		pool.Share{Time: start, Address: "B", JobID: "j", Difficulty: 1, Height: 2},
+		pool.Share{Time: start.Add(1500 * time.Millisecond), Address: "B", JobID: "j", Difficulty: 1, Height: 3})
 
 	hashes, err := nc.Generate(ctx, 2)
 	if err != nil {
@@ -198,16 +208,9 @@ func TestUnknownBlocksSettledByChain(t *testing.T) {
 		t.Fatal(err)
 	}
 	start := time.Now().Add(-time.Minute)
-	sb := ledger.NewBatcher(l, ledger.BatcherOptions{FlushInterval: 10 * time.Millisecond})
-	bctx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- sb.Run(bctx) }()
-	sb.AddShare(pool.Share{Time: start, Address: "A", JobID: "j", Difficulty: 2, Height: 2})
-	sb.AddShare(pool.Share{Time: start, Address: "B", JobID: "j", Difficulty: 1, Height: 2})
-	stop()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	writeShares(ctx, t, l,
+		pool.Share{Time: start, Address: "A", JobID: "j", Difficulty: 2, Height: 2},
+		pool.Share{Time: start, Address: "B", JobID: "j", Difficulty: 1, Height: 2})
 
 	taken, err := nc.Generate(ctx, 1) // the node took it; its answer was lost
 	if err != nil {

@@ -53,6 +53,19 @@ type Block struct {
 	Verdict string
 }
 
+// Status is the ledger status a found block starts in: "pending" once the
+// node accepted it, "unknown" while the chain has to tell, else
+// "rejected". The payout process takes it on from there.
+func (b *Block) Status() string {
+	switch {
+	case b.Accepted:
+		return "pending"
+	case b.Unknown:
+		return "unknown"
+	}
+	return "rejected"
+}
+
 // BlockSink records found blocks. Called after submitblock returned.
 type BlockSink interface {
 	RecordBlock(ctx context.Context, b Block) error

@@ -67,15 +67,8 @@ func blockFromRow(b ledger.BlockRow) blockJSON {
 // blockFromPool is a block as the pool reports it, before the payout
 // process has looked at it: its status is what the ledger records first.
 func blockFromPool(b pool.Block) blockJSON {
-	status := "rejected"
-	switch {
-	case b.Accepted:
-		status = "pending"
-	case b.Unknown:
-		status = "unknown"
-	}
 	return blockJSON{Height: b.Height, Hash: b.Hash, Reward: b.Reward, Address: b.Address, Worker: b.Worker,
-		Accepted: b.Accepted, Verdict: b.Verdict, Status: status, FoundAt: b.Time.UTC()}
+		Accepted: b.Accepted, Verdict: b.Verdict, Status: b.Status(), FoundAt: b.Time.UTC()}
 }
 
 // statsCache keeps the ledger-derived part of /stats for a moment: the

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -44,11 +45,17 @@ type fullSpeedMiner struct {
 	inflight  sync.WaitGroup
 
 	resMu    sync.Mutex
-	lastSent time.Time
 	accepted int64
 	rejected map[string]int64 // by error message
 	codes    map[int]int64
 	blocks   []string // accepted shares that meet the network target, display hash
+	// solved holds the jobs on which this miner sent a share that meets
+	// the network target: once the pool takes that block, later shares of
+	// the job still in flight are stale, and rightly so.
+	solved map[string]bool
+	// inFlight counts stale shares sent after a block of their own job:
+	// in flight when their own block changed the tip.
+	inFlight int64
 }
 
 func dialFullSpeedMiner(ctx context.Context, t *testing.T, addr, user string) *fullSpeedMiner {
@@ -71,7 +78,7 @@ func dialFullSpeedMiner(ctx context.Context, t *testing.T, addr, user string) *f
 		t.Fatal(err)
 	}
 	m := &fullSpeedMiner{t: t, c: c, user: user, en1: en1, en2Size: sub.Extranonce2Size,
-		rejected: map[string]int64{}, codes: map[int]int64{}}
+		rejected: map[string]int64{}, codes: map[int]int64{}, solved: map[string]bool{}}
 	go m.notifications()
 	if res, err := c.Call(ctx, "mining.authorize", []any{user, "x"}); err != nil || string(res) != "true" {
 		t.Fatalf("authorize: %s, %v", res, err)
@@ -135,7 +142,7 @@ func (m *fullSpeedMiner) mine(ctx context.Context) {
 		w := sha256d.NewWork(&header, &target)
 		// Chunks of 2^16 nonces: a new job is picked up within a
 		// millisecond or two, as cpuminer's restart flag does.
-		const chunk = 1 << 16
+		const chunk = 1 << 12
 		for first := uint64(0); first < 1<<32 && ctx.Err() == nil; first += chunk {
 			m.mu.Lock()
 			stale := m.gen != gen
@@ -160,10 +167,11 @@ func (m *fullSpeedMiner) submit(j *worker.Job, en2 []byte, nonce uint32) {
 	params := []any{m.user, j.ID, hex.EncodeToString(en2), fmt.Sprintf("%08x", j.NTime), fmt.Sprintf("%08x", nonce)}
 	m.submitted.Add(1)
 	m.inflight.Add(1)
-	sentAt := time.Now()
 	m.resMu.Lock()
-	sinceLast := sentAt.Sub(m.lastSent)
-	m.lastSent = sentAt
+	afterOwnBlock := m.solved[j.ID]
+	if isBlock {
+		m.solved[j.ID] = true
+	}
 	m.resMu.Unlock()
 	go func() {
 		defer m.inflight.Done()
@@ -180,7 +188,9 @@ func (m *fullSpeedMiner) submit(j *worker.Job, en2 []byte, nonce uint32) {
 				m.blocks = append(m.blocks, worker.HashHex(&hash))
 			}
 		case errors.As(err, &se):
-			m.t.Logf("refused %v after the previous share: %v", sinceLast, se)
+			if se.Code == stratum.CodeJobNotFound && afterOwnBlock {
+				m.inFlight++
+			}
 			m.codes[se.Code]++
 			m.rejected[se.Message]++
 		default:
@@ -198,12 +208,17 @@ func TestFullSpeedMinerOnDevStack(t *testing.T) {
 	btcd, dbURL, nc := regtestStack(t)
 	cfg := regtestServe(t, btcd, dbURL, "fullspeed")
 	devPoolSettings(&cfg)
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	// FULLSPEED_RUN lengthens the run for measurements (the issue's
+	// figure is 60 s).
+	run := 60 * time.Second
+	if d, err := time.ParseDuration(os.Getenv("FULLSPEED_RUN")); err == nil && d > run {
+		run = d
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), run+3*time.Minute)
 	defer cancel()
 	l := startServe(ctx, t, cfg)
 
 	m := dialFullSpeedMiner(ctx, t, l.Stratum.String(), btcd.MiningAddr+".cpuminer")
-	const run = 60 * time.Second
 	mineCtx, stopMining := context.WithTimeout(ctx, run)
 	defer stopMining()
 	start := time.Now()
@@ -212,19 +227,27 @@ func TestFullSpeedMinerOnDevStack(t *testing.T) {
 	realRate := float64(m.hashes.Load()) / elapsed.Seconds()
 
 	m.resMu.Lock()
-	submitted, accepted := m.submitted.Load(), m.accepted
+	submitted, accepted, inFlight := m.submitted.Load(), m.accepted, m.inFlight
 	codes, rejected, blocks := m.codes, m.rejected, append([]string(nil), m.blocks...)
 	m.resMu.Unlock()
-	t.Logf("%.0f s at %.2f MH/s: %d submitted, %d accepted, %d blocks, rejected %v",
-		elapsed.Seconds(), realRate/1e6, submitted, accepted, len(blocks), rejected)
+	t.Logf("%.0f s at %.2f MH/s: %d submitted, %d accepted (%.1f%%), %d blocks, rejected %v (%d in flight at their own block)",
+		elapsed.Seconds(), realRate/1e6, submitted, accepted, 100*float64(accepted)/float64(submitted), len(blocks), rejected, inFlight)
 	if submitted < 20 {
 		t.Fatalf("only %d shares in %v: the session's difficulty does not follow the miner", submitted, run)
 	}
 	if codes[stratum.CodeLowDifficulty] != 0 {
 		t.Errorf("%d shares refused as low difficulty", codes[stratum.CodeLowDifficulty])
 	}
-	if ratio := float64(accepted) / float64(submitted); ratio < 0.98 {
-		t.Errorf("accepted %d of %d (%.1f%%), want at least 98%%; rejected %v", accepted, submitted, 100*ratio, rejected)
+	// Every share found between one of the miner's own blocks and the
+	// pool's next job is rightly stale: how many there are depends on the
+	// share rate times that round trip (a few ms; tens of ms on a loaded
+	// 2-core machine), about 0.5-1.5 % here. Among ~50 shares a minute,
+	// one of them is already 2 %, so they are counted apart: every other
+	// share must be accepted at 98 % or better (a stale flood, low
+	// difficulty or any other refusal fails).
+	if ratio := float64(accepted) / float64(submitted-inFlight); ratio < 0.98 {
+		t.Errorf("accepted %d of %d shares not in flight at their own block (%.1f%%), want at least 98%%; rejected %v",
+			accepted, submitted-inFlight, 100*ratio, rejected)
 	}
 	for _, h := range blocks {
 		info, err := nc.GetBlockInfo(ctx, h)
