@@ -44,11 +44,12 @@ type share struct {
 	nParams    int
 }
 
-// authorized is a mining.authorize the pool accepted: when, and whether it
-// came from a miner's probe (a connection that sent no mining.configure).
-type authorized struct {
-	at    time.Time
-	probe bool
+// flap is what a flapping pool saw: a miner's session it dropped (on the
+// session's first mining.submit) or a probe's accepted mining.authorize (a
+// connection that sent no mining.configure, as the miner's sessions do).
+type flap struct {
+	at   time.Time
+	drop bool
 }
 
 type poolSession struct {
@@ -61,6 +62,7 @@ type poolSession struct {
 	// configured: the connection sent mining.configure, as the miner's
 	// sessions do and its probes do not.
 	configured bool
+	dropped    bool
 }
 
 type testPool struct {
@@ -82,16 +84,20 @@ type testPool struct {
 	sessions   map[*stratum.Session]*poolSession
 	byID       map[string]*poolSession
 	shares     []share
-	subscribes [][]string   // params of every mining.subscribe
-	authorizes int          // every mining.authorize, refused ones too
-	accepted   []authorized // every accepted mining.authorize, in order
+	subscribes [][]string // params of every mining.subscribe
+	authorizes int        // every mining.authorize, refused ones too
+	flaps      []flap     // with dropOnSubmit: drops and probes, in order
 	methods    []string
 	params     map[string][]json.RawMessage // params of every request, by method
 	changed    chan struct{}
 
 	refuseAuth    bool // answer mining.authorize with error 24
 	dropAfterAuth bool // close the session right after a successful authorize
-	silentSubmit  bool // never answer mining.submit
+	// dropOnSubmit closes a session at its first mining.submit: the miner
+	// has then seen its authorize succeed, which a drop right after the
+	// reply does not promise.
+	dropOnSubmit bool
+	silentSubmit bool // never answer mining.submit
 }
 
 func startPool(t *testing.T, addr string, mask uint32) *testPool {
@@ -217,9 +223,9 @@ func (p *testPool) Handle(s *stratum.Session, req *stratum.Request) {
 		}
 		ps := p.session(s)
 		ps.authed = true
-		// Recorded before the reply (and the drop below): the miner can
-		// only react after this time.
-		p.accepted = append(p.accepted, authorized{at: time.Now(), probe: !ps.configured})
+		if p.dropOnSubmit && !ps.configured {
+			p.flaps = append(p.flaps, flap{at: time.Now()})
+		}
 		s.SetAuthorized()
 		s.Reply(req.ID, true)
 		s.Notify("mining.set_difficulty", []any{testDiff})
@@ -230,6 +236,13 @@ func (p *testPool) Handle(s *stratum.Session, req *stratum.Request) {
 	case "mining.extranonce.subscribe", "mining.suggest_difficulty":
 		s.Reply(req.ID, true)
 	case "mining.submit":
+		if ps := p.session(s); p.dropOnSubmit && !ps.dropped {
+			// Recorded before the drop: the miner can only react later.
+			ps.dropped = true
+			p.flaps = append(p.flaps, flap{at: time.Now(), drop: true})
+			s.Close("test pool drops every session at its first share")
+			return
+		}
 		sh := p.verify(p.session(s), req.Params)
 		p.shares = append(p.shares, sh)
 		if p.silentSubmit {
@@ -861,57 +874,57 @@ func TestFailoverWhenPrimaryDropsAndReturn(t *testing.T) {
 	again.assertNoInvalid()
 }
 
-// A primary that authorizes and then drops every session at once is a
-// failing pool, not a working one with a bad connection: the miner fails
-// over instead of redialling it every BackoffMin forever, comes back to it
-// ever more rarely while it keeps doing that, and for good once it is fixed.
+// A primary that authorizes and then drops every session at once (here at
+// its first share, so the miner surely saw the authorize) is a failing
+// pool, not a working one with a bad connection: the miner fails over
+// instead of redialling it every BackoffMin forever, comes back to it ever
+// more rarely while it keeps doing that, and for good once it is fixed.
 func TestFlappingPrimaryFailsOver(t *testing.T) {
 	primary := startPool(t, "", 0x1fffe000)
 	primary.mu.Lock()
-	primary.dropAfterAuth = true
+	primary.dropOnSubmit = true
 	primary.mu.Unlock()
 	backup := startPool(t, "", 0x1fffe000)
 	const probe = 50 * time.Millisecond
 	_, stop := testMinerCfg(t, Config{URLs: []string{primary.addr, backup.addr}, ProbeInterval: probe})
 	defer stop()
 
-	// The first session and four returns, each through a probe. The pool
-	// records each authorize before it replies and drops the session, so
-	// every probe after a drop must come at least the probe hold later
-	// (50, 100, 200, 400 ms; probing every 50 ms would come back after
-	// 50 ms each time). A loaded machine only makes the gaps longer.
+	// The first session and four returns, each through a probe. Each
+	// probe after a drop must come at least the probe hold later (50,
+	// 100, 200, 400 ms; probing every 50 ms would come back after 50 ms
+	// each time). A loaded machine only makes the gaps longer.
 	const sessions = 5
-	primary.waitFor("five sessions at the flapping primary", func() bool {
-		n := 0
-		for _, a := range primary.accepted {
-			if !a.probe {
+	countDrops := func() (n int) {
+		for _, f := range primary.flaps {
+			if f.drop {
 				n++
 			}
 		}
-		return n >= sessions
-	})
+		return n
+	}
+	primary.waitFor("five sessions dropped by the flapping primary", func() bool { return countDrops() >= sessions })
 	primary.mu.Lock()
-	seen := slices.Clone(primary.accepted)
-	primary.dropAfterAuth = false
+	seen := slices.Clone(primary.flaps)
+	primary.dropOnSubmit = false
 	primary.mu.Unlock()
 	var (
 		hold    time.Duration
 		dropped time.Time
 		probed  = true
 	)
-	for i, a := range seen {
-		if a.probe {
-			if gap := a.at.Sub(dropped); gap < hold {
+	for i, f := range seen {
+		if !f.drop {
+			if gap := f.at.Sub(dropped); gap < hold {
 				t.Errorf("probe %v after the primary dropped the miner, want at least the hold %v", gap, hold)
 			}
 			probed = true
 			continue
 		}
 		if !probed {
-			t.Errorf("session %d at the primary without a probe since the last drop: redialled, not failed over", i)
+			t.Errorf("event %d: a session at the primary without a probe since the last drop: redialled, not failed over", i)
 		}
 		hold = min(max(2*hold, probe), maxProbeHold*probe)
-		dropped, probed = a.at, false
+		dropped, probed = f.at, false
 	}
 	primary.waitFor("shares on the fixed primary", func() bool { return primary.validShares(nil) >= 3 })
 	backup.waitFor("the backup session to end", func() bool { return len(backup.sessions) == 0 })
