@@ -9,7 +9,7 @@ PKGS     := ./...
 # `make test` always means "against the real parts".
 TESTENV  := CI=true
 
-.PHONY: all build build-opencl run test fuzz bench lint clean
+.PHONY: all build build-opencl run test fuzz bench lint lint-generated clean
 
 all: build
 
@@ -50,10 +50,28 @@ bench: build
 	./$(BIN) bench --impl all --threads 1 --seconds 3
 	$(GO) test -run '^$$' -bench . -benchmem ./pool/ ./stratum/ ./worker/sha256d/
 
-lint:
+lint: lint-generated
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
+
+# The committed SHA-256d kernels must be exactly what internal/asmgen makes
+# now: it is run into a temporary directory (offline, from the module cache)
+# and every file it writes is compared with the package's copy.
+ASMGEN_PKG := ./worker/sha256d/internal/asmgen
+ASMGEN_OUT := worker/sha256d
+lint-generated:
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	  GOPROXY=off GOFLAGS=-mod=readonly $(GO) build -o "$$tmp/asmgen" $(ASMGEN_PKG) && \
+	  mkdir "$$tmp/out" && (cd "$$tmp/out" && "$$tmp/asmgen") && \
+	  stale=; for f in "$$tmp"/out/*; do n=$${f##*/}; \
+	    if ! cmp -s "$$f" "$(ASMGEN_OUT)/$$n"; then stale="$$stale $$n"; \
+	      diff -u "$(ASMGEN_OUT)/$$n" "$$f" 2>&1 | head -n 20; fi; \
+	  done; \
+	  if [ -n "$$stale" ]; then \
+	    echo "generated kernels out of date in $(ASMGEN_OUT):$$stale"; \
+	    echo "regenerate with: (cd $(ASMGEN_OUT) && go run ./internal/asmgen), then commit"; exit 1; \
+	  fi
 
 clean:
 	rm -rf bin .hashforge-dev

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/btcsuite/btcd/chaincfg/v2"
@@ -294,92 +295,107 @@ func TestSubmitBlockDefaultBackoffBudget(t *testing.T) {
 	}
 }
 
+// The recorder's retries run on the bubble's fake clock: once every
+// goroutine is blocked nothing more can happen until time moves, so "only
+// once" and "no more retries" are exact checks, not sleeps.
 func TestRecordBlockAsyncWithRetry(t *testing.T) {
-	rec := &flakyLedger{fails: 3, gate: make(chan struct{})}
-	srv := newBlockPool(t, &fakeSubmitter{}, rec, nil)
-	sub := srv.Subscribe(16)
-	defer sub.Close()
+	synctest.Test(t, func(t *testing.T) {
+		rec := &flakyLedger{fails: 3, gate: make(chan struct{})}
+		srv := newBlockPool(t, &fakeSubmitter{}, rec, nil)
+		sub := srv.Subscribe(16)
+		defer sub.Close()
 
-	// The miner hears back while the ledger is still stuck on the first
-	// attempt: mineOneBlock returning at all proves it.
-	done := make(chan wireMsg, 1)
-	go func() { r, _ := mineOneBlock(t, srv); done <- r }()
-	select {
-	case r := <-done:
-		if string(r.Result) != "true" {
-			t.Fatalf("reply %+v", r)
+		// The miner hears back while the ledger is still stuck on the
+		// first attempt.
+		done := make(chan wireMsg, 1)
+		go func() { r, _ := mineOneBlock(t, srv); done <- r }()
+		synctest.Wait()
+		select {
+		case r := <-done:
+			if string(r.Result) != "true" {
+				t.Fatalf("reply %+v", r)
+			}
+		default:
+			t.Fatal("the share reply waited for the ledger")
 		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("the share reply waited for the ledger")
-	}
-	if n := srv.Stats().BlocksUnrecorded; n != 1 {
-		t.Fatalf("%d blocks kept in memory, want 1", n)
-	}
-	close(rec.gate)
-	waitFor(t, func() bool { _, r := rec.state(); return len(r) == 1 })
-	calls, r := rec.state()
-	if calls != 4 || !r[0].Accepted {
-		t.Fatalf("%d record attempts (want 3 failures + 1), recorded %+v", calls, r)
-	}
-	waitFor(t, func() bool { return srv.Stats().BlocksUnrecorded == 0 })
-	// The live feed heard of the block once, whatever the retries.
-	time.Sleep(50 * time.Millisecond)
-	var blocks []Event
-	for len(sub.C) > 0 {
-		if ev := <-sub.C; ev.Kind == EventBlock {
-			blocks = append(blocks, ev)
+		if n := srv.Stats().BlocksUnrecorded; n != 1 {
+			t.Fatalf("%d blocks kept in memory, want 1", n)
 		}
-	}
-	if len(blocks) != 1 || blocks[0].Block.Hash != r[0].Hash {
-		t.Fatalf("block events %+v", blocks)
-	}
+		close(rec.gate)
+		time.Sleep(time.Hour) // every retry is due long before
+		synctest.Wait()
+		calls, r := rec.state()
+		if calls != 4 || len(r) != 1 || !r[0].Accepted {
+			t.Fatalf("%d record attempts (want 3 failures + 1), recorded %+v", calls, r)
+		}
+		if n := srv.Stats().BlocksUnrecorded; n != 0 {
+			t.Fatalf("%d blocks still kept in memory after the ledger took it", n)
+		}
+		// The live feed heard of the block once, whatever the retries.
+		var blocks []Event
+		for len(sub.C) > 0 {
+			if ev := <-sub.C; ev.Kind == EventBlock {
+				blocks = append(blocks, ev)
+			}
+		}
+		if len(blocks) != 1 || blocks[0].Block.Hash != r[0].Hash {
+			t.Fatalf("block events %+v", blocks)
+		}
+	})
 }
 
 func TestRecordBlockLostOnShutdownIsLogged(t *testing.T) {
-	logs := &logRecorder{}
-	rec := &flakyLedger{fails: -1}
-	srv := newBlockPool(t, &fakeSubmitter{}, rec, slog.New(logs))
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx, make(chan *node.Template)) }()
+	synctest.Test(t, func(t *testing.T) {
+		logs := &logRecorder{}
+		rec := &flakyLedger{fails: -1}
+		srv := newBlockPool(t, &fakeSubmitter{}, rec, slog.New(logs))
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- srv.Run(ctx, make(chan *node.Template)) }()
 
-	mineOneBlock(t, srv)
-	waitFor(t, func() bool { c, _ := rec.state(); return c >= 3 })
-	if len(logs.find("cannot record found block in the ledger")) == 0 {
-		t.Fatal("no error logged while the ledger fails")
-	}
-	hash := srv.Stats().LastBlock.Hash
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatal(err)
+		mineOneBlock(t, srv)
+		waitFor(t, func() bool { c, _ := rec.state(); return c >= 3 })
+		if len(logs.find("cannot record found block in the ledger")) == 0 {
+			t.Fatal("no error logged while the ledger fails")
 		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Run did not stop")
-	}
-	lost := logs.find("FOUND BLOCK NOT RECORDED")
-	if len(lost) != 1 || !strings.Contains(lost[0], "hash="+hash) || !strings.Contains(lost[0], "height=120") ||
-		!strings.Contains(lost[0], "accepted=true") {
-		t.Fatalf("shutdown log %q", lost)
-	}
-	// Retries have stopped.
-	c1, _ := rec.state()
-	time.Sleep(30 * time.Millisecond)
-	if c2, _ := rec.state(); c2 != c1 {
-		t.Fatalf("record retried after shutdown: %d → %d", c1, c2)
-	}
+		hash := srv.Stats().LastBlock.Hash
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(time.Hour):
+			t.Fatal("Run did not stop")
+		}
+		lost := logs.find("FOUND BLOCK NOT RECORDED")
+		if len(lost) != 1 || !strings.Contains(lost[0], "hash="+hash) || !strings.Contains(lost[0], "height=120") ||
+			!strings.Contains(lost[0], "accepted=true") {
+			t.Fatalf("shutdown log %q", lost)
+		}
+		// Retries have stopped: an hour of the fake clock would fire any
+		// retry timer left many times over.
+		c1, _ := rec.state()
+		time.Sleep(time.Hour)
+		synctest.Wait()
+		if c2, _ := rec.state(); c2 != c1 {
+			t.Fatalf("record retried after shutdown: %d → %d", c1, c2)
+		}
 
-	// A block found after Run returned gets one attempt, logged if lost.
-	next := testTemplate(t, 121, 0, true)
-	next.PreviousBlockHash = hash
-	if !srv.publish(next, true) {
-		t.Fatal("publish failed")
-	}
-	mineOneBlock(t, srv)
-	if lost := logs.find("FOUND BLOCK NOT RECORDED"); len(lost) != 2 {
-		t.Fatalf("block after shutdown: %q", lost)
-	}
+		// A block found after Run returned gets one attempt, logged if lost.
+		next := testTemplate(t, 121, 0, true)
+		next.PreviousBlockHash = hash
+		if !srv.publish(next, true) {
+			t.Fatal("publish failed")
+		}
+		mineOneBlock(t, srv)
+		if lost := logs.find("FOUND BLOCK NOT RECORDED"); len(lost) != 2 {
+			t.Fatalf("block after shutdown: %q", lost)
+		}
+		if c3, _ := rec.state(); c3 != c1+1 {
+			t.Fatalf("%d record attempts for the block found after shutdown, want 1", c3-c1)
+		}
+	})
 }
 
 func TestRecordBlockShutdownWaitsForSlowLedger(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/btcsuite/btcd/chaincfg/v2"
@@ -515,61 +516,72 @@ func TestRetargetSendsDifficultyThenJob(t *testing.T) {
 	}
 }
 
+// Run's throttle runs on the bubble's fake clock: time moves only when
+// every goroutine is blocked, so "not yet" is checked exactly, not slept on.
 func TestRunCleanAndCoalescedJobs(t *testing.T) {
-	tp := newTestPool(t, func(c *Config) { c.JobRefresh = 50 * time.Millisecond })
-	tp.srv.now = time.Now // Run's throttle uses real timers
-	c := &memConn{}
-	ss := subscribeAuthorize(t, tp.srv, c, regtestAddr, []any{"m"})
-	_ = ss
-	templates := make(chan *node.Template)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- tp.srv.Run(ctx, templates) }()
+	synctest.Test(t, func(t *testing.T) {
+		const refresh = 30 * time.Second
+		tp := newTestPool(t, func(c *Config) { c.JobRefresh = refresh })
+		tp.srv.now = time.Now // the bubble's clock, the one Run's timer uses
+		c := &memConn{}
+		subscribeAuthorize(t, tp.srv, c, regtestAddr, []any{"m"})
+		templates := make(chan *node.Template)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- tp.srv.Run(ctx, templates) }()
 
-	base := testTemplate(t, 50, 0, false)
-	templates <- base
-	waitFor(t, func() bool { _, ok := tp.srv.CurrentJob(); return ok })
-	first := tp.srv.jobs.Current()
-	if !first.Clean {
-		t.Fatal("first job not clean")
-	}
-	// Three refreshes in quick succession: coalesced into one job.
-	for i := range 3 {
-		u := *base
-		u.CurTime += int64(i + 1)
-		templates <- &u
-	}
-	waitFor(t, func() bool { return tp.srv.jobs.Current() != first })
-	time.Sleep(120 * time.Millisecond)
-	second := tp.srv.jobs.Current()
-	if second.Clean || second.curTime != uint32(base.CurTime+3) || second.Seq != first.Seq+1 {
-		t.Fatalf("coalesced job: clean=%v curtime=%d seq=%d", second.Clean, second.curTime-uint32(base.CurTime), second.Seq)
-	}
-	// A new block goes out at once, clean.
-	nb := *base
-	nb.Height++
-	nb.PreviousBlockHash = strings.Repeat("1", 64)
-	templates <- &nb
-	waitFor(t, func() bool { return tp.srv.jobs.Current().Height == nb.Height })
-	if !tp.srv.jobs.Current().Clean {
-		t.Fatal("new block job not clean")
-	}
-	var notifies, cleans int
-	for _, l := range c.take() {
-		if m := parseLine(t, l); m.Method == "mining.notify" {
-			notifies++
-			if string(m.Params[8]) == "true" {
-				cleans++
+		base := testTemplate(t, 50, 0, false)
+		templates <- base
+		synctest.Wait()
+		first := tp.srv.jobs.Current()
+		if first == nil || !first.Clean {
+			t.Fatalf("first job %+v, want a clean one", first)
+		}
+		// Three refreshes in quick succession: held back, then coalesced
+		// into one job when the refresh interval is over.
+		for i := range 3 {
+			u := *base
+			u.CurTime += int64(i + 1)
+			templates <- &u
+		}
+		time.Sleep(refresh - time.Nanosecond)
+		synctest.Wait()
+		if cur := tp.srv.jobs.Current(); cur != first {
+			t.Fatalf("job %s sent %v after the last one, want none before %v", cur.ID, refresh-time.Nanosecond, refresh)
+		}
+		time.Sleep(time.Nanosecond)
+		synctest.Wait()
+		second := tp.srv.jobs.Current()
+		if second == first || second.Clean || second.curTime != uint32(base.CurTime+3) || second.Seq != first.Seq+1 {
+			t.Fatalf("coalesced job: clean=%v curtime=+%d seq=%d (first %d)", second.Clean,
+				second.curTime-uint32(base.CurTime), second.Seq, first.Seq)
+		}
+		// A new block goes out at once, clean, however recent the last job.
+		nb := *base
+		nb.Height++
+		nb.PreviousBlockHash = strings.Repeat("1", 64)
+		templates <- &nb
+		synctest.Wait()
+		if cur := tp.srv.jobs.Current(); cur.Height != nb.Height || !cur.Clean {
+			t.Fatalf("after a new block: job at height %d clean=%v, want %d clean", cur.Height, cur.Clean, nb.Height)
+		}
+		var notifies, cleans int
+		for _, l := range c.take() {
+			if m := parseLine(t, l); m.Method == "mining.notify" {
+				notifies++
+				if string(m.Params[8]) == "true" {
+					cleans++
+				}
 			}
 		}
-	}
-	if notifies != 3 || cleans != 2 {
-		t.Fatalf("%d notifies (%d clean), want 3 (2 clean)", notifies, cleans)
-	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatalf("Run: %v", err)
-	}
+		if notifies != 3 || cleans != 2 {
+			t.Fatalf("%d notifies (%d clean), want 3 (2 clean)", notifies, cleans)
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+	})
 }
 
 func waitFor(t testing.TB, cond func() bool) {

@@ -99,9 +99,8 @@ type Server struct {
 	serving  bool
 	ln       net.Listener
 	ready    chan struct{}
-	sessions map[*Session]struct{}
+	sessions map[*Session]struct{} // live sessions; Sessions counts them
 	nextID   atomic.Uint64
-	active   atomic.Int64
 }
 
 // serverConfig is the Server's settings with defaults applied, fixed for
@@ -197,9 +196,13 @@ func (srv *Server) Addr() net.Addr {
 	return srv.ln.Addr()
 }
 
-// Sessions is the number of live sessions.
+// Sessions is the number of live sessions. A session leaves the count just
+// before its Handler.Disconnected call, so whoever has seen Disconnected
+// sees the count without that session.
 func (srv *Server) Sessions() int {
-	return int(srv.active.Load())
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	return len(srv.sessions)
 }
 
 // Serve accepts connections on ln until ctx is done or ln fails. On return
@@ -264,7 +267,6 @@ func (srv *Server) Serve(ctx context.Context, ln net.Listener) error {
 		srv.mu.Lock()
 		srv.sessions[s] = struct{}{}
 		srv.mu.Unlock()
-		srv.active.Add(1)
 		wg.Go(s.run)
 	}
 }
@@ -273,7 +275,6 @@ func (srv *Server) unregister(s *Session) {
 	srv.mu.Lock()
 	delete(srv.sessions, s)
 	srv.mu.Unlock()
-	srv.active.Add(-1)
 }
 
 func isTemporaryAcceptError(err error) bool {
@@ -450,7 +451,6 @@ func (s *Session) closeWith(err error, flush bool) {
 // run is the session's reader goroutine: it owns the read side and every
 // Handler call, so Handle is sequential and Disconnected comes last.
 func (s *Session) run() {
-	defer s.cfg.registerDone(s)
 	go s.writeLoop()
 	s.authTimer = time.AfterFunc(s.cfg.auth, func() {
 		if !s.authorized.Load() {
@@ -467,6 +467,7 @@ func (s *Session) run() {
 	_ = s.conn.Close()
 	err := s.Err()
 	s.log.Debug("stratum session ended", "err", err)
+	s.cfg.registerDone(s) // before Disconnected: Sessions agrees with it
 	s.call("Disconnected", func() { s.cfg.handler.Disconnected(s, err) })
 }
 

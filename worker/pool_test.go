@@ -13,8 +13,10 @@ import (
 	"log/slog"
 	"math/big"
 	"net"
+	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -42,6 +44,14 @@ type share struct {
 	nParams    int
 }
 
+// flap is what a flapping pool saw: a miner's session it dropped (on the
+// session's first mining.submit) or a probe's accepted mining.authorize (a
+// connection that sent no mining.configure, as the miner's sessions do).
+type flap struct {
+	at   time.Time
+	drop bool
+}
+
 type poolSession struct {
 	id     string
 	sess   *stratum.Session
@@ -49,6 +59,10 @@ type poolSession struct {
 	en1    string
 	masks  []uint32 // masks shares may use (old and new during a change)
 	authed bool
+	// configured: the connection sent mining.configure, as the miner's
+	// sessions do and its probes do not.
+	configured bool
+	dropped    bool
 }
 
 type testPool struct {
@@ -72,13 +86,18 @@ type testPool struct {
 	shares     []share
 	subscribes [][]string // params of every mining.subscribe
 	authorizes int        // every mining.authorize, refused ones too
+	flaps      []flap     // with dropOnSubmit: drops and probes, in order
 	methods    []string
 	params     map[string][]json.RawMessage // params of every request, by method
 	changed    chan struct{}
 
 	refuseAuth    bool // answer mining.authorize with error 24
 	dropAfterAuth bool // close the session right after a successful authorize
-	silentSubmit  bool // never answer mining.submit
+	// dropOnSubmit closes a session at its first mining.submit: the miner
+	// has then seen its authorize succeed, which a drop right after the
+	// reply does not promise.
+	dropOnSubmit bool
+	silentSubmit bool // never answer mining.submit
 }
 
 func startPool(t *testing.T, addr string, mask uint32) *testPool {
@@ -175,6 +194,7 @@ func (p *testPool) Handle(s *stratum.Session, req *stratum.Request) {
 	p.params[req.Method] = append(p.params[req.Method], append(json.RawMessage{}, req.Params...))
 	switch req.Method {
 	case "mining.configure":
+		p.session(s).configured = true
 		if p.mask == 0 {
 			s.ReplyError(req.ID, stratum.Errorf(stratum.CodeOther, "unknown method"))
 			return
@@ -203,6 +223,9 @@ func (p *testPool) Handle(s *stratum.Session, req *stratum.Request) {
 		}
 		ps := p.session(s)
 		ps.authed = true
+		if p.dropOnSubmit && !ps.configured {
+			p.flaps = append(p.flaps, flap{at: time.Now()})
+		}
 		s.SetAuthorized()
 		s.Reply(req.ID, true)
 		s.Notify("mining.set_difficulty", []any{testDiff})
@@ -213,6 +236,13 @@ func (p *testPool) Handle(s *stratum.Session, req *stratum.Request) {
 	case "mining.extranonce.subscribe", "mining.suggest_difficulty":
 		s.Reply(req.ID, true)
 	case "mining.submit":
+		if ps := p.session(s); p.dropOnSubmit && !ps.dropped {
+			// Recorded before the drop: the miner can only react later.
+			ps.dropped = true
+			p.flaps = append(p.flaps, flap{at: time.Now(), drop: true})
+			s.Close("test pool drops every session at its first share")
+			return
+		}
 		sh := p.verify(p.session(s), req.Params)
 		p.shares = append(p.shares, sh)
 		if p.silentSubmit {
@@ -701,36 +731,88 @@ func (l lockedWriter) Write(b []byte) (int, error) {
 	return l.w.Write(b)
 }
 
+// watchedDevice runs a device through a WorkSource that counts the calls
+// waiting for work, so a test sees the devices idle instead of sleeping and
+// counting what did not arrive.
+type watchedDevice struct {
+	Device
+	waiting atomic.Int32 // Next calls not yet returned
+}
+
+func (d *watchedDevice) Run(ctx context.Context, src WorkSource, res Results) error {
+	return d.Device.Run(ctx, watchedSource{src, d}, res)
+}
+
+type watchedSource struct {
+	WorkSource
+	d *watchedDevice
+}
+
+func (s watchedSource) Next(ctx context.Context, size uint64) (*Slice, error) {
+	s.d.waiting.Add(1)
+	defer s.d.waiting.Add(-1)
+	return s.WorkSource.Next(ctx, size)
+}
+
+// waitUntil polls cond until it holds, failing the test after testWait.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(testWait); !cond(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
+
 // On a network where a share solves the block, the rest of that job's work
 // is worthless: the miner stops hashing it until the next job arrives.
 func TestBlockPausesUntilNextJob(t *testing.T) {
 	p := startPool(t, "", 0x1fffe000)
 	p.mu.Lock()
 	p.nbits = "207fffff" // regtest: every share is a block
-	p.newJob(true)
+	solvedJob := p.newJob(true)
 	p.mu.Unlock()
-	m, stop := testMinerCfg(t, Config{URLs: []string{p.addr}, blockPause: time.Hour})
+	cpu, err := NewCPUDevice(1, "", Slicing{Min: 4096, Max: 1 << 16, Duration: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev := &watchedDevice{Device: cpu}
+	m, stop := testMinerCfg(t, Config{URLs: []string{p.addr}, blockPause: time.Hour, Devices: []Device{dev}})
 	defer stop()
 	p.waitFor("a block share", func() bool { return p.validShares(nil) >= 1 })
-	// Candidates found before the pause drain, then nothing more comes.
-	for m.inflight.Load() != 0 || len(m.candidates) != 0 {
-		time.Sleep(10 * time.Millisecond)
+	// The pause holds once the block share's reply is in, every candidate
+	// found before it is drained, and the device waits for work while the
+	// solved job is still the current one. From there only a new job (or
+	// the hour-long block pause) can hand the device work again.
+	waitUntil(t, "the device idle on the solved job", func() bool {
+		return m.accepted.Load() >= 1 && m.inflight.Load() == 0 && len(m.candidates) == 0 &&
+			dev.waiting.Load() == 1 && m.sched.solvedBy(m.sched.current())
+	})
+	onSolved := func() (n int) {
+		for _, s := range p.shares {
+			if s.job == solvedJob.JobID {
+				n++
+			}
+		}
+		return n
 	}
 	p.mu.Lock()
 	before := len(p.shares)
-	p.mu.Unlock()
-	time.Sleep(500 * time.Millisecond) // hundreds of shares if it kept hashing
-	p.mu.Lock()
-	after := len(p.shares)
+	solvedShares := onSolved()
 	job := p.newJob(true)
 	p.mu.Unlock()
-	if after-before > 2 {
-		t.Errorf("%d shares while paused on a solved job", after-before)
+	if st := m.Stats(); st.Submitted != uint64(before) {
+		t.Errorf("miner submitted %d shares, pool saw %d", st.Submitted, before)
 	}
 	p.broadcast("mining.notify", job)
 	p.waitFor("a share on the next job", func() bool {
 		return p.validShares(func(s share) bool { return s.job == job.JobID }) >= 1
 	})
+	p.mu.Lock()
+	if n := onSolved(); n != solvedShares {
+		t.Errorf("%d shares on the solved job after the pause began, want none", n-solvedShares)
+	}
+	p.mu.Unlock()
 	p.assertNoInvalid()
 }
 
@@ -792,35 +874,57 @@ func TestFailoverWhenPrimaryDropsAndReturn(t *testing.T) {
 	again.assertNoInvalid()
 }
 
-// A primary that authorizes and then drops every session at once is a
-// failing pool, not a working one with a bad connection: the miner fails
-// over instead of redialling it every BackoffMin forever, comes back to it
-// ever more rarely while it keeps doing that, and for good once it is fixed.
+// A primary that authorizes and then drops every session at once (here at
+// its first share, so the miner surely saw the authorize) is a failing
+// pool, not a working one with a bad connection: the miner fails over
+// instead of redialling it every BackoffMin forever, comes back to it ever
+// more rarely while it keeps doing that, and for good once it is fixed.
 func TestFlappingPrimaryFailsOver(t *testing.T) {
 	primary := startPool(t, "", 0x1fffe000)
 	primary.mu.Lock()
-	primary.dropAfterAuth = true
+	primary.dropOnSubmit = true
 	primary.mu.Unlock()
 	backup := startPool(t, "", 0x1fffe000)
 	const probe = 50 * time.Millisecond
 	_, stop := testMinerCfg(t, Config{URLs: []string{primary.addr, backup.addr}, ProbeInterval: probe})
 	defer stop()
-	backup.waitFor("shares on the backup", func() bool { return backup.validShares(nil) >= 3 })
 
-	// Over 1.5 s, probing every 50 ms would bring the miner back about 20
-	// times, each return two authorizes (the probe's and the session's):
-	// about 40. The probe hold (50, 100, 200, 400, 400 ms …) allows about 5
-	// returns, 10 authorizes; 16 leaves room for a loaded machine.
+	// The first session and four returns, each through a probe. Each
+	// probe after a drop must come at least the probe hold later (50,
+	// 100, 200, 400 ms; probing every 50 ms would come back after 50 ms
+	// each time). A loaded machine only makes the gaps longer.
+	const sessions = 5
+	countDrops := func() (n int) {
+		for _, f := range primary.flaps {
+			if f.drop {
+				n++
+			}
+		}
+		return n
+	}
+	primary.waitFor("five sessions dropped by the flapping primary", func() bool { return countDrops() >= sessions })
 	primary.mu.Lock()
-	before := primary.authorizes
+	seen := slices.Clone(primary.flaps)
+	primary.dropOnSubmit = false
 	primary.mu.Unlock()
-	time.Sleep(1500 * time.Millisecond)
-	primary.mu.Lock()
-	returns := primary.authorizes - before
-	primary.dropAfterAuth = false
-	primary.mu.Unlock()
-	if returns > 16 {
-		t.Errorf("%d authorizes at the flapping primary in 1.5 s", returns)
+	var (
+		hold    time.Duration
+		dropped time.Time
+		probed  = true
+	)
+	for i, f := range seen {
+		if !f.drop {
+			if gap := f.at.Sub(dropped); gap < hold {
+				t.Errorf("probe %v after the primary dropped the miner, want at least the hold %v", gap, hold)
+			}
+			probed = true
+			continue
+		}
+		if !probed {
+			t.Errorf("event %d: a session at the primary without a probe since the last drop: redialled, not failed over", i)
+		}
+		hold = min(max(2*hold, probe), maxProbeHold*probe)
+		dropped, probed = f.at, false
 	}
 	primary.waitFor("shares on the fixed primary", func() bool { return primary.validShares(nil) >= 3 })
 	backup.waitFor("the backup session to end", func() bool { return len(backup.sessions) == 0 })

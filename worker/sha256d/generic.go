@@ -6,7 +6,7 @@ import (
 
 //go:generate go run ./internal/asmgen
 
-func init() { register("generic", 0, true, func() Scanner { return generic{} }) }
+func init() { register("generic", 0, true, nil, func() Scanner { return generic{} }) }
 
 // generic is the portable kernel: one nonce at a time in plain Go, with the
 // same per-job savings as the SIMD kernels. genericH7 (generic_rounds.go) is

@@ -5,7 +5,7 @@ package sha256d
 // The SIMD kernels are amd64 assembly; elsewhere (and with -tags purego)
 // they are listed as unavailable so that naming one says why it cannot run.
 func init() {
-	register("avx512", 40, false, nil)
-	register("shani", 30, false, nil)
-	register("avx2", 20, false, nil)
+	register("avx512", 40, false, nil, nil)
+	register("shani", 30, false, nil, nil)
+	register("avx2", 20, false, nil, nil)
 }

@@ -10,8 +10,12 @@ import (
 	"unsafe"
 )
 
+// kernelsBuilt: this build has the assembly kernels.
+const kernelsBuilt = true
+
 type kernelVariant struct {
 	name  string
+	impl  string // the registered implementation it belongs to
 	lanes uint32
 	ok    bool
 	fn    laneKernel
@@ -19,12 +23,12 @@ type kernelVariant struct {
 
 func kernelVariants() []kernelVariant {
 	return []kernelVariant{
-		{"shani1", 1, hasSHANI, shaniScan1},
-		{"shani2", 2, hasSHANI, shaniScan2},
-		{"shani3", 3, hasSHANI, shaniScan3},
-		{"shani4", 4, hasSHANI, shaniScan4},
-		{"avx2", 8, hasAVX2, avx2Scan},
-		{"avx512", 16, hasAVX512, avx512Scan},
+		{"shani1", "shani", 1, hasSHANI, shaniScan1},
+		{"shani2", "shani", 2, hasSHANI, shaniScan2},
+		{"shani3", "shani", 3, hasSHANI, shaniScan3},
+		{"shani4", "shani", 4, hasSHANI, shaniScan4},
+		{"avx2", "avx2", 8, hasAVX2, avx2Scan},
+		{"avx512", "avx512", 16, hasAVX512, avx512Scan},
 	}
 }
 
@@ -60,11 +64,10 @@ func TestKernelDataLayout(t *testing.T) {
 func TestKernelVariants(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
 	for _, v := range kernelVariants() {
-		if !v.ok {
-			t.Logf("%s: not supported on this CPU", v.name)
-			continue
-		}
 		t.Run(v.name, func(t *testing.T) {
+			if !v.ok {
+				skipUnavailable(t, v.impl)
+			}
 			for trial := 0; trial < 40; trial++ {
 				var header [80]byte
 				for i := range header {
@@ -93,10 +96,10 @@ func BenchmarkKernel(b *testing.B) {
 	var target [32]byte // no winners: measure the early-exit path
 	w := NewWork(&header, &target)
 	for _, v := range kernelVariants() {
-		if !v.ok {
-			continue
-		}
 		b.Run(fmt.Sprint(v.name), func(b *testing.B) {
+			if !v.ok {
+				skipUnavailable(b, v.impl)
+			}
 			const chunk = 1 << 16
 			defer lockThread()()
 			b.ReportAllocs()

@@ -15,6 +15,8 @@ import (
 	"os"
 	"sort"
 	"strings"
+
+	"github.com/klauspost/cpuid/v2"
 )
 
 // EnvImpl names the environment variable that forces an implementation.
@@ -40,13 +42,16 @@ type Implementation struct {
 type registration struct {
 	Implementation
 	rank int // higher is preferred when available
+	// needs is the CPU features the kernel uses; nil when it needs none
+	// or this build has no kernel for it (tests name what a CPU lacks).
+	needs []cpuid.FeatureID
 }
 
 var registry []registration
 
 // register is called from the init functions of the per-kernel files.
-func register(name string, rank int, available bool, newScanner func() Scanner) {
-	registry = append(registry, registration{Implementation{name, available, newScanner}, rank})
+func register(name string, rank int, available bool, needs []cpuid.FeatureID, newScanner func() Scanner) {
+	registry = append(registry, registration{Implementation{name, available, newScanner}, rank, needs})
 	sort.SliceStable(registry, func(i, j int) bool { return registry[i].rank > registry[j].rank })
 }
 

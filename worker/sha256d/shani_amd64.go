@@ -5,10 +5,13 @@ package sha256d
 import "github.com/klauspost/cpuid/v2"
 
 // The SHA-NI kernels use SSE4.1 (pinsrd) and SSSE3 (palignr) besides SHA.
-var hasSHANI = cpuid.CPU.Supports(cpuid.SHA, cpuid.SSSE3, cpuid.SSE4)
+var (
+	shaniNeeds = []cpuid.FeatureID{cpuid.SHA, cpuid.SSSE3, cpuid.SSE4}
+	hasSHANI   = cpuid.CPU.Supports(shaniNeeds...)
+)
 
 func init() {
-	register("shani", 30, hasSHANI, func() Scanner { return shani{} })
+	register("shani", 30, hasSHANI, shaniNeeds, func() Scanner { return shani{} })
 }
 
 //go:noescape
