@@ -140,6 +140,14 @@ func (c *Client) Call(ctx context.Context, method string, params any) (json.RawM
 	case <-ctx.Done():
 		return nil, fmt.Errorf("stratum: call %s: %w", method, context.Cause(ctx))
 	case <-c.done:
+		// The read loop hands a reply over before it closes done, so a
+		// reply and the end of the connection arriving together must
+		// not lose the reply to select's choice.
+		select {
+		case r := <-ch:
+			return r.result, r.err
+		default:
+		}
 		return nil, fmt.Errorf("stratum: call %s: %w", method, c.Err())
 	}
 }

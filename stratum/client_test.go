@@ -260,3 +260,32 @@ func TestClientSkipsProtocolErrors(t *testing.T) {
 		t.Fatalf("session ended with %v, want ErrProtocol", c2.Err())
 	}
 }
+
+// A pool that answers and hangs up at once (a flapping pool, a redirect):
+// the answer must reach the caller, whichever of the two the client's
+// select sees first.
+func TestClientReplyThenCloseKeepsReply(t *testing.T) {
+	for i := range 200 {
+		srv, cli := net.Pipe()
+		c := NewClient(cli)
+		go func() {
+			lr := NewLineReader(srv, 1<<16)
+			line, err := lr.ReadLine()
+			if err != nil {
+				srv.Close()
+				return
+			}
+			var req struct {
+				ID json.RawMessage `json:"id"`
+			}
+			_ = json.Unmarshal(line, &req)
+			_, _ = srv.Write([]byte(`{"id":` + string(req.ID) + `,"result":true,"error":null}` + "\n"))
+			srv.Close()
+		}()
+		res, err := c.Call(callCtx(t), "mining.authorize", []any{"a.w", "x"})
+		if err != nil || string(res) != "true" {
+			t.Fatalf("run %d: reply lost to the close: %s, %v", i, res, err)
+		}
+		c.Close()
+	}
+}
