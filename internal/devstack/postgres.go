@@ -91,6 +91,11 @@ func StartPostgres(ctx context.Context, opts PostgresOptions) (*Postgres, error)
 	if err != nil {
 		return nil, fmt.Errorf("resolve postgres data dir: %w", err)
 	}
+	if !p.temp {
+		if p.DataDir, err = p.placeCluster(ctx, p.DataDir); err != nil {
+			return nil, err
+		}
+	}
 	fail := func(err error) (*Postgres, error) {
 		if p.temp {
 			os.RemoveAll(filepath.Dir(p.DataDir))
