@@ -36,9 +36,10 @@ type BtcdOptions struct {
 	// and a random password. Fixing them lets a restarted node keep its
 	// clients (dev restarts, node-outage tests).
 	RPCUser, RPCPass string
-	// NoInitialBlock leaves the chain at its genesis block. By default one
-	// block is mined at start, because btcd refuses getblocktemplate while
-	// its tip is older than 24 hours, and every test network's genesis is.
+	// NoInitialBlock leaves the chain as it is. By default one block is
+	// mined at start when the tip is older than staleTip, because btcd
+	// refuses getblocktemplate while its tip is older than 24 hours: every
+	// test network's genesis is, and so is a kept chain left for a day.
 	NoInitialBlock bool
 	// ReadyTimeout bounds the wait for the RPC server; 0 means 30 s.
 	ReadyTimeout time.Duration
@@ -125,11 +126,9 @@ func StartBtcd(ctx context.Context, opts BtcdOptions) (*Btcd, error) {
 		"--miningaddr=" + b.MiningAddr,
 	}
 	// Not CommandContext: the node must outlive the start-up context.
-	b.proc, err = startProcess(exec.Command(bin, args...), b.outputPath())
-	if err != nil {
+	if err := b.launch(ctx, exec.Command(bin, args...), b.outputPath(), log); err != nil {
 		return fail(err)
 	}
-	b.rpc = newRPCClient(b.RPCHost, b.RPCUser, b.RPCPass)
 
 	start := time.Now()
 	if err := b.waitReady(ctx, opts.ReadyTimeout); err != nil {
@@ -139,12 +138,35 @@ func StartBtcd(ctx context.Context, opts BtcdOptions) (*Btcd, error) {
 	log.Info("devstack: btcd started", "network", b.Network, "rpc", b.RPCHost,
 		"dir", b.DataDir, "took", time.Since(start).Round(time.Millisecond))
 	if !opts.NoInitialBlock {
-		if _, err := b.Generate(ctx, 1); err != nil {
+		if err := b.freshenTip(ctx); err != nil {
 			_ = b.proc.stop(context.WithoutCancel(ctx))
 			return fail(withLog(err, b.outputPath()))
 		}
 	}
 	return b, nil
+}
+
+// staleTip is how old a tip may be before StartBtcd mines a block on it:
+// well inside btcd's 24 hours, so a template can be had for a while.
+const staleTip = 12 * time.Hour
+
+// freshenTip mines one block when the tip is older than staleTip.
+func (b *Btcd) freshenTip(ctx context.Context) error {
+	var best string
+	var hdr struct {
+		Time int64 `json:"time"`
+	}
+	if err := b.rpc.call(ctx, "getbestblockhash", nil, &best); err != nil {
+		return err
+	}
+	if err := b.rpc.call(ctx, "getblockheader", []any{best, true}, &hdr); err != nil {
+		return err
+	}
+	if age := time.Since(time.Unix(hdr.Time, 0)); age < staleTip {
+		return nil
+	}
+	_, err := b.Generate(ctx, 1)
+	return err
 }
 
 // waitReady polls getblockcount until the RPC server answers, the process
@@ -252,6 +274,27 @@ type rpcChild struct {
 func (c *rpcChild) RPCURL() string {
 	u := url.URL{Scheme: "http", User: url.UserPassword(c.RPCUser, c.RPCPass), Host: c.RPCHost}
 	return u.String()
+}
+
+// launch starts a child's process with its output appended to outPath,
+// after stopping one left running in the same data dir by a dev run that
+// was killed (it would hold the data dir's locks), and remembers its pid
+// in the data dir for the next start to do the same.
+func (c *rpcChild) launch(ctx context.Context, cmd *exec.Cmd, outPath string, log *slog.Logger) error {
+	pidFile := filepath.Join(c.DataDir, filepath.Base(cmd.Path)+".pid")
+	if !c.temp {
+		stopLeftover(ctx, pidFile, c.DataDir, log)
+	}
+	var err error
+	if c.proc, err = startProcess(cmd, outPath); err != nil {
+		return err
+	}
+	c.rpc = newRPCClient(c.RPCHost, c.RPCUser, c.RPCPass)
+	if err := os.WriteFile(pidFile, []byte(strconv.Itoa(c.proc.cmd.Process.Pid)), 0o644); err != nil {
+		_ = c.proc.stop(context.WithoutCancel(ctx))
+		return fmt.Errorf("write %s: %w", pidFile, err)
+	}
+	return nil
 }
 
 // stop ends the process and removes a temporary data dir, once.

@@ -113,11 +113,9 @@ func StartBtcwallet(ctx context.Context, opts BtcwalletOptions) (*Btcwallet, err
 	if _, err := os.Stat(filepath.Join(appData, "simnet", "wallet.db")); errors.Is(err, os.ErrNotExist) {
 		args = append(args, "--createtemp")
 	}
-	w.proc, err = startProcess(exec.Command(bin, args...), w.outputPath())
-	if err != nil {
+	if err := w.launch(ctx, exec.Command(bin, args...), w.outputPath(), log); err != nil {
 		return fail(err)
 	}
-	w.rpc = newRPCClient(w.RPCHost, w.RPCUser, w.RPCPass)
 	start := time.Now()
 	if err := w.waitReady(ctx, opts.ReadyTimeout); err != nil {
 		_ = w.proc.stop(context.WithoutCancel(ctx))

@@ -290,3 +290,25 @@ func TestPostgresInPrivateFolder(t *testing.T) {
 		t.Fatal("removed cluster still accepts connections")
 	}
 }
+
+// TestBtcdKeepsChain is the dev stack's restart: a node started on a data
+// dir with a chain keeps it, mines no extra block on a recent tip, and
+// first stops a node still running there (left by a killed run).
+func TestBtcdKeepsChain(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	first := devtest.Btcd(t, devstack.BtcdOptions{Network: "simnet", DataDir: dir})
+	if _, err := first.Generate(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	second := devtest.Btcd(t, devstack.BtcdOptions{Network: "simnet", DataDir: dir, MiningAddr: first.MiningAddr})
+	select {
+	case <-first.Exited():
+	default:
+		t.Fatal("the node left running in the data dir was not stopped")
+	}
+	if n := rpc[int64](t, ctx, second, "getblockcount"); n != 3 {
+		t.Fatalf("getblockcount after restart = %d, want the 3 kept (1 initial + 2)", n)
+	}
+}

@@ -5,9 +5,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -113,4 +115,36 @@ func withLog(err error, path string) error {
 func processAlive(pid int) bool {
 	err := syscall.Kill(pid, 0)
 	return err == nil || errors.Is(err, syscall.EPERM)
+}
+
+// stopLeftover ends the process named by pidFile if it still runs with
+// dataDir on its command line (so a recycled pid is left alone): SIGINT,
+// then SIGKILL after defaultStopTimeout.
+func stopLeftover(ctx context.Context, pidFile, dataDir string, log *slog.Logger) {
+	data, err := os.ReadFile(pidFile)
+	if err != nil {
+		return
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	if err != nil || pid <= 0 || !processAlive(pid) {
+		return
+	}
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil || !bytes.Contains(cmdline, []byte(dataDir)) {
+		return
+	}
+	log.Warn("devstack: stopping a process left running in the data dir", "pid", pid, "dir", dataDir)
+	_ = syscall.Kill(pid, syscall.SIGINT)
+	gone := func(d time.Duration) bool {
+		for end := time.Now().Add(d); time.Now().Before(end) && ctx.Err() == nil; time.Sleep(50 * time.Millisecond) {
+			if !processAlive(pid) {
+				return true
+			}
+		}
+		return false
+	}
+	if !gone(defaultStopTimeout) {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+		gone(5 * time.Second)
+	}
 }
