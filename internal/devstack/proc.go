@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -147,4 +148,20 @@ func stopLeftover(ctx context.Context, pidFile, dataDir string, log *slog.Logger
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 		gone(5 * time.Second)
 	}
+}
+
+// RemoveChildDataDir deletes the data dir of a btcd or btcwallet, after
+// stopping the process a killed run may have left running in it.
+func RemoveChildDataDir(ctx context.Context, dir string, log *slog.Logger) error {
+	if log == nil {
+		log = slog.Default()
+	}
+	pidFiles, _ := filepath.Glob(filepath.Join(dir, "*.pid"))
+	for _, f := range pidFiles {
+		stopLeftover(ctx, f, dir, log)
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("remove %s: %w", dir, err)
+	}
+	return nil
 }
