@@ -115,9 +115,11 @@ func runDev(ctx context.Context, cfg devConfig, log *slog.Logger, out io.Writer)
 	btcd, err := devstack.StartBtcd(ctx, devstack.BtcdOptions{
 		Network: devNetwork, DataDir: filepath.Join(dir, "btcd"),
 		Port: portIfFree(st.Node.Port), RPCUser: st.Node.User, RPCPass: st.Node.Pass,
-		// The key of the first start's generated address is kept: the
-		// bundled miner mines to it, and devstack's own blocks pay it.
-		MiningAddr: st.MinerAddress,
+		// Blocks devstack mines itself (a stale tip's) pay the wallet
+		// once it has an address: more for it to pay fees from. On the
+		// first start btcd generates an address, whose key is kept for
+		// the bundled miner to mine to.
+		MiningAddr: st.PoolAddress,
 		Logger:     dl,
 	})
 	if err != nil {
