@@ -71,6 +71,11 @@ func runDev(ctx context.Context, cfg devConfig, log *slog.Logger, out io.Writer)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
 	}
+	unlock, err := lockDevDir(dir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	dl := log.With("component", "devstack")
 	st, kept, err := loadDevState(dir)
 	if err != nil {

@@ -261,6 +261,11 @@ func TestDevKeepsData(t *testing.T) {
 	}
 
 	run := mustStartDev(t, dir)
+	// A second stack on the same data dir would stop the first's servers
+	// as leftovers: refused.
+	if _, err := startDev(t, dir); err == nil || !strings.Contains(err.Error(), errDevDirInUse.Error()) {
+		t.Fatalf("a second hashforge dev on the same data dir: %v; want it refused", err)
+	}
 	first := run.newestBlock(ctx, 0)
 	st := readDevState(t, dir)
 	if err := run.stop(os.Interrupt); err != nil {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"syscall"
 )
 
 // devStateFile, in the dev data dir, is what `hashforge dev` keeps across
@@ -94,3 +95,25 @@ func portIfFree(port int) int {
 	l.Close()
 	return port
 }
+
+// lockDevDir takes the data dir's lock for as long as this process runs
+// the stack on it: a second `hashforge dev` on the same dir would take the
+// servers of the first for leftovers of a killed run and stop them. The
+// kernel releases the lock when the process ends, however it ends.
+func lockDevDir(dir string) (unlock func(), err error) {
+	path := filepath.Join(dir, "dev.lock")
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("%w: %s (stop the other hashforge dev, or give this one another --data-dir)", errDevDirInUse, dir)
+		}
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	return func() { f.Close() }, nil
+}
+
+var errDevDirInUse = errors.New("another hashforge dev is running on this data dir")
