@@ -106,7 +106,7 @@ func runDev(ctx context.Context, cfg devConfig, log *slog.Logger, out io.Writer)
 	}
 
 	pg, err := devstack.StartPostgres(ctx, devstack.PostgresOptions{
-		DataDir: filepath.Join(dir, "postgres"), Port: portIfFree(st.PostgresPort), Logger: dl})
+		DataDir: filepath.Join(dir, "postgres"), PortHint: st.PostgresPort, Logger: dl})
 	if err != nil {
 		return err
 	}
@@ -119,7 +119,7 @@ func runDev(ctx context.Context, cfg devConfig, log *slog.Logger, out io.Writer)
 
 	btcd, err := devstack.StartBtcd(ctx, devstack.BtcdOptions{
 		Network: devNetwork, DataDir: filepath.Join(dir, "btcd"),
-		Port: portIfFree(st.Node.Port), RPCUser: st.Node.User, RPCPass: st.Node.Pass,
+		PortHint: st.Node.Port, RPCUser: st.Node.User, RPCPass: st.Node.Pass,
 		// Blocks devstack mines itself (a stale tip's) pay the wallet
 		// once it has an address: more for it to pay fees from. On the
 		// first start btcd generates an address, whose key is kept for
@@ -143,7 +143,7 @@ func runDev(ctx context.Context, cfg devConfig, log *slog.Logger, out io.Writer)
 
 	wallet, err := devstack.StartBtcwallet(ctx, devstack.BtcwalletOptions{
 		Btcd: btcd, DataDir: filepath.Join(dir, "btcwallet"),
-		Port: portIfFree(st.Wallet.Port), RPCUser: st.Wallet.User, RPCPass: st.Wallet.Pass,
+		PortHint: st.Wallet.Port, RPCUser: st.Wallet.User, RPCPass: st.Wallet.Pass,
 		Logger: dl,
 	})
 	if err != nil {

@@ -82,20 +82,6 @@ func saveDevState(dir string, st devState) error {
 	return nil
 }
 
-// portIfFree is port when nothing listens on it at 127.0.0.1, else 0
-// (devstack then picks a free one): a kept port is reused where free.
-func portIfFree(port int) int {
-	if port <= 0 {
-		return 0
-	}
-	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
-	if err != nil {
-		return 0
-	}
-	l.Close()
-	return port
-}
-
 // lockDevDir takes the data dir's lock for as long as this process runs
 // the stack on it: a second `hashforge dev` on the same dir would take the
 // servers of the first for leftovers of a killed run and stop them. The

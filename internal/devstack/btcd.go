@@ -32,6 +32,10 @@ type BtcdOptions struct {
 	DataDir string
 	// Port is the RPC port on 127.0.0.1; 0 picks a free one.
 	Port int
+	// PortHint, when Port is 0, is a port to take if it is free once a
+	// server left in DataDir by a killed run is stopped (a restart that
+	// keeps its ports); otherwise a free one is picked.
+	PortHint int
 	// RPCUser and RPCPass are the RPC credentials; empty means "hashforge"
 	// and a random password. Fixing them lets a restarted node keep its
 	// clients (dev restarts, node-outage tests).
@@ -92,7 +96,7 @@ func StartBtcd(ctx context.Context, opts BtcdOptions) (*Btcd, error) {
 		return nil, fmt.Errorf("start btcd: mining address %q is not a %s address: %w", b.MiningAddr, b.Network, err)
 	}
 
-	if b.DataDir, b.temp, err = childDataDir(opts.DataDir, "btcd"); err != nil {
+	if b.DataDir, b.temp, err = childDataDir(ctx, opts.DataDir, "btcd", log); err != nil {
 		return nil, err
 	}
 	fail := func(err error) (*Btcd, error) {
@@ -101,7 +105,7 @@ func StartBtcd(ctx context.Context, opts BtcdOptions) (*Btcd, error) {
 		}
 		return nil, err
 	}
-	if b.RPCHost, b.RPCUser, b.RPCPass, err = childRPC(opts.Port, opts.RPCUser, opts.RPCPass); err != nil {
+	if b.RPCHost, b.RPCUser, b.RPCPass, err = childRPC(opts.Port, opts.PortHint, opts.RPCUser, opts.RPCPass); err != nil {
 		return fail(err)
 	}
 	// An empty config file keeps a developer's ~/.btcd/btcd.conf out of
@@ -126,7 +130,7 @@ func StartBtcd(ctx context.Context, opts BtcdOptions) (*Btcd, error) {
 		"--miningaddr=" + b.MiningAddr,
 	}
 	// Not CommandContext: the node must outlive the start-up context.
-	if err := b.launch(ctx, exec.Command(bin, args...), b.outputPath(), log); err != nil {
+	if err := b.launch(ctx, exec.Command(bin, args...), b.outputPath()); err != nil {
 		return fail(err)
 	}
 
@@ -277,14 +281,10 @@ func (c *rpcChild) RPCURL() string {
 }
 
 // launch starts a child's process with its output appended to outPath,
-// after stopping one left running in the same data dir by a dev run that
-// was killed (it would hold the data dir's locks), and remembers its pid
-// in the data dir for the next start to do the same.
-func (c *rpcChild) launch(ctx context.Context, cmd *exec.Cmd, outPath string, log *slog.Logger) error {
-	pidFile := filepath.Join(c.DataDir, filepath.Base(cmd.Path)+".pid")
-	if !c.temp {
-		stopLeftover(ctx, pidFile, c.DataDir, log)
-	}
+// and remembers its pid in the data dir, for the next start to stop it
+// should this run be killed (see childDataDir).
+func (c *rpcChild) launch(ctx context.Context, cmd *exec.Cmd, outPath string) error {
+	pidFile := filepath.Join(c.DataDir, filepath.Base(cmd.Path)+pidSuffix)
 	var err error
 	if c.proc, err = startProcess(cmd, outPath); err != nil {
 		return err
@@ -311,8 +311,10 @@ func (c *rpcChild) stop(ctx context.Context, name string) error {
 }
 
 // childDataDir returns dir, created if needed, or a new temporary directory
-// (temp true: the caller removes it) when dir is empty.
-func childDataDir(dir, name string) (string, bool, error) {
+// (temp true: the caller removes it) when dir is empty. A process a killed
+// run left running in dir is stopped first: it would hold the data dir's
+// locks and its port.
+func childDataDir(ctx context.Context, dir, name string, log *slog.Logger) (string, bool, error) {
 	if dir == "" {
 		dir, err := os.MkdirTemp("", "hashforge-"+name+"-")
 		if err != nil {
@@ -323,12 +325,17 @@ func childDataDir(dir, name string) (string, bool, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", false, fmt.Errorf("create %s data dir: %w", name, err)
 	}
+	stopLeftovers(ctx, dir, log)
 	return dir, false, nil
 }
 
 // childRPC picks a child's RPC address and credentials: the given ones, or
-// a free loopback port, user "hashforge" and a random password.
-func childRPC(port int, user, pass string) (host, u, p string, err error) {
+// the hinted port if it is free, else a free loopback port, user
+// "hashforge" and a random password.
+func childRPC(port, hint int, user, pass string) (host, u, p string, err error) {
+	if port == 0 {
+		port = portIfFree(hint)
+	}
 	if port == 0 {
 		if port, err = freePort(); err != nil {
 			return "", "", "", err

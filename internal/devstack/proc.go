@@ -118,6 +118,31 @@ func processAlive(pid int) bool {
 	return err == nil || errors.Is(err, syscall.EPERM)
 }
 
+// pidSuffix names the pid files of devstack's children in their data dirs.
+const pidSuffix = ".pid"
+
+// portIfFree is port when nothing listens on it at 127.0.0.1, else 0.
+func portIfFree(port int) int {
+	if port <= 0 {
+		return 0
+	}
+	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+	if err != nil {
+		return 0
+	}
+	l.Close()
+	return port
+}
+
+// stopLeftovers stops every process a pid file in dir names (see
+// stopLeftover).
+func stopLeftovers(ctx context.Context, dir string, log *slog.Logger) {
+	pidFiles, _ := filepath.Glob(filepath.Join(dir, "*"+pidSuffix))
+	for _, f := range pidFiles {
+		stopLeftover(ctx, f, dir, log)
+	}
+}
+
 // stopLeftover ends the process named by pidFile if it still runs with
 // dataDir on its command line (so a recycled pid is left alone): SIGINT,
 // then SIGKILL after defaultStopTimeout.
@@ -156,10 +181,7 @@ func RemoveChildDataDir(ctx context.Context, dir string, log *slog.Logger) error
 	if log == nil {
 		log = slog.Default()
 	}
-	pidFiles, _ := filepath.Glob(filepath.Join(dir, "*.pid"))
-	for _, f := range pidFiles {
-		stopLeftover(ctx, f, dir, log)
-	}
+	stopLeftovers(ctx, dir, log)
 	if err := os.RemoveAll(dir); err != nil {
 		return fmt.Errorf("remove %s: %w", dir, err)
 	}
