@@ -152,18 +152,23 @@ func stopLeftover(ctx context.Context, pidFile, dataDir string, log *slog.Logger
 		return
 	}
 	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
-	if err != nil || pid <= 0 || !processAlive(pid) {
+	if err != nil || pid <= 0 {
 		return
 	}
-	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-	if err != nil || !bytes.Contains(cmdline, []byte(dataDir)) {
+	// A zombie (its parent gone, and a PID 1 that does not reap) has an
+	// empty command line: it counts as gone.
+	running := func() bool {
+		cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		return err == nil && bytes.Contains(cmdline, []byte(dataDir))
+	}
+	if !running() {
 		return
 	}
 	log.Warn("devstack: stopping a process left running in the data dir", "pid", pid, "dir", dataDir)
 	_ = syscall.Kill(pid, syscall.SIGINT)
 	gone := func(d time.Duration) bool {
 		for end := time.Now().Add(d); time.Now().Before(end) && ctx.Err() == nil; time.Sleep(50 * time.Millisecond) {
-			if !processAlive(pid) {
+			if !running() {
 				return true
 			}
 		}
