@@ -3,6 +3,7 @@ package devstack_test
 import (
 	"context"
 	"encoding/json"
+	"net"
 	"net/http"
 	"os"
 	osexec "os/exec"
@@ -302,7 +303,9 @@ func TestBtcdKeepsChain(t *testing.T) {
 	if _, err := first.Generate(ctx, 2); err != nil {
 		t.Fatal(err)
 	}
-	second := devtest.Btcd(t, devstack.BtcdOptions{Network: "simnet", DataDir: dir, MiningAddr: first.MiningAddr})
+	_, firstPort, _ := net.SplitHostPort(first.RPCHost)
+	hint, _ := strconv.Atoi(firstPort)
+	second := devtest.Btcd(t, devstack.BtcdOptions{Network: "simnet", DataDir: dir, MiningAddr: first.MiningAddr, PortHint: hint})
 	select {
 	case <-first.Exited():
 	default:
@@ -310,5 +313,19 @@ func TestBtcdKeepsChain(t *testing.T) {
 	}
 	if n := rpc[int64](t, ctx, second, "getblockcount"); n != 3 {
 		t.Fatalf("getblockcount after restart = %d, want the 3 kept (1 initial + 2)", n)
+	}
+	if second.RPCHost != first.RPCHost {
+		t.Errorf("restart listens on %s, want the hinted %s, free once the leftover stopped", second.RPCHost, first.RPCHost)
+	}
+
+	// A hinted port someone else holds gives way to a free one.
+	held, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	other := devtest.Btcd(t, devstack.BtcdOptions{Network: "simnet", PortHint: held.Addr().(*net.TCPAddr).Port})
+	if other.RPCHost == held.Addr().String() {
+		t.Errorf("btcd took the hinted port %s that another process holds", other.RPCHost)
 	}
 }
