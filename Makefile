@@ -22,8 +22,9 @@ build-opencl:
 	$(GO) run ./internal/devstack/cmd/ensure-opencl
 	$(GO) build -tags opencl -trimpath -o $(BIN) ./cmd/hashforge
 
-# The whole stack on this machine: private PostgreSQL, regtest btcd, pool,
-# dashboard and the bundled miner. Ctrl-C stops it all.
+# The whole stack on this machine: private PostgreSQL, simnet btcd,
+# btcwallet, pool with payouts, dashboard and the bundled miner, all kept in
+# .hashforge-dev across restarts (ARGS=--fresh starts over). Ctrl-C stops it.
 run: build
 	./$(BIN) dev $(ARGS)
 

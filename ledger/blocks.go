@@ -3,6 +3,7 @@ package ledger
 import (
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -92,20 +93,42 @@ func (l *Ledger) RecentBlocks(ctx context.Context, limit, offset int) ([]BlockRo
 	limit = pageLimit(limit)
 	offset = max(offset, 0)
 	rows, err := l.pool.Query(ctx, `
-		SELECT id, height, hash, reward, finder_address, finder_worker, accepted, verdict, status, found_at
-		FROM blocks
+		SELECT `+blockColumns+` FROM blocks
 		ORDER BY found_at DESC, id DESC
 		LIMIT $1 OFFSET $2`, limit, offset)
 	if err != nil {
 		return nil, fmt.Errorf("recent blocks: %w", err)
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (BlockRow, error) {
-		var b BlockRow
-		err := r.Scan(&b.ID, &b.Height, &b.Hash, &b.Reward, &b.Address, &b.Worker, &b.Accepted, &b.Verdict, &b.Status, &b.FoundAt)
-		return b, err
-	})
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (BlockRow, error) { return scanBlockRow(r) })
 	if err != nil {
 		return nil, fmt.Errorf("recent blocks: %w", err)
 	}
 	return out, nil
+}
+
+// NewestChainBlock returns the highest block the node accepted that the
+// payout process has not found orphaned: the one that must still be in
+// the node's chain at its height. ok is false when there is none.
+func (l *Ledger) NewestChainBlock(ctx context.Context) (b BlockRow, ok bool, err error) {
+	b, err = scanBlockRow(l.pool.QueryRow(ctx, `
+		SELECT `+blockColumns+` FROM blocks
+		WHERE accepted AND status NOT IN ('orphaned', 'rejected')
+		ORDER BY height DESC, id DESC
+		LIMIT 1`))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return BlockRow{}, false, nil
+	}
+	if err != nil {
+		return BlockRow{}, false, fmt.Errorf("newest chain block: %w", err)
+	}
+	return b, true, nil
+}
+
+// blockColumns are the columns scanBlockRow reads, in its order.
+const blockColumns = `id, height, hash, reward, finder_address, finder_worker, accepted, verdict, status, found_at`
+
+func scanBlockRow(r pgx.Row) (BlockRow, error) {
+	var b BlockRow
+	err := r.Scan(&b.ID, &b.Height, &b.Hash, &b.Reward, &b.Address, &b.Worker, &b.Accepted, &b.Verdict, &b.Status, &b.FoundAt)
+	return b, err
 }

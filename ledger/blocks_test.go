@@ -14,6 +14,9 @@ func TestRecordBlockUpsertsByHash(t *testing.T) {
 	ctx := testCtx(t)
 	hash := strings.Repeat("0", 16) + strings.Repeat("ab", 24)
 	found := time.Now().Add(-time.Hour).Truncate(time.Microsecond)
+	if b, ok, err := l.NewestChainBlock(ctx); err != nil || ok {
+		t.Fatalf("NewestChainBlock of an empty ledger = %+v, %v, %v", b, ok, err)
+	}
 
 	rejected := pool.Block{Time: found, Height: 150, Hash: strings.ToUpper(hash), Reward: 312_500_000,
 		Address: "bcrt1qfinder", Worker: "rig1", Accepted: false, Verdict: "rpc timeout"}
@@ -51,6 +54,11 @@ func TestRecordBlockUpsertsByHash(t *testing.T) {
 	if b.Hash != hash || !b.Accepted || b.Verdict != "accepted" || b.Status != "pending" ||
 		b.Reward != 312_500_000 || b.Height != 150 || b.Address != "bcrt1qfinder" || b.Worker != "rig1" || !b.FoundAt.Equal(found) {
 		t.Errorf("upserted block = %+v", b)
+	}
+	// The refused block at 151 is not in any chain: the accepted one is
+	// the newest the node must still have.
+	if nb, ok, err := l.NewestChainBlock(ctx); err != nil || !ok || nb != b {
+		t.Errorf("NewestChainBlock = %+v, %v, %v; want %+v", nb, ok, err, b)
 	}
 	if page, err := l.RecentBlocks(ctx, 1, 1); err != nil || len(page) != 1 || page[0].Hash != hash {
 		t.Errorf("RecentBlocks(1, 1) = %+v, %v", page, err)

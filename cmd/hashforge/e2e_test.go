@@ -25,7 +25,18 @@ import (
 	"github.com/hashforge/hashforge/stratum"
 )
 
-func TestMain(m *testing.M) { os.Exit(devtest.Main(m)) }
+// runAsMainEnv makes the test binary run as hashforge itself (see
+// startDev): commands that must be signalled or killed run in their own
+// process without a build step.
+const runAsMainEnv = "HASHFORGE_TEST_RUN_AS_MAIN"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(runAsMainEnv) == "1" {
+		main()
+		os.Exit(0)
+	}
+	os.Exit(devtest.Main(m))
+}
 
 // testJob is what the test's own Stratum client knows of a mining.notify;
 // headers are built here independently of the pool package, so a bug in the
@@ -33,6 +44,8 @@ func TestMain(m *testing.M) { os.Exit(devtest.Main(m)) }
 type testJob struct {
 	n          stratum.NotifyParams
 	difficulty float64
+	// target, when set, is what solve aims at instead of difficulty's.
+	target *big.Int
 }
 
 func dsha256(b []byte) [32]byte {
@@ -153,7 +166,10 @@ func (m *testMiner) next(ctx context.Context, wantClean bool) testJob {
 // solve finds a nonce whose hash meets (want=true) or misses (want=false)
 // the job's share target.
 func (m *testMiner) solve(j testJob, en2 []byte, version uint32, want bool) (nonce uint32, hash [32]byte) {
-	target := shareTarget(j.difficulty)
+	target := j.target
+	if target == nil {
+		target = shareTarget(j.difficulty)
+	}
 	ntime := beHex32(m.t, j.n.NTime)
 	for nonce = 0; nonce < 1<<24; nonce++ {
 		h := dsha256(j.header(m.t, m.en1, en2, ntime, nonce, version))

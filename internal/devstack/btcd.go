@@ -32,13 +32,18 @@ type BtcdOptions struct {
 	DataDir string
 	// Port is the RPC port on 127.0.0.1; 0 picks a free one.
 	Port int
+	// PortHint, when Port is 0, is a port to take if it is free once a
+	// server left in DataDir by a killed run is stopped (a restart that
+	// keeps its ports); otherwise a free one is picked.
+	PortHint int
 	// RPCUser and RPCPass are the RPC credentials; empty means "hashforge"
 	// and a random password. Fixing them lets a restarted node keep its
 	// clients (dev restarts, node-outage tests).
 	RPCUser, RPCPass string
-	// NoInitialBlock leaves the chain at its genesis block. By default one
-	// block is mined at start, because btcd refuses getblocktemplate while
-	// its tip is older than 24 hours, and every test network's genesis is.
+	// NoInitialBlock leaves the chain as it is. By default one block is
+	// mined at start when the tip is older than staleTip, because btcd
+	// refuses getblocktemplate while its tip is older than 24 hours: every
+	// test network's genesis is, and so is a kept chain left for a day.
 	NoInitialBlock bool
 	// ReadyTimeout bounds the wait for the RPC server; 0 means 30 s.
 	ReadyTimeout time.Duration
@@ -91,7 +96,7 @@ func StartBtcd(ctx context.Context, opts BtcdOptions) (*Btcd, error) {
 		return nil, fmt.Errorf("start btcd: mining address %q is not a %s address: %w", b.MiningAddr, b.Network, err)
 	}
 
-	if b.DataDir, b.temp, err = childDataDir(opts.DataDir, "btcd"); err != nil {
+	if b.DataDir, b.temp, err = childDataDir(ctx, opts.DataDir, "btcd", log); err != nil {
 		return nil, err
 	}
 	fail := func(err error) (*Btcd, error) {
@@ -100,7 +105,7 @@ func StartBtcd(ctx context.Context, opts BtcdOptions) (*Btcd, error) {
 		}
 		return nil, err
 	}
-	if b.RPCHost, b.RPCUser, b.RPCPass, err = childRPC(opts.Port, opts.RPCUser, opts.RPCPass); err != nil {
+	if b.RPCHost, b.RPCUser, b.RPCPass, err = childRPC(opts.Port, opts.PortHint, opts.RPCUser, opts.RPCPass); err != nil {
 		return fail(err)
 	}
 	// An empty config file keeps a developer's ~/.btcd/btcd.conf out of
@@ -125,11 +130,9 @@ func StartBtcd(ctx context.Context, opts BtcdOptions) (*Btcd, error) {
 		"--miningaddr=" + b.MiningAddr,
 	}
 	// Not CommandContext: the node must outlive the start-up context.
-	b.proc, err = startProcess(exec.Command(bin, args...), b.outputPath())
-	if err != nil {
+	if err := b.launch(ctx, exec.Command(bin, args...), b.outputPath()); err != nil {
 		return fail(err)
 	}
-	b.rpc = newRPCClient(b.RPCHost, b.RPCUser, b.RPCPass)
 
 	start := time.Now()
 	if err := b.waitReady(ctx, opts.ReadyTimeout); err != nil {
@@ -139,12 +142,35 @@ func StartBtcd(ctx context.Context, opts BtcdOptions) (*Btcd, error) {
 	log.Info("devstack: btcd started", "network", b.Network, "rpc", b.RPCHost,
 		"dir", b.DataDir, "took", time.Since(start).Round(time.Millisecond))
 	if !opts.NoInitialBlock {
-		if _, err := b.Generate(ctx, 1); err != nil {
+		if err := b.freshenTip(ctx); err != nil {
 			_ = b.proc.stop(context.WithoutCancel(ctx))
 			return fail(withLog(err, b.outputPath()))
 		}
 	}
 	return b, nil
+}
+
+// staleTip is how old a tip may be before StartBtcd mines a block on it:
+// well inside btcd's 24 hours, so a template can be had for a while.
+const staleTip = 12 * time.Hour
+
+// freshenTip mines one block when the tip is older than staleTip.
+func (b *Btcd) freshenTip(ctx context.Context) error {
+	var best string
+	var hdr struct {
+		Time int64 `json:"time"`
+	}
+	if err := b.rpc.call(ctx, "getbestblockhash", nil, &best); err != nil {
+		return err
+	}
+	if err := b.rpc.call(ctx, "getblockheader", []any{best, true}, &hdr); err != nil {
+		return err
+	}
+	if age := time.Since(time.Unix(hdr.Time, 0)); age < staleTip {
+		return nil
+	}
+	_, err := b.Generate(ctx, 1)
+	return err
 }
 
 // waitReady polls getblockcount until the RPC server answers, the process
@@ -254,6 +280,23 @@ func (c *rpcChild) RPCURL() string {
 	return u.String()
 }
 
+// launch starts a child's process with its output appended to outPath,
+// and remembers its pid in the data dir, for the next start to stop it
+// should this run be killed (see childDataDir).
+func (c *rpcChild) launch(ctx context.Context, cmd *exec.Cmd, outPath string) error {
+	pidFile := filepath.Join(c.DataDir, filepath.Base(cmd.Path)+pidSuffix)
+	var err error
+	if c.proc, err = startProcess(cmd, outPath); err != nil {
+		return err
+	}
+	c.rpc = newRPCClient(c.RPCHost, c.RPCUser, c.RPCPass)
+	if err := os.WriteFile(pidFile, []byte(strconv.Itoa(c.proc.cmd.Process.Pid)), 0o644); err != nil {
+		_ = c.proc.stop(context.WithoutCancel(ctx))
+		return fmt.Errorf("write %s: %w", pidFile, err)
+	}
+	return nil
+}
+
 // stop ends the process and removes a temporary data dir, once.
 func (c *rpcChild) stop(ctx context.Context, name string) error {
 	c.stopOnce.Do(func() {
@@ -268,8 +311,10 @@ func (c *rpcChild) stop(ctx context.Context, name string) error {
 }
 
 // childDataDir returns dir, created if needed, or a new temporary directory
-// (temp true: the caller removes it) when dir is empty.
-func childDataDir(dir, name string) (string, bool, error) {
+// (temp true: the caller removes it) when dir is empty. A process a killed
+// run left running in dir is stopped first: it would hold the data dir's
+// locks and its port.
+func childDataDir(ctx context.Context, dir, name string, log *slog.Logger) (string, bool, error) {
 	if dir == "" {
 		dir, err := os.MkdirTemp("", "hashforge-"+name+"-")
 		if err != nil {
@@ -280,12 +325,17 @@ func childDataDir(dir, name string) (string, bool, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", false, fmt.Errorf("create %s data dir: %w", name, err)
 	}
+	stopLeftovers(ctx, dir, log)
 	return dir, false, nil
 }
 
 // childRPC picks a child's RPC address and credentials: the given ones, or
-// a free loopback port, user "hashforge" and a random password.
-func childRPC(port int, user, pass string) (host, u, p string, err error) {
+// the hinted port if it is free, else a free loopback port, user
+// "hashforge" and a random password.
+func childRPC(port, hint int, user, pass string) (host, u, p string, err error) {
+	if port == 0 {
+		port = portIfFree(hint)
+	}
 	if port == 0 {
 		if port, err = freePort(); err != nil {
 			return "", "", "", err

@@ -42,6 +42,10 @@ type BtcwalletOptions struct {
 	DataDir string
 	// Port is the legacy RPC port on 127.0.0.1; 0 picks a free one.
 	Port int
+	// PortHint, when Port is 0, is a port to take if it is free once a
+	// server left in DataDir by a killed run is stopped (a restart that
+	// keeps its ports); otherwise a free one is picked.
+	PortHint int
 	// RPCUser and RPCPass are the wallet's RPC credentials; empty means
 	// "hashforge" and a random password.
 	RPCUser, RPCPass string
@@ -75,7 +79,7 @@ func StartBtcwallet(ctx context.Context, opts BtcwalletOptions) (*Btcwallet, err
 		return nil, err
 	}
 	w := &Btcwallet{btcd: opts.Btcd, log: log}
-	if w.DataDir, w.temp, err = childDataDir(opts.DataDir, "btcwallet"); err != nil {
+	if w.DataDir, w.temp, err = childDataDir(ctx, opts.DataDir, "btcwallet", log); err != nil {
 		return nil, err
 	}
 	fail := func(err error) (*Btcwallet, error) {
@@ -84,7 +88,7 @@ func StartBtcwallet(ctx context.Context, opts BtcwalletOptions) (*Btcwallet, err
 		}
 		return nil, err
 	}
-	if w.RPCHost, w.RPCUser, w.RPCPass, err = childRPC(opts.Port, opts.RPCUser, opts.RPCPass); err != nil {
+	if w.RPCHost, w.RPCUser, w.RPCPass, err = childRPC(opts.Port, opts.PortHint, opts.RPCUser, opts.RPCPass); err != nil {
 		return fail(err)
 	}
 	conf := filepath.Join(w.DataDir, "btcwallet.conf")
@@ -113,11 +117,9 @@ func StartBtcwallet(ctx context.Context, opts BtcwalletOptions) (*Btcwallet, err
 	if _, err := os.Stat(filepath.Join(appData, "simnet", "wallet.db")); errors.Is(err, os.ErrNotExist) {
 		args = append(args, "--createtemp")
 	}
-	w.proc, err = startProcess(exec.Command(bin, args...), w.outputPath())
-	if err != nil {
+	if err := w.launch(ctx, exec.Command(bin, args...), w.outputPath()); err != nil {
 		return fail(err)
 	}
-	w.rpc = newRPCClient(w.RPCHost, w.RPCUser, w.RPCPass)
 	start := time.Now()
 	if err := w.waitReady(ctx, opts.ReadyTimeout); err != nil {
 		_ = w.proc.stop(context.WithoutCancel(ctx))

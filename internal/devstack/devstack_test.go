@@ -3,6 +3,7 @@ package devstack_test
 import (
 	"context"
 	"encoding/json"
+	"net"
 	"net/http"
 	"os"
 	osexec "os/exec"
@@ -222,4 +223,109 @@ func rpc[T any](t *testing.T, ctx context.Context, b *devstack.Btcd, method stri
 		t.Fatalf("%s: %s", method, r.Error)
 	}
 	return r.Result
+}
+
+// TestPostgresInPrivateFolder is `make run` from root's home (mode 0700):
+// the cluster of a data dir the postgres OS user cannot reach lives in a
+// folder linked from it, survives a restart, the private folder keeps its
+// permissions, and RemovePostgres takes it all away.
+func TestPostgresInPrivateFolder(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	home := filepath.Join(t.TempDir(), "home")
+	if err := os.Mkdir(home, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(home, ".hashforge-dev", "postgres")
+
+	pg, err := devstack.StartPostgres(ctx, devstack.PostgresOptions{DataDir: dir, Fast: true})
+	devtest.Require(t, "start private PostgreSQL", err)
+	t.Cleanup(func() {
+		if err := devstack.RemovePostgres(context.Background(), dir, nil); err != nil {
+			t.Error(err)
+		}
+	})
+	url, err := pg.CreateDatabase(ctx, "hashforge")
+	if err != nil {
+		t.Fatal(err)
+	}
+	execSQL(t, ctx, url, "CREATE TABLE kept (x int); INSERT INTO kept VALUES (7)")
+	if err := pg.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(home); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Fatalf("private folder after start: %v %v, want its mode 0700 unchanged", fi.Mode(), err)
+	}
+	if os.Geteuid() == 0 {
+		if target, err := os.Readlink(dir); err != nil || !strings.HasPrefix(target, devstack.LinkedClusterBase+"/") || pg.DataDir != target {
+			t.Fatalf("as root the data dir links to %q (%v), the cluster runs in %q; want a folder under %s", target, err, pg.DataDir, devstack.LinkedClusterBase)
+		}
+	}
+
+	pg, err = devstack.StartPostgres(ctx, devstack.PostgresOptions{DataDir: dir, Fast: true})
+	if err != nil {
+		t.Fatalf("restart: %v", err)
+	}
+	url = pg.URL("hashforge")
+	var x int
+	conn, err := pgx.Connect(ctx, url)
+	if err == nil {
+		err = conn.QueryRow(ctx, "SELECT x FROM kept").Scan(&x)
+		conn.Close(ctx)
+	}
+	if err != nil || x != 7 {
+		t.Fatalf("data after restart: x=%d err=%v", x, err)
+	}
+	// Left running, as by a killed dev run: RemovePostgres stops it.
+	real := pg.DataDir
+	if err := devstack.RemovePostgres(ctx, dir, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{dir, real} {
+		if _, err := os.Lstat(p); !os.IsNotExist(err) {
+			t.Fatalf("%s still there after RemovePostgres: %v", p, err)
+		}
+	}
+	if conn, err := pgx.Connect(ctx, url); err == nil {
+		conn.Close(ctx)
+		t.Fatal("removed cluster still accepts connections")
+	}
+}
+
+// TestBtcdKeepsChain is the dev stack's restart: a node started on a data
+// dir with a chain keeps it, mines no extra block on a recent tip, and
+// first stops a node still running there (left by a killed run).
+func TestBtcdKeepsChain(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	first := devtest.Btcd(t, devstack.BtcdOptions{Network: "simnet", DataDir: dir})
+	if _, err := first.Generate(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	_, firstPort, _ := net.SplitHostPort(first.RPCHost)
+	hint, _ := strconv.Atoi(firstPort)
+	second := devtest.Btcd(t, devstack.BtcdOptions{Network: "simnet", DataDir: dir, MiningAddr: first.MiningAddr, PortHint: hint})
+	select {
+	case <-first.Exited():
+	default:
+		t.Fatal("the node left running in the data dir was not stopped")
+	}
+	if n := rpc[int64](t, ctx, second, "getblockcount"); n != 3 {
+		t.Fatalf("getblockcount after restart = %d, want the 3 kept (1 initial + 2)", n)
+	}
+	if second.RPCHost != first.RPCHost {
+		t.Errorf("restart listens on %s, want the hinted %s, free once the leftover stopped", second.RPCHost, first.RPCHost)
+	}
+
+	// A hinted port someone else holds gives way to a free one.
+	held, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	other := devtest.Btcd(t, devstack.BtcdOptions{Network: "simnet", PortHint: held.Addr().(*net.TCPAddr).Port})
+	if other.RPCHost == held.Addr().String() {
+		t.Errorf("btcd took the hinted port %s that another process holds", other.RPCHost)
+	}
 }

@@ -27,6 +27,10 @@ type PostgresOptions struct {
 	DataDir string
 	// Port to listen on at 127.0.0.1; 0 picks a free one.
 	Port int
+	// PortHint, when Port is 0, is a port to take if it is free once a
+	// server left in DataDir by a killed run is stopped (a restart that
+	// keeps its ports); otherwise a free one is picked.
+	PortHint int
 	// Fast turns durability off (fsync, synchronous_commit,
 	// full_page_writes). A crash can then corrupt the cluster: tests only.
 	Fast bool
@@ -91,6 +95,11 @@ func StartPostgres(ctx context.Context, opts PostgresOptions) (*Postgres, error)
 	if err != nil {
 		return nil, fmt.Errorf("resolve postgres data dir: %w", err)
 	}
+	if !p.temp {
+		if p.DataDir, err = p.placeCluster(ctx, p.DataDir); err != nil {
+			return nil, err
+		}
+	}
 	fail := func(err error) (*Postgres, error) {
 		if p.temp {
 			os.RemoveAll(filepath.Dir(p.DataDir))
@@ -119,6 +128,9 @@ func StartPostgres(ctx context.Context, opts PostgresOptions) (*Postgres, error)
 		}
 	}
 
+	if p.Port == 0 {
+		p.Port = portIfFree(opts.PortHint)
+	}
 	if p.Port == 0 {
 		if p.Port, err = freePort(); err != nil {
 			return fail(err)

@@ -5,9 +5,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -113,4 +116,79 @@ func withLog(err error, path string) error {
 func processAlive(pid int) bool {
 	err := syscall.Kill(pid, 0)
 	return err == nil || errors.Is(err, syscall.EPERM)
+}
+
+// pidSuffix names the pid files of devstack's children in their data dirs.
+const pidSuffix = ".pid"
+
+// portIfFree is port when nothing listens on it at 127.0.0.1, else 0.
+func portIfFree(port int) int {
+	if port <= 0 {
+		return 0
+	}
+	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+	if err != nil {
+		return 0
+	}
+	l.Close()
+	return port
+}
+
+// stopLeftovers stops every process a pid file in dir names (see
+// stopLeftover).
+func stopLeftovers(ctx context.Context, dir string, log *slog.Logger) {
+	pidFiles, _ := filepath.Glob(filepath.Join(dir, "*"+pidSuffix))
+	for _, f := range pidFiles {
+		stopLeftover(ctx, f, dir, log)
+	}
+}
+
+// stopLeftover ends the process named by pidFile if it still runs with
+// dataDir on its command line (so a recycled pid is left alone): SIGINT,
+// then SIGKILL after defaultStopTimeout.
+func stopLeftover(ctx context.Context, pidFile, dataDir string, log *slog.Logger) {
+	data, err := os.ReadFile(pidFile)
+	if err != nil {
+		return
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	if err != nil || pid <= 0 {
+		return
+	}
+	// A zombie (its parent gone, and a PID 1 that does not reap) has an
+	// empty command line: it counts as gone.
+	running := func() bool {
+		cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		return err == nil && bytes.Contains(cmdline, []byte(dataDir))
+	}
+	if !running() {
+		return
+	}
+	log.Warn("devstack: stopping a process left running in the data dir", "pid", pid, "dir", dataDir)
+	_ = syscall.Kill(pid, syscall.SIGINT)
+	gone := func(d time.Duration) bool {
+		for end := time.Now().Add(d); time.Now().Before(end) && ctx.Err() == nil; time.Sleep(50 * time.Millisecond) {
+			if !running() {
+				return true
+			}
+		}
+		return false
+	}
+	if !gone(defaultStopTimeout) {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+		gone(5 * time.Second)
+	}
+}
+
+// RemoveChildDataDir deletes the data dir of a btcd or btcwallet, after
+// stopping the process a killed run may have left running in it.
+func RemoveChildDataDir(ctx context.Context, dir string, log *slog.Logger) error {
+	if log == nil {
+		log = slog.Default()
+	}
+	stopLeftovers(ctx, dir, log)
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("remove %s: %w", dir, err)
+	}
+	return nil
 }
