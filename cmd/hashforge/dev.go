@@ -173,9 +173,6 @@ func runDev(ctx context.Context, cfg devConfig, log *slog.Logger, out io.Writer)
 		DatabaseURL:     dbURL,
 		StratumAddr:     cfg.StratumAddr,
 		HTTPAddr:        cfg.HTTPAddr,
-		StartDifficulty: 0.01,
-		MinDifficulty:   0.0001,
-		ShareInterval:   time.Second,
 		CoinbaseTag:     "/hashforge-dev/",
 		Extranonce2Size: 8,
 		VersionMask:     "1fffe000",
@@ -194,6 +191,8 @@ func runDev(ctx context.Context, cfg devConfig, log *slog.Logger, out io.Writer)
 			WalletAccount: "default",
 		},
 	}
+
+	devPoolSettings(&scfg)
 
 	g, gctx := errgroup.WithContext(ctx)
 	ready := make(chan listeners, 1)

@@ -2,8 +2,9 @@ package main
 
 import "time"
 
-// devPoolSettings are the share difficulty settings of `hashforge dev`: a
-// regtest network target is met by every other hash, so the session's
+// devPoolSettings are the share difficulty settings of `hashforge dev`: the
+// dev chain's network target (simnet, at its minimum difficulty like
+// regtest) is met by every other hash, so the session's
 // difficulty (not the network's) sets the share rate, and vardiff aims at
 // about a share (each one a block) a second per miner, fast enough for
 // coinbases to mature within minutes and slow enough that shares in flight

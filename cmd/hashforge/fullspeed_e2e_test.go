@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/hex"
@@ -8,11 +9,16 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/btcsuite/btcd/address/v2"
+	"github.com/btcsuite/btcd/chaincfg/v2"
+
+	"github.com/hashforge/hashforge/pool/node"
 	"github.com/hashforge/hashforge/stratum"
 	"github.com/hashforge/hashforge/worker"
 	"github.com/hashforge/hashforge/worker/sha256d"
@@ -200,14 +206,12 @@ func (m *fullSpeedMiner) submit(j *worker.Job, en2 []byte, nonce uint32) {
 }
 
 // A miner that submits every share at full speed and never pauses, on the
-// dev stack's settings (`hashforge dev`): it is not drowned in stale work
-// (regtest's network difficulty is no ceiling on the session's), nothing is
-// refused as low difficulty, every accepted block-solving share is a block
-// in btcd, and the dashboard's hashrate is that of the miner.
+// dev stack (`hashforge dev`, what `make run` starts, without its miner):
+// it is not drowned in stale work (the network difficulty of a chain at its
+// minimum is no ceiling on the session's), nothing is refused as low
+// difficulty, every accepted block-solving share is a block on the node's
+// main chain, and the dashboard's hashrate is that of the miner.
 func TestFullSpeedMinerOnDevStack(t *testing.T) {
-	btcd, dbURL, nc := regtestStack(t)
-	cfg := regtestServe(t, btcd, dbURL, "fullspeed")
-	devPoolSettings(&cfg)
 	// FULLSPEED_RUN lengthens the run for measurements (the issue's
 	// figure is 60 s).
 	run := 60 * time.Second
@@ -216,9 +220,16 @@ func TestFullSpeedMinerOnDevStack(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), run+3*time.Minute)
 	defer cancel()
-	l := startServe(ctx, t, cfg)
-
-	m := dialFullSpeedMiner(ctx, t, l.Stratum.String(), btcd.MiningAddr+".cpuminer")
+	dev := mustStartDev(t, devDataDir(t), "--miner-threads", "0")
+	nc, err := node.New(dev.lines["node-rpc"], "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := address.NewAddressPubKeyHash(bytes.Repeat([]byte{0x51}, 20), &chaincfg.SimNetParams)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := dialFullSpeedMiner(ctx, t, strings.TrimPrefix(dev.lines["stratum"], "stratum+tcp://"), a.EncodeAddress()+".cpuminer")
 	mineCtx, stopMining := context.WithTimeout(ctx, run)
 	defer stopMining()
 	start := time.Now()
@@ -268,7 +279,7 @@ func TestFullSpeedMinerOnDevStack(t *testing.T) {
 			Hashrate map[string]float64 `json:"hashrate"`
 			Accepted uint64             `json:"shares_accepted"`
 		}
-		getJSONE2E(ctx, t, "http://"+l.HTTP.String()+"/api/v1/stats", &st)
+		getJSONE2E(ctx, t, strings.TrimSuffix(dev.lines["dashboard"], "/")+"/api/v1/stats", &st)
 		pool = st.Hashrate["10m"]
 		if pool >= realRate/2 && pool <= realRate*2 {
 			break
