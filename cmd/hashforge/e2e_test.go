@@ -164,11 +164,15 @@ func (m *testMiner) next(ctx context.Context, wantClean bool) testJob {
 }
 
 // solve finds a nonce whose hash meets (want=true) or misses (want=false)
-// the job's share target.
+// the job's share target. A miss also misses the network target: a block
+// is never a low-difficulty share.
 func (m *testMiner) solve(j testJob, en2 []byte, version uint32, want bool) (nonce uint32, hash [32]byte) {
 	target := j.target
 	if target == nil {
 		target = shareTarget(j.difficulty)
+	}
+	if net := nbitsTarget(m.t, j.n.NBits); !want && net.Cmp(target) > 0 {
+		target = net
 	}
 	ntime := beHex32(m.t, j.n.NTime)
 	for nonce = 0; nonce < 1<<24; nonce++ {
@@ -280,7 +284,9 @@ func TestServeEndToEnd(t *testing.T) {
 	poolAddr := btcd.MiningAddr
 
 	cfg := regtestServe(t, btcd, dbURL, "hashforge-e2e")
-	cfg.StartDifficulty, cfg.MinDifficulty, cfg.NodeID = 1, 0.0001, 7
+	// Above regtest's network difficulty (no ceiling there): every share
+	// is also a block, and the test's own hashing finds one quickly.
+	cfg.StartDifficulty, cfg.MinDifficulty, cfg.NodeID = 0.0001, 0.0001, 7
 	l := startServe(ctx, t, cfg)
 
 	c, err := stratum.Dial(ctx, l.Stratum.String())
@@ -341,8 +347,8 @@ func TestServeEndToEnd(t *testing.T) {
 	err = m.submit(ctx, user, job, en2, nonce, nil)
 	wantCode(t, "low difficulty", err, stratum.CodeLowDifficulty)
 
-	// A valid share. On regtest the share target is clamped to the network
-	// target, so it is a block too.
+	// A valid share. On regtest the network target is easier than the
+	// session's, so it is a block too.
 	nonce, hash := m.solve(job, en2, version, true)
 	if err := m.submit(ctx, user, job, en2, nonce, nil); err != nil {
 		t.Fatalf("valid share refused: %v", err)
@@ -462,9 +468,8 @@ func TestServeEndToEnd(t *testing.T) {
 			t.Errorf("share %s: is_block %v block_hash %q", bh, isBlock, storedBlock)
 		case en1 != hex.EncodeToString(m.en1) || remote == "":
 			t.Errorf("share %s: extranonce1 %q remote %q", bh, en1, remote)
-		case !approxEqual(netDiff, w.job.difficulty):
-			// Regtest caps the share difficulty at the network's.
-			t.Errorf("share %s: network_difficulty %g, want %g", bh, netDiff, w.job.difficulty)
+		case !approxEqual(netDiff, nbitsDifficulty(t, w.job.n.NBits)):
+			t.Errorf("share %s: network_difficulty %g, want %g", bh, netDiff, nbitsDifficulty(t, w.job.n.NBits))
 		}
 
 		// The block row: the node's verdict and the coinbase value (no
@@ -500,6 +505,13 @@ func TestServeEndToEnd(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "regtest") || !strings.Contains(err.Error(), "mainnet") {
 		t.Errorf("serve --network mainnet with a regtest node: %v", err)
 	}
+}
+
+// nbitsDifficulty is the network difficulty nbits (notify hex) stands for.
+func nbitsDifficulty(t *testing.T, nbits string) float64 {
+	t.Helper()
+	d, _ := new(big.Float).Quo(new(big.Float).SetInt(shareTarget(1)), new(big.Float).SetInt(nbitsTarget(t, nbits))).Float64()
+	return d
 }
 
 func mustHash(t *testing.T, display string) [32]byte {

@@ -36,14 +36,17 @@ func TestMinerEndToEnd(t *testing.T) {
 	}
 
 	cfg := regtestServe(t, btcd, dbURL, "hashforge-miner-e2e")
-	// Any start difficulty above regtest's (4.66e-10) is capped to it:
-	// every share a block, found within a couple of hashes.
+	// The miner fixes its difficulty with d= in its password (vardiff
+	// would slow it to a share per --share-interval): 0.0001 is far above
+	// regtest's 4.66e-10, so every share is a block, and one thread finds
+	// dozens a second.
 	cfg.StartDifficulty, cfg.MinDifficulty, cfg.NodeID = 1, 0.0001, 3
 	l := startServe(ctx, t, cfg)
 
 	miner, err := worker.New(worker.Config{
 		URLs:    []string{"stratum+tcp://" + l.Stratum.String()},
 		User:    poolAddr + ".e2e",
+		Pass:    "x,d=0.0001",
 		Threads: 1,
 		Device:  "cpu",
 		Quiet:   true,
