@@ -6,8 +6,8 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/hashforge/hashforge/pool"
 	"github.com/hashforge/hashforge/pool/node"
+	"github.com/hashforge/hashforge/pow"
 )
 
 // NodeChain answers BlockState from a bitcoind-compatible node.
@@ -57,10 +57,10 @@ func (c NodeChain) BlockState(ctx context.Context, hash string, height int64) (B
 	if err != nil {
 		return BlockState{}, fmt.Errorf("getblock %s: bits %q: %w", hash, info.Bits, err)
 	}
-	t, err := pool.CompactToTarget(uint32(bits))
+	t, err := pow.CompactToTarget(uint32(bits))
 	if err != nil {
 		return BlockState{}, fmt.Errorf("getblock %s: %w", hash, err)
 	}
-	st.NetworkDifficulty = pool.TargetToDifficulty(t)
+	st.NetworkDifficulty = pow.TargetToDifficulty(t)
 	return st, nil
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/hashforge/hashforge/pow"
 	"github.com/hashforge/hashforge/stratum"
 )
 
@@ -93,7 +94,7 @@ func BenchmarkSha256dHeader(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		h[76]++
-		_ = sha256d(h[:])
+		_ = pow.SHA256d(h[:])
 	}
 }
 

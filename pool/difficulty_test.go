@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/btcsuite/btcd/chaincfg/v2"
+
+	"github.com/hashforge/hashforge/pow"
 )
 
 func TestPasswordDifficulty(t *testing.T) {
@@ -54,7 +56,7 @@ func FuzzPasswordDifficulty(f *testing.F) {
 		if !(d > 0) || math.IsInf(d, 0) {
 			t.Fatalf("%q gave difficulty %v", pass, d)
 		}
-		if _, err := DifficultyToTarget(d); err != nil {
+		if _, err := pow.DifficultyToTarget(d); err != nil {
 			t.Fatalf("%q gave difficulty %v without a target: %v", pass, d, err)
 		}
 	})

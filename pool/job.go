@@ -1,7 +1,6 @@
 package pool
 
 import (
-	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/hashforge/hashforge/pool/node"
+	"github.com/hashforge/hashforge/pow"
 	"github.com/hashforge/hashforge/stratum"
 )
 
@@ -61,7 +61,7 @@ type Job struct {
 	coinb2       []byte
 	en2Size      int
 	branch       [][32]byte
-	netTarget    Target
+	netTarget    pow.Target
 	netDiff      float64
 	coinbaseVal  int64
 	segwit       bool
@@ -123,7 +123,7 @@ func NewJob(t *node.Template, p JobParams) (*Job, error) {
 	if len(t.WitnessCommitment) > 0 && !hasOutputScript(p.Outputs, t.WitnessCommitment) {
 		return nil, errors.New("pool: coinbase outputs lack the template's witness commitment")
 	}
-	prev, err := displayToInternal(t.PreviousBlockHash)
+	prev, err := pow.ParseHash(t.PreviousBlockHash)
 	if err != nil {
 		return nil, fmt.Errorf("pool: template previous block: %w", err)
 	}
@@ -131,7 +131,7 @@ func NewJob(t *node.Template, p JobParams) (*Job, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pool: template bits %q: %w", t.Bits, err)
 	}
-	netTarget, err := CompactToTarget(uint32(bits))
+	netTarget, err := pow.CompactToTarget(uint32(bits))
 	if err != nil {
 		return nil, err
 	}
@@ -152,7 +152,7 @@ func NewJob(t *node.Template, p JobParams) (*Job, error) {
 	txids := make([][32]byte, len(t.Transactions))
 	txData := make([]string, len(t.Transactions))
 	for i, tx := range t.Transactions {
-		if txids[i], err = displayToInternal(tx.TxID); err != nil {
+		if txids[i], err = pow.ParseHash(tx.TxID); err != nil {
 			return nil, fmt.Errorf("pool: template tx %d: %w", i, err)
 		}
 		txData[i] = tx.Data
@@ -172,9 +172,9 @@ func NewJob(t *node.Template, p JobParams) (*Job, error) {
 		coinb1:       split.coinb1,
 		coinb2:       split.coinb2,
 		en2Size:      p.Extranonce2Size,
-		branch:       MerkleBranch(txids),
+		branch:       pow.MerkleBranch(txids),
 		netTarget:    netTarget,
-		netDiff:      TargetToDifficulty(netTarget),
+		netDiff:      pow.TargetToDifficulty(netTarget),
 		coinbaseVal:  t.CoinbaseValue,
 		segwit:       len(t.WitnessCommitment) > 0,
 		txData:       txData,
@@ -183,7 +183,7 @@ func NewJob(t *node.Template, p JobParams) (*Job, error) {
 		soloOutputs:  p.SoloOutputs,
 	}
 	notifyPrev := prev
-	swapWords(&notifyPrev)
+	pow.SwapWords(&notifyPrev)
 	j.notifyPrev = hex.EncodeToString(notifyPrev[:])
 	j.minNTime, j.maxNTime = ntimeWindow(t.CurTime, t.MinTime, t.MaxTime)
 	return j, nil
@@ -217,7 +217,7 @@ func hasOutputScript(outs []TxOut, script []byte) bool {
 func (j *Job) PrevHash() string { return j.prevDisplay }
 
 // NetworkTarget is the target a header hash must meet to be a block.
-func (j *Job) NetworkTarget() Target { return j.netTarget }
+func (j *Job) NetworkTarget() pow.Target { return j.netTarget }
 
 // NetworkDifficulty is the network difficulty of the block the job builds.
 func (j *Job) NetworkDifficulty() float64 { return j.netDiff }
@@ -330,16 +330,6 @@ func (j *Job) blockHex(header *[80]byte, en1, en2, coinb2 []byte) string {
 		b.WriteString(d)
 	}
 	return b.String()
-}
-
-// header writes the 80-byte block header for a share into h.
-func (j *Job) header(h *[80]byte, version uint32, merkleRoot *[32]byte, ntime, nonce uint32) {
-	binary.LittleEndian.PutUint32(h[0:4], version)
-	copy(h[4:36], j.prevHash[:])
-	copy(h[36:68], merkleRoot[:])
-	binary.LittleEndian.PutUint32(h[68:72], ntime)
-	binary.LittleEndian.PutUint32(h[72:76], j.bits)
-	binary.LittleEndian.PutUint32(h[76:80], nonce)
 }
 
 // JobBook holds the recent jobs shares may reference. A job whose previous

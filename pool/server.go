@@ -16,6 +16,7 @@ import (
 	"github.com/btcsuite/btcd/chaincfg/v2"
 
 	"github.com/hashforge/hashforge/pool/node"
+	"github.com/hashforge/hashforge/pow"
 	"github.com/hashforge/hashforge/stratum"
 )
 
@@ -182,7 +183,7 @@ func NewServer(cfg Config, submit BlockSubmitter, shares ShareSink, blocks Block
 		cfg.StartDifficulty = max(DefaultStartDifficulty, cfg.MinDifficulty)
 	}
 	for name, d := range map[string]float64{"start": cfg.StartDifficulty, "minimum": cfg.MinDifficulty} {
-		if _, err := DifficultyToTarget(d); err != nil {
+		if _, err := pow.DifficultyToTarget(d); err != nil {
 			return nil, fmt.Errorf("pool: config: %s difficulty: %w", name, err)
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/hashforge/hashforge/pow"
 	"github.com/hashforge/hashforge/stratum"
 	"github.com/hashforge/hashforge/worker/sha256d"
 )
@@ -440,7 +441,7 @@ func (m *Miner) handleCandidate(ctx context.Context, c candidate) {
 	binary.LittleEndian.PutUint32(header[76:], c.nonce)
 	// One reference hash (the generic path) per candidate, checked against
 	// each target below: the kernel's own verdict is never trusted.
-	hash := sha256d.Sum(&header)
+	hash := pow.SHA256d(header[:])
 	if !sha256d.Meets(&hash, &sl.Target) {
 		m.hwErrors.Add(1)
 		m.log.Warn("kernel returned a nonce that does not meet its target (hardware error)",
@@ -480,7 +481,7 @@ func (m *Miner) handleCandidate(ctx context.Context, c candidate) {
 	paused := false
 	if sha256d.Meets(&hash, &sl.tmpl.job.NetTarget) {
 		paused = m.sched.solved(sl)
-		m.log.Info("block candidate found, pausing until the next job", "job", sl.JobID, "hash", HashHex(&hash))
+		m.log.Info("block candidate found, pausing until the next job", "job", sl.JobID, "hash", pow.HashString(&hash))
 	}
 	m.inflight.Add(1)
 	defer m.inflight.Add(-1)
@@ -527,7 +528,7 @@ func (m *Miner) submit(ctx context.Context, s *session, params []any, hash *[32]
 		m.log.Warn("share lost: no reply from pool", "job", job, "nonce", nonce, "err", err)
 	case string(res) == "true":
 		n := m.accepted.Add(1)
-		m.log.Info("share accepted", "job", job, "nonce", nonce, "hash", HashHex(hash),
+		m.log.Info("share accepted", "job", job, "nonce", nonce, "hash", pow.HashString(hash),
 			"accepted", n, "rejected", m.rejected.Load())
 		return true
 	default:
@@ -547,7 +548,7 @@ func (m *Miner) drainSubmits(limit time.Duration) {
 }
 
 func (m *Miner) noteBest(h *[32]byte) {
-	d := hashDifficulty(h)
+	d := pow.HashDifficulty(h)
 	m.mu.Lock()
 	if d > m.bestShare {
 		m.bestShare = d
