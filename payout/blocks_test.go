@@ -11,8 +11,9 @@ import (
 	"github.com/hashforge/hashforge/internal/devstack/devtest"
 	"github.com/hashforge/hashforge/ledger"
 	"github.com/hashforge/hashforge/payout"
-	"github.com/hashforge/hashforge/pool"
+	"github.com/hashforge/hashforge/payout/nodechain"
 	"github.com/hashforge/hashforge/pool/node"
+	"github.com/hashforge/hashforge/record"
 )
 
 func TestMain(m *testing.M) { os.Exit(devtest.Main(m)) }
@@ -82,9 +83,9 @@ func TestMaturityAndOrphansOnRegtest(t *testing.T) {
 	bctx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- sb.Run(bctx) }()
-	sb.AddShare(pool.Share{Time: start, Address: "A", JobID: "j", Difficulty: 2, Height: 2})
-	sb.AddShare(pool.Share{Time: start, Address: "B", JobID: "j", Difficulty: 1, Height: 2})
-	sb.AddShare(pool.Share{Time: start.Add(1500 * time.Millisecond), Address: "B", JobID: "j", Difficulty: 1, Height: 3})
+	sb.AddShare(record.Share{Time: start, Address: "A", JobID: "j", Difficulty: 2, Height: 2})
+	sb.AddShare(record.Share{Time: start, Address: "B", JobID: "j", Difficulty: 1, Height: 2})
+	sb.AddShare(record.Share{Time: start.Add(1500 * time.Millisecond), Address: "B", JobID: "j", Difficulty: 1, Height: 3})
 	stop()
 	if err := <-done; err != nil {
 		t.Fatal(err)
@@ -100,14 +101,14 @@ func TestMaturityAndOrphansOnRegtest(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := l.RecordBlock(ctx, pool.Block{Time: start.Add(time.Duration(i+1) * time.Second), Height: info.Height,
+		if err := l.RecordBlock(ctx, record.Block{Time: start.Add(time.Duration(i+1) * time.Second), Height: info.Height,
 			Hash: h, Reward: coinbaseValue(t, ctx, nc, btcd, h), Address: "A", Accepted: true, Verdict: "accepted"}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	reward := coinbaseValue(t, ctx, nc, btcd, keep)
 
-	p, err := payout.New(payout.Config{Scheme: payout.PROP, FeeBPS: 100, FeeAddress: "F"}, l, payout.NodeChain{Node: nc}, nil)
+	p, err := payout.New(payout.Config{Scheme: payout.PROP, FeeBPS: 100, FeeAddress: "F"}, l, nodechain.Chain{Node: nc}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,8 +203,8 @@ func TestUnknownBlocksSettledByChain(t *testing.T) {
 	bctx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- sb.Run(bctx) }()
-	sb.AddShare(pool.Share{Time: start, Address: "A", JobID: "j", Difficulty: 2, Height: 2})
-	sb.AddShare(pool.Share{Time: start, Address: "B", JobID: "j", Difficulty: 1, Height: 2})
+	sb.AddShare(record.Share{Time: start, Address: "A", JobID: "j", Difficulty: 2, Height: 2})
+	sb.AddShare(record.Share{Time: start, Address: "B", JobID: "j", Difficulty: 1, Height: 2})
 	stop()
 	if err := <-done; err != nil {
 		t.Fatal(err)
@@ -230,7 +231,7 @@ func TestUnknownBlocksSettledByChain(t *testing.T) {
 	h := info.Height
 	never := strings.Repeat("0", 8) + strings.Repeat("5a", 28) // a block the node never saw
 	reward := coinbaseValue(t, ctx, nc, btcd, taken[0])
-	for i, b := range []pool.Block{
+	for i, b := range []record.Block{
 		{Height: h, Hash: taken[0], Verdict: "unknown: submitblock got no answer: context deadline exceeded (after 5 attempts)"},
 		{Height: h + 1, Hash: side[0], Verdict: "inconclusive"},
 		{Height: h + 2, Hash: never, Verdict: "unknown: submitblock got no answer: connection refused (after 5 attempts)"},
@@ -255,7 +256,7 @@ func TestUnknownBlocksSettledByChain(t *testing.T) {
 		t.Fatalf("recorded as %+v, want every block unknown", st)
 	}
 
-	p, err := payout.New(payout.Config{Scheme: payout.PROP, FeeBPS: 100, FeeAddress: "F"}, l, payout.NodeChain{Node: nc}, nil)
+	p, err := payout.New(payout.Config{Scheme: payout.PROP, FeeBPS: 100, FeeAddress: "F"}, l, nodechain.Chain{Node: nc}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

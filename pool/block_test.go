@@ -15,6 +15,7 @@ import (
 	"github.com/btcsuite/btcd/chaincfg/v2"
 
 	"github.com/hashforge/hashforge/pool/node"
+	"github.com/hashforge/hashforge/record"
 )
 
 // flakyNode answers submitblock with a transport error for the first fails
@@ -46,10 +47,10 @@ type flakyLedger struct {
 	mu       sync.Mutex
 	calls    int
 	fails    int
-	recorded []Block
+	recorded []record.Block
 }
 
-func (f *flakyLedger) RecordBlock(ctx context.Context, b Block) error {
+func (f *flakyLedger) RecordBlock(ctx context.Context, b record.Block) error {
 	if f.gate != nil {
 		select {
 		case <-f.gate:
@@ -67,10 +68,10 @@ func (f *flakyLedger) RecordBlock(ctx context.Context, b Block) error {
 	return nil
 }
 
-func (f *flakyLedger) state() (calls int, recorded []Block) {
+func (f *flakyLedger) state() (calls int, recorded []record.Block) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.calls, append([]Block(nil), f.recorded...)
+	return f.calls, append([]record.Block(nil), f.recorded...)
 }
 
 // logRecorder keeps log records with their attributes.

@@ -17,6 +17,7 @@ import (
 
 	"github.com/hashforge/hashforge/pool/node"
 	"github.com/hashforge/hashforge/pow"
+	"github.com/hashforge/hashforge/record"
 	"github.com/hashforge/hashforge/stratum"
 )
 
@@ -125,7 +126,7 @@ type Server struct {
 	statsMu   sync.Mutex
 	rejected  map[string]uint64
 	blocksWon uint64
-	lastBlock *Block
+	lastBlock *record.Block
 	hashrate  [hashrateBuckets]rateBucket
 	startedAt time.Time
 
@@ -137,7 +138,7 @@ type Server struct {
 	// Found blocks not yet in the ledger, kept in memory while the
 	// recorder retries. recCtx ends when Run stops.
 	recMu      sync.Mutex
-	unrecorded map[string]Block // by hash
+	unrecorded map[string]record.Block // by hash
 	recStopped bool
 	recWG      sync.WaitGroup
 	recCtx     context.Context
@@ -222,7 +223,7 @@ func NewServer(cfg Config, submit BlockSubmitter, shares ShareSink, blocks Block
 		recordBackoff: recordBackoffMin,
 		recordBackMax: recordBackoffMax,
 		recordGrace:   recordGrace,
-		unrecorded:    make(map[string]Block),
+		unrecorded:    make(map[string]record.Block),
 	}
 	s.recCtx, s.recStop = context.WithCancel(context.Background())
 	// A random start spreads restarted nodes over the counter space, so
@@ -373,7 +374,7 @@ type Stats struct {
 	// BlocksUnrecorded counts found blocks the ledger has not taken yet
 	// (kept in memory, retried in the background).
 	BlocksUnrecorded int
-	LastBlock        *Block // last block submitted, accepted or not
+	LastBlock        *record.Block // last block submitted, accepted or not
 	// Hashrate estimates the pool's hashrate in H/s from the difficulty of
 	// accepted shares over the last 10 minutes (or since start, if less).
 	Hashrate float64
@@ -459,7 +460,7 @@ func (s *Server) submitBlock(res *ShareResult, en1, en2 []byte, user Username, r
 	ctx, cancel := context.WithTimeout(context.Background(), submitTimeout)
 	defer cancel()
 	verdict, err := s.submitWithRetry(ctx, blockHex, log)
-	b := Block{
+	b := record.Block{
 		Time:    s.now(),
 		Height:  j.Height,
 		Hash:    hash,
@@ -553,7 +554,7 @@ func isUncertainVerdict(v string) bool {
 // that retries with backoff until the ledger takes it or the server stops.
 // After Run has returned there is no background any more: one bounded
 // attempt is made here.
-func (s *Server) recordBlock(b Block, log *slog.Logger) {
+func (s *Server) recordBlock(b record.Block, log *slog.Logger) {
 	s.recMu.Lock()
 	if s.recStopped {
 		s.recMu.Unlock()
@@ -572,7 +573,7 @@ func (s *Server) recordBlock(b Block, log *slog.Logger) {
 	go s.recordLoop(b, log)
 }
 
-func (s *Server) recordLoop(b Block, log *slog.Logger) {
+func (s *Server) recordLoop(b record.Block, log *slog.Logger) {
 	defer s.recWG.Done()
 	delay := s.recordBackoff
 	for attempt := 1; ; attempt++ {
@@ -629,7 +630,7 @@ func (s *Server) stopRecorder() {
 	s.recStop()
 	s.recWG.Wait()
 	s.recMu.Lock()
-	left := make([]Block, 0, len(s.unrecorded))
+	left := make([]record.Block, 0, len(s.unrecorded))
 	for _, b := range s.unrecorded {
 		left = append(left, b)
 	}
@@ -640,7 +641,7 @@ func (s *Server) stopRecorder() {
 	}
 }
 
-func (s *Server) logUnrecorded(b Block, err error) {
+func (s *Server) logUnrecorded(b record.Block, err error) {
 	s.log.Error("FOUND BLOCK NOT RECORDED in the ledger: add it by hand",
 		"hash", b.Hash, "height", b.Height, "accepted", b.Accepted, "unknown", b.Unknown, "verdict", b.Verdict,
 		"reward_sat", b.Reward, "address", b.Address, "worker", b.Worker, "found_at", b.Time, "err", err)

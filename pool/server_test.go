@@ -15,6 +15,7 @@ import (
 	"github.com/btcsuite/btcd/chaincfg/v2"
 
 	"github.com/hashforge/hashforge/pool/node"
+	"github.com/hashforge/hashforge/record"
 	"github.com/hashforge/hashforge/stratum"
 )
 
@@ -117,22 +118,26 @@ func (f *fakeSubmitter) count() int { f.mu.Lock(); defer f.mu.Unlock(); return l
 
 type fakeShares struct {
 	mu     sync.Mutex
-	shares []Share
+	shares []record.Share
 }
 
-func (f *fakeShares) AddShare(s Share) { f.mu.Lock(); f.shares = append(f.shares, s); f.mu.Unlock() }
-func (f *fakeShares) all() []Share {
+func (f *fakeShares) AddShare(s record.Share) {
+	f.mu.Lock()
+	f.shares = append(f.shares, s)
+	f.mu.Unlock()
+}
+func (f *fakeShares) all() []record.Share {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return append([]Share(nil), f.shares...)
+	return append([]record.Share(nil), f.shares...)
 }
 
 type fakeBlocks struct {
 	mu     sync.Mutex
-	blocks []Block
+	blocks []record.Block
 }
 
-func (f *fakeBlocks) RecordBlock(_ context.Context, b Block) error {
+func (f *fakeBlocks) RecordBlock(_ context.Context, b record.Block) error {
 	f.mu.Lock()
 	f.blocks = append(f.blocks, b)
 	f.mu.Unlock()
@@ -141,9 +146,9 @@ func (f *fakeBlocks) RecordBlock(_ context.Context, b Block) error {
 
 // wait returns the recorded blocks once there are n (recording is
 // asynchronous).
-func (f *fakeBlocks) wait(t testing.TB, n int) []Block {
+func (f *fakeBlocks) wait(t testing.TB, n int) []record.Block {
 	t.Helper()
-	var got []Block
+	var got []record.Block
 	waitFor(t, func() bool {
 		f.mu.Lock()
 		defer f.mu.Unlock()

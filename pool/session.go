@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hashforge/hashforge/pow"
+	"github.com/hashforge/hashforge/record"
 	"github.com/hashforge/hashforge/stratum"
 )
 
@@ -379,7 +380,7 @@ func (s *Server) handleSubmit(ss *session, req *stratum.Request) {
 	ss.c.Reply(req.ID, true)
 
 	now := s.now()
-	share := Share{
+	share := record.Share{
 		Time:              now,
 		Address:           user.Address,
 		Worker:            user.Worker,
