@@ -373,7 +373,7 @@ func TestRecordBlockLostOnShutdownIsLogged(t *testing.T) {
 
 	// A block found after Run returned gets one attempt, logged if lost.
 	next := testTemplate(t, 121, 0, true)
-	next.PreviousBlockHash = hash
+	next.PreviousBlockHash = hashOf(t, hash)
 	if !srv.publish(next, true) {
 		t.Fatal("publish failed")
 	}
@@ -409,7 +409,7 @@ func TestSuggestDifficultyAfterAuthorizeResendsJob(t *testing.T) {
 		c.StartDifficulty = 1.0 / (1 << 30)
 	})
 	tmpl := testTemplate(t, 1000, 1, true)
-	tmpl.Bits = "2000ffff" // network difficulty 2^-24: room above the share difficulty
+	tmpl.Bits = 0x2000ffff // network difficulty 2^-24: room above the share difficulty
 	tp.srv.publish(tmpl, true)
 	c := &memConn{}
 	user := regtestAddr + ".w"

@@ -4,7 +4,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -123,28 +122,15 @@ func NewJob(t *node.Template, p JobParams) (*Job, error) {
 	if len(t.WitnessCommitment) > 0 && !hasOutputScript(p.Outputs, t.WitnessCommitment) {
 		return nil, errors.New("pool: coinbase outputs lack the template's witness commitment")
 	}
-	prev, err := pow.ParseHash(t.PreviousBlockHash)
-	if err != nil {
-		return nil, fmt.Errorf("pool: template previous block: %w", err)
-	}
-	bits, err := strconv.ParseUint(t.Bits, 16, 32)
-	if err != nil {
-		return nil, fmt.Errorf("pool: template bits %q: %w", t.Bits, err)
-	}
-	netTarget, err := pow.CompactToTarget(uint32(bits))
+	prev := [32]byte(t.PreviousBlockHash)
+	netTarget, err := pow.CompactToTarget(t.Bits)
 	if err != nil {
 		return nil, err
-	}
-	var flags []byte
-	if t.CoinbaseFlags != "" {
-		if flags, err = hex.DecodeString(t.CoinbaseFlags); err != nil {
-			return nil, fmt.Errorf("pool: template coinbaseaux flags: %w", err)
-		}
 	}
 	if t.CurTime <= 0 || t.CurTime > 0xffffffff-maxNTimeAhead {
 		return nil, fmt.Errorf("pool: template curtime %d", t.CurTime)
 	}
-	split, err := buildCoinbase(t.Height, flags, p.Tag, p.Extranonce2Size, p.Outputs)
+	split, err := buildCoinbase(t.Height, t.CoinbaseFlags, p.Tag, p.Extranonce2Size, p.Outputs)
 	if err != nil {
 		return nil, err
 	}
@@ -152,9 +138,7 @@ func NewJob(t *node.Template, p JobParams) (*Job, error) {
 	txids := make([][32]byte, len(t.Transactions))
 	txData := make([]string, len(t.Transactions))
 	for i, tx := range t.Transactions {
-		if txids[i], err = pow.ParseHash(tx.TxID); err != nil {
-			return nil, fmt.Errorf("pool: template tx %d: %w", i, err)
-		}
+		txids[i] = [32]byte(tx.TxID)
 		txData[i] = tx.Data
 	}
 
@@ -166,8 +150,8 @@ func NewJob(t *node.Template, p JobParams) (*Job, error) {
 		Created:      p.Created,
 		version:      uint32(t.Version),
 		prevHash:     prev,
-		prevDisplay:  strings.ToLower(t.PreviousBlockHash),
-		bits:         uint32(bits),
+		prevDisplay:  t.PreviousBlockHash.String(),
+		bits:         t.Bits,
 		curTime:      uint32(t.CurTime),
 		coinb1:       split.coinb1,
 		coinb2:       split.coinb2,

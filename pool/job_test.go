@@ -36,6 +36,16 @@ func fakeTx(i int, witness bool) *wire.MsgTx {
 	return tx
 }
 
+// hashOf parses a display-order hash for a template field.
+func hashOf(t testing.TB, display string) chainhash.Hash {
+	t.Helper()
+	h, err := chainhash.NewHashFromStr(display)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return *h
+}
+
 // merkleRoot is an independent, textbook merkle root over internal-order
 // hashes, to check MerkleBranch against.
 func merkleRoot(level [][32]byte) [32]byte {
@@ -59,12 +69,12 @@ func testTemplate(t testing.TB, height int64, n int, segwit bool) *node.Template
 	t.Helper()
 	tmpl := &node.Template{
 		Version:           0x20000000,
-		PreviousBlockHash: strings.Repeat("0", 8) + hex.EncodeToString(bytes.Repeat([]byte{0xab}, 28)),
+		PreviousBlockHash: hashOf(t, strings.Repeat("0", 8)+hex.EncodeToString(bytes.Repeat([]byte{0xab}, 28))),
 		CoinbaseValue:     50_0000_0000 + int64(n)*1000,
-		Bits:              "207fffff",
+		Bits:              0x207fffff,
 		Height:            height,
 		CurTime:           time.Now().Unix(),
-		CoinbaseFlags:     hex.EncodeToString([]byte("/P2SH/btcd/")),
+		CoinbaseFlags:     []byte("/P2SH/btcd/"),
 	}
 	wtxids := [][32]byte{{}} // the coinbase's wtxid is zero by definition
 	for i := range n {
@@ -75,7 +85,7 @@ func testTemplate(t testing.TB, height int64, n int, segwit bool) *node.Template
 		}
 		txid, wtxid := tx.TxHash(), tx.WitnessHash()
 		tmpl.Transactions = append(tmpl.Transactions, node.TemplateTx{
-			Data: hex.EncodeToString(buf.Bytes()), TxID: txid.String(), Hash: wtxid.String(), Fee: 1000,
+			Data: hex.EncodeToString(buf.Bytes()), TxID: txid, Hash: wtxid, Fee: 1000,
 		})
 		wtxids = append(wtxids, wtxid)
 	}
@@ -261,7 +271,7 @@ func TestNotifyParams(t *testing.T) {
 	tmpl := testTemplate(t, 300, 3, true)
 	j := testJob(t, tmpl, 5, "")
 	n := j.Notify(true)
-	if n.PrevHash != func() string { s, _ := pow.NotifyPrevHash(tmpl.PreviousBlockHash); return s }() {
+	if n.PrevHash != func() string { s, _ := pow.NotifyPrevHash(tmpl.PreviousBlockHash.String()); return s }() {
 		t.Fatal("prevhash not in notify word order")
 	}
 	if n.Version != "20000000" || n.NBits != "207fffff" || n.NTime != fmt.Sprintf("%08x", tmpl.CurTime) || !n.CleanJobs {

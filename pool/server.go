@@ -264,7 +264,7 @@ func (s *Server) Run(ctx context.Context, templates <-chan *node.Template) error
 				continue
 			}
 			cur := s.jobs.Current()
-			newBlock := cur == nil || !strings.EqualFold(cur.prevDisplay, t.PreviousBlockHash)
+			newBlock := cur == nil || cur.prevHash != [32]byte(t.PreviousBlockHash)
 			if cur != nil && !newBlock && t.Height != cur.Height {
 				s.log.Warn("template height changed without a new previous block; ignoring",
 					"height", t.Height, "job_height", cur.Height)
@@ -313,7 +313,7 @@ func (s *Server) publish(t *node.Template, clean bool) bool {
 	}
 	if err != nil {
 		// Miners keep the previous job: better stale-ish work than none.
-		s.log.Error("cannot build job from template", "height", t.Height, "prev", t.PreviousBlockHash, "err", err)
+		s.log.Error("cannot build job from template", "height", t.Height, "prev", t.PreviousBlockHash.String(), "err", err)
 		return false
 	}
 	s.jobs.Add(j)

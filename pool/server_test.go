@@ -429,7 +429,7 @@ func TestVardiffRetargetAppliesOnNextJob(t *testing.T) {
 		c.StartDifficulty = 1.0 / (1 << 30) // 1 share in ~4 hashes
 	})
 	tmpl := testTemplate(t, 1000, 1, true)
-	tmpl.Bits = "2000ffff" // network difficulty 2^-24: room above the share difficulty
+	tmpl.Bits = 0x2000ffff // network difficulty 2^-24: room above the share difficulty
 	// About one share in 64 here also solves a block; the node refuses
 	// them, so the job stays current (an accepted block makes it stale).
 	tp.sub.verdict = "rejected: test"
@@ -501,7 +501,7 @@ func TestRetargetSendsDifficultyThenJob(t *testing.T) {
 		c.StartDifficulty = 1.0 / (1 << 30)
 	})
 	tmpl := testTemplate(t, 1000, 1, true)
-	tmpl.Bits = "2000ffff"
+	tmpl.Bits = 0x2000ffff
 	tp.srv.publish(tmpl, true)
 	c := &memConn{}
 	ss := subscribeAuthorize(t, tp.srv, c, regtestAddr+".w", []any{"m"})
@@ -553,7 +553,7 @@ func TestRunCleanAndCoalescedJobs(t *testing.T) {
 	// A new block goes out at once, clean.
 	nb := *base
 	nb.Height++
-	nb.PreviousBlockHash = strings.Repeat("1", 64)
+	nb.PreviousBlockHash = hashOf(t, strings.Repeat("1", 64))
 	templates <- &nb
 	waitFor(t, func() bool { return tp.srv.jobs.Current().Height == nb.Height })
 	if !tp.srv.jobs.Current().Clean {

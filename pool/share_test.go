@@ -12,8 +12,8 @@ import (
 // 2000ffff) leaves room for share targets that are not blocks.
 func hardTemplate(t testing.TB, prevByte byte) *Job {
 	tmpl := testTemplate(t, 1000, 2, true)
-	tmpl.Bits = "2000ffff"
-	tmpl.PreviousBlockHash = tmpl.PreviousBlockHash[:62] + string("0123456789abcdef"[prevByte%16]) + "0"
+	tmpl.Bits = 0x2000ffff
+	tmpl.PreviousBlockHash[0] = prevByte % 16 << 4 // the last two display digits
 	return testJob(t, tmpl, uint64(prevByte)+1, "")
 }
 
@@ -75,7 +75,7 @@ func TestCheckShareRejects(t *testing.T) {
 
 	// A new previous block makes the job stale, not unknown.
 	next := testTemplate(t, 201, 0, false)
-	next.PreviousBlockHash = res.BlockHash()
+	next.PreviousBlockHash = hashOf(t, res.BlockHash())
 	book.Add(testJob(t, next, 2, ""))
 	if _, err := book.CheckShare(mod(func(s *Submission) { s.Nonce++ }), &diffs); err != ErrStaleJob {
 		t.Errorf("share for the old block: got %v, want %v", err, ErrStaleJob)

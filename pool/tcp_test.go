@@ -269,7 +269,7 @@ func TestTCPSlowSessionDoesNotStallOthers(t *testing.T) {
 	for i := 0; i < 40000 && !dropped; i++ {
 		tmpl := *base
 		tmpl.Height = base.Height + int64(i) + 1
-		tmpl.PreviousBlockHash = fmt.Sprintf("%064x", i+1)
+		tmpl.PreviousBlockHash = hashOf(t, fmt.Sprintf("%064x", i+1))
 		tp.srv.publish(&tmpl, true)
 		if i%100 == 99 {
 			waitJob(tp.srv.jobs.Current().ID)
@@ -281,7 +281,7 @@ func TestTCPSlowSessionDoesNotStallOthers(t *testing.T) {
 	}
 	// The survivor still gets work.
 	tmpl := *base
-	tmpl.PreviousBlockHash = strings.Repeat("f", 64)
+	tmpl.PreviousBlockHash = hashOf(t, strings.Repeat("f", 64))
 	tp.srv.publish(&tmpl, true)
 	waitJob(tp.srv.jobs.Current().ID)
 }

@@ -7,7 +7,6 @@ package nodechain
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"strings"
 
 	"github.com/hashforge/hashforge/payout"
@@ -58,11 +57,7 @@ func (c Chain) BlockState(ctx context.Context, hash string, height int64) (payou
 	if err != nil {
 		return payout.BlockState{}, fmt.Errorf("getblock %s: %w", hash, err)
 	}
-	bits, err := strconv.ParseUint(info.Bits, 16, 32)
-	if err != nil {
-		return payout.BlockState{}, fmt.Errorf("getblock %s: bits %q: %w", hash, info.Bits, err)
-	}
-	t, err := pow.CompactToTarget(uint32(bits))
+	t, err := pow.CompactToTarget(uint32(info.Bits))
 	if err != nil {
 		return payout.BlockState{}, fmt.Errorf("getblock %s: %w", hash, err)
 	}

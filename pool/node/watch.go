@@ -175,11 +175,11 @@ func (w *watcher) run(ctx context.Context) {
 				poll.Reset(pollEvery())
 				continue
 			}
-			fetchNow = !strings.EqualFold(hash, w.latestTemplate().PreviousBlockHash)
+			fetchNow = !strings.EqualFold(hash, w.latestTemplate().PreviousBlockHash.String())
 		case <-poll.C:
 			best, err := w.c.GetBestBlockHash(ctx)
 			// On an error, fetch does the retrying and the logging.
-			fetchNow = err != nil || !strings.EqualFold(best, w.latestTemplate().PreviousBlockHash)
+			fetchNow = err != nil || !strings.EqualFold(best, w.latestTemplate().PreviousBlockHash.String())
 		case <-refresh.C:
 			fetchNow = true
 		}
