@@ -5,13 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"os"
 	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/hashforge/hashforge/internal/backoff"
 	"github.com/hashforge/hashforge/record"
 )
 
@@ -92,7 +92,7 @@ type Batcher struct {
 	// Owned by the Run goroutine.
 	workers map[workerKey]cachedWorker
 	healthy bool
-	backoff time.Duration
+	retry   backoff.Backoff
 	nextTry time.Time
 	held    []batch // batches neither committed nor spooled yet
 	// spoolDirty says the spool may hold batches, so that an idle tick
@@ -128,6 +128,7 @@ func NewBatcher(l *Ledger, opts BatcherOptions) *Batcher {
 		stopped: make(chan struct{}),
 		workers: make(map[workerKey]cachedWorker),
 		healthy: true,
+		retry:   backoff.Backoff{Min: minBackoff, Max: maxBackoff},
 	}
 }
 
@@ -410,21 +411,21 @@ func (b *Batcher) markUp() {
 	if !b.healthy {
 		b.log.Info("database reachable again")
 	}
-	b.healthy, b.backoff, b.nextTry = true, 0, time.Time{}
+	b.healthy, b.nextTry = true, time.Time{}
+	b.retry.Reset()
 }
 
 func (b *Batcher) markDown(err error) {
+	delay := b.retry.Next()
 	if b.healthy {
 		b.log.Warn("database unavailable; retrying with backoff", "err", err, "spooling", b.spool != nil)
 	} else {
-		b.log.Debug("database still unavailable", "err", err, "backoff", b.backoff)
+		b.log.Debug("database still unavailable", "err", err, "backoff", delay)
 	}
 	b.healthy = false
-	b.backoff = min(max(2*b.backoff, minBackoff), maxBackoff)
 	// Jitter keeps the pool nodes from hammering a recovering database in
 	// lockstep.
-	jitter := time.Duration(rand.Int64N(int64(b.backoff)/4 + 1))
-	b.nextTry = time.Now().Add(b.backoff - b.backoff/8 + jitter)
+	b.nextTry = time.Now().Add(backoff.Around(delay))
 }
 
 // errReplayPaused stops reading a segment when the database goes away.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/btcsuite/btcd/chaincfg/v2"
 
+	"github.com/hashforge/hashforge/internal/backoff"
 	"github.com/hashforge/hashforge/pool/node"
 	"github.com/hashforge/hashforge/pow"
 	"github.com/hashforge/hashforge/record"
@@ -521,12 +522,8 @@ func (s *Server) submitWithRetry(ctx context.Context, blockHex string, log *slog
 		}
 		wait := s.submitBackoff[attempt]
 		log.Warn("submitblock got no answer from the node, retrying", "attempt", attempt+1, "retry_in", wait, "err", err)
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !backoff.Sleep(ctx, wait) {
 			return "", fmt.Errorf("%w (after %d attempts)", err, attempt+1)
-		case <-t.C:
 		}
 	}
 }
@@ -575,7 +572,7 @@ func (s *Server) recordBlock(b record.Block, log *slog.Logger) {
 
 func (s *Server) recordLoop(b record.Block, log *slog.Logger) {
 	defer s.recWG.Done()
-	delay := s.recordBackoff
+	retry := backoff.Backoff{Min: s.recordBackoff, Max: s.recordBackMax}
 	for attempt := 1; ; attempt++ {
 		ctx, cancel := context.WithTimeout(s.recCtx, recordAttemptTimeout)
 		err := s.blocks.RecordBlock(ctx, b)
@@ -598,16 +595,12 @@ func (s *Server) recordLoop(b record.Block, log *slog.Logger) {
 		if s.recCtx.Err() != nil {
 			return // stopRecorder reports it
 		}
+		delay := retry.Next()
 		log.Error("cannot record found block in the ledger; kept in memory, retrying",
 			"attempt", attempt, "retry_in", delay, "accepted", b.Accepted, "unknown", b.Unknown, "err", err)
-		t := time.NewTimer(delay)
-		select {
-		case <-s.recCtx.Done():
-			t.Stop()
+		if !backoff.Sleep(s.recCtx, delay) {
 			return
-		case <-t.C:
 		}
-		delay = min(2*delay, s.recordBackMax)
 	}
 }
 
