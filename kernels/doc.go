@@ -7,7 +7,7 @@
 //
 // The kernel reports candidates: nonces whose hash has a top 32-bit word
 // at most the target's. The host hashes every candidate again on the CPU
-// (sha256d.Sum, sha256d.Meets) and returns only confirmed nonces, so a
+// (pow.SHA256d, sha256d.Meets) and returns only confirmed nonces, so a
 // faulty device or driver can waste time but never produce a bad share.
 package kernels
 

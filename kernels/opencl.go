@@ -34,6 +34,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/hashforge/hashforge/pow"
 	"github.com/hashforge/hashforge/worker/sha256d"
 )
 
@@ -679,7 +680,7 @@ func (s *Scanner) collect(l *launch, found []uint32) ([]uint32, error) {
 	hdr := s.work.Header()
 	for _, nonce := range out[1 : 1+count] {
 		binary.LittleEndian.PutUint32(hdr[76:], nonce)
-		sum := sha256d.Sum(&hdr)
+		sum := pow.SHA256d(hdr[:])
 		if sha256d.Meets(&sum, &s.target) {
 			found = append(found, nonce)
 		} else if binary.LittleEndian.Uint32(sum[28:]) > s.hi {

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/hashforge/hashforge/internal/devstack/devtest"
+	"github.com/hashforge/hashforge/pow"
 	"github.com/hashforge/hashforge/worker/sha256d"
 )
 
@@ -174,7 +175,7 @@ func TestScanTargetBoundary(t *testing.T) {
 		}
 		nonce := rng.Uint32()
 		binary.LittleEndian.PutUint32(hdr[76:], nonce)
-		target := sha256d.Sum(&hdr)
+		target := pow.SHA256d(hdr[:])
 		first := nonce - min(nonce, 500)
 		last := first + 1000
 		w := sha256d.NewWork(&hdr, &target)
@@ -227,7 +228,11 @@ func TestScanRealHeaders(t *testing.T) {
 			t.Fatalf("%s: bad header hex (%v)", v.Name, err)
 		}
 		hdr := [80]byte(b)
-		target := sha256d.CompactTarget(binary.LittleEndian.Uint32(hdr[72:]))
+		nt, err := pow.CompactToTarget(binary.LittleEndian.Uint32(hdr[72:]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		target := nt.Hash()
 		w := sha256d.NewWork(&hdr, &target)
 		first := v.Nonce - min(v.Nonce, 1<<15)
 		last := first + 1<<16

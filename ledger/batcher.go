@@ -5,14 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"os"
 	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/hashforge/hashforge/pool"
+	"github.com/hashforge/hashforge/internal/backoff"
+	"github.com/hashforge/hashforge/record"
 )
 
 // BatcherOptions configures a Batcher. Zero values select the defaults.
@@ -36,7 +36,7 @@ type BatcherOptions struct {
 	// OnBatch, when set, runs inside each batch's transaction, after the
 	// COPY, and fails the batch if it fails: what it writes is committed
 	// exactly once with the shares (PPS credits; see PPSCredits).
-	OnBatch func(ctx context.Context, tx pgx.Tx, batchID string, shares []pool.Share) error
+	OnBatch func(ctx context.Context, tx pgx.Tx, batchID string, shares []record.Share) error
 	// OnFlush, when set, observes every attempt to write a batch to
 	// PostgreSQL (fresh or replayed from the spool): its number of shares,
 	// how long the attempt took, and its error (nil when it committed).
@@ -82,7 +82,7 @@ type Batcher struct {
 	ledger *Ledger
 	opts   BatcherOptions
 	log    *slog.Logger
-	queue  chan pool.Share
+	queue  chan record.Share
 
 	running  atomic.Bool
 	stopped  chan struct{} // closed when Run stops taking shares from the queue
@@ -92,7 +92,7 @@ type Batcher struct {
 	// Owned by the Run goroutine.
 	workers map[workerKey]cachedWorker
 	healthy bool
-	backoff time.Duration
+	retry   backoff.Backoff
 	nextTry time.Time
 	held    []batch // batches neither committed nor spooled yet
 	// spoolDirty says the spool may hold batches, so that an idle tick
@@ -103,8 +103,6 @@ type Batcher struct {
 	batchesSkipped, batchesRejected, flushErrors, sharesLost       atomic.Uint64
 	lastFlushNanos                                                 atomic.Int64
 }
-
-var _ pool.ShareSink = (*Batcher)(nil)
 
 // NewBatcher returns a Batcher writing to l. Call Run to start it; shares
 // added before that wait in the queue.
@@ -126,10 +124,11 @@ func NewBatcher(l *Ledger, opts BatcherOptions) *Batcher {
 		ledger:  l,
 		opts:    opts,
 		log:     log.With("component", "ledger.batcher"),
-		queue:   make(chan pool.Share, opts.QueueSize),
+		queue:   make(chan record.Share, opts.QueueSize),
 		stopped: make(chan struct{}),
 		workers: make(map[workerKey]cachedWorker),
 		healthy: true,
+		retry:   backoff.Backoff{Min: minBackoff, Max: maxBackoff},
 	}
 }
 
@@ -138,7 +137,7 @@ func NewBatcher(l *Ledger, opts BatcherOptions) *Batcher {
 // stopped, AddShare writes the share to the spool itself (synchronously),
 // so a share accepted during shutdown is still replayed by the next
 // process.
-func (b *Batcher) AddShare(s pool.Share) {
+func (b *Batcher) AddShare(s record.Share) {
 	// The increment must come before the check of stopped: Run waits for
 	// in-flight calls after closing stopped, so every call either reaches
 	// the queue while Run still drains it or sees stopped closed.
@@ -157,14 +156,14 @@ func (b *Batcher) AddShare(s pool.Share) {
 	}
 }
 
-func (b *Batcher) addLate(s pool.Share) {
+func (b *Batcher) addLate(s record.Share) {
 	sanitizeShare(&s)
 	if b.spool == nil {
 		b.sharesLost.Add(1)
 		b.log.Error("share lost: batcher stopped and no spool dir configured", "address", s.Address, "worker", s.Worker)
 		return
 	}
-	bt := batch{ID: newBatchID(time.Now()), Shares: []pool.Share{s}}
+	bt := batch{ID: newBatchID(time.Now()), Shares: []record.Share{s}}
 	if err := b.spool.append(bt); err != nil {
 		b.sharesLost.Add(1)
 		b.log.Error("share lost: batcher stopped and spool write failed", "batch", bt.ID, "err", err)
@@ -213,7 +212,7 @@ func (b *Batcher) Run(ctx context.Context) error {
 
 	ticker := time.NewTicker(b.opts.FlushInterval)
 	defer ticker.Stop()
-	cur := make([]pool.Share, 0, b.opts.MaxBatch)
+	cur := make([]record.Share, 0, b.opts.MaxBatch)
 	for {
 		if len(b.held) > 0 {
 			// A batch that is neither in the database nor on disk: stop
@@ -237,12 +236,12 @@ func (b *Batcher) Run(ctx context.Context) error {
 			cur = append(cur, s)
 			if len(cur) >= b.opts.MaxBatch {
 				b.flush(ctx, cur)
-				cur = make([]pool.Share, 0, b.opts.MaxBatch)
+				cur = make([]record.Share, 0, b.opts.MaxBatch)
 			}
 		case <-ticker.C:
 			if len(cur) > 0 {
 				b.flush(ctx, cur)
-				cur = make([]pool.Share, 0, b.opts.MaxBatch)
+				cur = make([]record.Share, 0, b.opts.MaxBatch)
 			}
 			b.replay(ctx)
 		}
@@ -251,7 +250,7 @@ func (b *Batcher) Run(ctx context.Context) error {
 
 // shutdown takes every share still queued or being queued, writes or
 // spools it, and stops.
-func (b *Batcher) shutdown(ctx context.Context, cur []pool.Share) error {
+func (b *Batcher) shutdown(ctx context.Context, cur []record.Share) error {
 	close(b.stopped)
 	for {
 		for more := true; more; {
@@ -301,7 +300,7 @@ func (b *Batcher) shutdown(ctx context.Context, cur []pool.Share) error {
 
 // flush gives a fresh batch its id and writes it, or parks it when the
 // database is down.
-func (b *Batcher) flush(ctx context.Context, shares []pool.Share) {
+func (b *Batcher) flush(ctx context.Context, shares []record.Share) {
 	bt := batch{ID: newBatchID(time.Now()), Shares: shares}
 	if b.dbDue() && b.tryWrite(ctx, bt, false) {
 		return
@@ -412,21 +411,21 @@ func (b *Batcher) markUp() {
 	if !b.healthy {
 		b.log.Info("database reachable again")
 	}
-	b.healthy, b.backoff, b.nextTry = true, 0, time.Time{}
+	b.healthy, b.nextTry = true, time.Time{}
+	b.retry.Reset()
 }
 
 func (b *Batcher) markDown(err error) {
+	delay := b.retry.Next()
 	if b.healthy {
 		b.log.Warn("database unavailable; retrying with backoff", "err", err, "spooling", b.spool != nil)
 	} else {
-		b.log.Debug("database still unavailable", "err", err, "backoff", b.backoff)
+		b.log.Debug("database still unavailable", "err", err, "backoff", delay)
 	}
 	b.healthy = false
-	b.backoff = min(max(2*b.backoff, minBackoff), maxBackoff)
 	// Jitter keeps the pool nodes from hammering a recovering database in
 	// lockstep.
-	jitter := time.Duration(rand.Int64N(int64(b.backoff)/4 + 1))
-	b.nextTry = time.Now().Add(b.backoff - b.backoff/8 + jitter)
+	b.nextTry = time.Now().Add(backoff.Around(delay))
 }
 
 // errReplayPaused stops reading a segment when the database goes away.

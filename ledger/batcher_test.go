@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashforge/hashforge/pool"
+	"github.com/hashforge/hashforge/record"
 )
 
 // runBatcher starts b.Run and returns a stop function that cancels it and
@@ -52,11 +52,11 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func makeShares(n, workers int, job string) []pool.Share {
+func makeShares(n, workers int, job string) []record.Share {
 	base := time.Now().Add(-time.Minute).Truncate(time.Microsecond)
-	out := make([]pool.Share, n)
+	out := make([]record.Share, n)
 	for i := range out {
-		out[i] = pool.Share{
+		out[i] = record.Share{
 			Time:        base.Add(time.Duration(i) * time.Microsecond),
 			Address:     fmt.Sprintf("bcrt1qaddr%d", i%workers%3),
 			Worker:      fmt.Sprintf("rig%d", i%workers),
@@ -494,8 +494,8 @@ func TestWorkerLastSeenAdvances(t *testing.T) {
 		{lastSeenResolution / 2, 0}, // within the resolution: no write
 		{lastSeenResolution + time.Second, lastSeenResolution + time.Second},
 	} {
-		s := pool.Share{Time: t0.Add(step.at), Address: "a", Worker: "w", JobID: "j", Difficulty: 1}
-		if _, err := b.writeBatch(ctx, batch{ID: newBatchID(time.Now()), Shares: []pool.Share{s}}); err != nil {
+		s := record.Share{Time: t0.Add(step.at), Address: "a", Worker: "w", JobID: "j", Difficulty: 1}
+		if _, err := b.writeBatch(ctx, batch{ID: newBatchID(time.Now()), Shares: []record.Share{s}}); err != nil {
 			t.Fatal(err)
 		}
 		if got := lastSeen(); !got.Equal(t0.Add(step.want)) {

@@ -10,10 +10,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/hashforge/hashforge/pool"
+	"github.com/hashforge/hashforge/record"
 )
-
-var _ pool.BlockSink = (*Ledger)(nil)
 
 // BlockRow is a found block as the dashboard and API show it.
 type BlockRow struct {
@@ -32,7 +30,7 @@ type BlockRow struct {
 // RecordBlock stores a block the pool submitted, keyed by its hash.
 //
 // A block the node accepted is 'pending', one it gave no clear answer for
-// (pool.Block.Unknown) 'unknown', for the payout process to look up in the
+// (record.Block.Unknown) 'unknown', for the payout process to look up in the
 // chain, and one it refused 'rejected'.
 //
 // Recording the same hash again (a resubmission, a retry after a timeout)
@@ -41,7 +39,7 @@ type BlockRow struct {
 // block becomes pending when accepted and stays unknown (for the chain to
 // settle) on a later refusal; a rejected one becomes unknown on an unclear
 // answer; and a block the payout process has moved on keeps its status.
-func (l *Ledger) RecordBlock(ctx context.Context, b pool.Block) error {
+func (l *Ledger) RecordBlock(ctx context.Context, b record.Block) error {
 	hash := strings.ToLower(b.Hash)
 	if len(hash) != 64 {
 		return fmt.Errorf("record block: hash %q is not 64 hex digits", b.Hash)

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashforge/hashforge/pool"
+	"github.com/hashforge/hashforge/record"
 )
 
 func TestRecordBlockUpsertsByHash(t *testing.T) {
@@ -18,7 +18,7 @@ func TestRecordBlockUpsertsByHash(t *testing.T) {
 		t.Fatalf("NewestChainBlock of an empty ledger = %+v, %v, %v", b, ok, err)
 	}
 
-	rejected := pool.Block{Time: found, Height: 150, Hash: strings.ToUpper(hash), Reward: 312_500_000,
+	rejected := record.Block{Time: found, Height: 150, Hash: strings.ToUpper(hash), Reward: 312_500_000,
 		Address: "bcrt1qfinder", Worker: "rig1", Accepted: false, Verdict: "rpc timeout"}
 	if err := l.RecordBlock(ctx, rejected); err != nil {
 		t.Fatalf("RecordBlock: %v", err)
@@ -34,7 +34,7 @@ func TestRecordBlockUpsertsByHash(t *testing.T) {
 	if err := l.RecordBlock(ctx, dup); err != nil {
 		t.Fatalf("RecordBlock duplicate: %v", err)
 	}
-	other := pool.Block{Time: found.Add(time.Minute), Height: 151, Hash: strings.Repeat("cd", 32), Reward: 1,
+	other := record.Block{Time: found.Add(time.Minute), Height: 151, Hash: strings.Repeat("cd", 32), Reward: 1,
 		Address: "bcrt1qother", Accepted: false, Verdict: "bad-txnmrklroot"}
 	if err := l.RecordBlock(ctx, other); err != nil {
 		t.Fatalf("RecordBlock other: %v", err)
@@ -64,7 +64,7 @@ func TestRecordBlockUpsertsByHash(t *testing.T) {
 		t.Errorf("RecentBlocks(1, 1) = %+v, %v", page, err)
 	}
 
-	for _, bad := range []pool.Block{
+	for _, bad := range []record.Block{
 		{Hash: "zz" + hash[2:], Address: "a"},
 		{Hash: hash[:10], Address: "a"},
 		{Hash: hash, Address: "a", Reward: -1},
@@ -97,7 +97,7 @@ func TestRecordUnknownBlock(t *testing.T) {
 		t.Fatalf("block %s not recorded", hash)
 		return BlockRow{}
 	}
-	record := func(b pool.Block) {
+	put := func(b record.Block) {
 		t.Helper()
 		b.Time, b.Reward, b.Address = found, 1000, "bcrt1qfinder"
 		if err := l.RecordBlock(ctx, b); err != nil {
@@ -106,9 +106,9 @@ func TestRecordUnknownBlock(t *testing.T) {
 	}
 
 	a, r, u := strings.Repeat("a1", 32), strings.Repeat("b2", 32), strings.Repeat("c3", 32)
-	record(pool.Block{Height: 1, Hash: a, Unknown: true, Verdict: "unknown: submitblock got no answer: timeout"})
-	record(pool.Block{Height: 2, Hash: r, Verdict: "high-hash"})
-	record(pool.Block{Height: 3, Hash: u, Unknown: true, Verdict: "inconclusive"})
+	put(record.Block{Height: 1, Hash: a, Unknown: true, Verdict: "unknown: submitblock got no answer: timeout"})
+	put(record.Block{Height: 2, Hash: r, Verdict: "high-hash"})
+	put(record.Block{Height: 3, Hash: u, Unknown: true, Verdict: "inconclusive"})
 	if b := status(a); b.Status != "unknown" || b.Accepted {
 		t.Fatalf("unanswered block: %+v", b)
 	}
@@ -117,15 +117,15 @@ func TestRecordUnknownBlock(t *testing.T) {
 		t.Fatalf("unsettled: %+v, %v; want the two unknown blocks", bs, err)
 	}
 
-	record(pool.Block{Height: 1, Hash: a, Accepted: true, Verdict: "accepted"})
+	put(record.Block{Height: 1, Hash: a, Accepted: true, Verdict: "accepted"})
 	if b := status(a); b.Status != "pending" || !b.Accepted || b.Verdict != "accepted" {
 		t.Errorf("unknown, then accepted: %+v", b)
 	}
-	record(pool.Block{Height: 2, Hash: r, Unknown: true, Verdict: "inconclusive"})
+	put(record.Block{Height: 2, Hash: r, Unknown: true, Verdict: "inconclusive"})
 	if b := status(r); b.Status != "unknown" {
 		t.Errorf("rejected, then inconclusive: %+v", b)
 	}
-	record(pool.Block{Height: 3, Hash: u, Verdict: "duplicate-invalid"})
+	put(record.Block{Height: 3, Hash: u, Verdict: "duplicate-invalid"})
 	if b := status(u); b.Status != "unknown" {
 		t.Errorf("unknown, then refused: %+v; want unknown, for the chain to settle", b)
 	}
@@ -180,7 +180,7 @@ func TestHashrateAndWorkers(t *testing.T) {
 	l, _ := newTestLedger(t)
 	ctx := testCtx(t)
 	now := time.Now()
-	shares := []pool.Share{
+	shares := []record.Share{
 		{Time: now.Add(-time.Minute), Address: "bcrt1qa", Worker: "rig1", JobID: "1", Difficulty: 1000, Height: 1},
 		{Time: now.Add(-2 * time.Minute), Address: "bcrt1qa", Worker: "rig1", JobID: "2", Difficulty: 500, Height: 1},
 		{Time: now.Add(-3 * time.Minute), Address: "bcrt1qa", Worker: "rig2", JobID: "3", Difficulty: 250, Height: 1},

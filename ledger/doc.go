@@ -4,7 +4,8 @@
 // package migrations and are applied by Migrate.
 //
 // The pool core hands shares to a Batcher (a pool.ShareSink) and blocks to
-// a Ledger (a pool.BlockSink); it knows nothing of SQL.
+// a Ledger (a pool.BlockSink), as package record's values; it knows nothing
+// of SQL, and the ledger imports nothing of the pool.
 //
 // # Share path
 //

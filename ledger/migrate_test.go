@@ -11,7 +11,7 @@ import (
 
 	"github.com/hashforge/hashforge/internal/devstack/devtest"
 	"github.com/hashforge/hashforge/migrations"
-	"github.com/hashforge/hashforge/pool"
+	"github.com/hashforge/hashforge/record"
 )
 
 func allVersions(t *testing.T) []string {
@@ -188,11 +188,11 @@ func TestMigration0005ReexaminesUnclearBlocks(t *testing.T) {
 	for v := range verdicts {
 		n++
 		hashes[v] = fmt.Sprintf("%064x", n)
-		if err := l.RecordBlock(ctx, pool.Block{Height: int64(n), Hash: hashes[v], Address: "a", Verdict: v}); err != nil {
+		if err := l.RecordBlock(ctx, record.Block{Height: int64(n), Hash: hashes[v], Address: "a", Verdict: v}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := l.RecordBlock(ctx, pool.Block{Height: 99, Hash: fmt.Sprintf("%064x", 99), Address: "a", Accepted: true,
+	if err := l.RecordBlock(ctx, record.Block{Height: 99, Hash: fmt.Sprintf("%064x", 99), Address: "a", Accepted: true,
 		Verdict: "accepted"}); err != nil {
 		t.Fatal(err)
 	}

@@ -7,20 +7,20 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/hashforge/hashforge/pool"
+	"github.com/hashforge/hashforge/record"
 )
 
 // PPSValuer values a batch of shares in satoshis per address (see
 // payout.PPSCredits); the ledger stays ignorant of the formula.
-type PPSValuer func(shares []pool.Share) (map[string]int64, error)
+type PPSValuer func(shares []record.Share) (map[string]int64, error)
 
 // PPSCredits returns a BatcherOptions.OnBatch hook that credits each
 // committed share batch under PPS: one pps_credit journal row per address,
 // straight to mature, in the batch's own transaction. The batch id is on
 // each row and unique per address, so a replayed batch (already committed)
 // can never be credited twice, and a batch that fails is not credited.
-func PPSCredits(value PPSValuer) func(ctx context.Context, tx pgx.Tx, batchID string, shares []pool.Share) error {
-	return func(ctx context.Context, tx pgx.Tx, batchID string, shares []pool.Share) error {
+func PPSCredits(value PPSValuer) func(ctx context.Context, tx pgx.Tx, batchID string, shares []record.Share) error {
+	return func(ctx context.Context, tx pgx.Tx, batchID string, shares []record.Share) error {
 		credits, err := value(shares)
 		if err != nil {
 			return fmt.Errorf("value shares: %w", err)

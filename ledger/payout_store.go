@@ -13,7 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/hashforge/hashforge/payout"
-	"github.com/hashforge/hashforge/pool"
+	"github.com/hashforge/hashforge/record"
 )
 
 // The ledger is the payout process's store.
@@ -123,29 +123,32 @@ func (l *Ledger) inTx(ctx context.Context, f func(pgx.Tx) error) error {
 	return tx.Commit(ctx)
 }
 
-// TermsBlockSink returns the pool.BlockSink a pool node records found
+// TermsBlockSink returns the block sink (a pool.BlockSink) a pool node records found
 // blocks through: it writes the payout terms the node runs under
 // (block_terms, migration 0004) and then the block (RecordBlock). Terms
 // first, so that no block is ever recorded without them; the first
 // terms written for a hash stay. A failure to write the terms does not
 // stop the block from being recorded: a block without terms is credited
 // under the configured scheme (as before 0004), a lost block not at all.
-func (l *Ledger) TermsBlockSink(terms payout.Terms) (pool.BlockSink, error) {
+func (l *Ledger) TermsBlockSink(terms payout.Terms) (TermsSink, error) {
 	if _, err := payout.ParseScheme(string(terms.Scheme)); err != nil {
-		return nil, err
+		return TermsSink{}, err
 	}
 	if terms.FeeBPS < 0 || terms.FeeBPS > payout.MaxFeeBPS {
-		return nil, fmt.Errorf("ledger: pool fee %d bps outside 0..%d", terms.FeeBPS, payout.MaxFeeBPS)
+		return TermsSink{}, fmt.Errorf("ledger: pool fee %d bps outside 0..%d", terms.FeeBPS, payout.MaxFeeBPS)
 	}
-	return termsSink{l: l, terms: terms}, nil
+	return TermsSink{l: l, terms: terms}, nil
 }
 
-type termsSink struct {
+// TermsSink records found blocks with the payout terms they were found
+// under; see TermsBlockSink.
+type TermsSink struct {
 	l     *Ledger
 	terms payout.Terms
 }
 
-func (s termsSink) RecordBlock(ctx context.Context, b pool.Block) error {
+// RecordBlock writes the terms, then the block.
+func (s TermsSink) RecordBlock(ctx context.Context, b record.Block) error {
 	_, terr := s.l.pool.Exec(ctx, `
 		INSERT INTO block_terms (hash, scheme, fee_bps) VALUES ($1, $2, $3)
 		ON CONFLICT (hash) DO NOTHING`, strings.ToLower(b.Hash), string(s.terms.Scheme), s.terms.FeeBPS)

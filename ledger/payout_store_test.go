@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/hashforge/hashforge/payout"
-	"github.com/hashforge/hashforge/pool"
+	"github.com/hashforge/hashforge/record"
 )
 
 func checkJournal(t *testing.T, l *Ledger) {
@@ -30,7 +30,7 @@ func wantBalance(t *testing.T, l *Ledger, addr string, imm, mat, paid int64) {
 	}
 }
 
-func writeShares(t *testing.T, l *Ledger, shares []pool.Share) {
+func writeShares(t *testing.T, l *Ledger, shares []record.Share) {
 	t.Helper()
 	b := NewBatcher(l, BatcherOptions{})
 	for i := range shares {
@@ -45,7 +45,7 @@ func recordBlock(t *testing.T, l *Ledger, height int64, found time.Time, reward 
 	t.Helper()
 	ctx := testCtx(t)
 	hash := strings.Repeat("0", 8) + strings.Repeat(string("0123456789abcdef"[height%16]), 56)
-	if err := l.RecordBlock(ctx, pool.Block{Time: found, Height: height, Hash: hash, Reward: reward,
+	if err := l.RecordBlock(ctx, record.Block{Time: found, Height: height, Hash: hash, Reward: reward,
 		Address: "finder", Accepted: true, Verdict: "accepted"}); err != nil {
 		t.Fatal(err)
 	}
@@ -69,15 +69,15 @@ func TestPPLNSWindowDocExample(t *testing.T) {
 	ctx := testCtx(t)
 	base := time.Now().Add(-time.Hour).Truncate(time.Second)
 	// Oldest first: C 700, B 400, A 600, C 500, B 300, A 400.
-	var shares []pool.Share
+	var shares []record.Share
 	for i, s := range []struct {
 		a string
 		d float64
 	}{{"C", 700}, {"B", 400}, {"A", 600}, {"C", 500}, {"B", 300}, {"A", 400}} {
-		shares = append(shares, pool.Share{Time: base.Add(time.Duration(i) * time.Second), Address: s.a, JobID: "j", Difficulty: s.d, Height: 1})
+		shares = append(shares, record.Share{Time: base.Add(time.Duration(i) * time.Second), Address: s.a, JobID: "j", Difficulty: s.d, Height: 1})
 	}
 	// A share after the block must not count.
-	shares = append(shares, pool.Share{Time: base.Add(time.Minute), Address: "late", JobID: "j", Difficulty: 1e9, Height: 2})
+	shares = append(shares, record.Share{Time: base.Add(time.Minute), Address: "late", JobID: "j", Difficulty: 1e9, Height: 2})
 	writeShares(t, l, shares)
 	prev := recordBlock(t, l, 1, base.Add(1500*time.Millisecond), 1)
 	blk := recordBlock(t, l, 2, base.Add(10*time.Second), 1)
@@ -91,7 +91,7 @@ func TestPPLNSWindowDocExample(t *testing.T) {
 	}
 	// The block's own solving share, stamped after found_at, belongs to
 	// its round; the round starts after the previous block.
-	writeShares(t, l, []pool.Share{{Time: base.Add(20 * time.Second), Address: "Z", JobID: "j", Difficulty: 5,
+	writeShares(t, l, []record.Share{{Time: base.Add(20 * time.Second), Address: "Z", JobID: "j", Difficulty: 5,
 		Height: 2, IsBlock: true, BlockHash: blk.Hash}})
 	if id, ok, err := l.PreviousBlock(ctx, blk); err != nil || !ok || id != prev.ID {
 		t.Fatalf("PreviousBlock = %d, %v, %v; want %d", id, ok, err, prev.ID)
@@ -308,7 +308,7 @@ func TestBlockTerms(t *testing.T) {
 	pps, _ := l.TermsBlockSink(payout.Terms{Scheme: payout.PPS, FeeBPS: 100})
 	prop, _ := l.TermsBlockSink(payout.Terms{Scheme: payout.PROP, FeeBPS: 0})
 	hash := strings.Repeat("AB", 32)
-	blk := pool.Block{Time: time.Now(), Height: 7, Hash: hash, Reward: 1000, Address: "F", Accepted: true, Verdict: "accepted"}
+	blk := record.Block{Time: time.Now(), Height: 7, Hash: hash, Reward: 1000, Address: "F", Accepted: true, Verdict: "accepted"}
 	if err := pps.RecordBlock(ctx, blk); err != nil {
 		t.Fatal(err)
 	}
@@ -348,7 +348,7 @@ func TestPPSCreditedOncePerBatch(t *testing.T) {
 	ctx := testCtx(t)
 	b := NewBatcher(l, BatcherOptions{OnBatch: PPSCredits(payout.PPSValuer(100, 150))})
 	now := time.Now()
-	shares := []pool.Share{ // docs/payouts.md example 6, plus an unknown network difficulty
+	shares := []record.Share{ // docs/payouts.md example 6, plus an unknown network difficulty
 		{Time: now, Address: "A", JobID: "j", Difficulty: 3, NetworkDifficulty: 7, Height: 600},
 		{Time: now, Address: "A", JobID: "j", Difficulty: 3.5, NetworkDifficulty: 7, Height: 600},
 		{Time: now, Address: "B", JobID: "j", Difficulty: 3, Height: 600},

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashforge/hashforge/pool"
+	"github.com/hashforge/hashforge/record"
 )
 
 func TestHashrateSeries(t *testing.T) {
@@ -16,7 +16,7 @@ func TestHashrateSeries(t *testing.T) {
 	// complete buckets is [11:55, 12:00).
 	now := time.Date(2026, 3, 1, 12, 0, 30, 0, time.UTC)
 	at := func(d time.Duration) time.Time { return time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC).Add(d) }
-	shares := []pool.Share{
+	shares := []record.Share{
 		{Time: at(-5 * time.Minute), Address: "bcrt1qa", Worker: "rig1", Difficulty: 60},              // first bucket, on its lower edge
 		{Time: at(-4*time.Minute - time.Second), Address: "bcrt1qa", Worker: "rig1", Difficulty: 6},   // still the first bucket
 		{Time: at(-time.Second), Address: "bcrt1qa", Worker: "rig2", Difficulty: 120},                 // last complete bucket

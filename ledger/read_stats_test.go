@@ -5,14 +5,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashforge/hashforge/pool"
+	"github.com/hashforge/hashforge/record"
 )
 
 func TestShareCountAndPaymentStates(t *testing.T) {
 	l, _ := newTestLedger(t)
 	ctx := testCtx(t)
 	now := time.Now()
-	shares := []pool.Share{
+	shares := []record.Share{
 		{Time: now.Add(-time.Minute), Address: "bcrt1qa", JobID: "j", Difficulty: 1, Height: 1},
 		{Time: now.Add(-2 * time.Minute), Address: "bcrt1qa", JobID: "j", Difficulty: 1, Height: 1},
 		{Time: now.Add(-time.Hour), Address: "bcrt1qa", JobID: "j", Difficulty: 1, Height: 1},
@@ -46,9 +46,9 @@ func TestPoolShareWindows(t *testing.T) {
 	l, _ := newTestLedger(t)
 	ctx := testCtx(t)
 	now := time.Now()
-	var shares []pool.Share
+	var shares []record.Share
 	add := func(age time.Duration, diff float64) {
-		shares = append(shares, pool.Share{Time: now.Add(-age), Address: "bcrt1qa", JobID: "j", Difficulty: diff, Height: 1})
+		shares = append(shares, record.Share{Time: now.Add(-age), Address: "bcrt1qa", JobID: "j", Difficulty: diff, Height: 1})
 	}
 	add(time.Minute, 2)    // in every window
 	add(5*time.Minute, 4)  // in every window
@@ -95,9 +95,9 @@ func TestPoolShareWindowsOfANewPool(t *testing.T) {
 	l, _ := newTestLedger(t)
 	ctx := testCtx(t)
 	now := time.Now().Truncate(time.Microsecond) // PostgreSQL's precision
-	var shares []pool.Share
+	var shares []record.Share
 	for i := range 5 { // one share of difficulty 3 every 15 s for the last minute
-		shares = append(shares, pool.Share{Time: now.Add(-time.Duration(i) * 15 * time.Second), Address: "bcrt1qa",
+		shares = append(shares, record.Share{Time: now.Add(-time.Duration(i) * 15 * time.Second), Address: "bcrt1qa",
 			JobID: "j", Difficulty: 3, Height: 1})
 	}
 	for i := range shares {

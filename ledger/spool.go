@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/hashforge/hashforge/internal/uuidv7"
-	"github.com/hashforge/hashforge/pool"
+	"github.com/hashforge/hashforge/record"
 )
 
 // The spool is where share batches wait while PostgreSQL is unreachable.
@@ -62,7 +62,7 @@ var (
 // the first write attempt and never changes.
 type batch struct {
 	ID     batchID
-	Shares []pool.Share
+	Shares []record.Share
 }
 
 // spoolRecord is the on-disk payload. Field names are part of the file
@@ -121,9 +121,9 @@ func decodePayload(payload []byte) (batch, error) {
 	if err != nil {
 		return batch{}, fmt.Errorf("decode record: %w", err)
 	}
-	b := batch{ID: id, Shares: make([]pool.Share, len(rec.Shares))}
+	b := batch{ID: id, Shares: make([]record.Share, len(rec.Shares))}
 	for i, s := range rec.Shares {
-		b.Shares[i] = pool.Share(s)
+		b.Shares[i] = record.Share(s)
 	}
 	return b, nil
 }

@@ -9,13 +9,13 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/hashforge/hashforge/pool"
+	"github.com/hashforge/hashforge/record"
 )
 
 func testBatch(n int, job string) batch {
 	bt := batch{ID: newBatchID(time.Now())}
 	for i := range n {
-		s := pool.Share{
+		s := record.Share{
 			Time: time.Unix(1_700_000_000, int64(i)*1000).UTC(), Address: "bcrt1qaddr", Worker: "rig",
 			JobID: job, Difficulty: 8, ActualDiff: 9.5, Height: 101, RemoteAddr: "127.0.0.1:4000", ExtraNonce1: "0a0b0c0d",
 		}
@@ -146,12 +146,12 @@ func TestReadSegmentCorruptionInTheMiddle(t *testing.T) {
 }
 
 func TestSanitizeShare(t *testing.T) {
-	s := pool.Share{Address: "a\x00b", Worker: "w\xff", JobID: "j", Difficulty: nan(), ActualDiff: -1}
+	s := record.Share{Address: "a\x00b", Worker: "w\xff", JobID: "j", Difficulty: nan(), ActualDiff: -1}
 	sanitizeShare(&s)
 	if s.Address != "ab" || s.Worker != "w\uFFFD" || s.Difficulty != 0 || s.ActualDiff != 0 || s.Time.IsZero() {
 		t.Fatalf("sanitized share = %+v", s)
 	}
-	long := pool.Share{Worker: strings.Repeat("é", maxTextLen)} // 2 bytes a rune
+	long := record.Share{Worker: strings.Repeat("é", maxTextLen)} // 2 bytes a rune
 	sanitizeShare(&long)
 	if len(long.Worker) > maxTextLen || !utf8.ValidString(long.Worker) || len(long.Worker) < maxTextLen-1 {
 		t.Fatalf("long worker name cut to %d bytes (valid UTF-8: %v)", len(long.Worker), utf8.ValidString(long.Worker))

@@ -14,7 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
-	"github.com/hashforge/hashforge/pool"
+	"github.com/hashforge/hashforge/record"
 )
 
 var shareColumns = []string{
@@ -39,7 +39,7 @@ const maxCachedWorkers = 1 << 20
 // index refuses entries over ~2.7 kB, and a permanent refusal of that kind
 // would hold up every batch behind it. Real values are far shorter (a
 // bech32 address is at most 90 characters), so only garbage is cut.
-func sanitizeShare(s *pool.Share) {
+func sanitizeShare(s *record.Share) {
 	for _, p := range []*string{&s.Address, &s.Worker, &s.JobID, &s.BlockHash, &s.RemoteAddr, &s.ExtraNonce1} {
 		*p = cleanText(*p)
 	}

@@ -11,8 +11,9 @@ import (
 	"github.com/hashforge/hashforge/internal/devstack/devtest"
 	"github.com/hashforge/hashforge/ledger"
 	"github.com/hashforge/hashforge/payout"
-	"github.com/hashforge/hashforge/pool"
+	"github.com/hashforge/hashforge/payout/nodechain"
 	"github.com/hashforge/hashforge/pool/node"
+	"github.com/hashforge/hashforge/record"
 )
 
 func TestMain(m *testing.M) { os.Exit(devtest.Main(m)) }
@@ -53,7 +54,7 @@ func mustBalance(t *testing.T, l *ledger.Ledger, addr string, imm, mat, paid int
 // generate on an empty mempool carry the subsidy alone.
 // writeShares puts shares in the ledger through the real batcher, as the
 // pool does, and returns once they are written.
-func writeShares(ctx context.Context, t *testing.T, l *ledger.Ledger, shares ...pool.Share) {
+func writeShares(ctx context.Context, t *testing.T, l *ledger.Ledger, shares ...record.Share) {
 	t.Helper()
 	sb := ledger.NewBatcher(l, ledger.BatcherOptions{FlushInterval: 10 * time.Millisecond})
 	bctx, stop := context.WithCancel(ctx)
@@ -96,9 +97,9 @@ func TestMaturityAndOrphansOnRegtest(t *testing.T) {
 	// Shares before the blocks: A twice B's work.
 	start := time.Now().Add(-time.Minute)
 	writeShares(ctx, t, l,
-		pool.Share{Time: start, Address: "A", JobID: "j", Difficulty: 2, Height: 2},
-		pool.Share{Time: start, Address: "B", JobID: "j", Difficulty: 1, Height: 2},
-		pool.Share{Time: start.Add(1500 * time.Millisecond), Address: "B", JobID: "j", Difficulty: 1, Height: 3})
+		record.Share{Time: start, Address: "A", JobID: "j", Difficulty: 2, Height: 2},
+		record.Share{Time: start, Address: "B", JobID: "j", Difficulty: 1, Height: 2},
+		record.Share{Time: start.Add(1500 * time.Millisecond), Address: "B", JobID: "j", Difficulty: 1, Height: 3})
 
 	hashes, err := nc.Generate(ctx, 2)
 	if err != nil {
@@ -110,14 +111,14 @@ func TestMaturityAndOrphansOnRegtest(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := l.RecordBlock(ctx, pool.Block{Time: start.Add(time.Duration(i+1) * time.Second), Height: info.Height,
+		if err := l.RecordBlock(ctx, record.Block{Time: start.Add(time.Duration(i+1) * time.Second), Height: info.Height,
 			Hash: h, Reward: coinbaseValue(t, ctx, nc, btcd, h), Address: "A", Accepted: true, Verdict: "accepted"}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	reward := coinbaseValue(t, ctx, nc, btcd, keep)
 
-	p, err := payout.New(payout.Config{Scheme: payout.PROP, FeeBPS: 100, FeeAddress: "F"}, l, payout.NodeChain{Node: nc}, nil)
+	p, err := payout.New(payout.Config{Scheme: payout.PROP, FeeBPS: 100, FeeAddress: "F"}, l, nodechain.Chain{Node: nc}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -209,8 +210,8 @@ func TestUnknownBlocksSettledByChain(t *testing.T) {
 	}
 	start := time.Now().Add(-time.Minute)
 	writeShares(ctx, t, l,
-		pool.Share{Time: start, Address: "A", JobID: "j", Difficulty: 2, Height: 2},
-		pool.Share{Time: start, Address: "B", JobID: "j", Difficulty: 1, Height: 2})
+		record.Share{Time: start, Address: "A", JobID: "j", Difficulty: 2, Height: 2},
+		record.Share{Time: start, Address: "B", JobID: "j", Difficulty: 1, Height: 2})
 
 	taken, err := nc.Generate(ctx, 1) // the node took it; its answer was lost
 	if err != nil {
@@ -233,7 +234,7 @@ func TestUnknownBlocksSettledByChain(t *testing.T) {
 	h := info.Height
 	never := strings.Repeat("0", 8) + strings.Repeat("5a", 28) // a block the node never saw
 	reward := coinbaseValue(t, ctx, nc, btcd, taken[0])
-	for i, b := range []pool.Block{
+	for i, b := range []record.Block{
 		{Height: h, Hash: taken[0], Verdict: "unknown: submitblock got no answer: context deadline exceeded (after 5 attempts)"},
 		{Height: h + 1, Hash: side[0], Verdict: "inconclusive"},
 		{Height: h + 2, Hash: never, Verdict: "unknown: submitblock got no answer: connection refused (after 5 attempts)"},
@@ -258,7 +259,7 @@ func TestUnknownBlocksSettledByChain(t *testing.T) {
 		t.Fatalf("recorded as %+v, want every block unknown", st)
 	}
 
-	p, err := payout.New(payout.Config{Scheme: payout.PROP, FeeBPS: 100, FeeAddress: "F"}, l, payout.NodeChain{Node: nc}, nil)
+	p, err := payout.New(payout.Config{Scheme: payout.PROP, FeeBPS: 100, FeeAddress: "F"}, l, nodechain.Chain{Node: nc}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

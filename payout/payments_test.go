@@ -25,6 +25,7 @@ import (
 	"github.com/hashforge/hashforge/internal/devstack/devtest"
 	"github.com/hashforge/hashforge/ledger"
 	"github.com/hashforge/hashforge/payout"
+	"github.com/hashforge/hashforge/payout/nodechain"
 	"github.com/hashforge/hashforge/payout/walletrpc"
 	"github.com/hashforge/hashforge/pool"
 	"github.com/hashforge/hashforge/pool/node"
@@ -362,14 +363,14 @@ func TestPaymentsThroughRealWallet(t *testing.T) {
 	newProc := func(hook func(string, *payout.Batch) error) *payout.Processor {
 		c := cfg
 		payout.SetStepHook(&c, hook)
-		p, err := payout.New(c, l, payout.NodeChain{Node: nc}, wallet)
+		p, err := payout.New(c, l, nodechain.Chain{Node: nc}, wallet)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return p
 	}
 	// Credit and mature only (no wallet): what the miners are owed.
-	settle, err := payout.New(cfg, l, payout.NodeChain{Node: nc}, nil)
+	settle, err := payout.New(cfg, l, nodechain.Chain{Node: nc}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -194,8 +194,8 @@ type BlockState struct {
 	NetworkDifficulty float64
 }
 
-// Chain answers where a block stands; pool/node.Client implements it via
-// NodeChain.
+// Chain answers where a block stands; payout/nodechain implements it with
+// a pool/node.Client.
 type Chain interface {
 	BlockState(ctx context.Context, hash string, height int64) (BlockState, error)
 }

@@ -15,7 +15,7 @@ import (
 	"github.com/hashforge/hashforge/ledger"
 	"github.com/hashforge/hashforge/payout"
 	"github.com/hashforge/hashforge/payout/walletrpc"
-	"github.com/hashforge/hashforge/pool"
+	"github.com/hashforge/hashforge/record"
 )
 
 // fakeChain says every block is in the main chain with confirmations
@@ -119,7 +119,7 @@ func fund(t *testing.T, l *ledger.Ledger, balances map[string]int64) {
 		credits = append(credits, payout.Credit{Address: a, Kind: payout.KindShare, Amount: v, Weight: 1})
 	}
 	hash := fmt.Sprintf("%064x", h)
-	if err := l.RecordBlock(ctx, pool.Block{Time: time.Now().Add(-time.Hour), Height: h, Hash: hash, Reward: reward,
+	if err := l.RecordBlock(ctx, record.Block{Time: time.Now().Add(-time.Hour), Height: h, Hash: hash, Reward: reward,
 		Address: "finder", Accepted: true, Verdict: "accepted"}); err != nil {
 		t.Fatal(err)
 	}
@@ -477,7 +477,7 @@ func TestBlockTermsEnforced(t *testing.T) {
 	done := make(chan struct{})
 	go func() { _ = bt.Run(bctx); close(done) }()
 	for i, a := range []string{"A", "B"} {
-		bt.AddShare(pool.Share{Time: found.Add(-time.Duration(10-i) * time.Second), Address: a, JobID: "j", Difficulty: 100, Height: 2})
+		bt.AddShare(record.Share{Time: found.Add(-time.Duration(10-i) * time.Second), Address: a, JobID: "j", Difficulty: 100, Height: 2})
 	}
 	for deadline := time.Now().Add(10 * time.Second); bt.Stats().SharesWritten < 2; time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
@@ -496,11 +496,11 @@ func TestBlockTermsEnforced(t *testing.T) {
 		t.Fatal(err)
 	}
 	soloHash, pplnsHash := strings.Repeat("5", 64), strings.Repeat("6", 64)
-	if err := soloSink.RecordBlock(ctx, pool.Block{Time: found.Add(-time.Hour), Height: 1, Hash: soloHash, Reward: 5_000_000_000,
+	if err := soloSink.RecordBlock(ctx, record.Block{Time: found.Add(-time.Hour), Height: 1, Hash: soloHash, Reward: 5_000_000_000,
 		Address: "S", Accepted: true, Verdict: "accepted"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := pplnsSink.RecordBlock(ctx, pool.Block{Time: found, Height: 2, Hash: strings.ToUpper(pplnsHash), Reward: 1_000_000,
+	if err := pplnsSink.RecordBlock(ctx, record.Block{Time: found, Height: 2, Hash: strings.ToUpper(pplnsHash), Reward: 1_000_000,
 		Address: "A", Accepted: true, Verdict: "accepted"}); err != nil {
 		t.Fatal(err)
 	}
@@ -574,16 +574,16 @@ func TestPROPWaitsForOlderUnknownBlock(t *testing.T) {
 	bctx, stop := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() { _ = bt.Run(bctx); close(done) }()
-	bt.AddShare(pool.Share{Time: found.Add(-20 * time.Second), Address: "A", JobID: "j", Difficulty: 1, Height: 10})
-	bt.AddShare(pool.Share{Time: found.Add(-5 * time.Second), Address: "B", JobID: "j", Difficulty: 1, Height: 11})
+	bt.AddShare(record.Share{Time: found.Add(-20 * time.Second), Address: "A", JobID: "j", Difficulty: 1, Height: 10})
+	bt.AddShare(record.Share{Time: found.Add(-5 * time.Second), Address: "B", JobID: "j", Difficulty: 1, Height: 11})
 	stop()
 	<-done
 	older, newer := strings.Repeat("1a", 32), strings.Repeat("2b", 32)
-	if err := l.RecordBlock(ctx, pool.Block{Time: found.Add(-10 * time.Second), Height: 10, Hash: older, Reward: 1_000_000,
+	if err := l.RecordBlock(ctx, record.Block{Time: found.Add(-10 * time.Second), Height: 10, Hash: older, Reward: 1_000_000,
 		Address: "A", Unknown: true, Verdict: "inconclusive"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := l.RecordBlock(ctx, pool.Block{Time: found, Height: 11, Hash: newer, Reward: 1_000_000,
+	if err := l.RecordBlock(ctx, record.Block{Time: found, Height: 11, Hash: newer, Reward: 1_000_000,
 		Address: "B", Accepted: true, Verdict: "accepted"}); err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,7 @@ import (
 	"github.com/hashforge/hashforge/internal/devstack"
 	"github.com/hashforge/hashforge/internal/devstack/devtest"
 	"github.com/hashforge/hashforge/payout"
+	"github.com/hashforge/hashforge/payout/nodechain"
 	"github.com/hashforge/hashforge/payout/walletrpc"
 	"github.com/hashforge/hashforge/pool"
 	"github.com/hashforge/hashforge/pool/node"
@@ -83,7 +84,7 @@ func TestSoloPaysFinderInCoinbase(t *testing.T) {
 		}
 		blocks = len(rb)
 	}
-	p, err := payout.New(payout.Config{Scheme: payout.SOLO, FeeBPS: 150, FeeAddress: feeAddr}, l, payout.NodeChain{Node: nc}, nil)
+	p, err := payout.New(payout.Config{Scheme: payout.SOLO, FeeBPS: 150, FeeAddress: feeAddr}, l, nodechain.Chain{Node: nc}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/hashforge/hashforge/pow"
 	"github.com/hashforge/hashforge/stratum"
 )
 
@@ -13,7 +14,7 @@ import (
 // network difficulty leaving room for non-block shares.
 func benchBook(b *testing.B) (*JobBook, *Job) {
 	tmpl := testTemplate(b, 850000, 3, true)
-	tmpl.Bits = "2000ffff"
+	tmpl.Bits = 0x2000ffff
 	j := testJob(b, tmpl, 1, "/hashforge/")
 	book := NewJobBook(DefaultJobBookSize)
 	book.Add(j)
@@ -68,7 +69,7 @@ func BenchmarkCheckShareSolo(b *testing.B) {
 // mainnet-like targets.
 func BenchmarkCheckShareLowDifficulty(b *testing.B) {
 	tmpl := testTemplate(b, 850000, 3, true)
-	tmpl.Bits = "1d00ffff"
+	tmpl.Bits = 0x1d00ffff
 	j := testJob(b, tmpl, 1, "/hashforge/")
 	book := NewJobBook(DefaultJobBookSize)
 	book.Add(j)
@@ -93,7 +94,7 @@ func BenchmarkSha256dHeader(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		h[76]++
-		_ = sha256d(h[:])
+		_ = pow.SHA256d(h[:])
 	}
 }
 

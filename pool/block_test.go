@@ -16,6 +16,7 @@ import (
 	"github.com/btcsuite/btcd/chaincfg/v2"
 
 	"github.com/hashforge/hashforge/pool/node"
+	"github.com/hashforge/hashforge/record"
 )
 
 // flakyNode answers submitblock with a transport error for the first fails
@@ -47,10 +48,10 @@ type flakyLedger struct {
 	mu       sync.Mutex
 	calls    int
 	fails    int
-	recorded []Block
+	recorded []record.Block
 }
 
-func (f *flakyLedger) RecordBlock(ctx context.Context, b Block) error {
+func (f *flakyLedger) RecordBlock(ctx context.Context, b record.Block) error {
 	if f.gate != nil {
 		select {
 		case <-f.gate:
@@ -68,10 +69,10 @@ func (f *flakyLedger) RecordBlock(ctx context.Context, b Block) error {
 	return nil
 }
 
-func (f *flakyLedger) state() (calls int, recorded []Block) {
+func (f *flakyLedger) state() (calls int, recorded []record.Block) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.calls, append([]Block(nil), f.recorded...)
+	return f.calls, append([]record.Block(nil), f.recorded...)
 }
 
 // logRecorder keeps log records with their attributes.
@@ -384,7 +385,7 @@ func TestRecordBlockLostOnShutdownIsLogged(t *testing.T) {
 
 		// A block found after Run returned gets one attempt, logged if lost.
 		next := testTemplate(t, 121, 0, true)
-		next.PreviousBlockHash = hash
+		next.PreviousBlockHash = hashOf(t, hash)
 		if !srv.publish(next, true) {
 			t.Fatal("publish failed")
 		}
@@ -424,7 +425,7 @@ func TestSuggestDifficultyAfterAuthorizeResendsJob(t *testing.T) {
 		c.StartDifficulty = 1.0 / (1 << 30)
 	})
 	tmpl := testTemplate(t, 1000, 1, true)
-	tmpl.Bits = "2000ffff" // network difficulty 2^-24: room above the share difficulty
+	tmpl.Bits = 0x2000ffff // network difficulty 2^-24: room above the share difficulty
 	tp.srv.publish(tmpl, true)
 	c := &memConn{}
 	user := regtestAddr + ".w"

@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/btcsuite/btcd/chaincfg/v2"
+
+	"github.com/hashforge/hashforge/pow"
 )
 
 func TestPasswordDifficulty(t *testing.T) {
@@ -54,7 +56,7 @@ func FuzzPasswordDifficulty(f *testing.F) {
 		if !(d > 0) || math.IsInf(d, 0) {
 			t.Fatalf("%q gave difficulty %v", pass, d)
 		}
-		if _, err := DifficultyToTarget(d); err != nil {
+		if _, err := pow.DifficultyToTarget(d); err != nil {
 			t.Fatalf("%q gave difficulty %v without a target: %v", pass, d, err)
 		}
 	})
@@ -116,8 +118,8 @@ func TestDifficultyFloorCeilingAndPassword(t *testing.T) {
 	// Above the minimum, the network difficulty (2^-24) caps requests;
 	// the floor still wins over it.
 	hard := testTemplate(t, 101, 1, true)
-	hard.Bits = "2000ffff"
-	hard.PreviousBlockHash = strings.Repeat("1", 64)
+	hard.Bits = 0x2000ffff
+	hard.PreviousBlockHash = hashOf(t, strings.Repeat("1", 64))
 	tp.srv.publish(hard, true)
 	j := tp.srv.jobs.Current()
 	if _, _, d := authorizeWith(t, tp, "d=4096"); d != 0.001 {
@@ -212,7 +214,7 @@ func TestTestnet4MinimumDifficultyJobIsNoCeiling(t *testing.T) {
 		c.StartDifficulty = 1
 	})
 	regular := testTemplate(t, 50_000, 1, true)
-	regular.Bits = "1b00ffff" // difficulty 65536
+	regular.Bits = 0x1b00ffff // difficulty 65536
 	tp.srv.publish(regular, true)
 	c := &memConn{}
 	ss := tp.srv.connect(c)
@@ -229,8 +231,8 @@ func TestTestnet4MinimumDifficultyJobIsNoCeiling(t *testing.T) {
 	}
 
 	minDiff := testTemplate(t, 50_001, 1, true)
-	minDiff.Bits = "1d00ffff"
-	minDiff.PreviousBlockHash = strings.Repeat("2", 64)
+	minDiff.Bits = 0x1d00ffff
+	minDiff.PreviousBlockHash = hashOf(t, strings.Repeat("2", 64))
 	tp.srv.publish(minDiff, true)
 	for _, l := range c.take() {
 		if parseLine(t, l).Method == "mining.set_difficulty" {

@@ -19,7 +19,7 @@
 //     flags that cannot fit are dropped, to keep the scriptSig within 100
 //     bytes. Outputs are a job parameter (PoolOutputs for shared rewards);
 //     coinb2 depends on nothing but them, ready for per-session payouts.
-//   - Difficulty. Targets are 256-bit integers (Target); difficulties are
+//   - Difficulty. Targets are 256-bit integers (pow.Target); difficulties are
 //     converted exactly, once per change. A session's difficulty never
 //     exceeds the network's: the network target always caps the share
 //     target, so a block is never refused as low difficulty. A share counts

@@ -5,6 +5,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/hashforge/hashforge/record"
 )
 
 // EventKind says what an Event reports.
@@ -43,7 +45,7 @@ type Event struct {
 	Kind   EventKind
 	Time   time.Time
 	Job    *JobEvent
-	Block  *Block
+	Block  *record.Block
 	Worker *WorkerEvent
 }
 
@@ -162,7 +164,7 @@ func (s *Server) publishJob(j *Job, sessions int, fanOut time.Duration) {
 	}})
 }
 
-func (s *Server) publishBlock(b Block) {
+func (s *Server) publishBlock(b record.Block) {
 	if !s.events.listening() {
 		return
 	}

@@ -1,16 +1,15 @@
 package pool
 
 import (
-	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/hashforge/hashforge/pool/node"
+	"github.com/hashforge/hashforge/pow"
 	"github.com/hashforge/hashforge/stratum"
 )
 
@@ -61,7 +60,7 @@ type Job struct {
 	coinb2       []byte
 	en2Size      int
 	branch       [][32]byte
-	netTarget    Target
+	netTarget    pow.Target
 	netDiff      float64
 	coinbaseVal  int64
 	segwit       bool
@@ -123,28 +122,15 @@ func NewJob(t *node.Template, p JobParams) (*Job, error) {
 	if len(t.WitnessCommitment) > 0 && !hasOutputScript(p.Outputs, t.WitnessCommitment) {
 		return nil, errors.New("pool: coinbase outputs lack the template's witness commitment")
 	}
-	prev, err := displayToInternal(t.PreviousBlockHash)
-	if err != nil {
-		return nil, fmt.Errorf("pool: template previous block: %w", err)
-	}
-	bits, err := strconv.ParseUint(t.Bits, 16, 32)
-	if err != nil {
-		return nil, fmt.Errorf("pool: template bits %q: %w", t.Bits, err)
-	}
-	netTarget, err := CompactToTarget(uint32(bits))
+	prev := [32]byte(t.PreviousBlockHash)
+	netTarget, err := pow.CompactToTarget(t.Bits)
 	if err != nil {
 		return nil, err
-	}
-	var flags []byte
-	if t.CoinbaseFlags != "" {
-		if flags, err = hex.DecodeString(t.CoinbaseFlags); err != nil {
-			return nil, fmt.Errorf("pool: template coinbaseaux flags: %w", err)
-		}
 	}
 	if t.CurTime <= 0 || t.CurTime > 0xffffffff-maxNTimeAhead {
 		return nil, fmt.Errorf("pool: template curtime %d", t.CurTime)
 	}
-	split, err := buildCoinbase(t.Height, flags, p.Tag, p.Extranonce2Size, p.Outputs)
+	split, err := buildCoinbase(t.Height, t.CoinbaseFlags, p.Tag, p.Extranonce2Size, p.Outputs)
 	if err != nil {
 		return nil, err
 	}
@@ -152,9 +138,7 @@ func NewJob(t *node.Template, p JobParams) (*Job, error) {
 	txids := make([][32]byte, len(t.Transactions))
 	txData := make([]string, len(t.Transactions))
 	for i, tx := range t.Transactions {
-		if txids[i], err = displayToInternal(tx.TxID); err != nil {
-			return nil, fmt.Errorf("pool: template tx %d: %w", i, err)
-		}
+		txids[i] = [32]byte(tx.TxID)
 		txData[i] = tx.Data
 	}
 
@@ -166,15 +150,15 @@ func NewJob(t *node.Template, p JobParams) (*Job, error) {
 		Created:      p.Created,
 		version:      uint32(t.Version),
 		prevHash:     prev,
-		prevDisplay:  strings.ToLower(t.PreviousBlockHash),
-		bits:         uint32(bits),
+		prevDisplay:  t.PreviousBlockHash.String(),
+		bits:         t.Bits,
 		curTime:      uint32(t.CurTime),
 		coinb1:       split.coinb1,
 		coinb2:       split.coinb2,
 		en2Size:      p.Extranonce2Size,
-		branch:       MerkleBranch(txids),
+		branch:       pow.MerkleBranch(txids),
 		netTarget:    netTarget,
-		netDiff:      TargetToDifficulty(netTarget),
+		netDiff:      pow.TargetToDifficulty(netTarget),
 		coinbaseVal:  t.CoinbaseValue,
 		segwit:       len(t.WitnessCommitment) > 0,
 		txData:       txData,
@@ -183,7 +167,7 @@ func NewJob(t *node.Template, p JobParams) (*Job, error) {
 		soloOutputs:  p.SoloOutputs,
 	}
 	notifyPrev := prev
-	swapWords(&notifyPrev)
+	pow.SwapWords(&notifyPrev)
 	j.notifyPrev = hex.EncodeToString(notifyPrev[:])
 	j.minNTime, j.maxNTime = ntimeWindow(t.CurTime, t.MinTime, t.MaxTime)
 	return j, nil
@@ -217,7 +201,7 @@ func hasOutputScript(outs []TxOut, script []byte) bool {
 func (j *Job) PrevHash() string { return j.prevDisplay }
 
 // NetworkTarget is the target a header hash must meet to be a block.
-func (j *Job) NetworkTarget() Target { return j.netTarget }
+func (j *Job) NetworkTarget() pow.Target { return j.netTarget }
 
 // NetworkDifficulty is the network difficulty of the block the job builds.
 func (j *Job) NetworkDifficulty() float64 { return j.netDiff }
@@ -330,16 +314,6 @@ func (j *Job) blockHex(header *[80]byte, en1, en2, coinb2 []byte) string {
 		b.WriteString(d)
 	}
 	return b.String()
-}
-
-// header writes the 80-byte block header for a share into h.
-func (j *Job) header(h *[80]byte, version uint32, merkleRoot *[32]byte, ntime, nonce uint32) {
-	binary.LittleEndian.PutUint32(h[0:4], version)
-	copy(h[4:36], j.prevHash[:])
-	copy(h[36:68], merkleRoot[:])
-	binary.LittleEndian.PutUint32(h[68:72], ntime)
-	binary.LittleEndian.PutUint32(h[72:76], j.bits)
-	binary.LittleEndian.PutUint32(h[76:80], nonce)
 }
 
 // JobBook holds the recent jobs shares may reference. A job whose previous

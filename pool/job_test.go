@@ -15,6 +15,7 @@ import (
 	"github.com/btcsuite/btcd/wire/v2"
 
 	"github.com/hashforge/hashforge/pool/node"
+	"github.com/hashforge/hashforge/pow"
 )
 
 const regtestAddr = "bcrt1qe250ukcvtyhu5z9hpuahmqs75ndlh43vptpwmt"
@@ -35,6 +36,16 @@ func fakeTx(i int, witness bool) *wire.MsgTx {
 	return tx
 }
 
+// hashOf parses a display-order hash for a template field.
+func hashOf(t testing.TB, display string) chainhash.Hash {
+	t.Helper()
+	h, err := chainhash.NewHashFromStr(display)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return *h
+}
+
 // merkleRoot is an independent, textbook merkle root over internal-order
 // hashes, to check MerkleBranch against.
 func merkleRoot(level [][32]byte) [32]byte {
@@ -44,7 +55,7 @@ func merkleRoot(level [][32]byte) [32]byte {
 		}
 		next := make([][32]byte, 0, len(level)/2)
 		for i := 0; i < len(level); i += 2 {
-			next = append(next, sha256d(append(level[i][:], level[i+1][:]...)))
+			next = append(next, pow.SHA256d(append(level[i][:], level[i+1][:]...)))
 		}
 		level = next
 	}
@@ -58,12 +69,12 @@ func testTemplate(t testing.TB, height int64, n int, segwit bool) *node.Template
 	t.Helper()
 	tmpl := &node.Template{
 		Version:           0x20000000,
-		PreviousBlockHash: strings.Repeat("0", 8) + hex.EncodeToString(bytes.Repeat([]byte{0xab}, 28)),
+		PreviousBlockHash: hashOf(t, strings.Repeat("0", 8)+hex.EncodeToString(bytes.Repeat([]byte{0xab}, 28))),
 		CoinbaseValue:     50_0000_0000 + int64(n)*1000,
-		Bits:              "207fffff",
+		Bits:              0x207fffff,
 		Height:            height,
 		CurTime:           time.Now().Unix(),
-		CoinbaseFlags:     hex.EncodeToString([]byte("/P2SH/btcd/")),
+		CoinbaseFlags:     []byte("/P2SH/btcd/"),
 	}
 	wtxids := [][32]byte{{}} // the coinbase's wtxid is zero by definition
 	for i := range n {
@@ -74,13 +85,13 @@ func testTemplate(t testing.TB, height int64, n int, segwit bool) *node.Template
 		}
 		txid, wtxid := tx.TxHash(), tx.WitnessHash()
 		tmpl.Transactions = append(tmpl.Transactions, node.TemplateTx{
-			Data: hex.EncodeToString(buf.Bytes()), TxID: txid.String(), Hash: wtxid.String(), Fee: 1000,
+			Data: hex.EncodeToString(buf.Bytes()), TxID: txid, Hash: wtxid, Fee: 1000,
 		})
 		wtxids = append(wtxids, wtxid)
 	}
 	if segwit {
 		root := merkleRoot(wtxids)
-		commitment := sha256d(append(root[:], make([]byte, 32)...))
+		commitment := pow.SHA256d(append(root[:], make([]byte, 32)...))
 		tmpl.WitnessCommitment = append([]byte{0x6a, 0x24, 0xaa, 0x21, 0xa9, 0xed}, commitment[:]...)
 	}
 	return tmpl
@@ -167,7 +178,7 @@ func checkAssembledBlock(t *testing.T, tmpl *node.Template) {
 		t.Fatalf("merkle root %s, header has %s", root, msg.Header.MerkleRoot)
 	}
 	// The branch the miner folds must give the textbook root too.
-	txids := [][32]byte{sha256d(j.Coinbase(en1, en2))}
+	txids := [][32]byte{pow.SHA256d(j.Coinbase(en1, en2))}
 	for _, tx := range msg.Transactions[1:] {
 		txids = append(txids, tx.TxHash())
 	}
@@ -246,11 +257,11 @@ func TestMerkleBranchAgainstTree(t *testing.T) {
 	for n := 0; n <= 17; n++ {
 		var txids [][32]byte
 		for i := range n {
-			txids = append(txids, sha256d([]byte{byte(i)}))
+			txids = append(txids, pow.SHA256d([]byte{byte(i)}))
 		}
-		cb := sha256d([]byte("coinbase"))
+		cb := pow.SHA256d([]byte("coinbase"))
 		want := merkleRoot(append([][32]byte{cb}, txids...))
-		if got := FoldMerkleBranch(cb, MerkleBranch(txids)); got != want {
+		if got := pow.FoldMerkleBranch(cb, pow.MerkleBranch(txids)); got != want {
 			t.Fatalf("%d txs: folded root differs from the tree's", n)
 		}
 	}
@@ -260,7 +271,7 @@ func TestNotifyParams(t *testing.T) {
 	tmpl := testTemplate(t, 300, 3, true)
 	j := testJob(t, tmpl, 5, "")
 	n := j.Notify(true)
-	if n.PrevHash != func() string { s, _ := NotifyPrevHash(tmpl.PreviousBlockHash); return s }() {
+	if n.PrevHash != func() string { s, _ := pow.NotifyPrevHash(tmpl.PreviousBlockHash.String()); return s }() {
 		t.Fatal("prevhash not in notify word order")
 	}
 	if n.Version != "20000000" || n.NBits != "207fffff" || n.NTime != fmt.Sprintf("%08x", tmpl.CurTime) || !n.CleanJobs {

@@ -9,6 +9,8 @@ import (
 	"github.com/btcsuite/btcd/address/v2"
 	"github.com/btcsuite/btcd/chaincfg/v2"
 	"github.com/btcsuite/btcd/txscript/v2"
+
+	"github.com/hashforge/hashforge/pow"
 )
 
 // ParseNetwork maps a network name as an operator types it to its chain
@@ -94,7 +96,7 @@ func PasswordDifficulty(password string) (d float64, ok bool) {
 		if err != nil || !(d > 0) || math.IsInf(d, 0) {
 			return 0, false
 		}
-		if _, err := DifficultyToTarget(d); err != nil {
+		if _, err := pow.DifficultyToTarget(d); err != nil {
 			return 0, false
 		}
 		return d, true

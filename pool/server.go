@@ -15,7 +15,10 @@ import (
 
 	"github.com/btcsuite/btcd/chaincfg/v2"
 
+	"github.com/hashforge/hashforge/internal/backoff"
 	"github.com/hashforge/hashforge/pool/node"
+	"github.com/hashforge/hashforge/pow"
+	"github.com/hashforge/hashforge/record"
 	"github.com/hashforge/hashforge/stratum"
 )
 
@@ -124,7 +127,7 @@ type Server struct {
 	statsMu   sync.Mutex
 	rejected  map[string]uint64
 	blocksWon uint64
-	lastBlock *Block
+	lastBlock *record.Block
 	hashrate  [hashrateBuckets]rateBucket
 	startedAt time.Time
 
@@ -136,7 +139,7 @@ type Server struct {
 	// Found blocks not yet in the ledger, kept in memory while the
 	// recorder retries. recCtx ends when Run stops.
 	recMu      sync.Mutex
-	unrecorded map[string]Block // by hash
+	unrecorded map[string]record.Block // by hash
 	recStopped bool
 	recWG      sync.WaitGroup
 	recCtx     context.Context
@@ -182,7 +185,7 @@ func NewServer(cfg Config, submit BlockSubmitter, shares ShareSink, blocks Block
 		cfg.StartDifficulty = max(DefaultStartDifficulty, cfg.MinDifficulty)
 	}
 	for name, d := range map[string]float64{"start": cfg.StartDifficulty, "minimum": cfg.MinDifficulty} {
-		if _, err := DifficultyToTarget(d); err != nil {
+		if _, err := pow.DifficultyToTarget(d); err != nil {
 			return nil, fmt.Errorf("pool: config: %s difficulty: %w", name, err)
 		}
 	}
@@ -221,7 +224,7 @@ func NewServer(cfg Config, submit BlockSubmitter, shares ShareSink, blocks Block
 		recordBackoff: recordBackoffMin,
 		recordBackMax: recordBackoffMax,
 		recordGrace:   recordGrace,
-		unrecorded:    make(map[string]Block),
+		unrecorded:    make(map[string]record.Block),
 	}
 	s.recCtx, s.recStop = context.WithCancel(context.Background())
 	// A random start spreads restarted nodes over the counter space, so
@@ -262,7 +265,7 @@ func (s *Server) Run(ctx context.Context, templates <-chan *node.Template) error
 				continue
 			}
 			cur := s.jobs.Current()
-			newBlock := cur == nil || !strings.EqualFold(cur.prevDisplay, t.PreviousBlockHash)
+			newBlock := cur == nil || cur.prevHash != [32]byte(t.PreviousBlockHash)
 			if cur != nil && !newBlock && t.Height != cur.Height {
 				s.log.Warn("template height changed without a new previous block; ignoring",
 					"height", t.Height, "job_height", cur.Height)
@@ -311,7 +314,7 @@ func (s *Server) publish(t *node.Template, clean bool) bool {
 	}
 	if err != nil {
 		// Miners keep the previous job: better stale-ish work than none.
-		s.log.Error("cannot build job from template", "height", t.Height, "prev", t.PreviousBlockHash, "err", err)
+		s.log.Error("cannot build job from template", "height", t.Height, "prev", t.PreviousBlockHash.String(), "err", err)
 		return false
 	}
 	s.jobs.Add(j)
@@ -372,7 +375,7 @@ type Stats struct {
 	// BlocksUnrecorded counts found blocks the ledger has not taken yet
 	// (kept in memory, retried in the background).
 	BlocksUnrecorded int
-	LastBlock        *Block // last block submitted, accepted or not
+	LastBlock        *record.Block // last block submitted, accepted or not
 	// Hashrate estimates the pool's hashrate in H/s from the difficulty of
 	// accepted shares over the last 10 minutes (or since start, if less).
 	Hashrate float64
@@ -458,7 +461,7 @@ func (s *Server) submitBlock(res *ShareResult, en1, en2 []byte, user Username, r
 	ctx, cancel := context.WithTimeout(context.Background(), submitTimeout)
 	defer cancel()
 	verdict, err := s.submitWithRetry(ctx, blockHex, log)
-	b := Block{
+	b := record.Block{
 		Time:    s.now(),
 		Height:  j.Height,
 		Hash:    hash,
@@ -519,12 +522,8 @@ func (s *Server) submitWithRetry(ctx context.Context, blockHex string, log *slog
 		}
 		wait := s.submitBackoff[attempt]
 		log.Warn("submitblock got no answer from the node, retrying", "attempt", attempt+1, "retry_in", wait, "err", err)
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !backoff.Sleep(ctx, wait) {
 			return "", fmt.Errorf("%w (after %d attempts)", err, attempt+1)
-		case <-t.C:
 		}
 	}
 }
@@ -552,7 +551,7 @@ func isUncertainVerdict(v string) bool {
 // that retries with backoff until the ledger takes it or the server stops.
 // After Run has returned there is no background any more: one bounded
 // attempt is made here.
-func (s *Server) recordBlock(b Block, log *slog.Logger) {
+func (s *Server) recordBlock(b record.Block, log *slog.Logger) {
 	s.recMu.Lock()
 	if s.recStopped {
 		s.recMu.Unlock()
@@ -571,9 +570,9 @@ func (s *Server) recordBlock(b Block, log *slog.Logger) {
 	go s.recordLoop(b, log)
 }
 
-func (s *Server) recordLoop(b Block, log *slog.Logger) {
+func (s *Server) recordLoop(b record.Block, log *slog.Logger) {
 	defer s.recWG.Done()
-	delay := s.recordBackoff
+	retry := backoff.Backoff{Min: s.recordBackoff, Max: s.recordBackMax}
 	for attempt := 1; ; attempt++ {
 		ctx, cancel := context.WithTimeout(s.recCtx, recordAttemptTimeout)
 		err := s.blocks.RecordBlock(ctx, b)
@@ -596,16 +595,12 @@ func (s *Server) recordLoop(b Block, log *slog.Logger) {
 		if s.recCtx.Err() != nil {
 			return // stopRecorder reports it
 		}
+		delay := retry.Next()
 		log.Error("cannot record found block in the ledger; kept in memory, retrying",
 			"attempt", attempt, "retry_in", delay, "accepted", b.Accepted, "unknown", b.Unknown, "err", err)
-		t := time.NewTimer(delay)
-		select {
-		case <-s.recCtx.Done():
-			t.Stop()
+		if !backoff.Sleep(s.recCtx, delay) {
 			return
-		case <-t.C:
 		}
-		delay = min(2*delay, s.recordBackMax)
 	}
 }
 
@@ -628,7 +623,7 @@ func (s *Server) stopRecorder() {
 	s.recStop()
 	s.recWG.Wait()
 	s.recMu.Lock()
-	left := make([]Block, 0, len(s.unrecorded))
+	left := make([]record.Block, 0, len(s.unrecorded))
 	for _, b := range s.unrecorded {
 		left = append(left, b)
 	}
@@ -639,7 +634,7 @@ func (s *Server) stopRecorder() {
 	}
 }
 
-func (s *Server) logUnrecorded(b Block, err error) {
+func (s *Server) logUnrecorded(b record.Block, err error) {
 	s.log.Error("FOUND BLOCK NOT RECORDED in the ledger: add it by hand",
 		"hash", b.Hash, "height", b.Height, "accepted", b.Accepted, "unknown", b.Unknown, "verdict", b.Verdict,
 		"reward_sat", b.Reward, "address", b.Address, "worker", b.Worker, "found_at", b.Time, "err", err)

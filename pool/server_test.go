@@ -16,6 +16,7 @@ import (
 	"github.com/btcsuite/btcd/chaincfg/v2"
 
 	"github.com/hashforge/hashforge/pool/node"
+	"github.com/hashforge/hashforge/record"
 	"github.com/hashforge/hashforge/stratum"
 )
 
@@ -118,22 +119,26 @@ func (f *fakeSubmitter) count() int { f.mu.Lock(); defer f.mu.Unlock(); return l
 
 type fakeShares struct {
 	mu     sync.Mutex
-	shares []Share
+	shares []record.Share
 }
 
-func (f *fakeShares) AddShare(s Share) { f.mu.Lock(); f.shares = append(f.shares, s); f.mu.Unlock() }
-func (f *fakeShares) all() []Share {
+func (f *fakeShares) AddShare(s record.Share) {
+	f.mu.Lock()
+	f.shares = append(f.shares, s)
+	f.mu.Unlock()
+}
+func (f *fakeShares) all() []record.Share {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return append([]Share(nil), f.shares...)
+	return append([]record.Share(nil), f.shares...)
 }
 
 type fakeBlocks struct {
 	mu     sync.Mutex
-	blocks []Block
+	blocks []record.Block
 }
 
-func (f *fakeBlocks) RecordBlock(_ context.Context, b Block) error {
+func (f *fakeBlocks) RecordBlock(_ context.Context, b record.Block) error {
 	f.mu.Lock()
 	f.blocks = append(f.blocks, b)
 	f.mu.Unlock()
@@ -142,9 +147,9 @@ func (f *fakeBlocks) RecordBlock(_ context.Context, b Block) error {
 
 // wait returns the recorded blocks once there are n (recording is
 // asynchronous).
-func (f *fakeBlocks) wait(t testing.TB, n int) []Block {
+func (f *fakeBlocks) wait(t testing.TB, n int) []record.Block {
 	t.Helper()
-	var got []Block
+	var got []record.Block
 	waitFor(t, func() bool {
 		f.mu.Lock()
 		defer f.mu.Unlock()
@@ -425,7 +430,7 @@ func TestVardiffRetargetAppliesOnNextJob(t *testing.T) {
 		c.StartDifficulty = 1.0 / (1 << 30) // 1 share in ~4 hashes
 	})
 	tmpl := testTemplate(t, 1000, 1, true)
-	tmpl.Bits = "2000ffff" // network difficulty 2^-24: room above the share difficulty
+	tmpl.Bits = 0x2000ffff // network difficulty 2^-24: room above the share difficulty
 	// About one share in 64 here also solves a block; the node refuses
 	// them, so the job stays current (an accepted block makes it stale).
 	tp.sub.verdict = "rejected: test"
@@ -497,7 +502,7 @@ func TestRetargetSendsDifficultyThenJob(t *testing.T) {
 		c.StartDifficulty = 1.0 / (1 << 30)
 	})
 	tmpl := testTemplate(t, 1000, 1, true)
-	tmpl.Bits = "2000ffff"
+	tmpl.Bits = 0x2000ffff
 	tp.srv.publish(tmpl, true)
 	c := &memConn{}
 	ss := subscribeAuthorize(t, tp.srv, c, regtestAddr+".w", []any{"m"})
@@ -559,7 +564,7 @@ func TestRunCleanAndCoalescedJobs(t *testing.T) {
 		// A new block goes out at once, clean, however recent the last job.
 		nb := *base
 		nb.Height++
-		nb.PreviousBlockHash = strings.Repeat("1", 64)
+		nb.PreviousBlockHash = hashOf(t, strings.Repeat("1", 64))
 		templates <- &nb
 		synctest.Wait()
 		if cur := tp.srv.jobs.Current(); cur.Height != nb.Height || !cur.Clean {

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hashforge/hashforge/pow"
+	"github.com/hashforge/hashforge/record"
 	"github.com/hashforge/hashforge/stratum"
 )
 
@@ -305,7 +307,7 @@ func (s *Server) handleSuggestDifficulty(ss *session, req *stratum.Request) {
 		ss.c.ReplyError(req.ID, asStratumError(err))
 		return
 	}
-	if _, err := DifficultyToTarget(d); err != nil {
+	if _, err := pow.DifficultyToTarget(d); err != nil {
 		ss.c.ReplyError(req.ID, stratum.Errorf(stratum.CodeOther, "invalid difficulty"))
 		return
 	}
@@ -378,7 +380,7 @@ func (s *Server) handleSubmit(ss *session, req *stratum.Request) {
 	ss.c.Reply(req.ID, true)
 
 	now := s.now()
-	share := Share{
+	share := record.Share{
 		Time:              now,
 		Address:           user.Address,
 		Worker:            user.Worker,
@@ -502,7 +504,7 @@ func (s *Server) sendJobLocked(ss *session, j *Job, clean bool) bool {
 		target := j.netTarget
 		if want != j.netDiff {
 			var err error
-			if target, err = DifficultyToTarget(want); err != nil {
+			if target, err = pow.DifficultyToTarget(want); err != nil {
 				s.log.Error("bad session difficulty", "remote", ss.remote, "difficulty", want, "err", err)
 				return false
 			}

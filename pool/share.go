@@ -3,6 +3,7 @@ package pool
 import (
 	"sync"
 
+	"github.com/hashforge/hashforge/pow"
 	"github.com/hashforge/hashforge/stratum"
 )
 
@@ -62,7 +63,7 @@ type ShareResult struct {
 }
 
 // BlockHash returns the header hash in display order.
-func (r *ShareResult) BlockHash() string { return internalToDisplay(r.Hash) }
+func (r *ShareResult) BlockHash() string { return pow.HashString(&r.Hash) }
 
 // scratch holds the buffer a share's coinbase is assembled in, so checking
 // a share does not allocate.
@@ -121,17 +122,17 @@ func (b *JobBook) CheckShare(sub *Submission, diffs *DifficultyLog) (ShareResult
 	cb = append(cb, sub.Extranonce1...)
 	cb = append(cb, sub.Extranonce2...)
 	cb = append(cb, coinb2...)
-	txid := sha256d(cb)
+	txid := pow.SHA256d(cb)
 	s.cb = cb
 	scratchPool.Put(s)
 
-	root := FoldMerkleBranch(txid, j.branch)
-	j.header(&res.Header, version, &root, sub.NTime, sub.Nonce)
-	res.Hash = sha256d(res.Header[:])
+	root := pow.FoldMerkleBranch(txid, j.branch)
+	pow.PutHeader(&res.Header, version, &j.prevHash, &root, sub.NTime, j.bits, sub.Nonce)
+	res.Hash = pow.SHA256d(res.Header[:])
 
 	target, diff := diffs.ShareTarget(j.Seq)
-	res.IsBlock = HashMeets(&res.Hash, j.netTarget)
-	if !HashMeets(&res.Hash, target) {
+	res.IsBlock = pow.HashMeets(&res.Hash, j.netTarget)
+	if !pow.HashMeets(&res.Hash, target) {
 		// A block is never refused as a low-difficulty share, whatever
 		// the session was told: on a network easier than the session's
 		// difficulty it is accepted, and credited at the network
@@ -147,7 +148,7 @@ func (b *JobBook) CheckShare(sub *Submission, diffs *DifficultyLog) (ShareResult
 	res.Job = j
 	res.Coinb2 = coinb2
 	res.Difficulty = diff
-	res.ActualDiff = hashDifficulty(&res.Hash)
+	res.ActualDiff = pow.HashDifficulty(&res.Hash)
 	return res, nil
 }
 
@@ -206,16 +207,16 @@ type DifficultyLog struct {
 type diffEntry struct {
 	seq    uint64 // job sequence; 0 = empty slot
 	diff   float64
-	target Target
+	target pow.Target
 }
 
 // Set records the difficulty the session has just been told.
-func (l *DifficultyLog) Set(diff float64, target Target) {
+func (l *DifficultyLog) Set(diff float64, target pow.Target) {
 	l.cur = diffEntry{diff: diff, target: target}
 }
 
 // Current returns the difficulty the session was last told (0 before any).
-func (l *DifficultyLog) Current() (float64, Target) { return l.cur.diff, l.cur.target }
+func (l *DifficultyLog) Current() (float64, pow.Target) { return l.cur.diff, l.cur.target }
 
 // JobSent records that job seq was sent at the current difficulty. A job
 // re-sent after a retarget keeps the easier of its difficulties.
@@ -230,7 +231,7 @@ func (l *DifficultyLog) JobSent(seq uint64) {
 
 // ShareTarget returns the easiest target a share for job seq may meet, and
 // the difficulty it stands for.
-func (l *DifficultyLog) ShareTarget(seq uint64) (Target, float64) {
+func (l *DifficultyLog) ShareTarget(seq uint64) (pow.Target, float64) {
 	e := &l.sent[seq%jobLogSize]
 	if e.seq == seq && l.cur.target.Less(e.target) {
 		return e.target, e.diff

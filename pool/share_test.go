@@ -3,22 +3,23 @@ package pool
 import (
 	"errors"
 	"math"
-	"math/big"
 	"testing"
+
+	"github.com/hashforge/hashforge/pow"
 )
 
 // hardTemplate is a template whose network difficulty (2^-24 with bits
 // 2000ffff) leaves room for share targets that are not blocks.
 func hardTemplate(t testing.TB, prevByte byte) *Job {
 	tmpl := testTemplate(t, 1000, 2, true)
-	tmpl.Bits = "2000ffff"
-	tmpl.PreviousBlockHash = tmpl.PreviousBlockHash[:62] + string("0123456789abcdef"[prevByte%16]) + "0"
+	tmpl.Bits = 0x2000ffff
+	tmpl.PreviousBlockHash[0] = prevByte % 16 << 4 // the last two display digits
 	return testJob(t, tmpl, uint64(prevByte)+1, "")
 }
 
-func mustTarget(t testing.TB, d float64) Target {
+func mustTarget(t testing.TB, d float64) pow.Target {
 	t.Helper()
-	tg, err := DifficultyToTarget(d)
+	tg, err := pow.DifficultyToTarget(d)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +75,7 @@ func TestCheckShareRejects(t *testing.T) {
 
 	// A new previous block makes the job stale, not unknown.
 	next := testTemplate(t, 201, 0, false)
-	next.PreviousBlockHash = res.BlockHash()
+	next.PreviousBlockHash = hashOf(t, res.BlockHash())
 	book.Add(testJob(t, next, 2, ""))
 	if _, err := book.CheckShare(mod(func(s *Submission) { s.Nonce++ }), &diffs); err != ErrStaleJob {
 		t.Errorf("share for the old block: got %v, want %v", err, ErrStaleJob)
@@ -192,51 +193,5 @@ func TestCheckShareVersionRolling(t *testing.T) {
 	sub.VersionBits = 0x00002000
 	if _, err := book.CheckShare(&sub, &diffs); err == ErrDuplicate {
 		t.Fatal("different version bits judged a duplicate")
-	}
-}
-
-func TestDifficultyToTargetExact(t *testing.T) {
-	for _, d := range []float64{1, 0.5, 3, 1e-10, 4.656542373906925e-10, 0.00010626837930860896, 1e15, 123456.789, math.Ldexp(1, -40)} {
-		got := mustTarget(t, d)
-		r := new(big.Rat).SetFloat64(d)
-		want := new(big.Int).Mul(diff1, r.Denom())
-		want.Quo(want, r.Num())
-		if want.Cmp(maxTarget) > 0 {
-			want = maxTarget
-		}
-		if got.Big().Cmp(want) != 0 {
-			t.Errorf("difficulty %v: target %s, want %x", d, got, want)
-		}
-	}
-	if _, err := DifficultyToTarget(0); err == nil {
-		t.Error("zero difficulty accepted")
-	}
-	if _, err := DifficultyToTarget(math.NaN()); err == nil {
-		t.Error("NaN difficulty accepted")
-	}
-	if got := mustTarget(t, 1e-30); got != (Target{math.MaxUint64, math.MaxUint64, math.MaxUint64, math.MaxUint64}) {
-		t.Errorf("tiny difficulty does not saturate: %s", got)
-	}
-}
-
-func TestCompactToTarget(t *testing.T) {
-	for bits, want := range map[uint32]string{
-		0x1d00ffff: "00000000ffff0000000000000000000000000000000000000000000000000000",
-		0x207fffff: "7fffff0000000000000000000000000000000000000000000000000000000000",
-		0x1b0404cb: "00000000000404cb000000000000000000000000000000000000000000000000",
-	} {
-		got, err := CompactToTarget(bits)
-		if err != nil || got.String() != want {
-			t.Errorf("%08x: %s, %v", bits, got, err)
-		}
-	}
-	for _, bad := range []uint32{0x1d800001, 0x00000000, 0x23ffffff} {
-		if _, err := CompactToTarget(bad); err == nil {
-			t.Errorf("%08x accepted", bad)
-		}
-	}
-	rt, _ := CompactToTarget(0x207fffff)
-	if d := TargetToDifficulty(rt); math.Abs(d-4.656542373906925e-10)/d > 1e-12 {
-		t.Errorf("regtest difficulty %v", d)
 	}
 }

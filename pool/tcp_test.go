@@ -14,6 +14,7 @@ import (
 
 	"github.com/btcsuite/btcd/wire/v2"
 
+	"github.com/hashforge/hashforge/pow"
 	"github.com/hashforge/hashforge/stratum"
 )
 
@@ -87,18 +88,18 @@ func stratumCode(err error) int {
 // difficulty, as cpuminer does.
 func mineShare(t *testing.T, n notifyFields, en1, en2 []byte, difficulty float64) uint32 {
 	t.Helper()
-	target, err := DifficultyToTarget(difficulty)
+	target, err := pow.DifficultyToTarget(difficulty)
 	if err != nil {
 		t.Fatal(err)
 	}
-	txid := sha256d(mustHex(t, n.coinb1+hex.EncodeToString(en1)+hex.EncodeToString(en2)+n.coinb2))
+	txid := pow.SHA256d(mustHex(t, n.coinb1+hex.EncodeToString(en1)+hex.EncodeToString(en2)+n.coinb2))
 	var branch [][32]byte
 	for _, b := range n.branch {
 		branch = append(branch, [32]byte(mustHex(t, b)))
 	}
-	root := FoldMerkleBranch(txid, branch)
+	root := pow.FoldMerkleBranch(txid, branch)
 	prev := [32]byte(mustHex(t, n.prevHash))
-	swapWords(&prev)
+	pow.SwapWords(&prev)
 	var h [80]byte
 	put := func(off int, v uint32) {
 		h[off], h[off+1], h[off+2], h[off+3] = byte(v), byte(v>>8), byte(v>>16), byte(v>>24)
@@ -110,8 +111,8 @@ func mineShare(t *testing.T, n notifyFields, en1, en2 []byte, difficulty float64
 	put(72, mustU32(t, n.nbits))
 	for nonce := uint32(0); nonce < 1<<20; nonce++ {
 		put(76, nonce)
-		sum := sha256d(h[:])
-		if HashMeets(&sum, target) {
+		sum := pow.SHA256d(h[:])
+		if pow.HashMeets(&sum, target) {
 			return nonce
 		}
 	}
@@ -268,7 +269,7 @@ func TestTCPSlowSessionDoesNotStallOthers(t *testing.T) {
 	for i := 0; i < 40000 && !dropped; i++ {
 		tmpl := *base
 		tmpl.Height = base.Height + int64(i) + 1
-		tmpl.PreviousBlockHash = fmt.Sprintf("%064x", i+1)
+		tmpl.PreviousBlockHash = hashOf(t, fmt.Sprintf("%064x", i+1))
 		tp.srv.publish(&tmpl, true)
 		if i%100 == 99 {
 			waitJob(tp.srv.jobs.Current().ID)
@@ -280,7 +281,7 @@ func TestTCPSlowSessionDoesNotStallOthers(t *testing.T) {
 	}
 	// The survivor still gets work.
 	tmpl := *base
-	tmpl.PreviousBlockHash = strings.Repeat("f", 64)
+	tmpl.PreviousBlockHash = hashOf(t, strings.Repeat("f", 64))
 	tp.srv.publish(&tmpl, true)
 	waitJob(tp.srv.jobs.Current().ID)
 }

@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/btcsuite/btcd/txscript/v2"
+
+	"github.com/hashforge/hashforge/pow"
 )
 
 type stratumVectors struct {
@@ -82,13 +84,13 @@ func mustU32(t testing.TB, s string) uint32 {
 func jobFromNotify(t testing.TB, n notifyFields, seq uint64, en2Size int) *Job {
 	t.Helper()
 	prev := [32]byte(mustHex(t, n.prevHash))
-	swapWords(&prev)
+	pow.SwapWords(&prev)
 	branch := make([][32]byte, len(n.branch))
 	for i, b := range n.branch {
 		branch[i] = [32]byte(mustHex(t, b))
 	}
 	bits := mustU32(t, n.nbits)
-	nt, err := CompactToTarget(bits)
+	nt, err := pow.CompactToTarget(bits)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,21 +100,7 @@ func jobFromNotify(t testing.TB, n notifyFields, seq uint64, en2Size int) *Job {
 		version: mustU32(t, n.version), prevHash: prev, bits: bits,
 		curTime: cur, minNTime: cur, maxNTime: cur + maxNTimeAhead - 1,
 		coinb1: mustHex(t, n.coinb1), coinb2: mustHex(t, n.coinb2),
-		en2Size: en2Size, branch: branch, netTarget: nt, netDiff: TargetToDifficulty(nt),
-	}
-}
-
-func TestDiff1Target(t *testing.T) {
-	v := loadStratumVectors(t)
-	d1, err := DifficultyToTarget(1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if d1.String() != v.Diff1TargetHex {
-		t.Fatalf("diff1 target %s, want %s", d1, v.Diff1TargetHex)
-	}
-	if got := TargetToDifficulty(d1); got != 1 {
-		t.Fatalf("difficulty of diff1 target = %v", got)
+		en2Size: en2Size, branch: branch, netTarget: nt, netDiff: pow.TargetToDifficulty(nt),
 	}
 }
 
@@ -138,11 +126,11 @@ func TestRealMinerShareVector(t *testing.T) {
 	if cb != exp["coinbase_hex"] {
 		t.Fatalf("coinbase\n got %s\nwant %s", cb, exp["coinbase_hex"])
 	}
-	txid := sha256d(mustHex(t, cb))
-	if got := internalToDisplay(txid); got != exp["coinbase_txid"] {
+	txid := pow.SHA256d(mustHex(t, cb))
+	if got := pow.HashString(&txid); got != exp["coinbase_txid"] {
 		t.Fatalf("coinbase txid %s, want %s", got, exp["coinbase_txid"])
 	}
-	if root := FoldMerkleBranch(txid, nil); hex.EncodeToString(root[:]) != exp["merkle_root_header_order"] {
+	if root := pow.FoldMerkleBranch(txid, nil); hex.EncodeToString(root[:]) != exp["merkle_root_header_order"] {
 		got := hex.EncodeToString(root[:])
 		t.Fatalf("merkle root %s, want %s", got, exp["merkle_root_header_order"])
 	}
@@ -151,7 +139,7 @@ func TestRealMinerShareVector(t *testing.T) {
 	book := NewJobBook(4)
 	book.Add(j)
 	var diffs DifficultyLog
-	target, err := DifficultyToTarget(vec.SetDifficulty)
+	target, err := pow.DifficultyToTarget(vec.SetDifficulty)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,7 +161,7 @@ func TestRealMinerShareVector(t *testing.T) {
 	if got := res.BlockHash(); got != exp["block_hash"] {
 		t.Fatalf("block hash %s, want %s", got, exp["block_hash"])
 	}
-	if met := HashMeets(&res.Hash, target); met != exp["share_target_met"] {
+	if met := pow.HashMeets(&res.Hash, target); met != exp["share_target_met"] {
 		t.Fatalf("share target met = %v", met)
 	}
 	if !res.IsBlock {
@@ -181,10 +169,10 @@ func TestRealMinerShareVector(t *testing.T) {
 	}
 
 	next := exp["next_notify_prevhash"].(string)
-	if got, err := NotifyPrevHash(res.BlockHash()); err != nil || got != next {
+	if got, err := pow.NotifyPrevHash(res.BlockHash()); err != nil || got != next {
 		t.Fatalf("NotifyPrevHash = %s, %v; want %s", got, err, next)
 	}
-	if got, err := PrevHashFromNotify(next); err != nil || got != exp["block_hash"] {
+	if got, err := pow.PrevHashFromNotify(next); err != nil || got != exp["block_hash"] {
 		t.Fatalf("PrevHashFromNotify = %s, %v; want %s", got, err, exp["block_hash"])
 	}
 }
@@ -199,12 +187,12 @@ func TestComputedBranchOf3Vector(t *testing.T) {
 	exp := vec.Expect
 	sub := vec.Submit
 	cb := mustHex(t, n.coinb1+vec.Extranonce1+sub[2]+n.coinb2)
-	txid := sha256d(cb)
-	if got := internalToDisplay(txid); got != exp["coinbase_txid"] {
+	txid := pow.SHA256d(cb)
+	if got := pow.HashString(&txid); got != exp["coinbase_txid"] {
 		t.Fatalf("coinbase txid %s, want %s", got, exp["coinbase_txid"])
 	}
 	j := jobFromNotify(t, n, 1, len(mustHex(t, sub[2])))
-	root := FoldMerkleBranch(txid, j.branch)
+	root := pow.FoldMerkleBranch(txid, j.branch)
 	if got := hex.EncodeToString(root[:]); got != exp["merkle_root_header_order"] {
 		t.Fatalf("merkle root %s, want %s", got, exp["merkle_root_header_order"])
 	}
@@ -227,70 +215,6 @@ func TestComputedBranchOf3Vector(t *testing.T) {
 	}
 	if got := res.BlockHash(); got != exp["block_hash"] {
 		t.Fatalf("block hash %s, want %s", got, exp["block_hash"])
-	}
-}
-
-func TestSlushPrevHash(t *testing.T) {
-	v := loadStratumVectors(t)
-	vec := v.Vectors[2]
-	if vec.Name != "slush-example" {
-		t.Fatalf("vector 2 is %q", vec.Name)
-	}
-	n := decodeNotify(t, vec.Notify)
-	display := vec.Expect["prevhash_display"].(string)
-	if got, err := NotifyPrevHash(display); err != nil || got != n.prevHash {
-		t.Fatalf("NotifyPrevHash = %s, %v; want %s", got, err, n.prevHash)
-	}
-	if got, err := PrevHashFromNotify(n.prevHash); err != nil || got != display {
-		t.Fatalf("PrevHashFromNotify = %s, %v; want %s", got, err, display)
-	}
-	internal, err := displayToInternal(display)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := hex.EncodeToString(internal[:]); got != vec.Expect["prevhash_header_order"] {
-		t.Fatalf("header order %s, want %s", got, vec.Expect["prevhash_header_order"])
-	}
-}
-
-func TestHeaderVectors(t *testing.T) {
-	raw, err := os.ReadFile("../testdata/headers.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var hs []struct {
-		Name    string `json:"name"`
-		Header  string `json:"header_hex"`
-		Nonce   uint32 `json:"nonce_le_u32"`
-		Sha256d string `json:"sha256d_hex"`
-		Display string `json:"block_hash_display"`
-	}
-	if err := json.Unmarshal(raw, &hs); err != nil {
-		t.Fatal(err)
-	}
-	for _, h := range hs {
-		t.Run(h.Name, func(t *testing.T) {
-			hdr := mustHex(t, h.Header)
-			sum := sha256d(hdr)
-			if got := hex.EncodeToString(sum[:]); got != h.Sha256d {
-				t.Fatalf("sha256d %s, want %s", got, h.Sha256d)
-			}
-			if got := internalToDisplay(sum); got != h.Display {
-				t.Fatalf("display %s, want %s", got, h.Display)
-			}
-			bits := uint32(hdr[72]) | uint32(hdr[73])<<8 | uint32(hdr[74])<<16 | uint32(hdr[75])<<24
-			target, err := CompactToTarget(bits)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !HashMeets(&sum, target) {
-				t.Fatal("a mined header does not meet its own target")
-			}
-			nonce := uint32(hdr[76]) | uint32(hdr[77])<<8 | uint32(hdr[78])<<16 | uint32(hdr[79])<<24
-			if nonce != h.Nonce {
-				t.Fatalf("nonce %d, want %d", nonce, h.Nonce)
-			}
-		})
 	}
 }
 

@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/hashforge/hashforge/internal/backoff"
 )
 
 // Reasons a session ends, as passed to Handler.Disconnected (possibly
@@ -157,7 +159,7 @@ func (srv *Server) config() *serverConfig {
 		c.now = time.Now
 	}
 	if c.sleep == nil {
-		c.sleep = sleepCtx
+		c.sleep = func(ctx context.Context, d time.Duration) { backoff.Sleep(ctx, d) }
 	}
 	return c
 }
@@ -241,7 +243,7 @@ func (srv *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}()
 
 	cfg.log.Info("stratum server listening", "addr", ln.Addr().String())
-	var backoff time.Duration
+	retry := backoff.Backoff{Min: 5 * time.Millisecond, Max: time.Second}
 	for {
 		conn, err := ln.Accept()
 		if err != nil {
@@ -253,16 +255,14 @@ func (srv *Server) Serve(ctx context.Context, ln net.Listener) error {
 			}
 			// Out of file descriptors and the like: wait for sessions to
 			// end instead of spinning on the listener.
-			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-			cfg.log.Warn("stratum accept failed; retrying", "err", err, "delay", backoff)
-			select {
-			case <-time.After(backoff):
-			case <-ctx.Done():
+			delay := retry.Next()
+			cfg.log.Warn("stratum accept failed; retrying", "err", err, "delay", delay)
+			if !backoff.Sleep(ctx, delay) {
 				return nil
 			}
 			continue
 		}
-		backoff = 0
+		retry.Reset()
 		s := newSession(ctx, srv.nextID.Add(1), conn, cfg)
 		srv.mu.Lock()
 		srv.sessions[s] = struct{}{}
@@ -636,13 +636,4 @@ func (b *tokenBucket) take(now time.Time) time.Duration {
 		return 0
 	}
 	return time.Duration(-b.tokens / b.rate * float64(time.Second))
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
 }

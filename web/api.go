@@ -18,6 +18,7 @@ import (
 
 	"github.com/hashforge/hashforge/ledger"
 	"github.com/hashforge/hashforge/pool"
+	"github.com/hashforge/hashforge/record"
 )
 
 // The API's JSON is its own contract, kept apart from the Go types behind
@@ -66,7 +67,7 @@ func blockFromRow(b ledger.BlockRow) blockJSON {
 
 // blockFromPool is a block as the pool reports it, before the payout
 // process has looked at it: its status is what the ledger records first.
-func blockFromPool(b pool.Block) blockJSON {
+func blockFromPool(b record.Block) blockJSON {
 	return blockJSON{Height: b.Height, Hash: b.Hash, Reward: b.Reward, Address: b.Address, Worker: b.Worker,
 		Accepted: b.Accepted, Verdict: b.Verdict, Status: b.Status(), FoundAt: b.Time.UTC()}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/hashforge/hashforge/ledger"
 	"github.com/hashforge/hashforge/payout"
 	"github.com/hashforge/hashforge/pool"
+	"github.com/hashforge/hashforge/record"
 )
 
 func dialFeed(t *testing.T, env *testEnv, query string) *websocket.Conn {
@@ -79,7 +80,7 @@ func TestLiveFeedRelaysEvents(t *testing.T) {
 	env.events <- pool.Event{Kind: pool.EventWorkerUp, Time: now, Worker: &pool.WorkerEvent{Address: addrA, Worker: "rig1", Remote: "192.0.2.7:4000"}}
 	env.events <- pool.Event{Kind: pool.EventWorkerUp, Time: now, Worker: &pool.WorkerEvent{Address: addrB, Worker: "x", Remote: "192.0.2.8:4000"}}
 	env.events <- pool.Event{Kind: pool.EventJob, Time: now, Job: &pool.JobEvent{ID: "ab01", Height: 102, Clean: true, Transactions: 3, Sessions: 2, FanOut: 1500 * time.Microsecond}}
-	block := pool.Block{Time: now, Height: 102, Hash: strings.Repeat("cd", 32), Reward: 5_000_000_000, Address: addrA, Worker: "rig1", Accepted: true, Verdict: "accepted"}
+	block := record.Block{Time: now, Height: 102, Hash: strings.Repeat("cd", 32), Reward: 5_000_000_000, Address: addrA, Worker: "rig1", Accepted: true, Verdict: "accepted"}
 	env.events <- pool.Event{Kind: pool.EventBlock, Time: now, Block: &block}
 
 	// The address client sees its own worker event (and no one else's),
@@ -155,7 +156,7 @@ func TestLiveFeedSlowClientDoesNotDelayOthers(t *testing.T) {
 	send := func(i int) string {
 		t.Helper()
 		hash := fmt.Sprintf("%064x", i)
-		b := pool.Block{Time: time.Now(), Height: int64(i), Hash: hash, Address: addrA, Verdict: verdict}
+		b := record.Block{Time: time.Now(), Height: int64(i), Hash: hash, Address: addrA, Verdict: verdict}
 		select {
 		case env.events <- pool.Event{Kind: pool.EventBlock, Time: b.Time, Block: &b}:
 		case <-time.After(10 * time.Second):
@@ -258,7 +259,7 @@ func TestLiveFeedDropsClientWithoutPongs(t *testing.T) {
 func TestLiveFeedDropsSlowClient(t *testing.T) {
 	env := newTestEnv(t)
 	dialFeed(t, env, "") // never read
-	block := pool.Block{Time: time.Now(), Height: 1, Hash: strings.Repeat("ef", 32), Address: addrA,
+	block := record.Block{Time: time.Now(), Height: 1, Hash: strings.Repeat("ef", 32), Address: addrA,
 		Verdict: strings.Repeat("x", 2000)} // big messages fill the socket buffers sooner
 	start := time.Now()
 	const sent = 20000
@@ -385,7 +386,7 @@ func TestLedgerBatchHistograms(t *testing.T) {
 	go func() { done <- b.Run(ctx) }()
 	now := time.Now()
 	for i := range 5 {
-		b.AddShare(pool.Share{Time: now.Add(-time.Duration(i) * time.Second), Address: addrA, Worker: "rig", JobID: "j", Difficulty: 1, Height: 1})
+		b.AddShare(record.Share{Time: now.Add(-time.Duration(i) * time.Second), Address: addrA, Worker: "rig", JobID: "j", Difficulty: 1, Height: 1})
 	}
 	waitUntil(t, "shares written", func() bool { return b.Stats().SharesWritten == 5 })
 	cancel()

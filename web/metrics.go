@@ -13,6 +13,7 @@ import (
 
 	"github.com/hashforge/hashforge/payout"
 	"github.com/hashforge/hashforge/pool"
+	"github.com/hashforge/hashforge/record"
 )
 
 // metrics is /metrics. Counters that the pool and the ledger keep anyway
@@ -121,7 +122,7 @@ func (s *Server) ObserveFlush(n int, d time.Duration, err error) {
 	s.metrics.batchSize.Observe(float64(n))
 }
 
-func blockVerdict(b pool.Block) string {
+func blockVerdict(b record.Block) string {
 	switch {
 	case b.Accepted:
 		return "accepted"

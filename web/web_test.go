@@ -22,6 +22,7 @@ import (
 	"github.com/hashforge/hashforge/ledger"
 	"github.com/hashforge/hashforge/payout"
 	"github.com/hashforge/hashforge/pool"
+	"github.com/hashforge/hashforge/record"
 )
 
 func TestMain(m *testing.M) { os.Exit(devtest.Main(m)) }
@@ -136,7 +137,7 @@ func get(t *testing.T, url string, wantStatus int, out any) {
 }
 
 // writeShares commits shares through the real batcher and waits for them.
-func writeShares(t *testing.T, led *ledger.Ledger, shares []pool.Share) {
+func writeShares(t *testing.T, led *ledger.Ledger, shares []record.Share) {
 	t.Helper()
 	b := ledger.NewBatcher(led, ledger.BatcherOptions{})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -203,9 +204,9 @@ func TestStatsHashratesAgree(t *testing.T) {
 	// Mining starts: every share is within the last 10 minutes, so every
 	// window covers the same minute of mining and shows the same rate.
 	now := time.Now()
-	var shares []pool.Share
+	var shares []record.Share
 	for i := range 60 {
-		shares = append(shares, pool.Share{Time: now.Add(-time.Duration(i) * time.Second), Address: addrA, Worker: "rig",
+		shares = append(shares, record.Share{Time: now.Add(-time.Duration(i) * time.Second), Address: addrA, Worker: "rig",
 			JobID: "j", Difficulty: 3, Height: 101})
 	}
 	writeShares(t, env.led, shares)
@@ -220,7 +221,7 @@ func TestStatsHashratesAgree(t *testing.T) {
 	get(t, env.srv.URL+"/api/v1/stats", 200, &s)
 	check(s)
 	// A found block expires them at once.
-	env.events <- pool.Event{Kind: pool.EventBlock, Time: now, Block: &pool.Block{Time: now, Height: 101,
+	env.events <- pool.Event{Kind: pool.EventBlock, Time: now, Block: &record.Block{Time: now, Height: 101,
 		Hash: strings.Repeat("ab", 32), Address: addrA, Accepted: true, Verdict: "accepted"}}
 	waitUntil(t, "fresh stats", func() bool {
 		get(t, env.srv.URL+"/api/v1/stats", 200, &s)
@@ -309,16 +310,16 @@ func TestErrorsAreJSON(t *testing.T) {
 func TestStatsFromLedger(t *testing.T) {
 	env := newTestEnv(t)
 	now := time.Now()
-	var shares []pool.Share
+	var shares []record.Share
 	// 600 difficulty-2 shares in the last 10 minutes, one of 1000 two
 	// hours ago (in the 24 h window only).
 	for i := range 600 {
-		shares = append(shares, pool.Share{Time: now.Add(-time.Duration(i) * 900 * time.Millisecond), Address: addrA, Worker: "rig",
+		shares = append(shares, record.Share{Time: now.Add(-time.Duration(i) * 900 * time.Millisecond), Address: addrA, Worker: "rig",
 			JobID: "j", Difficulty: 2, Height: 101})
 	}
-	shares = append(shares, pool.Share{Time: now.Add(-2 * time.Hour), Address: addrA, Worker: "rig", JobID: "j", Difficulty: 1000, Height: 100})
+	shares = append(shares, record.Share{Time: now.Add(-2 * time.Hour), Address: addrA, Worker: "rig", JobID: "j", Difficulty: 1000, Height: 100})
 	writeShares(t, env.led, shares)
-	if err := env.led.RecordBlock(context.Background(), pool.Block{Time: now, Height: 101, Hash: strings.Repeat("ab", 32),
+	if err := env.led.RecordBlock(context.Background(), record.Block{Time: now, Height: 101, Hash: strings.Repeat("ab", 32),
 		Reward: 5_000_000_000, Address: addrA, Worker: "rig", Accepted: true, Verdict: "accepted"}); err != nil {
 		t.Fatal(err)
 	}
@@ -358,7 +359,7 @@ func TestBlocksPagingAndBadInput(t *testing.T) {
 	ctx := context.Background()
 	base := time.Now().Add(-time.Hour)
 	for h := int64(1); h <= 3; h++ {
-		err := env.led.RecordBlock(ctx, pool.Block{Time: base.Add(time.Duration(h) * time.Minute), Height: h,
+		err := env.led.RecordBlock(ctx, record.Block{Time: base.Add(time.Duration(h) * time.Minute), Height: h,
 			Hash: strings.Repeat("0", 63) + string(rune('0'+h)), Reward: 5000000000, Address: addrA, Worker: "w",
 			Accepted: h != 2, Verdict: map[bool]string{true: "accepted", false: "bad-txnmrklroot"}[h != 2]})
 		if err != nil {
@@ -396,7 +397,7 @@ func TestBlocksPagingAndBadInput(t *testing.T) {
 	get(t, env.srv.URL+"/api/v1/nope", 404, &map[string]string{})
 
 	// A block the node gave no clear answer for shows as unknown.
-	if err := env.led.RecordBlock(ctx, pool.Block{Time: base.Add(10 * time.Minute), Height: 4, Hash: strings.Repeat("0", 63) + "4",
+	if err := env.led.RecordBlock(ctx, record.Block{Time: base.Add(10 * time.Minute), Height: 4, Hash: strings.Repeat("0", 63) + "4",
 		Reward: 5000000000, Address: addrA, Unknown: true, Verdict: "inconclusive"}); err != nil {
 		t.Fatal(err)
 	}
@@ -406,7 +407,7 @@ func TestBlocksPagingAndBadInput(t *testing.T) {
 		p.Blocks[0].Verdict != "inconclusive" {
 		t.Fatalf("unknown block: %+v", p)
 	}
-	if b := blockFromPool(pool.Block{Unknown: true, Verdict: "inconclusive"}); b.Status != "unknown" {
+	if b := blockFromPool(record.Block{Unknown: true, Verdict: "inconclusive"}); b.Status != "unknown" {
 		t.Errorf("live feed status of an unknown block: %q", b.Status)
 	}
 }
@@ -414,13 +415,13 @@ func TestBlocksPagingAndBadInput(t *testing.T) {
 func TestMinerPage(t *testing.T) {
 	env := newTestEnv(t)
 	now := time.Now()
-	var shares []pool.Share
+	var shares []record.Share
 	for i := range 30 {
 		shares = append(shares,
-			pool.Share{Time: now.Add(-time.Duration(i) * 10 * time.Second), Address: addrA, Worker: "rig1", JobID: "j", Difficulty: 4, Height: 1},
-			pool.Share{Time: now.Add(-time.Duration(i) * 10 * time.Second), Address: addrB, Worker: "other", JobID: "j", Difficulty: 1, Height: 1})
+			record.Share{Time: now.Add(-time.Duration(i) * 10 * time.Second), Address: addrA, Worker: "rig1", JobID: "j", Difficulty: 4, Height: 1},
+			record.Share{Time: now.Add(-time.Duration(i) * 10 * time.Second), Address: addrB, Worker: "other", JobID: "j", Difficulty: 1, Height: 1})
 	}
-	shares = append(shares, pool.Share{Time: now.Add(-3 * time.Hour), Address: addrA, Worker: "old", JobID: "j", Difficulty: 1, Height: 1})
+	shares = append(shares, record.Share{Time: now.Add(-3 * time.Hour), Address: addrA, Worker: "old", JobID: "j", Difficulty: 1, Height: 1})
 	writeShares(t, env.led, shares)
 	// rig1 is connected; "fresh" has connected but its shares have not
 	// reached the ledger yet.

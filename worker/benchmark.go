@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/hashforge/hashforge/internal/backoff"
 	"github.com/hashforge/hashforge/stratum"
 )
 
@@ -29,7 +30,7 @@ func (m *Miner) benchmark(ctx context.Context) error {
 		}
 		rec := &jobRecord{job: job, target: target, diff: m.cfg.BenchmarkDiff}
 		m.sched.set(&template{job: job, en1: []byte{0, 0, 0, 1}, en2Size: 4, owner: owner, rec: rec}, target)
-		if !sleepCtx(ctx, time.Minute) {
+		if !backoff.Sleep(ctx, time.Minute) {
 			return nil
 		}
 	}

@@ -15,7 +15,7 @@
 //   - mining.set_extranonce and mining.set_version_mask take effect at once:
 //     the current job is republished and candidates built on the old values
 //     are dropped as stale.
-//   - Every candidate is re-hashed with the reference sha256d.Sum and checked
+//   - Every candidate is re-hashed with the reference pow.SHA256d and checked
 //     against the live share target and job state right before it is sent;
 //     submits go out one at a time, in order, so nothing found for a job
 //     cleared by a clean notify is sent after the miner has seen it.

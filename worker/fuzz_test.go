@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/hashforge/hashforge/stratum"
-	"github.com/hashforge/hashforge/worker/sha256d"
 )
 
 // idleDevice never hashes: the fuzzers drive the session and the scheduler
@@ -179,7 +178,7 @@ func checkJob(t *testing.T, j *Job) {
 	if len(j.Coinb1) > maxCoinbaseHalf || len(j.Coinb2) > maxCoinbaseHalf || len(j.Branch) > 32 {
 		t.Fatalf("job %q: coinbase halves %d and %d bytes, %d branch entries", j.ID, len(j.Coinb1), len(j.Coinb2), len(j.Branch))
 	}
-	if j.NetTarget != sha256d.CompactTarget(j.NBits) {
+	if j.NetTarget != netTarget(j.NBits) {
 		t.Fatalf("job %q: network target does not match nbits %08x", j.ID, j.NBits)
 	}
 }

@@ -1,15 +1,13 @@
 package worker
 
 import (
-	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"math"
-	"math/big"
 	"strings"
 
+	"github.com/hashforge/hashforge/pow"
 	"github.com/hashforge/hashforge/stratum"
 	"github.com/hashforge/hashforge/worker/sha256d"
 )
@@ -50,7 +48,11 @@ func ParseJob(p *stratum.NotifyParams) (*Job, error) {
 	if err != nil {
 		return nil, err
 	}
-	j.PrevHash = notifyPrevHashToHeader(prev)
+	// The pool sends the header bytes with every 4-byte word
+	// byte-swapped (a quirk of the original implementation treating the
+	// hash as eight big-endian uint32s).
+	j.PrevHash = [32]byte(prev)
+	pow.SwapWords(&j.PrevHash)
 	if j.Coinb1, err = decodeHex("coinb1", p.Coinb1, -1); err != nil {
 		return nil, err
 	}
@@ -79,22 +81,11 @@ func ParseJob(p *stratum.NotifyParams) (*Job, error) {
 	if j.NBits, err = parseHexUint32("nbits", p.NBits); err != nil {
 		return nil, err
 	}
-	j.NetTarget = sha256d.CompactTarget(j.NBits)
+	j.NetTarget = netTarget(j.NBits)
 	if j.NTime, err = parseHexUint32("ntime", p.NTime); err != nil {
 		return nil, err
 	}
 	return j, nil
-}
-
-// notifyPrevHashToHeader undoes the Stratum prevhash encoding: the pool sends
-// the header bytes with every 4-byte word byte-swapped (a quirk of the
-// original implementation treating the hash as eight big-endian uint32s).
-func notifyPrevHashToHeader(b []byte) [32]byte {
-	var out [32]byte
-	for i := 0; i < 32; i += 4 {
-		binary.LittleEndian.PutUint32(out[i:], binary.BigEndian.Uint32(b[i:]))
-	}
-	return out
 }
 
 func decodeHex(what, s string, size int) ([]byte, error) {
@@ -139,93 +130,39 @@ func (j *Job) Coinbase(en1, en2 []byte) []byte {
 	return append(cb, j.Coinb2...)
 }
 
-// MerkleRoot folds the coinbase txid with the branch: the coinbase is always
-// the leftmost leaf, so each step hashes (running ‖ sibling).
+// MerkleRoot folds the coinbase txid with the branch.
 func (j *Job) MerkleRoot(en1, en2 []byte) [32]byte {
-	root := sha256d2(j.Coinbase(en1, en2))
-	var buf [64]byte
-	for i := range j.Branch {
-		copy(buf[:32], root[:])
-		copy(buf[32:], j.Branch[i][:])
-		root = sha256d2(buf[:])
-	}
-	return root
+	return pow.FoldMerkleBranch(pow.SHA256d(j.Coinbase(en1, en2)), j.Branch)
 }
 
 // Header assembles the 80-byte header for one point of the search space.
 func (j *Job) Header(en1, en2 []byte, version, ntime, nonce uint32) [80]byte {
 	root := j.MerkleRoot(en1, en2)
-	return j.headerWithRoot(&root, version, ntime, nonce)
-}
-
-func (j *Job) headerWithRoot(root *[32]byte, version, ntime, nonce uint32) [80]byte {
 	var h [80]byte
-	binary.LittleEndian.PutUint32(h[0:], version)
-	copy(h[4:36], j.PrevHash[:])
-	copy(h[36:68], root[:])
-	binary.LittleEndian.PutUint32(h[68:], ntime)
-	binary.LittleEndian.PutUint32(h[72:], j.NBits)
-	binary.LittleEndian.PutUint32(h[76:], nonce)
+	pow.PutHeader(&h, version, &j.PrevHash, &root, ntime, j.NBits, nonce)
 	return h
 }
 
-func sha256d2(b []byte) [32]byte {
-	first := sha256.Sum256(b)
-	return sha256.Sum256(first[:])
+// netTarget is the block target nbits encodes, little-endian. A negative or
+// overflowing nbits (never valid in a block) gives the zero target, so
+// nothing is ever mistaken for a block solution.
+func netTarget(bits uint32) [32]byte {
+	t, err := pow.CompactToTarget(bits)
+	if err != nil {
+		return [32]byte{}
+	}
+	return t.Hash()
 }
-
-// diff1 is the difficulty-1 target 0x00000000FFFF0000…(26 zero bytes).
-var diff1 = new(big.Int).Lsh(big.NewInt(0xFFFF), 208)
-
-var maxTarget = new(big.Int).Sub(new(big.Int).Lsh(big.NewInt(1), 256), big.NewInt(1))
 
 // DifficultyTarget returns floor(diff1 / diff) as a little-endian 256-bit
-// target (the order sha256d compares in). The division is exact: a float64
-// is m·2^e with an integer m, so the quotient is computed on integers and
-// never loses the low bits a float division would.
+// target (the order sha256d compares in), exactly.
 func DifficultyTarget(diff float64) ([32]byte, error) {
-	var out [32]byte
-	if math.IsNaN(diff) || math.IsInf(diff, 0) || diff <= 0 {
-		return out, fmt.Errorf("invalid share difficulty %v", diff)
+	t, err := pow.DifficultyToTarget(diff)
+	if err != nil {
+		return [32]byte{}, fmt.Errorf("invalid share difficulty %v", diff)
 	}
-	frac, exp := math.Frexp(diff) // diff = frac·2^exp, frac in [0.5, 1)
-	m := new(big.Int).SetUint64(uint64(math.Ldexp(frac, 53)))
-	e := exp - 53
-	num := new(big.Int).Set(diff1)
-	if e >= 0 {
-		m.Lsh(m, uint(e))
-	} else {
-		num.Lsh(num, uint(-e))
-	}
-	t := num.Quo(num, m)
-	if t.Cmp(maxTarget) > 0 {
-		t = maxTarget
-	}
-	var be [32]byte
-	t.FillBytes(be[:])
-	for i := range be {
-		out[i] = be[31-i]
-	}
-	return out, nil
+	return t.Hash(), nil
 }
-
-// targetDifficulty is the inverse of DifficultyTarget, for display only.
-func targetDifficulty(t *[32]byte) float64 {
-	var be [32]byte
-	for i := range t {
-		be[i] = t[31-i]
-	}
-	tv := new(big.Float).SetInt(new(big.Int).SetBytes(be[:]))
-	if tv.Sign() == 0 {
-		return math.Inf(1)
-	}
-	d, _ := new(big.Float).Quo(new(big.Float).SetInt(diff1), tv).Float64()
-	return d
-}
-
-// hashDifficulty is the difficulty a hash achieves (diff1 / hash), for
-// display of the best share.
-func hashDifficulty(h *[32]byte) float64 { return targetDifficulty(h) }
 
 // harderTarget returns the smaller (harder) of two targets.
 func harderTarget(a, b [32]byte) [32]byte {
@@ -240,18 +177,8 @@ func harderTarget(a, b [32]byte) [32]byte {
 // sent, whatever kernel found it: the miner must never submit an invalid
 // share.
 func CheckShare(header *[80]byte, target *[32]byte) (hash [32]byte, ok bool) {
-	hash = sha256d.Sum(header)
+	hash = pow.SHA256d(header[:])
 	return hash, sha256d.Meets(&hash, target)
-}
-
-// HashHex is the display (reversed) hex of a header hash, as block explorers
-// show it.
-func HashHex(h *[32]byte) string {
-	var r [32]byte
-	for i := range h {
-		r[i] = h[31-i]
-	}
-	return hex.EncodeToString(r[:])
 }
 
 // versionBits spreads the bits of n over the set bits of mask, lowest first,

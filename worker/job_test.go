@@ -6,11 +6,12 @@ import (
 	"math"
 	"math/big"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 
+	"github.com/hashforge/hashforge/pow"
 	"github.com/hashforge/hashforge/stratum"
-	"github.com/hashforge/hashforge/worker/sha256d"
 )
 
 type vectorFile struct {
@@ -90,7 +91,7 @@ func TestHeaderFromRecordedShare(t *testing.T) {
 				t.Fatalf("header\n got %s\nwant %s", got, want)
 			}
 			hash, _ := CheckShare(&h, &[32]byte{})
-			if got, want := HashHex(&hash), v.Expect["block_hash"]; got != want {
+			if got, want := pow.HashString(&hash), v.Expect["block_hash"]; got != want {
 				t.Errorf("hash %s, want %s", got, want)
 			}
 			if v.SetDifficulty > 0 {
@@ -154,7 +155,7 @@ func TestDifficultyTarget(t *testing.T) {
 		}
 		want := refTarget(d)
 		if want.BitLen() > 256 {
-			want = maxTarget
+			want = new(big.Int).Sub(new(big.Int).Lsh(big.NewInt(1), 256), big.NewInt(1))
 		}
 		if leToInt(got).Cmp(want) != 0 {
 			t.Errorf("diff %v: target %x, want %x", d, leToInt(got), want)
@@ -169,7 +170,7 @@ func TestDifficultyTarget(t *testing.T) {
 			t.Errorf("difficulty %v accepted", bad)
 		}
 	}
-	if d := targetDifficulty(&one); math.Abs(d-1) > 1e-12 {
+	if d := pow.TargetToDifficulty(pow.TargetFromHash(&one)); math.Abs(d-1) > 1e-12 {
 		t.Errorf("targetDifficulty(diff1) = %v", d)
 	}
 }
@@ -209,28 +210,17 @@ func (c *collector) Hashed(n uint64) {
 	c.mu.Unlock()
 }
 
-func TestCompactTarget(t *testing.T) {
-	for _, bits := range []uint32{0x207fffff, 0x1d00ffff, 0x1a44b9f2, 0x03123456, 0x02123456, 0x01003456} {
-		// Independent reference: mantissa · 256^(exponent−3), per the
-		// compact encoding (BIP 0 / Bitcoin Core's SetCompact).
-		mant := new(big.Int).SetUint64(uint64(bits & 0x007fffff))
-		exp := int(bits >> 24)
-		want := new(big.Int)
-		if exp >= 3 {
-			want.Lsh(mant, uint(8*(exp-3)))
-		} else {
-			want.Rsh(mant, uint(8*(3-exp)))
+func TestNetTarget(t *testing.T) {
+	for bits, want := range map[uint32]string{
+		0x207fffff: "7fffff0000000000000000000000000000000000000000000000000000000000",
+		0x1d00ffff: "00000000ffff0000000000000000000000000000000000000000000000000000",
+		0x02123456: "0000000000000000000000000000000000000000000000000000000000001234",
+		0x04923456: strings.Repeat("0", 64), // negative
+		0x22123456: strings.Repeat("0", 64), // overflows
+	} {
+		got := netTarget(bits)
+		if be := hex.EncodeToString(leToInt(got).FillBytes(make([]byte, 32))); be != want {
+			t.Errorf("netTarget(%08x) = %s, want %s", bits, be, want)
 		}
-		got := sha256d.CompactTarget(bits)
-		var be [32]byte
-		for i := range got {
-			be[31-i] = got[i]
-		}
-		if new(big.Int).SetBytes(be[:]).Cmp(want) != 0 {
-			t.Errorf("CompactTarget(%08x) = %x, want %x", bits, be, want)
-		}
-	}
-	if sha256d.CompactTarget(0x04923456) != ([32]byte{}) || sha256d.CompactTarget(0x22123456) != ([32]byte{}) {
-		t.Error("negative or overflowing nbits must give the zero target")
 	}
 }

@@ -8,12 +8,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"os"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/hashforge/hashforge/internal/backoff"
+	"github.com/hashforge/hashforge/pow"
 	"github.com/hashforge/hashforge/stratum"
 	"github.com/hashforge/hashforge/worker/sha256d"
 )
@@ -167,9 +168,9 @@ type poolEntry struct {
 	redirect string // set by client.reconnect until it fails
 	resume   resumeState
 	// probeHold delays the probes of a pool the miner left because its
-	// sessions ended early: it doubles each time (up to maxProbeHold
-	// probe intervals) and is cleared by a session that lasts.
-	probeHold  time.Duration
+	// sessions ended early: one probe interval, doubling each time (up to
+	// maxProbeHold probe intervals), reset by a session that lasts.
+	probeHold  backoff.Backoff
 	probeAfter time.Time
 }
 
@@ -200,7 +201,8 @@ func New(cfg Config) (*Miner, error) {
 			if _, err := parseStratumURL(u); err != nil {
 				return nil, err
 			}
-			m.pools = append(m.pools, &poolEntry{url: u})
+			m.pools = append(m.pools, &poolEntry{url: u,
+				probeHold: backoff.Backoff{Min: cfg.ProbeInterval, Max: maxProbeHold * cfg.ProbeInterval}})
 		}
 		m.poolName = redactURL(cfg.URLs[0])
 	} else {
@@ -440,7 +442,7 @@ func (m *Miner) handleCandidate(ctx context.Context, c candidate) {
 	binary.LittleEndian.PutUint32(header[76:], c.nonce)
 	// One reference hash (the generic path) per candidate, checked against
 	// each target below: the kernel's own verdict is never trusted.
-	hash := sha256d.Sum(&header)
+	hash := pow.SHA256d(header[:])
 	if !sha256d.Meets(&hash, &sl.Target) {
 		m.hwErrors.Add(1)
 		m.log.Warn("kernel returned a nonce that does not meet its target (hardware error)",
@@ -480,7 +482,7 @@ func (m *Miner) handleCandidate(ctx context.Context, c candidate) {
 	paused := false
 	if sha256d.Meets(&hash, &sl.tmpl.job.NetTarget) {
 		paused = m.sched.solved(sl)
-		m.log.Info("block candidate found, pausing until the next job", "job", sl.JobID, "hash", HashHex(&hash))
+		m.log.Info("block candidate found, pausing until the next job", "job", sl.JobID, "hash", pow.HashString(&hash))
 	}
 	m.inflight.Add(1)
 	defer m.inflight.Add(-1)
@@ -527,7 +529,7 @@ func (m *Miner) submit(ctx context.Context, s *session, params []any, hash *[32]
 		m.log.Warn("share lost: no reply from pool", "job", job, "nonce", nonce, "err", err)
 	case string(res) == "true":
 		n := m.accepted.Add(1)
-		m.log.Info("share accepted", "job", job, "nonce", nonce, "hash", HashHex(hash),
+		m.log.Info("share accepted", "job", job, "nonce", nonce, "hash", pow.HashString(hash),
 			"accepted", n, "rejected", m.rejected.Load())
 		return true
 	default:
@@ -547,7 +549,7 @@ func (m *Miner) drainSubmits(limit time.Duration) {
 }
 
 func (m *Miner) noteBest(h *[32]byte) {
-	d := hashDifficulty(h)
+	d := pow.HashDifficulty(h)
 	m.mu.Lock()
 	if d > m.bestShare {
 		m.bestShare = d
@@ -579,7 +581,7 @@ const maxProbeHold = 8
 //     authorize.
 func (m *Miner) poolLoop(ctx context.Context) error {
 	idx, failed := 0, 0
-	backoff := m.cfg.BackoffMin
+	retry := backoff.Backoff{Min: m.cfg.BackoffMin, Max: m.cfg.BackoffMax}
 	for ctx.Err() == nil {
 		p := m.pools[idx]
 		addr := p.url
@@ -610,40 +612,42 @@ func (m *Miner) poolLoop(ctx context.Context) error {
 		select {
 		case to := <-switchTo:
 			m.log.Info("higher-priority pool is back, switching", "pool", redactURL(m.pools[to].url))
-			idx, failed, backoff = to, 0, m.cfg.BackoffMin
+			idx, failed = to, 0
+			retry.Reset()
 			continue
 		default:
 		}
 		stable := res.authorized && res.lived >= m.cfg.stableSession
 		if stable {
-			p.probeHold, p.probeAfter = 0, time.Time{}
+			p.probeHold.Reset()
+			p.probeAfter = time.Time{}
 		}
 		switch {
 		case res.reconnect != nil:
 			p.redirect = res.reconnect.addr
 			wait := res.reconnect.wait
 			if stable {
-				failed, backoff = 0, m.cfg.BackoffMin
+				failed = 0
+				retry.Reset()
 			} else {
 				// A pool that sends the miner away right after authorizing,
 				// again and again, gets the growing backoff too.
-				wait = max(wait, jitter(backoff))
-				backoff = min(backoff*2, m.cfg.BackoffMax)
+				wait = max(wait, backoff.Spread(retry.Next()))
 			}
-			if !sleepCtx(ctx, wait) {
+			if !backoff.Sleep(ctx, wait) {
 				return nil
 			}
 			continue
 		case stable:
 			m.log.Warn("pool connection lost, reconnecting", "pool", redactURL(addr), "err", res.err)
-			failed, backoff = 0, m.cfg.BackoffMin
-			if !sleepCtx(ctx, jitter(m.cfg.BackoffMin)) {
+			failed = 0
+			retry.Reset()
+			if !backoff.Sleep(ctx, backoff.Spread(m.cfg.BackoffMin)) {
 				return nil
 			}
 			continue
 		case res.authorized:
-			p.probeHold = min(max(2*p.probeHold, m.cfg.ProbeInterval), maxProbeHold*m.cfg.ProbeInterval)
-			p.probeAfter = time.Now().Add(p.probeHold)
+			p.probeAfter = time.Now().Add(p.probeHold.Next())
 			m.log.Warn("pool ended the session soon after authorizing, counting it as a failure",
 				"pool", redactURL(addr), "lived", res.lived.Round(time.Millisecond), "err", res.err)
 		default:
@@ -662,11 +666,11 @@ func (m *Miner) poolLoop(ctx context.Context) error {
 			if len(m.pools) > 1 {
 				idx = 0
 			}
-			m.log.Info("all pools unavailable, waiting", "delay", backoff.Round(time.Millisecond))
-			if !sleepCtx(ctx, jitter(backoff)) {
+			delay := retry.Next()
+			m.log.Info("all pools unavailable, waiting", "delay", delay.Round(time.Millisecond))
+			if !backoff.Sleep(ctx, backoff.Spread(delay)) {
 				return nil
 			}
-			backoff = min(backoff*2, m.cfg.BackoffMax)
 		}
 	}
 	return nil
@@ -734,27 +738,4 @@ func (m *Miner) probeOne(ctx context.Context, addr string) bool {
 		return false
 	}
 	return true
-}
-
-// jitter spreads reconnects over [d/2, d) so miners dropped together by one
-// pool restart do not all come back in the same instant.
-func jitter(d time.Duration) time.Duration {
-	if d <= 1 {
-		return d
-	}
-	return d/2 + rand.N(d/2)
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	if d <= 0 {
-		return ctx.Err() == nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/btcsuite/btcd/chaincfg/v2"
 
 	"github.com/hashforge/hashforge/pool/node"
+	"github.com/hashforge/hashforge/pow"
 	"github.com/hashforge/hashforge/stratum"
 	"github.com/hashforge/hashforge/worker"
 	"github.com/hashforge/hashforge/worker/sha256d"
@@ -168,7 +169,7 @@ func (m *fullSpeedMiner) mine(ctx context.Context) {
 
 func (m *fullSpeedMiner) submit(j *worker.Job, en2 []byte, nonce uint32) {
 	header := j.Header(m.en1, en2, j.Version, j.NTime, nonce)
-	hash := sha256d.Sum(&header)
+	hash := pow.SHA256d(header[:])
 	isBlock := sha256d.Meets(&hash, &j.NetTarget)
 	params := []any{m.user, j.ID, hex.EncodeToString(en2), fmt.Sprintf("%08x", j.NTime), fmt.Sprintf("%08x", nonce)}
 	m.submitted.Add(1)
@@ -191,7 +192,7 @@ func (m *fullSpeedMiner) submit(j *worker.Job, en2 []byte, nonce uint32) {
 		case err == nil && string(res) == "true":
 			m.accepted++
 			if isBlock {
-				m.blocks = append(m.blocks, worker.HashHex(&hash))
+				m.blocks = append(m.blocks, pow.HashString(&hash))
 			}
 		case errors.As(err, &se):
 			if se.Code == stratum.CodeJobNotFound && afterOwnBlock {

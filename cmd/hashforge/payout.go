@@ -16,9 +16,11 @@ import (
 
 	"github.com/hashforge/hashforge/ledger"
 	"github.com/hashforge/hashforge/payout"
+	"github.com/hashforge/hashforge/payout/nodechain"
 	"github.com/hashforge/hashforge/payout/walletrpc"
 	"github.com/hashforge/hashforge/pool"
 	"github.com/hashforge/hashforge/pool/node"
+	"github.com/hashforge/hashforge/record"
 )
 
 // payoutConfig is the payout part of serve's flags, shared with
@@ -98,7 +100,7 @@ func (c *payoutConfig) processor(led *ledger.Ledger, rpc *node.Client, params *c
 		Confirmations: c.Confirmations,
 		DropAfter:     c.DropAfter,
 		Logger:        log,
-	}, led, payout.NodeChain{Node: rpc}, wallet)
+	}, led, nodechain.Chain{Node: rpc}, wallet)
 }
 
 // schemeWiring is what the payout scheme decides outside package payout,
@@ -111,7 +113,7 @@ type schemeWiring struct {
 	SoloSplit      func(value int64) (finder, fee int64, err error)
 	SoloFeeAddress string
 	// OnBatch is the batcher's hook: PPS credits, nil otherwise.
-	OnBatch func(ctx context.Context, tx pgx.Tx, batchID string, shares []pool.Share) error
+	OnBatch func(ctx context.Context, tx pgx.Tx, batchID string, shares []record.Share) error
 	// Blocks records found blocks with the scheme and fee in force.
 	Blocks pool.BlockSink
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/hashforge/hashforge/payout"
 	"github.com/hashforge/hashforge/pool"
 	"github.com/hashforge/hashforge/pool/node"
+	"github.com/hashforge/hashforge/record"
 )
 
 func openPayoutLedger(t *testing.T, ctx context.Context, db string) *ledger.Ledger {
@@ -87,7 +88,7 @@ func TestPayoutSchemeWiring(t *testing.T) {
 		}
 		// Found blocks are recorded with the parsed scheme and fee.
 		hash := strings.Repeat(strconv.Itoa(i+1), 64)
-		if err := w.Blocks.RecordBlock(ctx, pool.Block{Time: time.Now(), Height: int64(i + 1), Hash: hash, Reward: 1,
+		if err := w.Blocks.RecordBlock(ctx, record.Block{Time: time.Now(), Height: int64(i + 1), Hash: hash, Reward: 1,
 			Address: poolAddr, Accepted: true, Verdict: "accepted"}); err != nil {
 			t.Fatal(err)
 		}
@@ -144,7 +145,7 @@ func TestPayoutCommands(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := sink.RecordBlock(ctx, pool.Block{Time: time.Now().Add(-time.Hour), Height: 1, Hash: hash, Reward: 5_000_000_000,
+	if err := sink.RecordBlock(ctx, record.Block{Time: time.Now().Add(-time.Hour), Height: 1, Hash: hash, Reward: 5_000_000_000,
 		Address: btcd.MiningAddr, Accepted: true, Verdict: "accepted"}); err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +170,7 @@ func TestPayoutCommands(t *testing.T) {
 	fundAddr := func(h int64, addr string, amount int64) {
 		t.Helper()
 		bh := strings.Repeat("0", 56) + strconv.FormatInt(0x10000000+h, 16)
-		if err := led.RecordBlock(ctx, pool.Block{Time: time.Now().Add(-time.Hour), Height: h, Hash: bh, Reward: amount,
+		if err := led.RecordBlock(ctx, record.Block{Time: time.Now().Add(-time.Hour), Height: h, Hash: bh, Reward: amount,
 			Address: addr, Accepted: true, Verdict: "accepted"}); err != nil {
 			t.Fatal(err)
 		}

@@ -242,7 +242,7 @@ type BlockInfo struct {
 	PreviousHash  string   `json:"previousblockhash"`
 	NextHash      string   `json:"nextblockhash"`
 	Time          int64    `json:"time"`
-	Bits          string   `json:"bits"`
+	Bits          Bits     `json:"bits"`
 	Tx            []string `json:"tx"`
 }
 

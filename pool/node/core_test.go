@@ -12,6 +12,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/btcsuite/btcd/chainhash/v2"
 )
 
 // A witness transaction built by hand (version 2, one input with a
@@ -141,13 +143,12 @@ func TestCoreTemplate(t *testing.T) {
 		}
 		want := &Template{
 			Version:           536870912,
-			PreviousBlockHash: corePrevHash,
+			PreviousBlockHash: mustHash(t, corePrevHash),
 			Transactions: []TemplateTx{{
-				Data: witnessTx, TxID: displayHash(t, strippedTx), Hash: displayHash(t, witnessTx), Fee: 2500,
+				Data: witnessTx, TxID: mustHash(t, displayHash(t, strippedTx)), Hash: mustHash(t, displayHash(t, witnessTx)), Fee: 2500,
 			}},
 			CoinbaseValue:     312502500,
-			Target:            "00000000000000000003255b0000000000000000000000000000000000000000",
-			Bits:              "1703255b",
+			Bits:              0x1703255b,
 			Height:            840000,
 			CurTime:           1713572000,
 			MinTime:           1713571000,
@@ -268,20 +269,51 @@ func TestParseTemplateRejects(t *testing.T) {
 	}
 }
 
-func TestParseTemplateBtcdShortBits(t *testing.T) {
-	// btcd formats bits with strconv.FormatInt(bits, 16): no leading zero,
-	// and no target when asked for one the old way.
-	raw := `{"bits":"1d00ffff","curtime":1,"height":1,"previousblockhash":"` + corePrevHash + `","transactions":[],"version":1,"coinbasevalue":1}`
+// mustHash parses a display-order hash the test knows to be good.
+func mustHash(t testing.TB, display string) (h chainhash.Hash) {
+	var err error
+	if h, err = parseHash("hash", display); err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// btcd's template, parsed once into typed fields: bits without leading
+// zeros, no target, the bare 32-byte witness commitment, coinbaseaux
+// flags as hex.
+func TestParseTemplateBtcd(t *testing.T) {
+	// btcd formats bits with strconv.FormatInt(bits, 16): no leading zero.
+	commitment := strings.Repeat("cd", 32)
+	raw := `{"bits":"1d00ffff","curtime":1,"height":1,"previousblockhash":"` + corePrevHash + `","transactions":[],"version":1,"coinbasevalue":1,` +
+		`"coinbaseaux":{"flags":"2f503253482f"},"default_witness_commitment":"` + commitment + `"}`
 	tmpl, err := parseTemplate([]byte(raw))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if tmpl.Target != "00000000ffff0000000000000000000000000000000000000000000000000000" {
-		t.Errorf("target from bits 1d00ffff: %s", tmpl.Target)
+	if tmpl.Bits != 0x1d00ffff || tmpl.PreviousBlockHash.String() != corePrevHash || string(tmpl.CoinbaseFlags) != "/P2SH/" {
+		t.Errorf("parsed %+v", tmpl)
 	}
-	raw = strings.Replace(raw, `"1d00ffff"`, `"3ffffff"`, 1)
-	if tmpl, err = parseTemplate([]byte(raw)); err != nil || tmpl.Bits != "03ffffff" {
+	if got := hex.EncodeToString(tmpl.WitnessCommitment); got != "6a24aa21a9ed"+commitment {
+		t.Errorf("bare witness commitment normalised to %s", got)
+	}
+	short := strings.Replace(raw, `"1d00ffff"`, `"3ffffff"`, 1)
+	if tmpl, err = parseTemplate([]byte(short)); err != nil || tmpl.Bits != 0x03ffffff {
 		t.Errorf("short bits: %+v %v", tmpl, err)
+	}
+	for name, bad := range map[string]string{
+		"bits not hex":     strings.Replace(raw, `"1d00ffff"`, `"1d00fffg"`, 1),
+		"bits too long":    strings.Replace(raw, `"1d00ffff"`, `"01d00ffff"`, 1),
+		"bits zero":        strings.Replace(raw, `"1d00ffff"`, `"0"`, 1),
+		"bits empty":       strings.Replace(raw, `"1d00ffff"`, `""`, 1),
+		"bits a number":    strings.Replace(raw, `"1d00ffff"`, `486604799`, 1),
+		"bits missing":     strings.Replace(raw, `"bits":"1d00ffff",`, ``, 1),
+		"flags not hex":    strings.Replace(raw, `"2f503253482f"`, `"/P2SH/"`, 1),
+		"prev hash short":  strings.Replace(raw, corePrevHash, corePrevHash[2:], 1),
+		"commitment short": strings.Replace(raw, commitment, commitment[2:], 1),
+	} {
+		if tmpl, err := parseTemplate([]byte(bad)); err == nil {
+			t.Errorf("%s: parsed %+v, want an error", name, tmpl)
+		}
 	}
 }
 
@@ -296,15 +328,15 @@ func FuzzParseTemplate(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if len(tmpl.Bits) != 8 || len(tmpl.Target) != 64 || len(tmpl.PreviousBlockHash) != 64 {
+		if tmpl.Bits == 0 || tmpl.Height <= 0 || tmpl.CoinbaseValue < 0 {
 			t.Fatalf("malformed fields accepted: %+v", tmpl)
 		}
 		if wc := tmpl.WitnessCommitment; wc != nil && (len(wc) != 38 || !bytes.HasPrefix(wc, witnessCommitmentHeader)) {
 			t.Fatalf("witness commitment %x", wc)
 		}
 		for _, tx := range tmpl.Transactions {
-			if len(tx.TxID) != 64 || len(tx.Hash) != 64 {
-				t.Fatalf("tx ids %q %q", tx.TxID, tx.Hash)
+			if tx.Data == "" {
+				t.Fatalf("transaction without data: %+v", tx)
 			}
 		}
 	})

@@ -6,10 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/big"
 	"strconv"
 	"strings"
 
+	"github.com/btcsuite/btcd/chainhash/v2"
 	"github.com/btcsuite/btcd/wire/v2"
 )
 
@@ -31,11 +31,10 @@ type gbtResult struct {
 	} `json:"coinbaseaux"`
 	CoinbaseValue            *int64 `json:"coinbasevalue"`
 	LongPollID               string `json:"longpollid"`
-	Target                   string `json:"target"`
 	MinTime                  int64  `json:"mintime"`
 	MaxTime                  int64  `json:"maxtime"`
 	CurTime                  int64  `json:"curtime"`
-	Bits                     string `json:"bits"`
+	Bits                     Bits   `json:"bits"`
 	Height                   int64  `json:"height"`
 	DefaultWitnessCommitment string `json:"default_witness_commitment"`
 	SignetChallenge          string `json:"signet_challenge"`
@@ -62,21 +61,15 @@ func parseTemplate(raw []byte) (*Template, error) {
 	if *r.CoinbaseValue < 0 {
 		return nil, fmt.Errorf("template coinbasevalue %d is negative", *r.CoinbaseValue)
 	}
-	if !isHash(r.PreviousBlockHash) {
-		return nil, fmt.Errorf("template previousblockhash %q is not a 32-byte hex hash", r.PreviousBlockHash)
+	prev, err := parseHash("template previousblockhash", r.PreviousBlockHash)
+	if err != nil {
+		return nil, err
 	}
 	if r.Height <= 0 {
 		return nil, fmt.Errorf("template height %d", r.Height)
 	}
-	bits, err := normaliseBits(r.Bits)
-	if err != nil {
-		return nil, err
-	}
-	target := strings.ToLower(r.Target)
-	if target == "" {
-		target = fmt.Sprintf("%064x", compactToBig(bits))
-	} else if !isHash(target) {
-		return nil, fmt.Errorf("template target %q is not 64 hex digits", r.Target)
+	if r.Bits == 0 {
+		return nil, errors.New("template has no bits")
 	}
 	wc, err := normaliseWitnessCommitment(r.DefaultWitnessCommitment)
 	if err != nil {
@@ -84,10 +77,9 @@ func parseTemplate(raw []byte) (*Template, error) {
 	}
 	t := &Template{
 		Version:           r.Version,
-		PreviousBlockHash: strings.ToLower(r.PreviousBlockHash),
+		PreviousBlockHash: prev,
 		CoinbaseValue:     *r.CoinbaseValue,
-		Target:            target,
-		Bits:              fmt.Sprintf("%08x", bits),
+		Bits:              uint32(r.Bits),
 		Height:            r.Height,
 		CurTime:           r.CurTime,
 		MinTime:           r.MinTime,
@@ -98,8 +90,10 @@ func parseTemplate(raw []byte) (*Template, error) {
 		SignetChallenge:   strings.ToLower(r.SignetChallenge),
 		Transactions:      make([]TemplateTx, 0, len(r.Transactions)),
 	}
-	if r.CoinbaseAux != nil {
-		t.CoinbaseFlags = r.CoinbaseAux.Flags
+	if r.CoinbaseAux != nil && r.CoinbaseAux.Flags != "" {
+		if t.CoinbaseFlags, err = hex.DecodeString(r.CoinbaseAux.Flags); err != nil {
+			return nil, fmt.Errorf("template coinbaseaux flags %q: %w", r.CoinbaseAux.Flags, err)
+		}
 	}
 	for i, tx := range r.Transactions {
 		ttx, err := normaliseTx(tx)
@@ -123,23 +117,24 @@ func normaliseTx(tx gbtTx) (TemplateTx, error) {
 	if err != nil {
 		return TemplateTx{}, fmt.Errorf("data is not hex: %w", err)
 	}
-	out := TemplateTx{Data: strings.ToLower(tx.Data), TxID: strings.ToLower(tx.TxID), Hash: strings.ToLower(tx.Hash), Fee: tx.Fee}
-	if isHash(out.TxID) && isHash(out.Hash) {
-		return out, nil
-	}
-	if out.TxID != "" && !isHash(out.TxID) {
-		return TemplateTx{}, fmt.Errorf("txid %q is not a 32-byte hex hash", tx.TxID)
+	out := TemplateTx{Data: strings.ToLower(tx.Data), Fee: tx.Fee}
+	if tx.TxID != "" {
+		if out.TxID, err = parseHash("txid", tx.TxID); err != nil {
+			return TemplateTx{}, err
+		}
+		if isHash(tx.Hash) {
+			out.Hash, err = parseHash("hash", tx.Hash)
+			return out, err
+		}
 	}
 	var msg wire.MsgTx
 	if err := msg.Deserialize(bytes.NewReader(raw)); err != nil {
 		return TemplateTx{}, fmt.Errorf("decode data: %w", err)
 	}
-	if out.TxID == "" {
-		out.TxID = msg.TxHash().String()
+	if tx.TxID == "" {
+		out.TxID = msg.TxHash()
 	}
-	if !isHash(out.Hash) || tx.TxID == "" {
-		out.Hash = msg.WitnessHash().String()
-	}
+	out.Hash = msg.WitnessHash()
 	return out, nil
 }
 
@@ -164,32 +159,41 @@ func normaliseWitnessCommitment(s string) ([]byte, error) {
 	}
 }
 
-// normaliseBits parses the compact target. btcd formats it without leading
-// zeros, so it may be shorter than 8 digits.
-func normaliseBits(s string) (uint32, error) {
+// Bits is a compact target as nodes print it in JSON: a hex string that
+// btcd writes without leading zeros, so it may be shorter than 8 digits.
+// It is parsed once, when the reply is decoded.
+type Bits uint32
+
+// UnmarshalJSON reads the hex string form.
+func (b *Bits) UnmarshalJSON(data []byte) error {
+	var s string
+	if err := json.Unmarshal(data, &s); err != nil {
+		return fmt.Errorf("bits: %w", err)
+	}
 	if s == "" || len(s) > 8 {
-		return 0, fmt.Errorf("template bits %q is not a compact target", s)
+		return fmt.Errorf("bits %q is not a compact target", s)
 	}
 	v, err := strconv.ParseUint(s, 16, 32)
 	if err != nil {
-		return 0, fmt.Errorf("template bits %q: %w", s, err)
+		return fmt.Errorf("bits %q: %w", s, err)
 	}
 	if v == 0 {
-		return 0, errors.New("template bits are zero")
+		return errors.New("bits are zero")
 	}
-	return uint32(v), nil
+	*b = Bits(v)
+	return nil
 }
 
-// compactToBig expands a compact target: the top byte is the size in bytes,
-// the low 23 bits the mantissa (the sign bit is never set in a valid
-// target).
-func compactToBig(c uint32) *big.Int {
-	mantissa := big.NewInt(int64(c & 0x007fffff))
-	exp := int(c >> 24)
-	if exp <= 3 {
-		return mantissa.Rsh(mantissa, uint(8*(3-exp)))
+// parseHash decodes a display-order hash of exactly 64 hex digits.
+func parseHash(what, s string) (chainhash.Hash, error) {
+	if !isHash(s) {
+		return chainhash.Hash{}, fmt.Errorf("%s %q is not a 32-byte hex hash", what, s)
 	}
-	return mantissa.Lsh(mantissa, uint(8*(exp-3)))
+	h, err := chainhash.NewHashFromStr(s)
+	if err != nil {
+		return chainhash.Hash{}, fmt.Errorf("%s %q: %w", what, s, err)
+	}
+	return *h, nil
 }
 
 func isHash(s string) bool {

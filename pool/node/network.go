@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/btcsuite/btcd/chaincfg/v2"
+
+	"github.com/hashforge/hashforge/internal/backoff"
 )
 
 // NetworkMismatchError says the node serves another chain than the pool was
@@ -110,7 +112,7 @@ func (c *Client) WaitNetwork(ctx context.Context, params *chaincfg.Params, log *
 	if maxBackoff <= 0 {
 		maxBackoff = 30 * time.Second
 	}
-	delay := min(500*time.Millisecond, maxBackoff)
+	retry := backoff.Backoff{Min: 500 * time.Millisecond, Max: maxBackoff}
 	for {
 		err := c.CheckNetwork(ctx, params)
 		switch {
@@ -121,12 +123,10 @@ func (c *Client) WaitNetwork(ctx context.Context, params *chaincfg.Params, log *
 		case ctx.Err() != nil:
 			return ctx.Err()
 		}
+		delay := retry.Next()
 		log.Warn("cannot check the node's network yet, retrying", "node", c.ep.URL, "in", delay, "err", err)
-		select {
-		case <-ctx.Done():
+		if !backoff.Sleep(ctx, delay) {
 			return ctx.Err()
-		case <-time.After(delay):
 		}
-		delay = min(2*delay, maxBackoff)
 	}
 }

@@ -58,14 +58,11 @@ func TestBtcdTemplate(t *testing.T) {
 	if tmpl.Height != count+1 {
 		t.Errorf("height %d, want count+1 = %d", tmpl.Height, count+1)
 	}
-	if tmpl.PreviousBlockHash != best {
-		t.Errorf("previousblockhash %s, want best %s", tmpl.PreviousBlockHash, best)
+	if tmpl.PreviousBlockHash.String() != best {
+		t.Errorf("previousblockhash %s, want best %s", tmpl.PreviousBlockHash.String(), best)
 	}
-	if tmpl.Bits != "207fffff" {
-		t.Errorf("bits %q, want regtest 207fffff", tmpl.Bits)
-	}
-	if want := "7fffff" + strings.Repeat("0", 58); tmpl.Target != want {
-		t.Errorf("target %s, want %s", tmpl.Target, want)
+	if tmpl.Bits != 0x207fffff {
+		t.Errorf("bits %08x, want regtest 207fffff", tmpl.Bits)
 	}
 	if tmpl.CoinbaseValue != 50_0000_0000 {
 		t.Errorf("coinbasevalue %d, want 5000000000 on a young regtest chain", tmpl.CoinbaseValue)
@@ -130,7 +127,7 @@ func TestBtcdWitnessTemplate(t *testing.T) {
 		t.Fatalf("template has %d transactions, want the one sent", len(tmpl.Transactions))
 	}
 	got := tmpl.Transactions[0]
-	if got.TxID != txid || got.TxID != tx.TxHash().String() || got.Hash != tx.WitnessHash().String() || got.TxID == got.Hash {
+	if got.TxID.String() != txid || got.TxID != tx.TxHash() || got.Hash != tx.WitnessHash() || got.TxID == got.Hash {
 		t.Errorf("tx ids: template txid %s hash %s; sent txid %s wtxid %s", got.TxID, got.Hash, txid, tx.WitnessHash())
 	}
 	if got.Fee != 1000 {
@@ -271,17 +268,17 @@ func TestBtcdWatchTemplates(t *testing.T) {
 
 			first := receive(t, ctx, out)
 			best, _ := c.GetBestBlockHash(ctx)
-			if first.PreviousBlockHash != best {
-				t.Fatalf("first template builds on %s, want tip %s", first.PreviousBlockHash, best)
+			if first.PreviousBlockHash.String() != best {
+				t.Fatalf("first template builds on %s, want tip %s", first.PreviousBlockHash.String(), best)
 			}
 			for i := range 3 {
 				hashes, err := c.Generate(ctx, 1)
 				if err != nil {
 					t.Fatal(err)
 				}
-				next := receiveUntil(t, ctx, out, func(tp *Template) bool { return tp.PreviousBlockHash != first.PreviousBlockHash })
-				if next.PreviousBlockHash != hashes[0] || next.Height != first.Height+1 {
-					t.Fatalf("block %d: template on %s at height %d, want %s at %d", i, next.PreviousBlockHash, next.Height, hashes[0], first.Height+1)
+				next := receiveUntil(t, ctx, out, func(tp *Template) bool { return tp.PreviousBlockHash.String() != first.PreviousBlockHash.String() })
+				if next.PreviousBlockHash.String() != hashes[0] || next.Height != first.Height+1 {
+					t.Fatalf("block %d: template on %s at height %d, want %s at %d", i, next.PreviousBlockHash.String(), next.Height, hashes[0], first.Height+1)
 				}
 				first = next
 			}
@@ -319,7 +316,7 @@ func TestBtcdWatchNodeDown(t *testing.T) {
 		case <-ctx.Done():
 			t.Fatalf("no outage logged: %v", logs.messages())
 		case tp := <-out:
-			if tp.PreviousBlockHash != first.PreviousBlockHash {
+			if tp.PreviousBlockHash.String() != first.PreviousBlockHash.String() {
 				t.Fatalf("template from a stopped node: %+v", tp)
 			}
 		case <-time.After(50 * time.Millisecond):
@@ -335,7 +332,7 @@ func TestBtcdWatchNodeDown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tp := receiveUntil(t, ctx, out, func(tp *Template) bool { return tp.PreviousBlockHash == best2 })
+	tp := receiveUntil(t, ctx, out, func(tp *Template) bool { return tp.PreviousBlockHash.String() == best2 })
 	if tp.Height != 2 {
 		t.Errorf("template from the new node at height %d, want 2", tp.Height)
 	}

@@ -1,17 +1,20 @@
 package node
 
+import "github.com/btcsuite/btcd/chainhash/v2"
+
 // Template is a block template as returned by getblocktemplate (BIP 22/23),
-// normalised across node families (Bitcoin Core and btcd).
+// normalised across node families (Bitcoin Core and btcd) and parsed once,
+// where the reply is decoded: consumers get typed values, never hex to
+// parse again.
 //
-// Hashes are kept as the node prints them (display order, big-endian hex);
-// converting to header byte order is the consumer's job, done once per job.
+// Hashes are chainhash.Hash values: internal (header) byte order, printed
+// by String in the display order RPC and explorers use.
 type Template struct {
 	Version           int32
-	PreviousBlockHash string // display order hex
+	PreviousBlockHash chainhash.Hash
 	Transactions      []TemplateTx
 	CoinbaseValue     int64  // satoshis: subsidy + fees
-	Target            string // display order hex, 64 chars
-	Bits              string // compact target, 8 hex chars as sent by the node ("207fffff")
+	Bits              uint32 // compact target (btcd prints it without leading zeros)
 	Height            int64
 	CurTime           int64 // unix seconds; btcd runs ahead of the wall clock, use this, not time.Now
 	MinTime           int64
@@ -23,7 +26,7 @@ type Template struct {
 	WitnessCommitment []byte
 	LongPollID        string
 	Rules             []string
-	CoinbaseFlags     string // coinbaseaux.flags hex, may be empty
+	CoinbaseFlags     []byte // coinbaseaux.flags, may be empty
 	// SignetChallenge is the script (hex) every block must satisfy on a
 	// signet (BIP 325), as Bitcoin Core sends it there; empty elsewhere.
 	SignetChallenge string
@@ -31,8 +34,8 @@ type Template struct {
 
 // TemplateTx is one non-coinbase transaction of a template.
 type TemplateTx struct {
-	Data string // raw transaction hex, as it goes into the block
-	TxID string // display order hex; txids, not wtxids, build the merkle branch
-	Hash string // wtxid, display order hex (equals TxID for non-witness txs)
+	Data string         // raw transaction hex, as it goes into the block
+	TxID chainhash.Hash // txids, not wtxids, build the merkle branch
+	Hash chainhash.Hash // wtxid (equals TxID for non-witness txs)
 	Fee  int64
 }

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/hashforge/hashforge/internal/backoff"
 )
 
 // WatchOptions tunes WatchTemplates. Zero values take the defaults.
@@ -175,11 +177,11 @@ func (w *watcher) run(ctx context.Context) {
 				poll.Reset(pollEvery())
 				continue
 			}
-			fetchNow = !strings.EqualFold(hash, w.latestTemplate().PreviousBlockHash)
+			fetchNow = !strings.EqualFold(hash, w.latestTemplate().PreviousBlockHash.String())
 		case <-poll.C:
 			best, err := w.c.GetBestBlockHash(ctx)
 			// On an error, fetch does the retrying and the logging.
-			fetchNow = err != nil || !strings.EqualFold(best, w.latestTemplate().PreviousBlockHash)
+			fetchNow = err != nil || !strings.EqualFold(best, w.latestTemplate().PreviousBlockHash.String())
 		case <-refresh.C:
 			fetchNow = true
 		}
@@ -203,7 +205,7 @@ func (w *watcher) run(ctx context.Context) {
 // returns when long polling proves unusable, and returns when ctx ends.
 func (w *watcher) longPollLoop(ctx context.Context, out chan<- *Template, off chan<- struct{}) {
 	failures := 0
-	delay := min(250*time.Millisecond, w.opts.MaxBackoff)
+	retry := backoff.Backoff{Min: 250 * time.Millisecond, Max: w.opts.MaxBackoff}
 	for {
 		id := w.latestTemplate().LongPollID
 		if id == "" {
@@ -217,7 +219,8 @@ func (w *watcher) longPollLoop(ctx context.Context, out chan<- *Template, off ch
 			return
 		}
 		if err == nil {
-			failures, delay = 0, min(250*time.Millisecond, w.opts.MaxBackoff)
+			failures = 0
+			retry.Reset()
 			w.setLatest(nt)
 			select {
 			case out <- nt:
@@ -243,20 +246,18 @@ func (w *watcher) longPollLoop(ctx context.Context, out chan<- *Template, off ch
 				return
 			}
 		}
+		delay := retry.Next()
 		w.log.Debug("long poll failed; starting another", "in", delay, "err", err)
-		select {
-		case <-ctx.Done():
+		if !backoff.Sleep(ctx, delay) {
 			return
-		case <-time.After(delay):
 		}
-		delay = min(2*delay, w.opts.MaxBackoff)
 	}
 }
 
 // fetch gets a template, retrying with exponential backoff until it
 // succeeds or ctx ends.
 func (w *watcher) fetch(ctx context.Context) (*Template, error) {
-	delay := min(250*time.Millisecond, w.opts.MaxBackoff)
+	retry := backoff.Backoff{Min: 250 * time.Millisecond, Max: w.opts.MaxBackoff}
 	for {
 		t, err := w.c.GetBlockTemplate(ctx, "")
 		if err == nil {
@@ -272,6 +273,7 @@ func (w *watcher) fetch(ctx context.Context) (*Template, error) {
 		if w.downSince.IsZero() {
 			w.downSince = time.Now()
 		}
+		delay := retry.Next()
 		var re *RPCError
 		switch {
 		case errors.As(err, &re) && re.Code == CodeClientInInitialDL:
@@ -282,12 +284,9 @@ func (w *watcher) fetch(ctx context.Context) (*Template, error) {
 		default:
 			w.log.Warn("node unreachable, retrying", "in", delay, "err", err)
 		}
-		select {
-		case <-ctx.Done():
+		if !backoff.Sleep(ctx, delay) {
 			return nil, ctx.Err()
-		case <-time.After(delay):
 		}
-		delay = min(2*delay, w.opts.MaxBackoff)
 	}
 }
 

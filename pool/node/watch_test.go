@@ -168,8 +168,8 @@ func TestWatchHoldsOneLongPoll(t *testing.T) {
 		FallbackPollInterval: time.Hour})
 
 	for n := 0; n < 100; n++ {
-		if tp := receive(t, ctx, out); tp.PreviousBlockHash != tipHash(0) {
-			t.Fatalf("template on %s before any block", tp.PreviousBlockHash)
+		if tp := receive(t, ctx, out); tp.PreviousBlockHash.String() != tipHash(0) {
+			t.Fatalf("template on %s before any block", tp.PreviousBlockHash.String())
 		}
 	}
 	for block := 1; block <= 3; block++ {
@@ -183,7 +183,7 @@ func TestWatchHoldsOneLongPoll(t *testing.T) {
 			receive(t, ctx, out)
 		}
 		core.mine()
-		receiveUntil(t, ctx, out, func(tp *Template) bool { return tp.PreviousBlockHash == tipHash(block) })
+		receiveUntil(t, ctx, out, func(tp *Template) bool { return tp.PreviousBlockHash.String() == tipHash(block) })
 		for n := 0; n < 50; n++ {
 			receive(t, ctx, out)
 		}
@@ -231,8 +231,8 @@ func TestWatchNotices(t *testing.T) {
 	notices <- tipHash(0)
 	core.mine()
 	notices <- tipHash(1)
-	if tp := receive(t, ctx, out); tp.PreviousBlockHash != tipHash(1) {
-		t.Fatalf("after a notice: template on %s, want %s", tp.PreviousBlockHash, tipHash(1))
+	if tp := receive(t, ctx, out); tp.PreviousBlockHash.String() != tipHash(1) {
+		t.Fatalf("after a notice: template on %s, want %s", tp.PreviousBlockHash.String(), tipHash(1))
 	}
 	if _, _, _, plain := core.stats(); plain != 2 {
 		t.Errorf("%d getblocktemplate calls, want 2 (start, the one new block)", plain)
@@ -316,7 +316,7 @@ func TestBtcdHoldsOneLongPoll(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		receiveUntil(t, ctx, out, func(tp *Template) bool { return tp.PreviousBlockHash == hashes[0] })
+		receiveUntil(t, ctx, out, func(tp *Template) bool { return tp.PreviousBlockHash.String() == hashes[0] })
 	}
 	_, maxHeld, abandoned, plain := proxy.stats()
 	if maxHeld != 1 || abandoned != 0 || plain < 150 {

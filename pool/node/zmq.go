@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/go-zeromq/zmq4"
+
+	"github.com/hashforge/hashforge/internal/backoff"
 )
 
 // zmqTopicHashBlock is Bitcoin Core's new-block notice (-zmqpubhashblock):
@@ -53,7 +55,7 @@ type zmqSub struct {
 
 func (z *zmqSub) run(ctx context.Context) {
 	defer close(z.out)
-	delay := min(250*time.Millisecond, z.maxBackoff)
+	retry := backoff.Backoff{Min: 250 * time.Millisecond, Max: z.maxBackoff}
 	var downSince time.Time
 	for ctx.Err() == nil {
 		err := z.session(ctx, func() {
@@ -61,23 +63,21 @@ func (z *zmqSub) run(ctx context.Context) {
 				z.log.Info("ZMQ publisher back", "down_for", time.Since(downSince).Round(time.Millisecond))
 				downSince = time.Time{}
 			}
-			delay = min(250*time.Millisecond, z.maxBackoff)
+			retry.Reset()
 		})
 		if ctx.Err() != nil {
 			return
 		}
+		delay := retry.Next()
 		if downSince.IsZero() {
 			downSince = time.Now()
 			z.log.Warn("ZMQ block notices unavailable, reconnecting; polling getbestblockhash meanwhile", "in", delay, "err", err)
 		} else {
 			z.log.Debug("ZMQ reconnect failed", "in", delay, "err", err)
 		}
-		select {
-		case <-ctx.Done():
+		if !backoff.Sleep(ctx, delay) {
 			return
-		case <-time.After(delay):
 		}
-		delay = min(2*delay, z.maxBackoff)
 	}
 }
 

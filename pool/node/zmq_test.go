@@ -129,8 +129,8 @@ func TestWatchZMQ(t *testing.T) {
 		pub.publish(tipHash(1))
 		select {
 		case tp := <-out:
-			if tp.PreviousBlockHash != tipHash(1) {
-				t.Fatalf("template on %s after the notice, want %s", tp.PreviousBlockHash, tipHash(1))
+			if tp.PreviousBlockHash.String() != tipHash(1) {
+				t.Fatalf("template on %s after the notice, want %s", tp.PreviousBlockHash.String(), tipHash(1))
 			}
 			return
 		case <-time.After(5 * time.Millisecond):

@@ -2,7 +2,6 @@ package sha256d
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
 	"sync"
@@ -10,6 +9,8 @@ import (
 	"time"
 
 	"github.com/klauspost/cpuid/v2"
+
+	"github.com/hashforge/hashforge/pow"
 )
 
 // StdlibName is the Bench name of the baseline: a plain loop of
@@ -104,8 +105,7 @@ func stdlibChunk(w *Work, nonce uint32) uint64 {
 	var sink byte
 	for i := uint32(0); i < benchChunk; i++ {
 		binary.LittleEndian.PutUint32(h[76:], nonce+i)
-		first := sha256.Sum256(h[:])
-		sum := sha256.Sum256(first[:])
+		sum := pow.SHA256d(h[:])
 		sink |= sum[0]
 	}
 	benchSink.Store(uint32(sink))

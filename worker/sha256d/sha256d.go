@@ -8,7 +8,6 @@
 package sha256d
 
 import (
-	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -17,6 +16,8 @@ import (
 	"strings"
 
 	"github.com/klauspost/cpuid/v2"
+
+	"github.com/hashforge/hashforge/pow"
 )
 
 // EnvImpl names the environment variable that forces an implementation.
@@ -133,12 +134,6 @@ func Lookup(name string) (Implementation, error) {
 		ErrUnavailable, name, strings.Join(avail, ", "))
 }
 
-// Sum returns the double SHA-256 of a header.
-func Sum(header *[80]byte) [32]byte {
-	first := sha256.Sum256(header[:])
-	return sha256.Sum256(first[:])
-}
-
 // Meets reports whether hash ≤ target, both read as little-endian 256-bit
 // integers.
 func Meets(hash *[32]byte, target *[32]byte) bool {
@@ -157,34 +152,9 @@ func Meets(hash *[32]byte, target *[32]byte) bool {
 func confirm(w *Work, nonce uint32, found []uint32) []uint32 {
 	h := w.header
 	binary.LittleEndian.PutUint32(h[76:], nonce)
-	sum := Sum(&h)
+	sum := pow.SHA256d(h[:])
 	if Meets(&sum, &w.target) {
 		found = append(found, nonce)
 	}
 	return found
-}
-
-// CompactTarget expands a header's nbits into the little-endian 256-bit
-// target hashes are compared with (Meets). A
-// negative or overflowing encoding (never valid in a block) gives the zero
-// target, so nothing is ever mistaken for a block solution.
-func CompactTarget(bits uint32) [32]byte {
-	var out [32]byte
-	mant, exp := bits&0x007fffff, int(bits>>24)
-	if bits&0x00800000 != 0 || mant == 0 {
-		return out
-	}
-	// The mantissa's three bytes sit at byte offsets exp-3..exp-1 of the
-	// little-endian number.
-	for i := 0; i < 3; i++ {
-		pos := exp - 3 + i
-		if pos < 0 {
-			continue
-		}
-		if pos >= 32 {
-			return [32]byte{}
-		}
-		out[pos] = byte(mant >> (8 * i))
-	}
-	return out
 }

@@ -12,6 +12,8 @@ import (
 	"testing"
 
 	"github.com/klauspost/cpuid/v2"
+
+	"github.com/hashforge/hashforge/pow"
 )
 
 // reference scans with crypto/sha256 only.
@@ -23,7 +25,7 @@ func reference(header *[80]byte, target *[32]byte, first, last uint32) []uint32 
 	h := *header
 	for n := first; ; n++ {
 		binary.LittleEndian.PutUint32(h[76:], n)
-		sum := Sum(&h)
+		sum := pow.SHA256d(h[:])
 		if Meets(&sum, target) {
 			out = append(out, n)
 		}
@@ -241,7 +243,7 @@ func TestVectors(t *testing.T) {
 			t.Fatalf("%s: bad header hex", v.Name)
 		}
 		headers[i] = [80]byte(raw)
-		sum := Sum(&headers[i])
+		sum := pow.SHA256d(headers[i][:])
 		if hex.EncodeToString(sum[:]) != v.SHA256d {
 			t.Fatalf("%s: Sum = %x, want %s", v.Name, sum, v.SHA256d)
 		}
@@ -277,7 +279,7 @@ func TestGenericH7(t *testing.T) {
 		w := NewWork(&header, &[32]byte{})
 		n := rng.Uint32()
 		binary.LittleEndian.PutUint32(header[76:], n)
-		sum := Sum(&header)
+		sum := pow.SHA256d(header[:])
 		if got, want := genericH7(&w.k, n), binary.BigEndian.Uint32(sum[28:]); got != want {
 			t.Fatalf("H7 %08x want %08x", got, want)
 		}
@@ -304,7 +306,7 @@ func testTopWordBoundary(t *testing.T, impl Implementation) {
 		n := rng.Uint32()
 		h := header
 		binary.LittleEndian.PutUint32(h[76:], n)
-		sum := Sum(&h)
+		sum := pow.SHA256d(h[:])
 		top := binary.LittleEndian.Uint32(sum[28:])
 		for _, tt := range []struct {
 			top  uint32

@@ -1,35 +1,39 @@
-package payout
+// Package nodechain answers payout's chain questions (payout.Chain) from a
+// bitcoind-compatible node over JSON-RPC (pool/node). It is apart from
+// payout so that payout, and the ledger that stores its state, need none
+// of the node client's dependencies.
+package nodechain
 
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"strings"
 
-	"github.com/hashforge/hashforge/pool"
+	"github.com/hashforge/hashforge/payout"
 	"github.com/hashforge/hashforge/pool/node"
+	"github.com/hashforge/hashforge/pow"
 )
 
-// NodeChain answers BlockState from a bitcoind-compatible node.
-type NodeChain struct{ Node *node.Client }
+// Chain answers BlockState from a bitcoind-compatible node.
+type Chain struct{ Node *node.Client }
 
-var _ Chain = NodeChain{}
+var _ payout.Chain = Chain{}
 
 // BlockState decides main-chain membership by asking for the main chain's
 // block at the block's height and comparing hashes. That works the same
 // on Bitcoin Core and btcd, whereas getblock's confirmations for a side
 // chain block differ between them (-1 or a positive count).
-func (c NodeChain) BlockState(ctx context.Context, hash string, height int64) (BlockState, error) {
+func (c Chain) BlockState(ctx context.Context, hash string, height int64) (payout.BlockState, error) {
 	tip, err := c.Node.GetBlockCount(ctx)
 	if err != nil {
-		return BlockState{}, fmt.Errorf("getblockcount: %w", err)
+		return payout.BlockState{}, fmt.Errorf("getblockcount: %w", err)
 	}
-	st := BlockState{TipHeight: tip}
+	st := payout.BlockState{TipHeight: tip}
 	inMain := false
 	if height <= tip { // else a reorg to a shorter chain; not (yet) in it
 		main, err := c.Node.GetBlockHash(ctx, height)
 		if err != nil {
-			return BlockState{}, fmt.Errorf("getblockhash %d: %w", height, err)
+			return payout.BlockState{}, fmt.Errorf("getblockhash %d: %w", height, err)
 		}
 		inMain = strings.EqualFold(main, hash)
 	}
@@ -43,7 +47,7 @@ func (c NodeChain) BlockState(ctx context.Context, hash string, height int64) (B
 		case err == nil:
 			st.Known = true
 		case !node.IsRPCError(err, node.CodeBlockNotFound):
-			return BlockState{}, fmt.Errorf("getblockheader %s: %w", hash, err)
+			return payout.BlockState{}, fmt.Errorf("getblockheader %s: %w", hash, err)
 		}
 		return st, nil
 	}
@@ -51,16 +55,12 @@ func (c NodeChain) BlockState(ctx context.Context, hash string, height int64) (B
 	st.Confirmations = tip - height + 1
 	info, err := c.Node.GetBlockInfo(ctx, hash)
 	if err != nil {
-		return BlockState{}, fmt.Errorf("getblock %s: %w", hash, err)
+		return payout.BlockState{}, fmt.Errorf("getblock %s: %w", hash, err)
 	}
-	bits, err := strconv.ParseUint(info.Bits, 16, 32)
+	t, err := pow.CompactToTarget(uint32(info.Bits))
 	if err != nil {
-		return BlockState{}, fmt.Errorf("getblock %s: bits %q: %w", hash, info.Bits, err)
+		return payout.BlockState{}, fmt.Errorf("getblock %s: %w", hash, err)
 	}
-	t, err := pool.CompactToTarget(uint32(bits))
-	if err != nil {
-		return BlockState{}, fmt.Errorf("getblock %s: %w", hash, err)
-	}
-	st.NetworkDifficulty = pool.TargetToDifficulty(t)
+	st.NetworkDifficulty = pow.TargetToDifficulty(t)
 	return st, nil
 }
