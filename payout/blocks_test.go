@@ -52,6 +52,18 @@ func mustBalance(t *testing.T, l *ledger.Ledger, addr string, imm, mat, paid int
 
 // coinbaseValue is a test block's coinbase value: blocks mined by
 // generate on an empty mempool carry the subsidy alone.
+// regtestChain is what the block life-cycle tests run on: a real btcd in
+// regtest with a client for it, and a ledger.
+func regtestChain(t *testing.T) (*devstack.Btcd, *ledger.Ledger, *node.Client, context.Context) {
+	t.Helper()
+	btcd := devtest.Btcd(t, devstack.BtcdOptions{})
+	nc, err := node.New(btcd.RPCURL(), "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return btcd, newLedger(t), nc, testCtx(t, 3*time.Minute)
+}
+
 // writeShares puts shares in the ledger through the real batcher, as the
 // pool does, and returns once they are written.
 func writeShares(ctx context.Context, t *testing.T, l *ledger.Ledger, shares ...record.Share) {
@@ -86,13 +98,7 @@ func coinbaseValue(t *testing.T, ctx context.Context, c *node.Client, btcd *devs
 // credits, another is invalidated, loses its place in the main chain to a
 // longer branch and has its credits reverted.
 func TestMaturityAndOrphansOnRegtest(t *testing.T) {
-	btcd := devtest.Btcd(t, devstack.BtcdOptions{})
-	l := newLedger(t)
-	ctx := testCtx(t, 3*time.Minute)
-	nc, err := node.New(btcd.RPCURL(), "", "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	btcd, l, nc, ctx := regtestChain(t)
 
 	// Shares before the blocks: A twice B's work.
 	start := time.Now().Add(-time.Minute)
@@ -201,13 +207,7 @@ func TestMaturityAndOrphansOnRegtest(t *testing.T) {
 // ("inconclusive": a lost race) ends orphaned; one the node never saw stays
 // unknown until the chain is OrphanDepth past it, then ends rejected.
 func TestUnknownBlocksSettledByChain(t *testing.T) {
-	btcd := devtest.Btcd(t, devstack.BtcdOptions{})
-	l := newLedger(t)
-	ctx := testCtx(t, 3*time.Minute)
-	nc, err := node.New(btcd.RPCURL(), "", "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	btcd, l, nc, ctx := regtestChain(t)
 	start := time.Now().Add(-time.Minute)
 	writeShares(ctx, t, l,
 		record.Share{Time: start, Address: "A", JobID: "j", Difficulty: 2, Height: 2},
