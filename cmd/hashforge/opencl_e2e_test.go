@@ -144,8 +144,8 @@ func TestOpenCLMinerFindsBlock(t *testing.T) {
 	if !found {
 		t.Fatalf("node's tip %s is not one of the blocks the pool recorded %v", tip, blocks)
 	}
-	if !strings.Contains(poolLog.String(), "BLOCK ACCEPTED") {
-		t.Fatalf("pool never logged BLOCK ACCEPTED:\n%s", poolLog.String())
+	if !strings.Contains(poolLog.String(), "block accepted by node") {
+		t.Fatalf("pool never logged \"block accepted by node\":\n%s", poolLog.String())
 	}
 
 	st := m.Stats()
