@@ -8,8 +8,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/klauspost/cpuid/v2"
-
 	"github.com/hashforge/hashforge/pow"
 )
 
@@ -113,21 +111,3 @@ func stdlibChunk(w *Work, nonce uint32) uint64 {
 }
 
 var benchSink atomic.Uint32
-
-// CPUInfo returns the CPU model and the features that decide which kernel
-// runs (the ones each registered implementation checks).
-func CPUInfo() (model string, features []string) {
-	for _, f := range []struct {
-		name string
-		id   cpuid.FeatureID
-	}{
-		{"SHA", cpuid.SHA}, {"SSSE3", cpuid.SSSE3}, {"SSE4.1", cpuid.SSE4},
-		{"AVX", cpuid.AVX}, {"AVX2", cpuid.AVX2}, {"BMI2", cpuid.BMI2},
-		{"AVX512F", cpuid.AVX512F}, {"AVX512VL", cpuid.AVX512VL},
-	} {
-		if cpuid.CPU.Supports(f.id) {
-			features = append(features, f.name)
-		}
-	}
-	return cpuid.CPU.BrandName, features
-}
