@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -160,4 +161,67 @@ func writeStatus(w io.Writer, kind string, s Stats, asJSON bool) {
 		line += fmt.Sprintf(" | %d hashes in %s", s.Hashes, s.Uptime.Round(time.Second))
 	}
 	fmt.Fprintln(w, line)
+}
+
+// Stats returns a snapshot. The hashrates are those of the last status
+// sample.
+func (m *Miner) Stats() Stats {
+	m.mu.Lock()
+	s := Stats{
+		Time:       time.Now(),
+		Pool:       m.poolName,
+		Connected:  m.cur != nil || m.cfg.Benchmark,
+		Difficulty: m.diff,
+		BestShare:  m.bestShare,
+	}
+	if !m.started.IsZero() {
+		s.Uptime = s.Time.Sub(m.started)
+	}
+	m.mu.Unlock()
+	s.Hashrate = m.total.current()
+	s.Hashes = m.total.hashes.Load()
+	for i, d := range m.devices {
+		s.Devices = append(s.Devices, DeviceStats{Name: d.Name(), Hashrate: m.meters[i].current(), Hashes: m.meters[i].hashes.Load()})
+	}
+	// Read the outcomes before the sends, so a share in flight never makes
+	// the outcomes add up to more than was submitted.
+	s.Accepted = m.accepted.Load()
+	s.Rejected = m.rejected.Load()
+	s.Stale = m.stale.Load()
+	s.Lost = m.lost.Load()
+	s.Submitted = m.submitted.Load()
+	s.Discarded = m.discarded.Load()
+	s.HWErrors = m.hwErrors.Load()
+	return s
+}
+
+// statusLoop samples the meters every second, or every StatusInterval when
+// that is shorter (so the average is smooth whatever the print interval),
+// and prints every StatusInterval.
+func (m *Miner) statusLoop(ctx context.Context) {
+	sample := time.NewTicker(min(time.Second, m.cfg.StatusInterval))
+	defer sample.Stop()
+	next := time.Now().Add(m.cfg.StatusInterval)
+	now := time.Now()
+	m.total.sample(now)
+	for _, mt := range m.meters {
+		mt.sample(now)
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-sample.C:
+			m.total.sample(now)
+			for _, mt := range m.meters {
+				mt.sample(now)
+			}
+			if !now.Before(next) {
+				next = now.Add(m.cfg.StatusInterval)
+				if !m.cfg.Quiet {
+					writeStatus(m.cfg.Output, "status", m.Stats(), m.cfg.JSONStats)
+				}
+			}
+		}
+	}
 }
