@@ -57,15 +57,15 @@ func (c *payoutConfig) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.WalletAccount, "wallet-account", "", `sendmany's account: "" for Bitcoin Core, "default" for btcwallet`)
 }
 
-// processor builds the payout processor: the ledger as store, the node as
-// chain, the wallet when one is configured. defaultFeeAddress (serve and
-// payout run: --pool-address) receives the fee when --fee-address is not
-// set. A zero payoutConfig is PPLNS without a fee.
+// setup builds the payout service (payout.Setup): the ledger as store,
+// the node as chain, the wallet when one is configured. defaultFeeAddress
+// (serve and payout run: --pool-address) receives the fee when
+// --fee-address is not set. A zero payoutConfig is PPLNS without a fee.
 //
 // This is the one place the payout flags are parsed: everything else
 // (serve's SOLO coinbases, PPS share credits, the terms blocks are
-// recorded with) follows the processor's Config (see schemeWiring).
-func (c *payoutConfig) processor(led *ledger.Ledger, rpc *node.Client, params *chaincfg.Params, defaultFeeAddress string, log *slog.Logger) (*payout.Processor, error) {
+// recorded with) follows the service, built from the processor's Config.
+func (c *payoutConfig) setup(led *ledger.Ledger, rpc *node.Client, params *chaincfg.Params, defaultFeeAddress string, log *slog.Logger) (*payout.Service, error) {
 	if c.Scheme == "" {
 		c.Scheme = string(payout.PPLNS)
 	}
@@ -89,7 +89,7 @@ func (c *payoutConfig) processor(led *ledger.Ledger, rpc *node.Client, params *c
 		}
 		wallet = w
 	}
-	return payout.New(payout.Config{
+	return payout.Setup(payout.Config{
 		Scheme:        scheme,
 		PPLNSWindow:   c.PPLNSWindow,
 		FeeBPS:        c.FeeBPS,
@@ -100,42 +100,20 @@ func (c *payoutConfig) processor(led *ledger.Ledger, rpc *node.Client, params *c
 		Confirmations: c.Confirmations,
 		DropAfter:     c.DropAfter,
 		Logger:        log,
-	}, led, nodechain.Chain{Node: rpc}, wallet)
+	}, params.SubsidyReductionInterval, led, nodechain.Chain{Node: rpc}, wallet)
 }
 
-// schemeWiring is what the payout scheme decides outside package payout,
-// taken from the processor's parsed configuration so that serve never
-// compares raw flag text: SOLO coinbases (package pool), PPS share
-// credits (the ledger's batcher) and the terms every found block is
-// recorded with.
-type schemeWiring struct {
-	Solo           bool
-	SoloSplit      func(value int64) (finder, fee int64, err error)
-	SoloFeeAddress string
-	// OnBatch is the batcher's hook: PPS credits, nil otherwise.
-	OnBatch func(ctx context.Context, tx pgx.Tx, batchID string, shares []record.Share) error
-	// Blocks records found blocks with the scheme and fee in force.
-	Blocks pool.BlockSink
-}
-
-func newSchemeWiring(p *payout.Processor, led *ledger.Ledger, params *chaincfg.Params) (schemeWiring, error) {
-	pc := p.Config()
-	blocks, err := led.TermsBlockSink(payout.Terms{Scheme: pc.Scheme, FeeBPS: pc.FeeBPS})
-	if err != nil {
-		return schemeWiring{}, err
+// ledgerHooks wires the payout service into the ledger: found blocks are
+// recorded with its terms, and under PPS the share batcher credits each
+// batch (onBatch, nil otherwise).
+func ledgerHooks(s *payout.Service, led *ledger.Ledger) (blocks ledger.TermsSink, onBatch func(ctx context.Context, tx pgx.Tx, batchID string, shares []record.Share) error, err error) {
+	if blocks, err = led.TermsBlockSink(s.Terms); err != nil {
+		return ledger.TermsSink{}, nil, err
 	}
-	w := schemeWiring{Blocks: blocks}
-	switch pc.Scheme {
-	case payout.PPS:
-		// PPS credits each share batch in its own transaction.
-		w.OnBatch = ledger.PPSCredits(payout.PPSValuer(pc.FeeBPS, params.SubsidyReductionInterval))
-	case payout.SOLO:
-		w.Solo, w.SoloFeeAddress = true, pc.FeeAddress
-		if fee := pc.FeeBPS; fee > 0 {
-			w.SoloSplit = func(v int64) (int64, int64, error) { return payout.SoloCoinbase(v, fee) }
-		}
+	if s.ShareValuer != nil {
+		onBatch = ledger.PPSCredits(s.ShareValuer)
 	}
-	return w, nil
+	return blocks, onBatch, nil
 }
 
 func cmdPayout(args []string) error {
@@ -192,10 +170,11 @@ func cmdPayout(args []string) error {
 		if _, err := led.Migrate(ctx); err != nil {
 			return err
 		}
-		p, err := pc.processor(led, rpc, params, poolAddress, log)
+		svc, err := pc.setup(led, rpc, params, poolAddress, log)
 		if err != nil {
 			return err
 		}
+		p := svc.Processor
 		err = p.RunOnce(ctx)
 		st := p.Stats()
 		log.Info("payout run done", "credited", st.BlocksCredited, "matured", st.BlocksMatured, "orphaned", st.BlocksOrphaned,

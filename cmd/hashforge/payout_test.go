@@ -67,16 +67,17 @@ func TestPayoutSchemeWiring(t *testing.T) {
 		{"", payout.PPLNS, false, false},
 	} {
 		pc := payoutConfig{Scheme: c.flag, FeeBPS: 150}
-		p, err := pc.processor(led, rpc, params, poolAddr, log)
+		w, err := pc.setup(led, rpc, params, poolAddr, log)
 		if err != nil {
 			t.Fatalf("%q: %v", c.flag, err)
 		}
-		w, err := newSchemeWiring(p, led, params)
+		p := w.Processor
+		blocks, onBatch, err := ledgerHooks(w, led)
 		if err != nil {
 			t.Fatalf("%q: %v", c.flag, err)
 		}
-		if p.Config().Scheme != c.scheme || w.Solo != c.solo || (w.OnBatch != nil) != c.pps {
-			t.Fatalf("--payout-scheme %q: scheme %s, solo %v, PPS hook %v", c.flag, p.Config().Scheme, w.Solo, w.OnBatch != nil)
+		if p.Config().Scheme != c.scheme || w.Solo != c.solo || (onBatch != nil) != c.pps {
+			t.Fatalf("--payout-scheme %q: scheme %s, solo %v, PPS hook %v", c.flag, p.Config().Scheme, w.Solo, onBatch != nil)
 		}
 		if c.solo {
 			if w.SoloSplit == nil || w.SoloFeeAddress != poolAddr {
@@ -88,7 +89,7 @@ func TestPayoutSchemeWiring(t *testing.T) {
 		}
 		// Found blocks are recorded with the parsed scheme and fee.
 		hash := strings.Repeat(strconv.Itoa(i+1), 64)
-		if err := w.Blocks.RecordBlock(ctx, record.Block{Time: time.Now(), Height: int64(i + 1), Hash: hash, Reward: 1,
+		if err := blocks.RecordBlock(ctx, record.Block{Time: time.Now(), Height: int64(i + 1), Hash: hash, Reward: 1,
 			Address: poolAddr, Accepted: true, Verdict: "accepted"}); err != nil {
 			t.Fatal(err)
 		}

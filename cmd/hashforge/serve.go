@@ -164,17 +164,17 @@ func runServe(ctx context.Context, cfg serveConfig, log *slog.Logger, ready func
 	if err != nil {
 		return fmt.Errorf("spool dir: %w", err)
 	}
-	payouts, err := cfg.Payout.processor(led, rpc, params, cfg.PoolAddress, log)
+	pay, err := cfg.Payout.setup(led, rpc, params, cfg.PoolAddress, log)
 	if err != nil {
 		return err
 	}
-	// From the processor's parsed scheme, never the raw flag text.
-	payoutWiring, err := newSchemeWiring(payouts, led, params)
+	payouts := pay.Processor
+	blocks, onBatch, err := ledgerHooks(pay, led)
 	if err != nil {
 		return err
 	}
 	bopts := ledger.BatcherOptions{SpoolDir: spool, Logger: log.With("component", "ledger")}
-	bopts.OnBatch = payoutWiring.OnBatch // PPS: credits each share batch in its own transaction
+	bopts.OnBatch = onBatch // PPS: credits each share batch in its own transaction
 	// The dashboard (made below, before the batcher runs; nil without
 	// --http-addr) observes every batch write for its metrics.
 	var dash *web.Server
@@ -191,10 +191,10 @@ func runServe(ctx context.Context, cfg serveConfig, log *slog.Logger, ready func
 		ShareInterval:   cfg.ShareInterval,
 		VersionMask:     uint32(mask),
 		Logger:          log,
-		Solo:            payoutWiring.Solo,
-		SoloSplit:       payoutWiring.SoloSplit,
-		SoloFeeAddress:  payoutWiring.SoloFeeAddress,
-	}, rpc, batcher, payoutWiring.Blocks)
+		Solo:            pay.Solo,
+		SoloSplit:       pay.SoloSplit,
+		SoloFeeAddress:  pay.SoloFeeAddress,
+	}, rpc, batcher, blocks)
 	if err != nil {
 		return err
 	}
