@@ -8,14 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/btcsuite/btcd/chaincfg/v2"
 
-	"github.com/hashforge/hashforge/internal/backoff"
 	"github.com/hashforge/hashforge/pool/node"
 	"github.com/hashforge/hashforge/pow"
 	"github.com/hashforge/hashforge/record"
@@ -32,29 +30,6 @@ const (
 	// BIP323VersionMask is the wider BIP 323 option.
 	BIP323VersionMask = 0x1fffffe0
 	DefaultJobRefresh = 30 * time.Second
-)
-
-// submitTimeout bounds submitblock, retries included. It is generous: a
-// block is worth waiting for, and a node validating a large block is slow.
-const submitTimeout = 2 * time.Minute
-
-// submitBackoff is the wait before each retry of a submitblock that got no
-// answer from the node: five tries over about three seconds, all before the
-// miner hears back. A node's verdict is final and never retried.
-var submitBackoff = []time.Duration{200 * time.Millisecond, 400 * time.Millisecond, 800 * time.Millisecond, 1600 * time.Millisecond}
-
-// Recording a found block in the ledger happens off the share path and is
-// retried until it succeeds or the server stops.
-const (
-	recordAttemptTimeout = 30 * time.Second
-	recordBackoffMin     = 250 * time.Millisecond
-	recordBackoffMax     = 30 * time.Second
-	// recordGrace is how long Run, when stopping, still waits for blocks
-	// not yet recorded before giving up on them (and logging each).
-	recordGrace = 5 * time.Second
-	// lastRecordTimeout bounds the single attempt made for a block found
-	// after the server stopped.
-	lastRecordTimeout = 5 * time.Second
 )
 
 // hashrateWindow is what Stats.Hashrate averages over.
@@ -110,7 +85,6 @@ type Server struct {
 	soloFee []byte // output script paying cfg.SoloFeeAddress
 	submit  BlockSubmitter
 	shares  ShareSink
-	blocks  BlockSink
 	jobs    *JobBook
 	jobBase string // per-boot random job id prefix
 	jobSeq  uint64 // owned by Run
@@ -131,19 +105,10 @@ type Server struct {
 	hashrate  [hashrateBuckets]rateBucket
 	startedAt time.Time
 
-	// Retry schedules; package defaults, shortened by tests.
-	submitBackoff                []time.Duration
-	recordBackoff, recordBackMax time.Duration
-	recordGrace                  time.Duration
-
-	// Found blocks not yet in the ledger, kept in memory while the
-	// recorder retries. recCtx ends when Run stops.
-	recMu      sync.Mutex
-	unrecorded map[string]record.Block // by hash
-	recStopped bool
-	recWG      sync.WaitGroup
-	recCtx     context.Context
-	recStop    context.CancelFunc
+	// submitBackoff is the submitblock retry schedule; the package
+	// default, shortened by tests.
+	submitBackoff []time.Duration
+	rec           *blockRecorder
 }
 
 type rateBucket struct {
@@ -213,7 +178,6 @@ func NewServer(cfg Config, submit BlockSubmitter, shares ShareSink, blocks Block
 		soloFee:  soloFee,
 		submit:   submit,
 		shares:   shares,
-		blocks:   blocks,
 		jobs:     NewJobBook(DefaultJobBookSize),
 		jobBase:  hex.EncodeToString(seed[:4]),
 		now:      time.Now,
@@ -221,12 +185,8 @@ func NewServer(cfg Config, submit BlockSubmitter, shares ShareSink, blocks Block
 		rejected: make(map[string]uint64),
 
 		submitBackoff: submitBackoff,
-		recordBackoff: recordBackoffMin,
-		recordBackMax: recordBackoffMax,
-		recordGrace:   recordGrace,
-		unrecorded:    make(map[string]record.Block),
 	}
-	s.recCtx, s.recStop = context.WithCancel(context.Background())
+	s.rec = newBlockRecorder(blocks, s.log, s.publishBlock)
 	// A random start spreads restarted nodes over the counter space, so
 	// a restart does not hand yesterday's extranonce1 to a new miner.
 	s.en1 = newExtranonceAllocator(cfg.NodeID, binary.LittleEndian.Uint32(seed[4:]))
@@ -244,7 +204,7 @@ func NewServer(cfg Config, submit BlockSubmitter, shares ShareSink, blocks Block
 // has not taken yet are retried until Run returns, which first gives them a
 // few seconds' grace and then logs every block it could not record.
 func (s *Server) Run(ctx context.Context, templates <-chan *node.Template) error {
-	defer s.stopRecorder()
+	defer s.rec.shutdown()
 	var (
 		pending   *node.Template
 		lastSent  time.Time
@@ -412,9 +372,7 @@ func (s *Server) Stats() Stats {
 		}
 	}
 	s.statsMu.Unlock()
-	s.recMu.Lock()
-	st.BlocksUnrecorded = len(s.unrecorded)
-	s.recMu.Unlock()
+	st.BlocksUnrecorded = s.rec.pending()
 	window := min(now.Sub(s.startedAt), hashrateWindow).Seconds()
 	if window < 1 {
 		window = 1
@@ -439,205 +397,6 @@ func (s *Server) countAccepted(diff float64, now time.Time) {
 	}
 	b.diff += diff
 	s.statsMu.Unlock()
-}
-
-// submitBlock sends a solved block to the node. It runs on the submitting
-// session's goroutine before the miner gets its reply: nothing is more
-// urgent. The context is detached from the session so a miner hanging up
-// cannot abort the submission. A submitblock that gets no answer is retried
-// a few times (submitBackoff); the node's verdict is final. The ledger
-// record of the block is made in the background (recordBlock), so a slow or
-// absent database never holds up the miner or loses the block.
-func (s *Server) submitBlock(res *ShareResult, en1, en2 []byte, user Username, remote string) {
-	j := res.Job
-	hash := res.BlockHash()
-	blockHex := j.blockHex(&res.Header, en1, en2, res.Coinb2)
-	log := s.log.With("height", j.Height, "hash", hash, "job", j.ID, "address", user.Address,
-		"worker", user.Worker, "remote", remote)
-	// Blocks are routine (thousands on regtest): INFO. WARN and ERROR are
-	// for what an operator must look at.
-	log.Info("block found: submitting to node")
-
-	ctx, cancel := context.WithTimeout(context.Background(), submitTimeout)
-	defer cancel()
-	verdict, err := s.submitWithRetry(ctx, blockHex, log)
-	b := record.Block{
-		Time:    s.now(),
-		Height:  j.Height,
-		Hash:    hash,
-		Reward:  j.coinbaseVal,
-		Address: user.Address,
-		Worker:  user.Worker,
-	}
-	switch {
-	case err != nil:
-		// The node may have taken the block and its answer been lost
-		// (Core answers a submitblock it queued behind busy RPC threads
-		// long after the client gave up): the chain will tell.
-		b.Unknown, b.Verdict = true, "unknown: submitblock got no answer: "+err.Error()
-		log.Warn("block submission got no answer from the node; recorded as unknown until the chain shows it",
-			"err", err, "block_hex", blockHex)
-	case verdict == "":
-		b.Accepted, b.Verdict = true, "accepted"
-		s.jobs.Solved(j.prevHash)
-		log.Info("block accepted by node")
-	case isUncertainVerdict(verdict):
-		b.Unknown, b.Verdict = true, verdict
-		log.Info("block not rejected but not on the node's active chain (a lost race, or a block the node already has); the chain will tell",
-			"verdict", verdict)
-	default:
-		b.Verdict = verdict
-		log.Error("BLOCK REJECTED by node", "verdict", verdict, "block_hex", blockHex)
-	}
-	s.statsMu.Lock()
-	if b.Accepted {
-		s.blocksWon++
-	}
-	last := b
-	s.lastBlock = &last
-	s.statsMu.Unlock()
-	s.recordBlock(b, log)
-}
-
-// submitWithRetry calls submitblock until the node answers, at most
-// 1+len(s.submitBackoff) times. A retry may reach a node that did take an
-// earlier attempt whose answer was lost; it then says the block is a
-// duplicate, which means accepted.
-func (s *Server) submitWithRetry(ctx context.Context, blockHex string, log *slog.Logger) (string, error) {
-	for attempt := 0; ; attempt++ {
-		verdict, err := s.submit.SubmitBlock(ctx, blockHex)
-		if err == nil {
-			if attempt > 0 && isDuplicateVerdict(verdict) {
-				log.Info("submitblock retry: node already has the block (an earlier attempt reached it)",
-					"verdict", verdict, "attempts", attempt+1)
-				return "", nil
-			}
-			if attempt > 0 {
-				log.Info("submitblock answered after retries", "attempts", attempt+1)
-			}
-			return verdict, nil
-		}
-		if attempt >= len(s.submitBackoff) || ctx.Err() != nil {
-			return "", fmt.Errorf("%w (after %d attempts)", err, attempt+1)
-		}
-		wait := s.submitBackoff[attempt]
-		log.Warn("submitblock got no answer from the node, retrying", "attempt", attempt+1, "retry_in", wait, "err", err)
-		if !backoff.Sleep(ctx, wait) {
-			return "", fmt.Errorf("%w (after %d attempts)", err, attempt+1)
-		}
-	}
-}
-
-// isDuplicateVerdict recognises "I have this block already, and it is
-// valid": Bitcoin Core's "duplicate" and btcd's "rejected: already have
-// block …". Core's "duplicate-invalid" and "duplicate-inconclusive" are not.
-func isDuplicateVerdict(v string) bool {
-	return v == "duplicate" || strings.Contains(v, "already have block")
-}
-
-// isUncertainVerdict recognises Bitcoin Core's answers that are not a
-// rejection (BIP 22 and Core's submitblock): "inconclusive" (valid, but
-// not on the active chain, usually a block at a height the node already
-// has) and "duplicate-inconclusive", and a "duplicate" (or btcd's
-// "already have block") heard on the first attempt, when the pool cannot
-// know who submitted it first. Whether such a block counts is for the
-// chain to say.
-func isUncertainVerdict(v string) bool {
-	return v == "inconclusive" || v == "duplicate-inconclusive" || isDuplicateVerdict(v)
-}
-
-// recordBlock hands a found block to the ledger without blocking the share
-// path: the block is kept in memory and recorded by a background goroutine
-// that retries with backoff until the ledger takes it or the server stops.
-// After Run has returned there is no background any more: one bounded
-// attempt is made here.
-func (s *Server) recordBlock(b record.Block, log *slog.Logger) {
-	s.recMu.Lock()
-	if s.recStopped {
-		s.recMu.Unlock()
-		ctx, cancel := context.WithTimeout(context.Background(), lastRecordTimeout)
-		err := s.blocks.RecordBlock(ctx, b)
-		cancel()
-		if err != nil {
-			s.logUnrecorded(b, err)
-		}
-		s.publishBlock(b)
-		return
-	}
-	s.unrecorded[b.Hash] = b
-	s.recWG.Add(1)
-	s.recMu.Unlock()
-	go s.recordLoop(b, log)
-}
-
-func (s *Server) recordLoop(b record.Block, log *slog.Logger) {
-	defer s.recWG.Done()
-	retry := backoff.Backoff{Min: s.recordBackoff, Max: s.recordBackMax}
-	for attempt := 1; ; attempt++ {
-		ctx, cancel := context.WithTimeout(s.recCtx, recordAttemptTimeout)
-		err := s.blocks.RecordBlock(ctx, b)
-		cancel()
-		if attempt == 1 {
-			// After the first attempt: an observer reacting to the event
-			// finds the block in the ledger when it could be recorded, and
-			// the live feed does not wait for a database that is away.
-			s.publishBlock(b)
-		}
-		if err == nil {
-			s.recMu.Lock()
-			delete(s.unrecorded, b.Hash)
-			s.recMu.Unlock()
-			if attempt > 1 {
-				log.Info("found block recorded in the ledger after retries", "attempts", attempt, "accepted", b.Accepted)
-			}
-			return
-		}
-		if s.recCtx.Err() != nil {
-			return // stopRecorder reports it
-		}
-		delay := retry.Next()
-		log.Error("cannot record found block in the ledger; kept in memory, retrying",
-			"attempt", attempt, "retry_in", delay, "accepted", b.Accepted, "unknown", b.Unknown, "err", err)
-		if !backoff.Sleep(s.recCtx, delay) {
-			return
-		}
-	}
-}
-
-// stopRecorder ends the background recording: blocks still unrecorded get
-// s.recordGrace more to make it, then the retries stop and every block left
-// is logged with what an operator needs to enter it by hand.
-func (s *Server) stopRecorder() {
-	for deadline := time.Now().Add(s.recordGrace); ; {
-		s.recMu.Lock()
-		n := len(s.unrecorded)
-		s.recMu.Unlock()
-		if n == 0 || !time.Now().Before(deadline) {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	s.recMu.Lock()
-	s.recStopped = true
-	s.recMu.Unlock()
-	s.recStop()
-	s.recWG.Wait()
-	s.recMu.Lock()
-	left := make([]record.Block, 0, len(s.unrecorded))
-	for _, b := range s.unrecorded {
-		left = append(left, b)
-	}
-	clear(s.unrecorded)
-	s.recMu.Unlock()
-	for _, b := range left {
-		s.logUnrecorded(b, errors.New("server stopped before the ledger took it"))
-	}
-}
-
-func (s *Server) logUnrecorded(b record.Block, err error) {
-	s.log.Error("FOUND BLOCK NOT RECORDED in the ledger: add it by hand",
-		"hash", b.Hash, "height", b.Height, "accepted", b.Accepted, "unknown", b.Unknown, "verdict", b.Verdict,
-		"reward_sat", b.Reward, "address", b.Address, "worker", b.Worker, "found_at", b.Time, "err", err)
 }
 
 // encodeLines prepares the job's mining.notify lines once, for every
