@@ -68,13 +68,7 @@ func (s *Server) submitBlock(res *ShareResult, en1, en2 []byte, user Username, r
 		b.Verdict = verdict
 		log.Error("BLOCK REJECTED by node", "verdict", verdict, "block_hex", blockHex)
 	}
-	s.statsMu.Lock()
-	if b.Accepted {
-		s.blocksWon++
-	}
-	last := b
-	s.lastBlock = &last
-	s.statsMu.Unlock()
+	s.stats.block(b)
 	s.rec.record(b, log)
 }
 

@@ -9,14 +9,12 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/btcsuite/btcd/chaincfg/v2"
 
 	"github.com/hashforge/hashforge/pool/node"
 	"github.com/hashforge/hashforge/pow"
-	"github.com/hashforge/hashforge/record"
 	"github.com/hashforge/hashforge/stratum"
 )
 
@@ -30,13 +28,6 @@ const (
 	// BIP323VersionMask is the wider BIP 323 option.
 	BIP323VersionMask = 0x1fffffe0
 	DefaultJobRefresh = 30 * time.Second
-)
-
-// hashrateWindow is what Stats.Hashrate averages over.
-const (
-	hashrateBucket  = 10 * time.Second
-	hashrateBuckets = 60
-	hashrateWindow  = hashrateBucket * hashrateBuckets
 )
 
 // Config configures a Server.
@@ -96,24 +87,12 @@ type Server struct {
 	fanout   []*session // broadcast's reusable snapshot; owned by Run
 	events   eventBus
 
-	accepted  atomic.Uint64
-	workers   atomic.Int64
-	statsMu   sync.Mutex
-	rejected  map[string]uint64
-	blocksWon uint64
-	lastBlock *record.Block
-	hashrate  [hashrateBuckets]rateBucket
-	startedAt time.Time
+	stats stats
 
 	// submitBackoff is the submitblock retry schedule; the package
 	// default, shortened by tests.
 	submitBackoff []time.Duration
 	rec           *blockRecorder
-}
-
-type rateBucket struct {
-	epoch int64 // bucket index since the Unix epoch
-	diff  float64
 }
 
 // NewServer validates cfg, applies defaults and returns a Server ready to be
@@ -182,7 +161,6 @@ func NewServer(cfg Config, submit BlockSubmitter, shares ShareSink, blocks Block
 		jobBase:  hex.EncodeToString(seed[:4]),
 		now:      time.Now,
 		sessions: make(map[*session]struct{}),
-		rejected: make(map[string]uint64),
 
 		submitBackoff: submitBackoff,
 	}
@@ -190,7 +168,7 @@ func NewServer(cfg Config, submit BlockSubmitter, shares ShareSink, blocks Block
 	// A random start spreads restarted nodes over the counter space, so
 	// a restart does not hand yesterday's extranonce1 to a new miner.
 	s.en1 = newExtranonceAllocator(cfg.NodeID, binary.LittleEndian.Uint32(seed[4:]))
-	s.startedAt = s.now()
+	s.stats.init(s.now())
 	return s, nil
 }
 
@@ -321,82 +299,6 @@ func (s *Server) CurrentJob() (height int64, ok bool) {
 		return 0, false
 	}
 	return j.Height, true
-}
-
-// Stats is a snapshot of the pool for the dashboard.
-type Stats struct {
-	Sessions          int
-	AuthorizedWorkers int
-	Accepted          uint64
-	Rejected          map[string]uint64 // by reason
-	JobHeight         int64             // 0 before the first job
-	NetworkDifficulty float64
-	BlocksFound       uint64 // blocks the node accepted since start
-	// BlocksUnrecorded counts found blocks the ledger has not taken yet
-	// (kept in memory, retried in the background).
-	BlocksUnrecorded int
-	LastBlock        *record.Block // last block submitted, accepted or not
-	// Hashrate estimates the pool's hashrate in H/s from the difficulty of
-	// accepted shares over the last 10 minutes (or since start, if less).
-	Hashrate float64
-}
-
-// Stats returns a snapshot of the pool's counters.
-func (s *Server) Stats() Stats {
-	st := Stats{
-		Accepted:          s.accepted.Load(),
-		AuthorizedWorkers: int(s.workers.Load()),
-		Rejected:          make(map[string]uint64),
-	}
-	s.mu.Lock()
-	st.Sessions = len(s.sessions)
-	s.mu.Unlock()
-	if j := s.jobs.Current(); j != nil {
-		st.JobHeight, st.NetworkDifficulty = j.Height, j.netDiff
-	}
-	now := s.now()
-	s.statsMu.Lock()
-	for k, v := range s.rejected {
-		st.Rejected[k] = v
-	}
-	st.BlocksFound = s.blocksWon
-	if s.lastBlock != nil {
-		b := *s.lastBlock
-		st.LastBlock = &b
-	}
-	sum := 0.0
-	cur := now.UnixNano() / int64(hashrateBucket)
-	for _, b := range s.hashrate {
-		if b.epoch > cur-hashrateBuckets && b.epoch <= cur {
-			sum += b.diff
-		}
-	}
-	s.statsMu.Unlock()
-	st.BlocksUnrecorded = s.rec.pending()
-	window := min(now.Sub(s.startedAt), hashrateWindow).Seconds()
-	if window < 1 {
-		window = 1
-	}
-	st.Hashrate = sum * 4294967296 / window
-	return st
-}
-
-func (s *Server) countReject(reason string) {
-	s.statsMu.Lock()
-	s.rejected[reason]++
-	s.statsMu.Unlock()
-}
-
-func (s *Server) countAccepted(diff float64, now time.Time) {
-	s.accepted.Add(1)
-	e := now.UnixNano() / int64(hashrateBucket)
-	s.statsMu.Lock()
-	b := &s.hashrate[e%hashrateBuckets]
-	if b.epoch != e {
-		*b = rateBucket{epoch: e}
-	}
-	b.diff += diff
-	s.statsMu.Unlock()
 }
 
 // encodeLines prepares the job's mining.notify lines once, for every
