@@ -29,8 +29,9 @@ const (
 // retrying until the ledger takes each or the server stops. Found blocks
 // not yet in the ledger are kept in memory meanwhile.
 //
-// mu is a leaf: it is never held while another lock is taken, nor while
-// the ledger or an event subscriber is called.
+// mu is a leaf in the lock order (see Server.mu): it is never held while
+// another lock is taken, nor while the ledger or an event subscriber is
+// called.
 type blockRecorder struct {
 	sink      BlockSink
 	log       *slog.Logger       // the server's, for FOUND BLOCK NOT RECORDED

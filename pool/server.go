@@ -64,9 +64,11 @@ type BlockSubmitter interface {
 	SubmitBlock(ctx context.Context, blockHex string) (verdict string, err error)
 }
 
-// Server is the pool core: it builds jobs from templates (Run), speaks
-// Stratum to miners (it implements stratum.Handler), checks shares, submits
-// blocks and hands accepted shares to the ledger.
+// Server is the pool core: it builds jobs from templates (Run, jobs.go),
+// speaks Stratum to miners (it implements stratum.Handler, session.go),
+// checks shares, submits blocks (block.go), records them (blockrecorder.go)
+// and hands accepted shares to the ledger; it keeps the counters (stats.go)
+// and publishes events (events.go).
 type Server struct {
 	cfg     Config
 	log     *slog.Logger
@@ -77,6 +79,25 @@ type Server struct {
 	jobs    jobManager
 	now     func() time.Time
 
+	// Lock order, outermost first: a goroutine holding one of these takes
+	// only locks further down the list.
+	//
+	//  1. session.mu: one session's state, held across its share check
+	//     and the sends to it. Never two sessions' at once: broadcast and
+	//     Online copy the session set under Server.mu, release it, then
+	//     lock each session in turn.
+	//  2. Server.mu: the session set and the extranonce1 allocator. Taken
+	//     alone, or under session.mu (subscribe, reassignExtranonce).
+	//  3. Leaves, held for a few loads and stores and never while taking
+	//     another lock: JobBook.mu, Job.soloMu and the duplicate shards'
+	//     dupShard.mu (share checks and job sends, under session.mu);
+	//     stats.mu; blockRecorder.mu; eventBus.mu.
+	//
+	// No lock is held while the pool waits on anything outside it: a block
+	// is submitted after session.mu is released, the recorder calls the
+	// ledger with its mutex free, events go out through an atomic snapshot
+	// of the subscribers without waiting, and the stratum layer's sends
+	// under session.mu only queue the line.
 	mu       sync.Mutex
 	sessions map[*session]struct{}
 	en1      extranonceAllocator

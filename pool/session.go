@@ -36,7 +36,7 @@ type session struct {
 	c      conn
 	remote string
 
-	mu            sync.Mutex
+	mu            sync.Mutex // first in the lock order: see Server.mu
 	en1           [Extranonce1Size]byte
 	en1Hex        string
 	subscribed    bool

@@ -36,7 +36,8 @@ type Stats struct {
 // stats are the pool's live counters: shares accepted and refused,
 // authorized workers, blocks found and the hashrate buckets.
 //
-// mu is a leaf: it is never held while another lock is taken.
+// mu is a leaf in the lock order (see Server.mu): it is never held while
+// another lock is taken.
 type stats struct {
 	accepted  atomic.Uint64
 	workers   atomic.Int64
