@@ -11,20 +11,6 @@ import (
 	"github.com/hashforge/hashforge/record"
 )
 
-// Recording a found block in the ledger happens off the share path and is
-// retried until it succeeds or the server stops.
-const (
-	recordAttemptTimeout = 30 * time.Second
-	recordBackoffMin     = 250 * time.Millisecond
-	recordBackoffMax     = 30 * time.Second
-	// recordGrace is how long Run, when stopping, still waits for blocks
-	// not yet recorded before giving up on them (and logging each).
-	recordGrace = 5 * time.Second
-	// lastRecordTimeout bounds the single attempt made for a block found
-	// after the server stopped.
-	lastRecordTimeout = 5 * time.Second
-)
-
 // blockRecorder hands found blocks to the ledger in the background,
 // retrying until the ledger takes each or the server stops. Found blocks
 // not yet in the ledger are kept in memory meanwhile.
@@ -49,6 +35,20 @@ type blockRecorder struct {
 	ctx  context.Context // ends when stop is called
 	stop context.CancelFunc
 }
+
+// Recording a found block in the ledger happens off the share path and is
+// retried until it succeeds or the server stops.
+const (
+	recordAttemptTimeout = 30 * time.Second
+	recordBackoffMin     = 250 * time.Millisecond
+	recordBackoffMax     = 30 * time.Second
+	// recordGrace is how long Run, when stopping, still waits for blocks
+	// not yet recorded before giving up on them (and logging each).
+	recordGrace = 5 * time.Second
+	// lastRecordTimeout bounds the single attempt made for a block found
+	// after the server stopped.
+	lastRecordTimeout = 5 * time.Second
+)
 
 func newBlockRecorder(sink BlockSink, log *slog.Logger, published func(record.Block)) *blockRecorder {
 	r := &blockRecorder{
