@@ -123,8 +123,8 @@ func newBlockPool(t *testing.T, sub BlockSubmitter, rec BlockSink, log *slog.Log
 		t.Fatal(err)
 	}
 	srv.submitBackoff = []time.Duration{time.Millisecond, 2 * time.Millisecond, 4 * time.Millisecond, 8 * time.Millisecond}
-	srv.recordBackoff, srv.recordBackMax = time.Millisecond, 10*time.Millisecond
-	srv.recordGrace = 50 * time.Millisecond
+	srv.rec.backoff, srv.rec.backMax = time.Millisecond, 10*time.Millisecond
+	srv.rec.grace = 50 * time.Millisecond
 	if !srv.publish(testTemplate(t, 120, 2, true), true) {
 		t.Fatal("publish failed")
 	}
@@ -404,7 +404,7 @@ func TestRecordBlockShutdownWaitsForSlowLedger(t *testing.T) {
 	logs := &logRecorder{}
 	rec := &flakyLedger{gate: make(chan struct{})}
 	srv := newBlockPool(t, &fakeSubmitter{}, rec, slog.New(logs))
-	srv.recordGrace = 5 * time.Second
+	srv.rec.grace = 5 * time.Second
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Run(ctx, make(chan *node.Template)) }()

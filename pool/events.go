@@ -96,7 +96,7 @@ func (sub *Subscription) Close() { sub.bus.remove(sub) }
 // Publishing reads an immutable snapshot of the subscriber list, so the
 // common case (no one listening) costs one atomic load.
 type eventBus struct {
-	mu   sync.Mutex // serialises changes to subs
+	mu   sync.Mutex // serialises changes to subs; a leaf (see Server.mu)
 	subs atomic.Pointer[[]*Subscription]
 }
 

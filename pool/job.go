@@ -72,7 +72,7 @@ type Job struct {
 	lineClean, lineNoClean []byte
 
 	soloOutputs func([]byte) []TxOut
-	soloMu      sync.RWMutex
+	soloMu      sync.RWMutex         // a leaf: see the lock order at Server.mu
 	solo        map[string]*soloWork // by finder script; a string key looks up without allocating
 
 	dups [dupShards]dupShard
@@ -83,7 +83,7 @@ type Job struct {
 const dupShards = 16
 
 type dupShard struct {
-	mu   sync.Mutex
+	mu   sync.Mutex // a leaf: see the lock order at Server.mu
 	seen map[shareKey]struct{}
 }
 
@@ -320,7 +320,7 @@ func (j *Job) blockHex(header *[80]byte, en1, en2, coinb2 []byte) string {
 // block is no longer the tip is stale; a job that was evicted (or never
 // existed, e.g. from before a restart) is unknown.
 type JobBook struct {
-	mu      sync.RWMutex
+	mu      sync.RWMutex // a leaf: see the lock order at Server.mu
 	byID    map[string]*Job
 	order   []*Job // oldest first
 	current *Job

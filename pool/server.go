@@ -8,18 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/btcsuite/btcd/chaincfg/v2"
 
-	"github.com/hashforge/hashforge/internal/backoff"
-	"github.com/hashforge/hashforge/pool/node"
 	"github.com/hashforge/hashforge/pow"
-	"github.com/hashforge/hashforge/record"
-	"github.com/hashforge/hashforge/stratum"
 )
 
 // Defaults for the zero values of Config.
@@ -32,36 +26,6 @@ const (
 	// BIP323VersionMask is the wider BIP 323 option.
 	BIP323VersionMask = 0x1fffffe0
 	DefaultJobRefresh = 30 * time.Second
-)
-
-// submitTimeout bounds submitblock, retries included. It is generous: a
-// block is worth waiting for, and a node validating a large block is slow.
-const submitTimeout = 2 * time.Minute
-
-// submitBackoff is the wait before each retry of a submitblock that got no
-// answer from the node: five tries over about three seconds, all before the
-// miner hears back. A node's verdict is final and never retried.
-var submitBackoff = []time.Duration{200 * time.Millisecond, 400 * time.Millisecond, 800 * time.Millisecond, 1600 * time.Millisecond}
-
-// Recording a found block in the ledger happens off the share path and is
-// retried until it succeeds or the server stops.
-const (
-	recordAttemptTimeout = 30 * time.Second
-	recordBackoffMin     = 250 * time.Millisecond
-	recordBackoffMax     = 30 * time.Second
-	// recordGrace is how long Run, when stopping, still waits for blocks
-	// not yet recorded before giving up on them (and logging each).
-	recordGrace = 5 * time.Second
-	// lastRecordTimeout bounds the single attempt made for a block found
-	// after the server stopped.
-	lastRecordTimeout = 5 * time.Second
-)
-
-// hashrateWindow is what Stats.Hashrate averages over.
-const (
-	hashrateBucket  = 10 * time.Second
-	hashrateBuckets = 60
-	hashrateWindow  = hashrateBucket * hashrateBuckets
 )
 
 // Config configures a Server.
@@ -100,9 +64,11 @@ type BlockSubmitter interface {
 	SubmitBlock(ctx context.Context, blockHex string) (verdict string, err error)
 }
 
-// Server is the pool core: it builds jobs from templates (Run), speaks
-// Stratum to miners (it implements stratum.Handler), checks shares, submits
-// blocks and hands accepted shares to the ledger.
+// Server is the pool core: it builds jobs from templates (Run, jobs.go),
+// speaks Stratum to miners (it implements stratum.Handler, session.go),
+// checks shares, submits blocks (block.go), records them (blockrecorder.go)
+// and hands accepted shares to the ledger; it keeps the counters (stats.go)
+// and publishes events (events.go).
 type Server struct {
 	cfg     Config
 	log     *slog.Logger
@@ -110,45 +76,39 @@ type Server struct {
 	soloFee []byte // output script paying cfg.SoloFeeAddress
 	submit  BlockSubmitter
 	shares  ShareSink
-	blocks  BlockSink
-	jobs    *JobBook
-	jobBase string // per-boot random job id prefix
-	jobSeq  uint64 // owned by Run
+	jobs    jobManager
 	now     func() time.Time
 
+	// Lock order, outermost first: a goroutine holding one of these takes
+	// only locks further down the list.
+	//
+	//  1. session.mu: one session's state, held across its share check
+	//     and the sends to it. Never two sessions' at once: broadcast and
+	//     Online copy the session set under Server.mu, release it, then
+	//     lock each session in turn.
+	//  2. Server.mu: the session set and the extranonce1 allocator. Taken
+	//     alone, or under session.mu (subscribe, reassignExtranonce).
+	//  3. Leaves, held for a few loads and stores and never while taking
+	//     another lock: JobBook.mu, Job.soloMu and the duplicate shards'
+	//     dupShard.mu (share checks and job sends, under session.mu);
+	//     stats.mu; blockRecorder.mu; eventBus.mu.
+	//
+	// No lock is held while the pool waits on anything outside it: a block
+	// is submitted after session.mu is released, the recorder calls the
+	// ledger with its mutex free, events go out through an atomic snapshot
+	// of the subscribers without waiting, and the stratum layer's sends
+	// under session.mu only queue the line.
 	mu       sync.Mutex
 	sessions map[*session]struct{}
 	en1      extranonceAllocator
-	fanout   []*session // broadcast's reusable snapshot; owned by Run
 	events   eventBus
 
-	accepted  atomic.Uint64
-	workers   atomic.Int64
-	statsMu   sync.Mutex
-	rejected  map[string]uint64
-	blocksWon uint64
-	lastBlock *record.Block
-	hashrate  [hashrateBuckets]rateBucket
-	startedAt time.Time
+	stats stats
 
-	// Retry schedules; package defaults, shortened by tests.
-	submitBackoff                []time.Duration
-	recordBackoff, recordBackMax time.Duration
-	recordGrace                  time.Duration
-
-	// Found blocks not yet in the ledger, kept in memory while the
-	// recorder retries. recCtx ends when Run stops.
-	recMu      sync.Mutex
-	unrecorded map[string]record.Block // by hash
-	recStopped bool
-	recWG      sync.WaitGroup
-	recCtx     context.Context
-	recStop    context.CancelFunc
-}
-
-type rateBucket struct {
-	epoch int64 // bucket index since the Unix epoch
-	diff  float64
+	// submitBackoff is the submitblock retry schedule; the package
+	// default, shortened by tests.
+	submitBackoff []time.Duration
+	rec           *blockRecorder
 }
 
 // NewServer validates cfg, applies defaults and returns a Server ready to be
@@ -213,474 +173,16 @@ func NewServer(cfg Config, submit BlockSubmitter, shares ShareSink, blocks Block
 		soloFee:  soloFee,
 		submit:   submit,
 		shares:   shares,
-		blocks:   blocks,
-		jobs:     NewJobBook(DefaultJobBookSize),
-		jobBase:  hex.EncodeToString(seed[:4]),
+		jobs:     jobManager{JobBook: NewJobBook(DefaultJobBookSize), base: hex.EncodeToString(seed[:4])},
 		now:      time.Now,
 		sessions: make(map[*session]struct{}),
-		rejected: make(map[string]uint64),
 
 		submitBackoff: submitBackoff,
-		recordBackoff: recordBackoffMin,
-		recordBackMax: recordBackoffMax,
-		recordGrace:   recordGrace,
-		unrecorded:    make(map[string]record.Block),
 	}
-	s.recCtx, s.recStop = context.WithCancel(context.Background())
+	s.rec = newBlockRecorder(blocks, s.log, s.publishBlock)
 	// A random start spreads restarted nodes over the counter space, so
 	// a restart does not hand yesterday's extranonce1 to a new miner.
 	s.en1 = newExtranonceAllocator(cfg.NodeID, binary.LittleEndian.Uint32(seed[4:]))
-	s.startedAt = s.now()
+	s.stats.init(s.now())
 	return s, nil
-}
-
-// Run builds jobs from templates until ctx ends (it then returns nil) or
-// the template channel is closed (an error: the pool can no longer make
-// work). A template on a new previous block becomes a clean job sent at
-// once; templates on the same block are coalesced to one job per
-// Config.JobRefresh.
-//
-// Run also bounds the life of the block recorder: found blocks the ledger
-// has not taken yet are retried until Run returns, which first gives them a
-// few seconds' grace and then logs every block it could not record.
-func (s *Server) Run(ctx context.Context, templates <-chan *node.Template) error {
-	defer s.stopRecorder()
-	var (
-		pending   *node.Template
-		lastSent  time.Time
-		refresh   = time.NewTimer(time.Hour)
-		refreshOn bool
-	)
-	refresh.Stop()
-	defer refresh.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case t, ok := <-templates:
-			if !ok {
-				return errors.New("pool: template channel closed")
-			}
-			if t == nil {
-				continue
-			}
-			cur := s.jobs.Current()
-			newBlock := cur == nil || cur.prevHash != [32]byte(t.PreviousBlockHash)
-			if cur != nil && !newBlock && t.Height != cur.Height {
-				s.log.Warn("template height changed without a new previous block; ignoring",
-					"height", t.Height, "job_height", cur.Height)
-				continue
-			}
-			since := s.now().Sub(lastSent)
-			if !newBlock && since < s.cfg.JobRefresh {
-				pending = t
-				if !refreshOn {
-					refresh.Reset(s.cfg.JobRefresh - since)
-					refreshOn = true
-				}
-				continue
-			}
-			pending = nil
-			if s.publish(t, newBlock) {
-				lastSent = s.now()
-			}
-		case <-refresh.C:
-			refreshOn = false
-			if pending != nil {
-				if s.publish(pending, false) {
-					lastSent = s.now()
-				}
-				pending = nil
-			}
-		}
-	}
-}
-
-// publish turns a template into the current job and broadcasts it.
-func (s *Server) publish(t *node.Template, clean bool) bool {
-	s.jobSeq++
-	j, err := NewJob(t, JobParams{
-		ID:              fmt.Sprintf("%s%x", s.jobBase, s.jobSeq),
-		Seq:             s.jobSeq,
-		Clean:           clean,
-		Tag:             s.cfg.CoinbaseTag,
-		Extranonce2Size: s.cfg.Extranonce2Size,
-		Outputs:         PoolOutputs(t, s.payout),
-		SoloOutputs:     s.soloOutputs(t),
-		Created:         s.now(),
-	})
-	if err == nil {
-		err = j.encodeLines()
-	}
-	if err != nil {
-		// Miners keep the previous job: better stale-ish work than none.
-		s.log.Error("cannot build job from template", "height", t.Height, "prev", t.PreviousBlockHash.String(), "err", err)
-		return false
-	}
-	s.jobs.Add(j)
-	s.log.Info("new job", "job", j.ID, "height", j.Height, "clean", clean, "txs", len(j.txData),
-		"network_difficulty", j.netDiff)
-	start := time.Now()
-	s.broadcast(j)
-	s.publishJob(j, len(s.fanout), time.Since(start))
-	return true
-}
-
-// broadcast sends j to every session that can work. The notify line is
-// encoded once per job; a session whose difficulty changes gets its own
-// set_difficulty first. Sending never blocks: a session whose queue is full
-// is closed by the stratum layer and the others carry on.
-func (s *Server) broadcast(j *Job) {
-	s.mu.Lock()
-	s.fanout = s.fanout[:0]
-	for ss := range s.sessions {
-		s.fanout = append(s.fanout, ss)
-	}
-	s.mu.Unlock()
-
-	now := s.now()
-	for i, ss := range s.fanout {
-		ss.mu.Lock()
-		if ss.ready() {
-			// Silent miners never trigger a share-driven retarget;
-			// the broadcast cadence is their clock.
-			if f := ss.vd.tick(now); f != 1 {
-				s.retargetLocked(ss, f, j)
-			}
-			s.sendJobLocked(ss, j, j.Clean)
-		}
-		ss.mu.Unlock()
-		s.fanout[i] = nil
-	}
-}
-
-// CurrentJob returns the height of the block the current job builds.
-func (s *Server) CurrentJob() (height int64, ok bool) {
-	j := s.jobs.Current()
-	if j == nil {
-		return 0, false
-	}
-	return j.Height, true
-}
-
-// Stats is a snapshot of the pool for the dashboard.
-type Stats struct {
-	Sessions          int
-	AuthorizedWorkers int
-	Accepted          uint64
-	Rejected          map[string]uint64 // by reason
-	JobHeight         int64             // 0 before the first job
-	NetworkDifficulty float64
-	BlocksFound       uint64 // blocks the node accepted since start
-	// BlocksUnrecorded counts found blocks the ledger has not taken yet
-	// (kept in memory, retried in the background).
-	BlocksUnrecorded int
-	LastBlock        *record.Block // last block submitted, accepted or not
-	// Hashrate estimates the pool's hashrate in H/s from the difficulty of
-	// accepted shares over the last 10 minutes (or since start, if less).
-	Hashrate float64
-}
-
-// Stats returns a snapshot of the pool's counters.
-func (s *Server) Stats() Stats {
-	st := Stats{
-		Accepted:          s.accepted.Load(),
-		AuthorizedWorkers: int(s.workers.Load()),
-		Rejected:          make(map[string]uint64),
-	}
-	s.mu.Lock()
-	st.Sessions = len(s.sessions)
-	s.mu.Unlock()
-	if j := s.jobs.Current(); j != nil {
-		st.JobHeight, st.NetworkDifficulty = j.Height, j.netDiff
-	}
-	now := s.now()
-	s.statsMu.Lock()
-	for k, v := range s.rejected {
-		st.Rejected[k] = v
-	}
-	st.BlocksFound = s.blocksWon
-	if s.lastBlock != nil {
-		b := *s.lastBlock
-		st.LastBlock = &b
-	}
-	sum := 0.0
-	cur := now.UnixNano() / int64(hashrateBucket)
-	for _, b := range s.hashrate {
-		if b.epoch > cur-hashrateBuckets && b.epoch <= cur {
-			sum += b.diff
-		}
-	}
-	s.statsMu.Unlock()
-	s.recMu.Lock()
-	st.BlocksUnrecorded = len(s.unrecorded)
-	s.recMu.Unlock()
-	window := min(now.Sub(s.startedAt), hashrateWindow).Seconds()
-	if window < 1 {
-		window = 1
-	}
-	st.Hashrate = sum * 4294967296 / window
-	return st
-}
-
-func (s *Server) countReject(reason string) {
-	s.statsMu.Lock()
-	s.rejected[reason]++
-	s.statsMu.Unlock()
-}
-
-func (s *Server) countAccepted(diff float64, now time.Time) {
-	s.accepted.Add(1)
-	e := now.UnixNano() / int64(hashrateBucket)
-	s.statsMu.Lock()
-	b := &s.hashrate[e%hashrateBuckets]
-	if b.epoch != e {
-		*b = rateBucket{epoch: e}
-	}
-	b.diff += diff
-	s.statsMu.Unlock()
-}
-
-// submitBlock sends a solved block to the node. It runs on the submitting
-// session's goroutine before the miner gets its reply: nothing is more
-// urgent. The context is detached from the session so a miner hanging up
-// cannot abort the submission. A submitblock that gets no answer is retried
-// a few times (submitBackoff); the node's verdict is final. The ledger
-// record of the block is made in the background (recordBlock), so a slow or
-// absent database never holds up the miner or loses the block.
-func (s *Server) submitBlock(res *ShareResult, en1, en2 []byte, user Username, remote string) {
-	j := res.Job
-	hash := res.BlockHash()
-	blockHex := j.blockHex(&res.Header, en1, en2, res.Coinb2)
-	log := s.log.With("height", j.Height, "hash", hash, "job", j.ID, "address", user.Address,
-		"worker", user.Worker, "remote", remote)
-	// Blocks are routine (thousands on regtest): INFO. WARN and ERROR are
-	// for what an operator must look at.
-	log.Info("block found: submitting to node")
-
-	ctx, cancel := context.WithTimeout(context.Background(), submitTimeout)
-	defer cancel()
-	verdict, err := s.submitWithRetry(ctx, blockHex, log)
-	b := record.Block{
-		Time:    s.now(),
-		Height:  j.Height,
-		Hash:    hash,
-		Reward:  j.coinbaseVal,
-		Address: user.Address,
-		Worker:  user.Worker,
-	}
-	switch {
-	case err != nil:
-		// The node may have taken the block and its answer been lost
-		// (Core answers a submitblock it queued behind busy RPC threads
-		// long after the client gave up): the chain will tell.
-		b.Unknown, b.Verdict = true, "unknown: submitblock got no answer: "+err.Error()
-		log.Warn("block submission got no answer from the node; recorded as unknown until the chain shows it",
-			"err", err, "block_hex", blockHex)
-	case verdict == "":
-		b.Accepted, b.Verdict = true, "accepted"
-		s.jobs.Solved(j.prevHash)
-		log.Info("block accepted by node")
-	case isUncertainVerdict(verdict):
-		b.Unknown, b.Verdict = true, verdict
-		log.Info("block not rejected but not on the node's active chain (a lost race, or a block the node already has); the chain will tell",
-			"verdict", verdict)
-	default:
-		b.Verdict = verdict
-		log.Error("BLOCK REJECTED by node", "verdict", verdict, "block_hex", blockHex)
-	}
-	s.statsMu.Lock()
-	if b.Accepted {
-		s.blocksWon++
-	}
-	last := b
-	s.lastBlock = &last
-	s.statsMu.Unlock()
-	s.recordBlock(b, log)
-}
-
-// submitWithRetry calls submitblock until the node answers, at most
-// 1+len(s.submitBackoff) times. A retry may reach a node that did take an
-// earlier attempt whose answer was lost; it then says the block is a
-// duplicate, which means accepted.
-func (s *Server) submitWithRetry(ctx context.Context, blockHex string, log *slog.Logger) (string, error) {
-	for attempt := 0; ; attempt++ {
-		verdict, err := s.submit.SubmitBlock(ctx, blockHex)
-		if err == nil {
-			if attempt > 0 && isDuplicateVerdict(verdict) {
-				log.Info("submitblock retry: node already has the block (an earlier attempt reached it)",
-					"verdict", verdict, "attempts", attempt+1)
-				return "", nil
-			}
-			if attempt > 0 {
-				log.Info("submitblock answered after retries", "attempts", attempt+1)
-			}
-			return verdict, nil
-		}
-		if attempt >= len(s.submitBackoff) || ctx.Err() != nil {
-			return "", fmt.Errorf("%w (after %d attempts)", err, attempt+1)
-		}
-		wait := s.submitBackoff[attempt]
-		log.Warn("submitblock got no answer from the node, retrying", "attempt", attempt+1, "retry_in", wait, "err", err)
-		if !backoff.Sleep(ctx, wait) {
-			return "", fmt.Errorf("%w (after %d attempts)", err, attempt+1)
-		}
-	}
-}
-
-// isDuplicateVerdict recognises "I have this block already, and it is
-// valid": Bitcoin Core's "duplicate" and btcd's "rejected: already have
-// block …". Core's "duplicate-invalid" and "duplicate-inconclusive" are not.
-func isDuplicateVerdict(v string) bool {
-	return v == "duplicate" || strings.Contains(v, "already have block")
-}
-
-// isUncertainVerdict recognises Bitcoin Core's answers that are not a
-// rejection (BIP 22 and Core's submitblock): "inconclusive" (valid, but
-// not on the active chain, usually a block at a height the node already
-// has) and "duplicate-inconclusive", and a "duplicate" (or btcd's
-// "already have block") heard on the first attempt, when the pool cannot
-// know who submitted it first. Whether such a block counts is for the
-// chain to say.
-func isUncertainVerdict(v string) bool {
-	return v == "inconclusive" || v == "duplicate-inconclusive" || isDuplicateVerdict(v)
-}
-
-// recordBlock hands a found block to the ledger without blocking the share
-// path: the block is kept in memory and recorded by a background goroutine
-// that retries with backoff until the ledger takes it or the server stops.
-// After Run has returned there is no background any more: one bounded
-// attempt is made here.
-func (s *Server) recordBlock(b record.Block, log *slog.Logger) {
-	s.recMu.Lock()
-	if s.recStopped {
-		s.recMu.Unlock()
-		ctx, cancel := context.WithTimeout(context.Background(), lastRecordTimeout)
-		err := s.blocks.RecordBlock(ctx, b)
-		cancel()
-		if err != nil {
-			s.logUnrecorded(b, err)
-		}
-		s.publishBlock(b)
-		return
-	}
-	s.unrecorded[b.Hash] = b
-	s.recWG.Add(1)
-	s.recMu.Unlock()
-	go s.recordLoop(b, log)
-}
-
-func (s *Server) recordLoop(b record.Block, log *slog.Logger) {
-	defer s.recWG.Done()
-	retry := backoff.Backoff{Min: s.recordBackoff, Max: s.recordBackMax}
-	for attempt := 1; ; attempt++ {
-		ctx, cancel := context.WithTimeout(s.recCtx, recordAttemptTimeout)
-		err := s.blocks.RecordBlock(ctx, b)
-		cancel()
-		if attempt == 1 {
-			// After the first attempt: an observer reacting to the event
-			// finds the block in the ledger when it could be recorded, and
-			// the live feed does not wait for a database that is away.
-			s.publishBlock(b)
-		}
-		if err == nil {
-			s.recMu.Lock()
-			delete(s.unrecorded, b.Hash)
-			s.recMu.Unlock()
-			if attempt > 1 {
-				log.Info("found block recorded in the ledger after retries", "attempts", attempt, "accepted", b.Accepted)
-			}
-			return
-		}
-		if s.recCtx.Err() != nil {
-			return // stopRecorder reports it
-		}
-		delay := retry.Next()
-		log.Error("cannot record found block in the ledger; kept in memory, retrying",
-			"attempt", attempt, "retry_in", delay, "accepted", b.Accepted, "unknown", b.Unknown, "err", err)
-		if !backoff.Sleep(s.recCtx, delay) {
-			return
-		}
-	}
-}
-
-// stopRecorder ends the background recording: blocks still unrecorded get
-// s.recordGrace more to make it, then the retries stop and every block left
-// is logged with what an operator needs to enter it by hand.
-func (s *Server) stopRecorder() {
-	for deadline := time.Now().Add(s.recordGrace); ; {
-		s.recMu.Lock()
-		n := len(s.unrecorded)
-		s.recMu.Unlock()
-		if n == 0 || !time.Now().Before(deadline) {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	s.recMu.Lock()
-	s.recStopped = true
-	s.recMu.Unlock()
-	s.recStop()
-	s.recWG.Wait()
-	s.recMu.Lock()
-	left := make([]record.Block, 0, len(s.unrecorded))
-	for _, b := range s.unrecorded {
-		left = append(left, b)
-	}
-	clear(s.unrecorded)
-	s.recMu.Unlock()
-	for _, b := range left {
-		s.logUnrecorded(b, errors.New("server stopped before the ledger took it"))
-	}
-}
-
-func (s *Server) logUnrecorded(b record.Block, err error) {
-	s.log.Error("FOUND BLOCK NOT RECORDED in the ledger: add it by hand",
-		"hash", b.Hash, "height", b.Height, "accepted", b.Accepted, "unknown", b.Unknown, "verdict", b.Verdict,
-		"reward_sat", b.Reward, "address", b.Address, "worker", b.Worker, "found_at", b.Time, "err", err)
-}
-
-// encodeLines prepares the job's mining.notify lines once, for every
-// session: the broadcast form and the clean_jobs=false form used when the
-// job is re-sent after a difficulty change.
-func (j *Job) encodeLines() error {
-	var err error
-	if j.lineClean, err = stratum.EncodeNotification("mining.notify", j.Notify(true)); err != nil {
-		return fmt.Errorf("pool: encode job %s: %w", j.ID, err)
-	}
-	if j.lineNoClean, err = stratum.EncodeNotification("mining.notify", j.Notify(false)); err != nil {
-		return fmt.Errorf("pool: encode job %s: %w", j.ID, err)
-	}
-	return nil
-}
-
-// soloOutputs returns the SOLO coinbase builder for a template, or nil
-// when the pool shares rewards. The finder gets the coinbase value less
-// the fee Config.SoloSplit takes, then the witness commitment follows as
-// in PoolOutputs.
-func (s *Server) soloOutputs(t *node.Template) func([]byte) []TxOut {
-	if !s.cfg.Solo {
-		return nil
-	}
-	value, fee := t.CoinbaseValue, int64(0)
-	if s.cfg.SoloSplit != nil {
-		finder, f, err := s.cfg.SoloSplit(value)
-		if err != nil || finder+f != value {
-			// Only a value no valid template carries gets here; the
-			// finder is not the one to pay for it.
-			s.log.Error("SOLO fee not computable; paying the finder the whole coinbase", "value", value, "err", err)
-		} else {
-			fee = f
-		}
-	}
-	return func(finder []byte) []TxOut {
-		outs := []TxOut{{Value: value - fee, Script: finder}}
-		if fee > 0 {
-			outs = append(outs, TxOut{Value: fee, Script: s.soloFee})
-		}
-		if len(t.WitnessCommitment) > 0 {
-			outs = append(outs, TxOut{Value: 0, Script: t.WitnessCommitment})
-		}
-		return outs
-	}
 }

@@ -200,7 +200,7 @@ func newTestPool(t testing.TB, mod func(*Config)) *testPool {
 		t.Fatal(err)
 	}
 	srv.now = tp.clock.now
-	srv.startedAt = tp.clock.now()
+	srv.stats.startedAt = tp.clock.now()
 	tp.srv = srv
 	return tp
 }
@@ -607,7 +607,7 @@ func TestStatsHashrateWindow(t *testing.T) {
 	}
 	for range 600 {
 		tp.clock.add(time.Second)
-		tp.srv.countAccepted(1, tp.clock.now())
+		tp.srv.stats.accept(1, tp.clock.now())
 	}
 	// One diff-1 share per second is 2^32 H/s.
 	if st := tp.srv.Stats(); st.Hashrate < 0.95*4294967296 || st.Hashrate > 1.05*4294967296 {

@@ -36,7 +36,7 @@ type session struct {
 	c      conn
 	remote string
 
-	mu            sync.Mutex
+	mu            sync.Mutex // first in the lock order: see Server.mu
 	en1           [Extranonce1Size]byte
 	en1Hex        string
 	subscribed    bool
@@ -102,7 +102,7 @@ func (s *Server) connect(c conn) *session {
 func (s *Server) disconnect(ss *session) {
 	ss.mu.Lock()
 	subscribed, en1 := ss.subscribed, binary.BigEndian.Uint32(ss.en1[:])
-	s.workers.Add(-int64(len(ss.workers)))
+	s.stats.workers.Add(-int64(len(ss.workers)))
 	for _, u := range ss.workers {
 		s.publishWorker(EventWorkerDown, u, ss.remote)
 	}
@@ -191,7 +191,7 @@ func (s *Server) handleAuthorize(ss *session, req *stratum.Request) {
 	}
 	u, err := ParseUsername(p.User, s.cfg.Network)
 	if err != nil {
-		s.countReject("unauthorized")
+		s.stats.reject("unauthorized")
 		ss.c.ReplyError(req.ID, stratum.Errorf(stratum.CodeUnauthorized, "unauthorized: %s", truncate(err.Error(), 200)))
 		return
 	}
@@ -211,7 +211,7 @@ func (s *Server) handleAuthorize(ss *session, req *stratum.Request) {
 			script, _ := payoutScript(u.Address, s.cfg.Network)
 			ss.soloScript = string(script)
 		}
-		s.workers.Add(1)
+		s.stats.workers.Add(1)
 		s.publishWorker(EventWorkerUp, u, ss.remote)
 	}
 	if d, ok := PasswordDifficulty(p.Password); ok {
@@ -327,21 +327,21 @@ func (s *Server) handleSuggestDifficulty(ss *session, req *stratum.Request) {
 func (s *Server) handleSubmit(ss *session, req *stratum.Request) {
 	p, err := stratum.ParseSubmit(req.Params)
 	if err != nil {
-		s.countReject("invalid params")
+		s.stats.reject("invalid params")
 		ss.c.ReplyError(req.ID, asStratumError(err))
 		return
 	}
 	ss.mu.Lock()
 	if !ss.subscribed {
 		ss.mu.Unlock()
-		s.countReject("not subscribed")
+		s.stats.reject("not subscribed")
 		ss.c.ReplyError(req.ID, stratum.Errorf(stratum.CodeNotSubscribed, "not subscribed"))
 		return
 	}
 	user, ok := ss.workers[p.User]
 	if !ok {
 		ss.mu.Unlock()
-		s.countReject("unauthorized")
+		s.stats.reject("unauthorized")
 		ss.c.ReplyError(req.ID, stratum.Errorf(stratum.CodeUnauthorized, "unauthorized worker"))
 		return
 	}
@@ -370,7 +370,7 @@ func (s *Server) handleSubmit(ss *session, req *stratum.Request) {
 		if !errors.As(err, &re) {
 			re = &RejectError{Code: stratum.CodeOther, Reason: err.Error()}
 		}
-		s.countReject(re.Reason)
+		s.stats.reject(re.Reason)
 		ss.c.ReplyError(req.ID, re.Stratum())
 		return
 	}
@@ -397,7 +397,7 @@ func (s *Server) handleSubmit(ss *session, req *stratum.Request) {
 		share.BlockHash = res.BlockHash()
 	}
 	s.shares.AddShare(share)
-	s.countAccepted(res.Difficulty, now)
+	s.stats.accept(res.Difficulty, now)
 
 	ss.mu.Lock()
 	if f := ss.vd.share(now); f != 1 {

@@ -1,0 +1,135 @@
+package pool
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashforge/hashforge/record"
+)
+
+// hashrateWindow is what Stats.Hashrate averages over.
+const (
+	hashrateBucket  = 10 * time.Second
+	hashrateBuckets = 60
+	hashrateWindow  = hashrateBucket * hashrateBuckets
+)
+
+// Stats is a snapshot of the pool for the dashboard.
+type Stats struct {
+	Sessions          int
+	AuthorizedWorkers int
+	Accepted          uint64
+	Rejected          map[string]uint64 // by reason
+	JobHeight         int64             // 0 before the first job
+	NetworkDifficulty float64
+	BlocksFound       uint64 // blocks the node accepted since start
+	// BlocksUnrecorded counts found blocks the ledger has not taken yet
+	// (kept in memory, retried in the background).
+	BlocksUnrecorded int
+	LastBlock        *record.Block // last block submitted, accepted or not
+	// Hashrate estimates the pool's hashrate in H/s from the difficulty of
+	// accepted shares over the last 10 minutes (or since start, if less).
+	Hashrate float64
+}
+
+// stats are the pool's live counters: shares accepted and refused,
+// authorized workers, blocks found and the hashrate buckets.
+//
+// mu is a leaf in the lock order (see Server.mu): it is never held while
+// another lock is taken.
+type stats struct {
+	accepted  atomic.Uint64
+	workers   atomic.Int64
+	startedAt time.Time // set once, before the server is shared
+
+	mu        sync.Mutex
+	rejected  map[string]uint64 // by reason
+	blocksWon uint64
+	lastBlock *record.Block
+	hashrate  [hashrateBuckets]rateBucket
+}
+
+type rateBucket struct {
+	epoch int64 // bucket index since the Unix epoch
+	diff  float64
+}
+
+func (c *stats) init(now time.Time) {
+	c.rejected = make(map[string]uint64)
+	c.startedAt = now
+}
+
+// Stats returns a snapshot of the pool's counters.
+func (s *Server) Stats() Stats {
+	st := Stats{
+		Accepted:          s.stats.accepted.Load(),
+		AuthorizedWorkers: int(s.stats.workers.Load()),
+		Rejected:          make(map[string]uint64),
+	}
+	s.mu.Lock()
+	st.Sessions = len(s.sessions)
+	s.mu.Unlock()
+	if j := s.jobs.Current(); j != nil {
+		st.JobHeight, st.NetworkDifficulty = j.Height, j.netDiff
+	}
+	now := s.now()
+	sum := s.stats.snapshot(&st, now)
+	st.BlocksUnrecorded = s.rec.pending()
+	window := min(now.Sub(s.stats.startedAt), hashrateWindow).Seconds()
+	if window < 1 {
+		window = 1
+	}
+	st.Hashrate = sum * 4294967296 / window
+	return st
+}
+
+// snapshot copies the counters guarded by mu into st and returns the sum
+// of the credited difficulties in the hashrate window ending at now.
+func (c *stats) snapshot(st *Stats, now time.Time) (sum float64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for k, v := range c.rejected {
+		st.Rejected[k] = v
+	}
+	st.BlocksFound = c.blocksWon
+	if c.lastBlock != nil {
+		b := *c.lastBlock
+		st.LastBlock = &b
+	}
+	cur := now.UnixNano() / int64(hashrateBucket)
+	for _, b := range c.hashrate {
+		if b.epoch > cur-hashrateBuckets && b.epoch <= cur {
+			sum += b.diff
+		}
+	}
+	return sum
+}
+
+func (c *stats) reject(reason string) {
+	c.mu.Lock()
+	c.rejected[reason]++
+	c.mu.Unlock()
+}
+
+func (c *stats) accept(diff float64, now time.Time) {
+	c.accepted.Add(1)
+	e := now.UnixNano() / int64(hashrateBucket)
+	c.mu.Lock()
+	b := &c.hashrate[e%hashrateBuckets]
+	if b.epoch != e {
+		*b = rateBucket{epoch: e}
+	}
+	b.diff += diff
+	c.mu.Unlock()
+}
+
+// block counts a submitted block: the last one, and the won ones.
+func (c *stats) block(b record.Block) {
+	c.mu.Lock()
+	if b.Accepted {
+		c.blocksWon++
+	}
+	c.lastBlock = &b
+	c.mu.Unlock()
+}
