@@ -16,7 +16,7 @@ import (
 )
 
 // minerE2EShares is how many accepted shares TestMinerEndToEnd mines. On
-// regtest the share target is capped at the network target, so every
+// regtest the network target is easier than the miner's d=0.0001, so every
 // accepted share is a block, and the miner waits for the next job after
 // each: the pace is the pool's block → template → notify turnaround.
 const minerE2EShares = 300
