@@ -6,10 +6,10 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/btcsuite/btcd/address/v2"
 	"github.com/btcsuite/btcd/chaincfg/v2"
 	"github.com/btcsuite/btcd/txscript/v2"
 
+	"github.com/hashforge/hashforge/internal/btcaddr"
 	"github.com/hashforge/hashforge/pow"
 )
 
@@ -58,7 +58,7 @@ func ParseUsername(user string, net *chaincfg.Params) (Username, error) {
 // payoutScript validates an address for the network and returns the output
 // script that pays it.
 func payoutScript(addr string, net *chaincfg.Params) ([]byte, error) {
-	a, err := address.DecodeAddress(addr, net)
+	a, err := btcaddr.Decode(addr, net)
 	if err != nil {
 		return nil, fmt.Errorf("invalid %s address %q: %w", net.Name, addr, err)
 	}

@@ -18,6 +18,8 @@ import (
 	"github.com/btcsuite/btcd/btcec/v2"
 	"github.com/btcsuite/btcd/btcutil/v2"
 	"github.com/btcsuite/btcd/chaincfg/v2"
+
+	"github.com/hashforge/hashforge/internal/btcaddr"
 )
 
 // BtcdOptions configures StartBtcd.
@@ -92,7 +94,7 @@ func StartBtcd(ctx context.Context, opts BtcdOptions) (*Btcd, error) {
 		if b.MiningAddr, b.MiningKey, err = newMiningAddress(b.Params); err != nil {
 			return nil, err
 		}
-	} else if _, err := address.DecodeAddress(b.MiningAddr, b.Params); err != nil {
+	} else if _, err := btcaddr.Decode(b.MiningAddr, b.Params); err != nil {
 		return nil, fmt.Errorf("start btcd: mining address %q is not a %s address: %w", b.MiningAddr, b.Network, err)
 	}
 

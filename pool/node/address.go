@@ -4,8 +4,9 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/btcsuite/btcd/address/v2"
 	"github.com/btcsuite/btcd/chaincfg/v2"
+
+	"github.com/hashforge/hashforge/internal/btcaddr"
 )
 
 // Chain returns the node's network as getblockchaininfo names it (Core:
@@ -80,6 +81,6 @@ func (c *Client) ValidateAddress(ctx context.Context, addr string) (bool, error)
 	if params == nil {
 		return true, nil
 	}
-	a, err := address.DecodeAddress(addr, params)
+	a, err := btcaddr.Decode(addr, params)
 	return err == nil && a.IsForNet(params), nil
 }
