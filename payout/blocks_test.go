@@ -64,6 +64,28 @@ func regtestChain(t *testing.T) (*devstack.Btcd, *ledger.Ledger, *node.Client, c
 	return btcd, newLedger(t), nc, testCtx(t, 3*time.Minute)
 }
 
+// settlePROP makes the PROP processor (1 % fee to F) the block life-cycle
+// tests use, and settles the recorded blocks once.
+func settlePROP(ctx context.Context, t *testing.T, l *ledger.Ledger, nc *node.Client) *payout.Processor {
+	t.Helper()
+	p, err := payout.New(payout.Config{Scheme: payout.PROP, FeeBPS: 100, FeeAddress: "F"}, l, nodechain.Chain{Node: nc}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.SettleBlocks(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// propCredits splits a reward as settlePROP does between A (difficulty 2)
+// and B (difficulty 1) after the fee.
+func propCredits(reward int64) (a, b, fee int64) {
+	fee, _ = payout.PoolFee(reward, 100)
+	cs, _ := payout.Split(reward-fee, []payout.Weight{{Address: "A", Difficulty: 2}, {Address: "B", Difficulty: 1}})
+	return cs[0].Amount, cs[1].Amount, fee
+}
+
 // writeShares puts shares in the ledger through the real batcher, as the
 // pool does, and returns once they are written.
 func writeShares(ctx context.Context, t *testing.T, l *ledger.Ledger, shares ...record.Share) {
@@ -124,18 +146,10 @@ func TestMaturityAndOrphansOnRegtest(t *testing.T) {
 	}
 	reward := coinbaseValue(t, ctx, nc, btcd, keep)
 
-	p, err := payout.New(payout.Config{Scheme: payout.PROP, FeeBPS: 100, FeeAddress: "F"}, l, nodechain.Chain{Node: nc}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.SettleBlocks(ctx); err != nil {
-		t.Fatal(err)
-	}
+	p := settlePROP(ctx, t, l, nc)
 	// PROP: the first block takes the two shares before it, the second
 	// the one share between them.
-	fee, _ := payout.PoolFee(reward, 100)
-	cs, _ := payout.Split(reward-fee, []payout.Weight{{Address: "A", Difficulty: 2}, {Address: "B", Difficulty: 1}})
-	a, b := cs[0].Amount, cs[1].Amount
+	a, b, fee := propCredits(reward)
 	lr := coinbaseValue(t, ctx, nc, btcd, lose)
 	lfee, _ := payout.PoolFee(lr, 100)
 	mustBalance(t, l, "A", a, 0, 0)
@@ -259,16 +273,8 @@ func TestUnknownBlocksSettledByChain(t *testing.T) {
 		t.Fatalf("recorded as %+v, want every block unknown", st)
 	}
 
-	p, err := payout.New(payout.Config{Scheme: payout.PROP, FeeBPS: 100, FeeAddress: "F"}, l, nodechain.Chain{Node: nc}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.SettleBlocks(ctx); err != nil {
-		t.Fatal(err)
-	}
-	fee, _ := payout.PoolFee(reward, 100)
-	cs, _ := payout.Split(reward-fee, []payout.Weight{{Address: "A", Difficulty: 2}, {Address: "B", Difficulty: 1}})
-	a, b := cs[0].Amount, cs[1].Amount
+	p := settlePROP(ctx, t, l, nc)
+	a, b, fee := propCredits(reward)
 	mustBalance(t, l, "A", a, 0, 0)
 	mustBalance(t, l, "B", b, 0, 0)
 	mustBalance(t, l, "F", fee, 0, 0)

@@ -218,7 +218,7 @@ func (s *Server) handleAuthorize(ss *session, req *stratum.Request) {
 		// d=N: the miner's fixed difficulty, within --min-difficulty (and
 		// its own floor) and the network difficulty.
 		ss.fixed = true
-		ss.desired = s.requestedDifficulty(d, ss.floor)
+		ss.desired = s.requestedDifficulty(d, s.floor(ss))
 	}
 	first := !ss.authorized
 	ss.authorized = true
@@ -314,7 +314,7 @@ func (s *Server) handleSuggestDifficulty(ss *session, req *stratum.Request) {
 	ss.mu.Lock()
 	// The suggestion becomes the miner's floor, bounded by the network
 	// ceiling: a miner asks for a share rate, not to skip blocks.
-	ss.floor = s.requestedDifficulty(d, 0)
+	ss.floor = s.requestedDifficulty(d, s.cfg.MinDifficulty)
 	ss.desired = ss.floor
 	// Shares so far were found at the old difficulty and say nothing
 	// about the rate at the new one.
@@ -452,10 +452,10 @@ func (s *Server) ceiling(j *Job) float64 {
 }
 
 // requestedDifficulty bounds a difficulty a miner asked for (d=,
-// suggest_difficulty) by the current job's ceiling, then by floor
-// (at least --min-difficulty), which wins when they cross.
+// suggest_difficulty) by the current job's ceiling, then by floor, which
+// wins when they cross.
 func (s *Server) requestedDifficulty(d, floor float64) float64 {
-	return clampDifficulty(d, max(floor, s.cfg.MinDifficulty), s.ceiling(s.jobs.Current()))
+	return clampDifficulty(d, floor, s.ceiling(s.jobs.Current()))
 }
 
 // sessionDifficulty is the difficulty the session should work at on j.

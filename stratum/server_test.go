@@ -332,8 +332,10 @@ func TestServerFloodIsPaced(t *testing.T) {
 	var mu sync.Mutex
 	clock := time.Unix(1_700_000_000, 0)
 	var slept time.Duration
+	var logs syncBuffer
 	srv := &Server{Handler: h, MaxRequestsPerSecond: 5,
-		now: func() time.Time { mu.Lock(); defer mu.Unlock(); return clock },
+		Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		now:    func() time.Time { mu.Lock(); defer mu.Unlock(); return clock },
 		sleep: func(_ context.Context, d time.Duration) {
 			mu.Lock()
 			defer mu.Unlock()
@@ -358,6 +360,11 @@ func TestServerFloodIsPaced(t *testing.T) {
 	// The burst of 10 is free, the other 40 come at 5 per second.
 	if want := 8 * time.Second; slept < want-time.Millisecond || slept > want+time.Millisecond {
 		t.Fatalf("slept %v for 50 requests at 5/s with a burst of 10, want %v", slept, want)
+	}
+	// One WARN for the session, at the first request over the limit, with
+	// the count read so far (the 11th, past the burst of 10).
+	if got := logs.String(); strings.Count(got, "over its request rate") != 1 || !strings.Contains(got, "requests=11") {
+		t.Fatalf("want one rate WARN with requests=11, logged:\n%s", got)
 	}
 }
 

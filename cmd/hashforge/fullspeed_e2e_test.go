@@ -49,7 +49,7 @@ type fullSpeedMiner struct {
 
 	hashes    atomic.Uint64
 	submitted atomic.Int64
-	inflight  sync.WaitGroup
+	pending   sync.WaitGroup // submits awaiting their reply
 
 	resMu    sync.Mutex
 	accepted int64
@@ -164,7 +164,7 @@ func (m *fullSpeedMiner) mine(ctx context.Context) {
 			}
 		}
 	}
-	m.inflight.Wait()
+	m.pending.Wait()
 }
 
 func (m *fullSpeedMiner) submit(j *worker.Job, en2 []byte, nonce uint32) {
@@ -173,7 +173,7 @@ func (m *fullSpeedMiner) submit(j *worker.Job, en2 []byte, nonce uint32) {
 	isBlock := sha256d.Meets(&hash, &j.NetTarget)
 	params := []any{m.user, j.ID, hex.EncodeToString(en2), fmt.Sprintf("%08x", j.NTime), fmt.Sprintf("%08x", nonce)}
 	m.submitted.Add(1)
-	m.inflight.Add(1)
+	m.pending.Add(1)
 	m.resMu.Lock()
 	afterOwnBlock := m.solved[j.ID]
 	if isBlock {
@@ -181,7 +181,7 @@ func (m *fullSpeedMiner) submit(j *worker.Job, en2 []byte, nonce uint32) {
 	}
 	m.resMu.Unlock()
 	go func() {
-		defer m.inflight.Done()
+		defer m.pending.Done()
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		res, err := m.c.Call(ctx, "mining.submit", params)

@@ -44,27 +44,30 @@ func (p *zmqPublisher) publish(hash string) {
 	p.pub.SendMulti(zmq4.NewMsgFrom([]byte("hashblock"), b, seq))
 }
 
-// publishUntil publishes hash until it comes out of notices: a new
-// subscription takes a moment to reach the publisher, and ZMQ drops what is
-// published before (as Core's does).
-func publishUntil(t *testing.T, ctx context.Context, p *zmqPublisher, notices <-chan string, hash string) {
+// publishUntil publishes hash until what it caused comes out of ch (done
+// says when): a new subscription takes a moment to reach the publisher,
+// and ZMQ drops what is published before (as Core's does).
+func publishUntil[T any](t *testing.T, ctx context.Context, p *zmqPublisher, hash string, ch <-chan T, done func(T) bool) {
 	t.Helper()
 	for {
 		p.publish(hash)
 		select {
-		case got, ok := <-notices:
+		case v, ok := <-ch:
 			if !ok {
-				t.Fatal("notices closed")
+				t.Fatal("channel closed before the notice of " + hash + " came through")
 			}
-			if got == hash {
+			if done(v) {
 				return
 			}
 		case <-time.After(5 * time.Millisecond):
 		case <-ctx.Done():
-			t.Fatalf("notice of %s never arrived", hash)
+			t.Fatalf("notice of %s never came through", hash)
 		}
 	}
 }
+
+// sameHash is publishUntil's test for a notice channel.
+func sameHash(hash string) func(string) bool { return func(got string) bool { return got == hash } }
 
 func TestSubscribeBlocksReconnects(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
@@ -76,7 +79,7 @@ func TestSubscribeBlocksReconnects(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	publishUntil(t, ctx, pub, notices, tipHash(1))
+	publishUntil(t, ctx, pub, tipHash(1), notices, sameHash(tipHash(1)))
 
 	// The publisher goes away (Core restarts) and comes back on the same
 	// address: the subscription follows by itself.
@@ -90,7 +93,7 @@ func TestSubscribeBlocksReconnects(t *testing.T) {
 	}
 	pub2 := newZMQPublisher(t, pub.addr)
 	defer pub2.pub.Close()
-	publishUntil(t, ctx, pub2, notices, tipHash(2))
+	publishUntil(t, ctx, pub2, tipHash(2), notices, sameHash(tipHash(2)))
 	if !logs.has("ZMQ publisher back") {
 		t.Errorf("reconnection not logged: %v", logs.messages())
 	}
@@ -125,17 +128,10 @@ func TestWatchZMQ(t *testing.T) {
 
 	receive(t, ctx, out)
 	core.mine()
-	for {
-		pub.publish(tipHash(1))
-		select {
-		case tp := <-out:
-			if tp.PreviousBlockHash.String() != tipHash(1) {
-				t.Fatalf("template on %s after the notice, want %s", tp.PreviousBlockHash.String(), tipHash(1))
-			}
-			return
-		case <-time.After(5 * time.Millisecond):
-		case <-ctx.Done():
-			t.Fatal("no template after the ZMQ notice")
+	publishUntil(t, ctx, pub, tipHash(1), out, func(tp *Template) bool {
+		if tp.PreviousBlockHash.String() != tipHash(1) {
+			t.Fatalf("template on %s after the notice, want %s", tp.PreviousBlockHash.String(), tipHash(1))
 		}
-	}
+		return true
+	})
 }
