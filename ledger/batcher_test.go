@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -10,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -94,14 +96,26 @@ func TestBatcherWritesEveryShare(t *testing.T) {
 	shares[9].Worker = "bad\x00name\xff" // from the wire: not storable as is
 	shares[10].Difficulty = math.Inf(1)
 	var wg sync.WaitGroup
+	var acked sync.WaitGroup
+	acked.Add(n)
+	var nacks atomic.Int64
 	for p := range 4 { // several producers, as the Stratum sessions are
 		wg.Go(func() {
 			for i := p; i < n; i += 4 {
-				b.AddShare(shares[i])
+				b.AddShare(shares[i], func(err error) {
+					if err != nil {
+						nacks.Add(1)
+					}
+					acked.Done()
+				})
 			}
 		})
 	}
 	wg.Wait()
+	acked.Wait() // every share acknowledged exactly once (a second Done panics)
+	if nacks.Load() != 0 {
+		t.Fatalf("%d shares refused with the spool and database up", nacks.Load())
+	}
 	waitFor(t, "all shares written", func() bool { return b.Stats().SharesWritten == n })
 	if err := stop(); err != nil {
 		t.Fatalf("Run: %v", err)
@@ -158,7 +172,8 @@ func TestBatcherWritesEveryShare(t *testing.T) {
 			lastSeen, err, lastSeenResolution, shares[n-1].Time)
 	}
 	st := b.Stats()
-	if st.BatchesFlushed == 0 || st.BatchesSpooled != 0 || st.SharesLost != 0 || st.LastFlushLatency <= 0 {
+	if st.BatchesFlushed == 0 || st.SharesSpooled != n || st.SharesLost != 0 || st.SharesRefused != 0 ||
+		st.LastFlushLatency <= 0 || st.LastSyncLatency <= 0 || st.LogBacklogBytes != 0 || st.Refusing != "" {
 		t.Errorf("stats = %+v", st)
 	}
 }
@@ -170,7 +185,7 @@ func TestBatcherDrainsQueueOnStop(t *testing.T) {
 	b := NewBatcher(l, BatcherOptions{MaxBatch: 10_000, FlushInterval: time.Hour})
 	const n = 1500
 	for _, s := range makeShares(n, 5, "d") {
-		b.AddShare(s) // before Run: they wait in the queue
+		b.AddShare(s, nil) // before Run: they wait in the queue
 	}
 	stop := runBatcher(t, b)
 	if err := stop(); err != nil {
@@ -271,25 +286,26 @@ func TestBatcherSpoolsDuringOutageAndReplaysOnce(t *testing.T) {
 
 	shares := makeShares(1000, 7, "o")
 	for _, s := range shares[:200] {
-		b.AddShare(s)
+		b.AddShare(s, nil)
 	}
 	waitFor(t, "first shares written", func() bool { return b.Stats().SharesWritten == 200 })
 
 	px.setDown(true)
 	for _, s := range shares[200:800] {
-		b.AddShare(s)
+		b.AddShare(s, nil)
 	}
-	waitFor(t, "batches spooled", func() bool { return b.Stats().BatchesSpooled >= 6 })
-	if len(spoolFiles(t, dir)) == 0 {
-		t.Fatal("no spool segment on disk during the outage")
+	waitFor(t, "shares kept in the spool", func() bool { return b.Stats().SharesSpooled == 800 })
+	if st := b.Stats(); st.LogBacklogBytes == 0 || st.SharesWritten != 200 || st.Refusing != "" || st.DatabaseUp {
+		t.Fatalf("during the outage: %+v", st)
 	}
 
 	px.setDown(false)
 	for _, s := range shares[800:] {
-		b.AddShare(s)
+		b.AddShare(s, nil)
 	}
-	waitFor(t, "spool replayed", func() bool {
-		return b.Stats().SharesWritten == uint64(len(shares)) && len(spoolFiles(t, dir)) == 0
+	waitFor(t, "spool applied", func() bool {
+		st := b.Stats()
+		return st.SharesWritten == uint64(len(shares)) && st.LogBacklogBytes == 0
 	})
 	if err := stop(); err != nil {
 		t.Fatalf("Run: %v", err)
@@ -297,7 +313,7 @@ func TestBatcherSpoolsDuringOutageAndReplaysOnce(t *testing.T) {
 	if rows, distinct := countShares(t, l, "o"); rows != len(shares) || distinct != len(shares) {
 		t.Fatalf("after the outage: %d rows, %d distinct; want %d each", rows, distinct, len(shares))
 	}
-	if st := b.Stats(); st.BatchesReplayed == 0 || st.SharesLost != 0 {
+	if st := b.Stats(); st.FlushErrors == 0 || st.SharesLost != 0 || st.SharesRefused != 0 {
 		t.Fatalf("stats = %+v", st)
 	}
 }
@@ -318,23 +334,23 @@ func TestBatcherSpoolsWhenDatabaseNeverAnswersAndNextProcessReplays(t *testing.T
 	stop1 := runBatcher(t, b1)
 	shares := makeShares(420, 4, "r")
 	for _, s := range shares[:400] {
-		b1.AddShare(s)
+		b1.AddShare(s, nil)
 	}
 	if err := stop1(); err != nil {
 		t.Fatalf("Run with the database away: %v", err)
 	}
 	// Shares accepted after Run returned still go to disk.
 	for _, s := range shares[400:] {
-		b1.AddShare(s)
+		b1.AddShare(s, nil)
 	}
-	if st := b1.Stats(); st.SharesWritten != 0 || st.SharesLost != 0 || st.BatchesSpooled < 8+20 {
+	if st := b1.Stats(); st.SharesWritten != 0 || st.SharesLost != 0 || st.SharesSpooled != 420 || st.SharesRefused != 0 {
 		t.Fatalf("process one stats = %+v", st)
 	}
 
 	// Process two, with the database back, replays at start.
 	b2 := NewBatcher(l, BatcherOptions{SpoolDir: dir})
 	stop2 := runBatcher(t, b2)
-	waitFor(t, "spool replayed", func() bool { return len(spoolFiles(t, dir)) == 0 })
+	waitFor(t, "spool replayed", func() bool { return b2.Stats().SharesWritten == 420 })
 	if err := stop2(); err != nil {
 		t.Fatalf("Run: %v", err)
 	}
@@ -343,7 +359,10 @@ func TestBatcherSpoolsWhenDatabaseNeverAnswersAndNextProcessReplays(t *testing.T
 	}
 }
 
-func TestReplaySkipsCommittedBatchAndTornTail(t *testing.T) {
+// TestLegacySpoolReplaysByID: a version-1 segment an older hashforge
+// left (JSON batches with ids) is replayed once at start, skipping a batch
+// already committed and a torn tail.
+func TestLegacySpoolReplaysByID(t *testing.T) {
 	l, _ := newTestLedger(t)
 	ctx := testCtx(t)
 	dir := t.TempDir()
@@ -359,36 +378,32 @@ func TestReplaySkipsCommittedBatchAndTornTail(t *testing.T) {
 	if written, err := w.writeBatch(ctx, committed); err != nil || !written {
 		t.Fatalf("writeBatch: %v, %v", written, err)
 	}
-	sp, err := openSpool(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	var seg []byte
 	for _, bt := range []batch{committed, pending} {
-		if err := sp.append(bt); err != nil {
+		rec, err := encodeRecord(bt)
+		if err != nil {
 			t.Fatal(err)
 		}
+		seg = append(seg, rec...)
 	}
 	rec, _ := encodeRecord(torn)
-	seg := sp.activePath
-	f, err := os.OpenFile(seg, os.O_WRONLY|os.O_APPEND, 0)
-	if err != nil {
+	seg = append(seg, rec[:len(rec)/2]...)
+	if err := os.WriteFile(filepath.Join(dir, "0000000000000003"+segmentSuffix), seg, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.Write(rec[:len(rec)/2]); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
-	sp.rotate()
 
 	b := NewBatcher(l, BatcherOptions{SpoolDir: dir})
 	stop := runBatcher(t, b)
 	waitFor(t, "segment replayed", func() bool { return len(spoolFiles(t, dir)) == 0 })
+	// The write-ahead log continues after the old segments.
+	b.AddShare(record.Share{Address: "a", Worker: "w", JobID: "after", Difficulty: 1}, nil)
+	waitFor(t, "new share applied", func() bool { return b.Stats().SharesWritten == 41 })
 	if err := stop(); err != nil {
 		t.Fatalf("Run: %v", err)
 	}
 
 	var n1, n2, n3 int
-	err = l.Pool().QueryRow(ctx, `SELECT count(*) FILTER (WHERE job_id = 'x1'), count(*) FILTER (WHERE job_id = 'x2'),
+	err := l.Pool().QueryRow(ctx, `SELECT count(*) FILTER (WHERE job_id = 'x1'), count(*) FILTER (WHERE job_id = 'x2'),
 		count(*) FILTER (WHERE job_id = 'x3') FROM shares`).Scan(&n1, &n2, &n3)
 	if err != nil {
 		t.Fatal(err)
@@ -399,9 +414,30 @@ func TestReplaySkipsCommittedBatchAndTornTail(t *testing.T) {
 	if st := b.Stats(); st.BatchesSkipped != 1 || st.BatchesReplayed != 1 {
 		t.Fatalf("stats = %+v; want 1 skipped, 1 replayed", st)
 	}
-	if got, err := l.ShareCount(ctx); err != nil || got != 70 {
-		t.Fatalf("ShareCount = %d, %v; want 70", got, err)
+	if got, err := l.ShareCount(ctx); err != nil || got != 71 {
+		t.Fatalf("ShareCount = %d, %v; want 71", got, err)
 	}
+}
+
+// keepAll adds shares and waits until each is acknowledged; it returns
+// how many were refused.
+func keepAll(t *testing.T, b *Batcher, shares []record.Share) (refused int) {
+	t.Helper()
+	var wg sync.WaitGroup
+	var n atomic.Int64
+	wg.Add(len(shares))
+	for _, s := range shares {
+		b.AddShare(s, func(err error) {
+			if errors.Is(err, ErrNotKept) {
+				n.Add(1)
+			} else if err != nil {
+				t.Errorf("done: %v", err)
+			}
+			wg.Done()
+		})
+	}
+	wg.Wait()
+	return int(n.Load())
 }
 
 func TestPermanentlyRefusedBatchIsSetAside(t *testing.T) {
@@ -412,28 +448,39 @@ func TestPermanentlyRefusedBatchIsSetAside(t *testing.T) {
 	if _, err := l.Pool().Exec(ctx, "ALTER TABLE shares ADD CONSTRAINT no_big_heights CHECK (height < 1000)"); err != nil {
 		t.Fatal(err)
 	}
-	b := NewBatcher(l, BatcherOptions{MaxBatch: 2, FlushInterval: 10 * time.Millisecond, SpoolDir: dir})
+	b := NewBatcher(l, BatcherOptions{FlushInterval: 10 * time.Millisecond, SpoolDir: dir})
 	stop := runBatcher(t, b)
 	bad := makeShares(2, 1, "bad")
 	for i := range bad {
 		bad[i].Height = 5000
 	}
-	for _, s := range append(bad, makeShares(4, 1, "good")...) {
-		b.AddShare(s)
-	}
-	waitFor(t, "good shares written", func() bool { return b.Stats().SharesWritten == 4 })
+	before, after := makeShares(3, 1, "good1"), makeShares(4, 1, "good2")
+	keepAll(t, b, before)
+	keepAll(t, b, bad) // a group commit of their own: one log record
+	keepAll(t, b, after)
+	waitFor(t, "good shares written", func() bool { return b.Stats().SharesWritten == 7 })
 	if err := stop(); err != nil {
 		t.Fatalf("Run: %v", err)
 	}
-	if st := b.Stats(); st.BatchesRejected != 1 {
+	if st := b.Stats(); st.BatchesRejected != 1 || st.SharesLost != 0 {
 		t.Fatalf("stats = %+v; want 1 rejected batch", st)
 	}
 	if m, _ := filepath.Glob(filepath.Join(dir, rejectedPrefix+"*")); len(m) != 1 {
 		t.Fatalf("quarantine files: %v, want one", m)
 	}
+	if rows, _ := countShares(t, l, "good1"); rows != 3 {
+		t.Fatalf("good1: %d rows, want 3", rows)
+	}
+	if rows, _ := countShares(t, l, "good2"); rows != 4 {
+		t.Fatalf("good2: %d rows, want 4", rows)
+	}
 }
 
-func TestBatcherWithoutSpoolAppliesBackpressure(t *testing.T) {
+// TestWithoutSpoolSharesAreRefusedWhileDatabaseAway: with nothing on disk
+// to keep shares, a share is acknowledged once committed, and refused
+// (ErrNotKept) while the database is away; it is kept again when it is
+// back, by itself.
+func TestWithoutSpoolSharesAreRefusedWhileDatabaseAway(t *testing.T) {
 	l, url := newTestLedger(t)
 	px, proxied := startProxy(t, url)
 	pl, err := Open(testCtx(t), proxied)
@@ -441,35 +488,92 @@ func TestBatcherWithoutSpoolAppliesBackpressure(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(pl.Close)
-	b := NewBatcher(pl, BatcherOptions{MaxBatch: 5, FlushInterval: 5 * time.Millisecond, QueueSize: 10})
+	b := NewBatcher(pl, BatcherOptions{})
 	stop := runBatcher(t, b)
 
-	px.setDown(true)
-	shares := makeShares(100, 3, "bp")
-	var added sync.WaitGroup
-	var produced sync.WaitGroup
-	produced.Add(1)
-	added.Go(func() {
-		for _, s := range shares {
-			b.AddShare(s)
-		}
-		produced.Done()
-	})
-	// With the database away and nowhere to spool, the writer holds one
-	// batch and stops reading: the queue fills and the producer waits.
-	waitFor(t, "queue full", func() bool { return b.Stats().QueueLength == 10 })
-	if st := b.Stats(); st.SharesWritten != 0 || st.SharesLost != 0 {
-		t.Fatalf("during the outage: %+v", st)
+	if n := keepAll(t, b, makeShares(50, 3, "up1")); n != 0 {
+		t.Fatalf("%d refused with the database up", n)
 	}
-
+	if rows, _ := countShares(t, l, "up1"); rows != 50 {
+		t.Fatalf("acknowledged before committed: %d rows", rows)
+	}
+	px.setDown(true)
+	if n := keepAll(t, b, makeShares(20, 3, "down")); n != 20 {
+		t.Fatalf("%d of 20 refused with the database away, want all", n)
+	}
+	if st := b.Stats(); st.Refusing == "" || st.SharesRefused != 20 || st.DatabaseUp {
+		t.Fatalf("while refusing: %+v", st)
+	}
 	px.setDown(false)
-	produced.Wait()
-	waitFor(t, "all shares written", func() bool { return b.Stats().SharesWritten == uint64(len(shares)) })
+	waitFor(t, "shares kept again", func() bool { return keepAll(t, b, makeShares(1, 1, "probe")) == 0 })
+	if n := keepAll(t, b, makeShares(30, 3, "up2")); n != 0 {
+		t.Fatalf("%d refused after the database came back", n)
+	}
 	if err := stop(); err != nil {
 		t.Fatalf("Run: %v", err)
 	}
-	if rows, distinct := countShares(t, l, "bp"); rows != len(shares) || distinct != len(shares) {
-		t.Fatalf("%d rows, %d distinct; want %d each", rows, distinct, len(shares))
+	if rows, _ := countShares(t, l, "down"); rows != 0 {
+		t.Fatalf("%d refused shares stored", rows)
+	}
+	if rows, _ := countShares(t, l, "up2"); rows != 30 {
+		t.Fatalf("up2: %d rows, want 30", rows)
+	}
+	if st := b.Stats(); st.Refusing != "" {
+		t.Fatalf("still refusing: %+v", st)
+	}
+}
+
+// TestUnwritableSpool: a spool that fails (here its next segment cannot
+// be created) hands shares to the database directly; with the database
+// away too, shares are refused; both recover by themselves.
+func TestUnwritableSpool(t *testing.T) {
+	l, url := newTestLedger(t)
+	px, proxied := startProxy(t, url)
+	pl, err := Open(testCtx(t), proxied)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pl.Close)
+	dir := t.TempDir()
+	// A directory where the first segment file must go: creating it fails
+	// as a full or read-only disk would, whoever runs the test.
+	block := filepath.Join(dir, "0000000000000001"+segmentSuffix)
+	if err := os.Mkdir(block, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	b := NewBatcher(pl, BatcherOptions{SpoolDir: dir})
+	stop := runBatcher(t, b)
+
+	if n := keepAll(t, b, makeShares(10, 2, "direct")); n != 0 {
+		t.Fatalf("%d refused with the database up and the spool failing", n)
+	}
+	if rows, _ := countShares(t, l, "direct"); rows != 10 {
+		t.Fatalf("direct: %d rows, want 10 (acknowledged means committed)", rows)
+	}
+	if st := b.Stats(); st.SpoolUp || st.Refusing != "" {
+		t.Fatalf("spool failing: %+v", st)
+	}
+
+	px.setDown(true)
+	waitFor(t, "refusing", func() bool { return keepAll(t, b, makeShares(1, 1, "x")) == 1 })
+	if st := b.Stats(); st.Refusing == "" {
+		t.Fatalf("refusing but stats say %+v", st)
+	}
+
+	if err := os.Remove(block); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "spool back", func() bool { return keepAll(t, b, makeShares(1, 1, "y")) == 0 })
+	if n := keepAll(t, b, makeShares(25, 2, "spooled")); n != 0 {
+		t.Fatalf("%d refused with the spool back", n)
+	}
+	px.setDown(false)
+	waitFor(t, "spooled shares applied", func() bool {
+		rows, _ := countShares(t, l, "spooled")
+		return rows == 25
+	})
+	if err := stop(); err != nil {
+		t.Fatalf("Run: %v", err)
 	}
 }
 
@@ -516,7 +620,7 @@ func TestNoShareLostWhenStopRacesWithAddShare(t *testing.T) {
 	for p := range producers {
 		wg.Go(func() {
 			for i := p; i < len(shares); i += producers {
-				b.AddShare(shares[i])
+				b.AddShare(shares[i], nil)
 			}
 		})
 	}
@@ -532,7 +636,10 @@ func TestNoShareLostWhenStopRacesWithAddShare(t *testing.T) {
 	// The next process replays what arrived after the first one stopped.
 	next := NewBatcher(l, BatcherOptions{SpoolDir: dir})
 	stopNext := runBatcher(t, next)
-	waitFor(t, "spool replayed", func() bool { return len(spoolFiles(t, dir)) == 0 })
+	waitFor(t, "spool replayed", func() bool {
+		rows, _ := countShares(t, l, "race")
+		return rows >= len(shares)
+	})
 	if err := stopNext(); err != nil {
 		t.Fatalf("Run: %v", err)
 	}

@@ -26,7 +26,7 @@ func BenchmarkBatcher(b *testing.B) {
 	for p := range producers {
 		wg.Go(func() {
 			for i := p; i < len(shares); i += producers {
-				bt.AddShare(shares[i])
+				bt.AddShare(shares[i], nil)
 			}
 		})
 	}

@@ -14,31 +14,40 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/hashforge/hashforge/internal/uuidv7"
 	"github.com/hashforge/hashforge/record"
 )
 
-// The spool is where share batches wait while PostgreSQL is unreachable.
+// The spool is the write-ahead log of accepted shares: a share is
+// acknowledged to its miner only once it is here (fsynced) or committed in
+// PostgreSQL, and the writer applies the log to the shares table in order.
 //
 // It is a directory of append-only segment files named NNNNNNNNNNNNNNNN.spool
 // (a 16-digit sequence, so lexical order is write order). A segment is a
-// series of records, one per batch:
+// series of records, one per group commit:
 //
-//	magic "HFS1" | payload length uint32 LE | CRC-32C(payload) uint32 LE | payload
+//	magic "HFS2" | payload length uint32 LE | CRC-32C(payload) uint32 LE | payload
 //
-// and the payload is the batch as JSON. Every append is fsynced before the
-// batch counts as safe, so a crash loses at most the record being written,
-// and that torn record is recognised by its length or checksum on replay.
+// and the payload is the group's shares in a compact binary form
+// (encodeSharesRecord). Every append is fsynced before its shares count as
+// kept, so a crash loses at most the record being written, whose shares
+// nobody was told were accepted, and that torn record is recognised by its
+// length or checksum.
+//
+// Exactly once: the writer stores, in the same transaction as the rows, the
+// log position after them (spool_cursors, keyed by the spool's id in the
+// file spool-id), and replays from that position after any crash.
+// Segments wholly before the cursor are deleted.
 //
 // A process never appends to a segment it did not create: a torn tail left
-// by a crash would otherwise hide every record written after it. Segments
-// are deleted only once every record in them is in the database; replay
-// re-reads a segment from the start after a failure and relies on
-// spool_batches to skip what was already applied.
+// by a crash would otherwise hide every record written after it. Version-1
+// segments ("HFS1": JSON batches, each with an id in spool_batches) left
+// by an older hashforge are replayed by id at start.
 //
-// One spool directory belongs to one process at a time.
+// One spool directory belongs to one process at a time (flock).
 
 const (
 	segmentSuffix   = ".spool"
@@ -206,32 +215,125 @@ func readSegment(path string, fn func(batch) error) (torn bool, err error) {
 	}
 }
 
-// spool manages the segment files of one directory. Its methods are safe
-// for concurrent use (late AddShare calls spool while Run shuts down).
+// spool manages the segment files of one directory: the write-ahead log of
+// accepted shares. Its methods are safe for concurrent use: the group
+// commit appends while the writer reads, and a share accepted after Run
+// stopped is appended by its own caller.
 type spool struct {
-	dir string
+	dir  string
+	id   string   // names this spool's cursor in spool_cursors
+	lock *os.File // flock held for the life of the spool
 
 	mu         sync.Mutex
 	nextSeq    uint64
 	active     *os.File // segment being appended to, nil if none
+	activeSeq  uint64
 	activePath string
-	activeSize int64
+	activeSize int64 // bytes of whole, fsynced records in the active segment
+	// closed is the length of whole records in each segment this process
+	// finished appending to; segments left by an earlier process are read
+	// to their end (or their torn tail).
+	closed map[uint64]int64
+	// legacy are segments of version 1 (per-batch ids in spool_batches),
+	// left by an older hashforge: replayed by id at start, never appended.
+	legacy map[uint64]bool
 }
+
+// walPos is a place in the log: a segment and a byte offset in it. The
+// writer's cursor (stored in spool_cursors with the rows it covers) is
+// the position after the last record in the database.
+type walPos struct {
+	seg uint64
+	off int64
+}
+
+func (p walPos) less(q walPos) bool { return p.seg < q.seg || (p.seg == q.seg && p.off < q.off) }
+
+const spoolIDFile = "spool-id"
 
 func openSpool(dir string) (*spool, error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("create spool dir: %w", err)
 	}
-	s := &spool{dir: dir, nextSeq: 1}
-	segs, err := s.segments()
+	lock, err := lockDir(dir)
 	if err != nil {
 		return nil, err
 	}
-	if n := len(segs); n > 0 {
-		last, _ := segmentSeq(segs[n-1])
-		s.nextSeq = last + 1
+	id, err := loadOrCreateSpoolID(dir)
+	if err != nil {
+		lock.Close()
+		return nil, err
+	}
+	s := &spool{dir: dir, id: id, lock: lock, nextSeq: 1, closed: map[uint64]int64{}, legacy: map[uint64]bool{}}
+	segs, err := s.segments()
+	if err != nil {
+		lock.Close()
+		return nil, err
+	}
+	for _, p := range segs {
+		seq, _ := segmentSeq(p)
+		s.nextSeq = seq + 1
+		if isLegacySegment(p) {
+			s.legacy[seq] = true
+		}
 	}
 	return s, nil
+}
+
+// lockDir takes an exclusive flock on the spool directory: two processes
+// appending to one log, or applying it, would store shares twice.
+func lockDir(dir string) (*os.File, error) {
+	f, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_RDWR|os.O_CREATE, 0o640)
+	if err != nil {
+		return nil, fmt.Errorf("spool lock: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("spool dir %s is in use by another process (one spool dir per pool process): %w", dir, err)
+	}
+	return f, nil
+}
+
+func loadOrCreateSpoolID(dir string) (string, error) {
+	path := filepath.Join(dir, spoolIDFile)
+	b, err := os.ReadFile(path)
+	if err == nil {
+		id := strings.TrimSpace(string(b))
+		if len(id) < 16 || len(id) > 64 {
+			return "", fmt.Errorf("spool id file %s is damaged (%q): restore it, or move the spool dir aside if its segments are all in the database", path, id)
+		}
+		return id, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("read spool id: %w", err)
+	}
+	id := newBatchID(time.Now()).String()
+	if err := writeFileSync(path, []byte(id+"\n")); err != nil {
+		return "", fmt.Errorf("create spool id: %w", err)
+	}
+	return id, nil
+}
+
+func (s *spool) close() {
+	s.rotate()
+	if s.lock != nil {
+		s.lock.Close()
+	}
+}
+
+// isLegacySegment tells version-1 segments (JSON batches with ids) from
+// the write-ahead log's version-2 records by the first record's magic.
+func isLegacySegment(path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	var m [4]byte
+	if _, err := io.ReadFull(f, m[:]); err != nil {
+		return false
+	}
+	return m == recordMagic
 }
 
 func segmentSeq(path string) (uint64, bool) {
@@ -245,6 +347,10 @@ func segmentSeq(path string) (uint64, bool) {
 	}
 	n, err := strconv.ParseUint(digits, 10, 64)
 	return n, err == nil
+}
+
+func (s *spool) segmentPath(seq uint64) string {
+	return filepath.Join(s.dir, fmt.Sprintf("%016d%s", seq, segmentSuffix))
 }
 
 // segments lists every segment file, oldest first, including the active one.
@@ -263,37 +369,30 @@ func (s *spool) segments() ([]string, error) {
 	return out, nil
 }
 
-// closedSegments lists the segments replay may read: all but the active one.
-func (s *spool) closedSegments() ([]string, error) {
-	segs, err := s.segments()
-	if err != nil {
-		return nil, err
-	}
+// legacySegments lists the version-1 segments still on disk, oldest first.
+func (s *spool) legacySegments() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := segs[:0]
-	for _, p := range segs {
-		if p != s.activePath {
-			out = append(out, p)
-		}
+	var out []string
+	for seq := range s.legacy {
+		out = append(out, s.segmentPath(seq))
 	}
-	return out, nil
+	sort.Strings(out)
+	return out
 }
 
-// hasActive reports whether a segment is open for appends.
-func (s *spool) hasActive() bool {
+func (s *spool) forgetLegacy(path string) {
+	seq, _ := segmentSeq(path)
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.active != nil
+	delete(s.legacy, seq)
+	s.mu.Unlock()
 }
 
-// append writes b as one record and fsyncs it; when it returns nil the
-// batch survives a crash.
-func (s *spool) append(b batch) error {
-	rec, err := encodeRecord(b)
-	if err != nil {
-		return err
-	}
+// appendShares writes shares as one record and fsyncs it. When it returns
+// nil the shares survive a crash of the process or of the machine; end is
+// the log position after the record.
+func (s *spool) appendShares(shares []record.Share) (end walPos, err error) {
+	rec := encodeSharesRecord(shares)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.active != nil && s.activeSize+int64(len(rec)) > maxSegmentSize {
@@ -301,23 +400,24 @@ func (s *spool) append(b batch) error {
 	}
 	if s.active == nil {
 		if err := s.openSegmentLocked(); err != nil {
-			return err
+			return walPos{}, err
 		}
 	}
 	if _, err := s.active.Write(rec); err != nil {
 		s.abandonActiveLocked()
-		return fmt.Errorf("append spool record: %w", err)
+		return walPos{}, fmt.Errorf("append spool record: %w", err)
 	}
 	if err := s.active.Sync(); err != nil {
 		s.abandonActiveLocked()
-		return fmt.Errorf("fsync spool segment: %w", err)
+		return walPos{}, fmt.Errorf("fsync spool segment: %w", err)
 	}
 	s.activeSize += int64(len(rec))
-	return nil
+	return walPos{s.activeSeq, s.activeSize}, nil
 }
 
 func (s *spool) openSegmentLocked() error {
-	path := filepath.Join(s.dir, fmt.Sprintf("%016d%s", s.nextSeq, segmentSuffix))
+	seq := s.nextSeq
+	path := s.segmentPath(seq)
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|os.O_APPEND, 0o640)
 	if err != nil {
 		return fmt.Errorf("create spool segment: %w", err)
@@ -330,14 +430,14 @@ func (s *spool) openSegmentLocked() error {
 		return err
 	}
 	s.nextSeq++
-	s.active, s.activePath, s.activeSize = f, path, 0
+	s.active, s.activeSeq, s.activePath, s.activeSize = f, seq, path, 0
 	return nil
 }
 
 // abandonActiveLocked cuts a failed partial append off the active segment
 // and stops appending to it, so later records are never hidden behind a
-// damaged one. If the truncate fails too, replay treats the damage as torn
-// tail or corruption; either way the records before it are kept.
+// damaged one. If the truncate fails too, the reader sees a torn tail
+// there; either way the records before it are kept.
 func (s *spool) abandonActiveLocked() {
 	_ = s.active.Truncate(s.activeSize)
 	s.closeActiveLocked()
@@ -350,15 +450,117 @@ func (s *spool) closeActiveLocked() {
 	_ = s.active.Close()
 	if s.activeSize == 0 {
 		_ = os.Remove(s.activePath)
+	} else {
+		s.closed[s.activeSeq] = s.activeSize
 	}
-	s.active, s.activePath, s.activeSize = nil, "", 0
+	s.active, s.activeSeq, s.activePath, s.activeSize = nil, 0, "", 0
 }
 
-// rotate closes the active segment so that replay may read it.
+// rotate closes the active segment.
 func (s *spool) rotate() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.closeActiveLocked()
+}
+
+// readable says how far segment seq may be read: up to n bytes when
+// known, to its end when n < 0 (a segment an earlier process left), and
+// whether it is finished (no record will ever be appended to it).
+func (s *spool) readable(seq uint64) (n int64, finished bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.active != nil && seq == s.activeSeq {
+		return s.activeSize, false
+	}
+	if n, ok := s.closed[seq]; ok {
+		return n, true
+	}
+	return -1, true
+}
+
+// nextSegment is the first version-2 segment after seq, if any.
+func (s *spool) nextSegment(seq uint64) (uint64, bool) {
+	segs, err := s.segments()
+	if err != nil {
+		return 0, false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, p := range segs {
+		n, _ := segmentSeq(p)
+		if n > seq && !s.legacy[n] {
+			return n, true
+		}
+	}
+	return 0, false
+}
+
+// removeBefore deletes the finished segments wholly before pos: every
+// record in them is in the database. The directory is fsynced before
+// returning, though nothing depends on it: a segment whose removal is lost
+// lies before the cursor and is skipped and removed again.
+func (s *spool) removeBefore(pos walPos) {
+	segs, err := s.segments()
+	if err != nil {
+		return
+	}
+	removed := false
+	for _, p := range segs {
+		seq, _ := segmentSeq(p)
+		if seq >= pos.seg {
+			break
+		}
+		s.mu.Lock()
+		skip := s.legacy[seq] || (s.active != nil && seq == s.activeSeq)
+		if !skip {
+			delete(s.closed, seq)
+		}
+		s.mu.Unlock()
+		if skip {
+			continue
+		}
+		if os.Remove(p) == nil {
+			removed = true
+		}
+	}
+	if removed {
+		_ = syncDir(s.dir)
+	}
+}
+
+// setAside moves a damaged segment out of the log, keeping it for an
+// operator.
+func (s *spool) setAside(seq uint64) (string, error) {
+	s.mu.Lock()
+	delete(s.closed, seq)
+	s.mu.Unlock()
+	return markCorrupt(s.segmentPath(seq))
+}
+
+// pending reports the bytes of log not yet applied after pos, for stats:
+// an estimate from file sizes.
+func (s *spool) bytesAfter(pos walPos) int64 {
+	segs, err := s.segments()
+	if err != nil {
+		return 0
+	}
+	var n int64
+	for _, p := range segs {
+		seq, _ := segmentSeq(p)
+		if seq < pos.seg {
+			continue
+		}
+		st, err := os.Stat(p)
+		if err != nil {
+			continue
+		}
+		sz := st.Size()
+		if seq == pos.seg {
+			sz -= pos.off
+		}
+		n += max(sz, 0)
+	}
+	return n
 }
 
 // quarantine keeps a batch the database refuses for good (a data error,

@@ -52,53 +52,129 @@ func TestSpoolRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []batch{testBatch(3, "a"), testBatch(1, "b"), testBatch(5, "c")}
-	for _, b := range want {
-		if err := sp.append(b); err != nil {
+	defer sp.close()
+	groups := [][]record.Share{testBatch(3, "a").Shares, testBatch(1, "b").Shares, testBatch(5, "c").Shares}
+	groups[1][0].IsBlock, groups[1][0].BlockHash = true, "00ff"
+	groups[2][4].NetworkDifficulty = 1.5e12
+	var want []record.Share
+	var end walPos
+	for _, g := range groups {
+		if end, err = sp.appendShares(g); err != nil {
 			t.Fatal(err)
 		}
+		want = append(want, g...)
 	}
-	sp.rotate()
-	segs, err := sp.closedSegments()
-	if err != nil || len(segs) != 1 {
-		t.Fatalf("closedSegments = %v, %v; want one segment", segs, err)
+	rd := &walReader{sp: sp}
+	defer rd.close()
+	// A read stops after the record that reaches maxShares: records are
+	// never split.
+	got, next, err := rd.read(walPos{}, 2, nil)
+	if err != nil || len(got) != 3 || next.off == 0 {
+		t.Fatalf("first read: %d shares, next %v, err %v; want the first record's 3", len(got), next, err)
 	}
-	got, torn, err := readAll(t, segs[0])
-	if err != nil || torn {
-		t.Fatalf("readSegment: torn %v, err %v", torn, err)
+	got, next, err = rd.read(next, 100, got)
+	if err != nil || next != end {
+		t.Fatalf("second read: next %v, err %v; want %v", next, err, end)
 	}
 	if len(got) != len(want) {
-		t.Fatalf("read %d batches, want %d", len(got), len(want))
+		t.Fatalf("read %d shares, want %d", len(got), len(want))
 	}
 	for i := range want {
-		if got[i].ID != want[i].ID || len(got[i].Shares) != len(want[i].Shares) {
-			t.Fatalf("batch %d: got %v (%d shares), want %v (%d)", i, got[i].ID, len(got[i].Shares), want[i].ID, len(want[i].Shares))
+		g, w := got[i], want[i]
+		if !g.Time.Equal(w.Time) {
+			t.Fatalf("share %d: time %v, want %v", i, g.Time, w.Time)
 		}
-		for j := range want[i].Shares {
-			g, w := got[i].Shares[j], want[i].Shares[j]
-			if !g.Time.Equal(w.Time) {
-				t.Fatalf("batch %d share %d: time %v, want %v", i, j, g.Time, w.Time)
-			}
-			g.Time = w.Time
-			if g != w {
-				t.Fatalf("batch %d share %d: %+v, want %+v", i, j, g, w)
-			}
+		g.Time = w.Time
+		if g != w {
+			t.Fatalf("share %d: %+v, want %+v", i, g, w)
 		}
 	}
 
-	// A new spool on the same dir continues the sequence, never reusing a
-	// segment a previous process may have left torn.
+	// A second process cannot take the same spool dir.
+	if _, err := openSpool(sp.dir); err == nil {
+		t.Fatal("a second openSpool of a locked dir succeeded")
+	}
+	// A new spool on the same dir (after this one closed) continues the
+	// sequence, never appending to a segment a previous process may have
+	// left torn, and keeps the spool's id.
+	sp.close()
+	sp.lock = nil
 	sp2, err := openSpool(sp.dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := sp2.append(testBatch(1, "d")); err != nil {
+	defer sp2.close()
+	if sp2.id != sp.id {
+		t.Fatalf("spool id changed across opens: %s, %s", sp.id, sp2.id)
+	}
+	end2, err := sp2.appendShares(testBatch(1, "d").Shares)
+	if err != nil {
 		t.Fatal(err)
 	}
-	segs2, _ := sp2.segments()
-	if len(segs2) != 2 || segs2[0] != segs[0] {
-		t.Fatalf("segments after reopen = %v, want the old one then a new one", segs2)
+	if end2.seg <= end.seg {
+		t.Fatalf("reopened spool appended to segment %d, want after %d", end2.seg, end.seg)
 	}
+	rd2 := &walReader{sp: sp2}
+	defer rd2.close()
+	got, next, err = rd2.read(end, 100, nil)
+	if err != nil || len(got) != 1 || got[0].JobID != "d" || next != end2 {
+		t.Fatalf("read across segments: %d shares, next %v (want %v), err %v", len(got), next, end2, err)
+	}
+}
+
+// TestWALTornTailAndDamage: a torn last record is the end of the log; a
+// damaged record with whole records after it is an error.
+func TestWALTornTailAndDamage(t *testing.T) {
+	dir := t.TempDir()
+	r1 := encodeSharesRecord(testBatch(2, "a").Shares)
+	r2 := encodeSharesRecord(testBatch(3, "b").Shares)
+	path := filepath.Join(dir, "0000000000000001"+segmentSuffix)
+	if err := os.WriteFile(path, append(append([]byte(nil), r1...), r2[:len(r2)-3]...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sp, err := openSpool(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sp.close()
+	rd := &walReader{sp: sp}
+	defer rd.close()
+	got, next, err := rd.read(walPos{1, 0}, 100, nil)
+	if err != nil || len(got) != 2 || next.off != int64(len(r1)) {
+		t.Fatalf("torn tail: %d shares, next %v, err %v", len(got), next, err)
+	}
+
+	bad := append([]byte(nil), r2...)
+	bad[recordHeaderLen+3] ^= 0x40
+	path2 := filepath.Join(dir, "0000000000000002"+segmentSuffix)
+	if err := os.WriteFile(path2, append(append(bad, r1...), r1...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got, next, err = rd.read(walPos{2, 0}, 100, nil)
+	if !errors.Is(err, errSegmentDamaged) || len(got) != 0 || next != (walPos{2, 0}) {
+		t.Fatalf("damage: %d shares, next %v, err %v; want errSegmentDamaged at 2:0", len(got), next, err)
+	}
+}
+
+// FuzzDecodeSharesPayload: whatever a disk returns, decoding never panics
+// nor makes up more shares than bytes; what encodes decodes back.
+func FuzzDecodeSharesPayload(f *testing.F) {
+	rec := encodeSharesRecord(testBatch(2, "f").Shares)
+	f.Add(rec[recordHeaderLen:])
+	f.Add([]byte{2, 0xff, 0xff, 0xff, 0xff, 0x0f})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		shares, err := decodeSharesPayload(nil, data)
+		if len(shares)*36 > len(data) {
+			t.Fatalf("decoded %d shares from %d bytes", len(shares), len(data))
+		}
+		if err != nil {
+			return
+		}
+		again, err := decodeSharesPayload(nil, encodeSharesRecord(shares)[recordHeaderLen:])
+		if err != nil || len(again) != len(shares) {
+			t.Fatalf("re-encoded: %d shares, %v; want %d", len(again), err, len(shares))
+		}
+	})
 }
 
 func TestReadSegmentTornTail(t *testing.T) {

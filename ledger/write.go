@@ -100,14 +100,99 @@ type cachedWorker struct {
 // seenSpan is the first and last share time of one worker in a batch.
 type seenSpan struct{ first, last time.Time }
 
-// writeBatch commits b to the shares table unless a batch with its id was
-// committed before. It reports whether it wrote the batch.
-//
-// The batch id row, the worker rows and the shares go in one transaction:
-// either all of it is visible or none, so a retry after any failure,
-// including an ambiguous COMMIT, is safe. What the transaction teaches the
-// worker cache enters it only after COMMIT: a rolled-back insert must not
-// leave a dangling worker id behind.
+// advance is the spool cursor move a transaction makes with its rows.
+type advance struct {
+	spool    string
+	from, to walPos
+}
+
+// errCursorMoved is a transaction finding the spool cursor somewhere else
+// than the writer thought: it applied nothing.
+var errCursorMoved = errors.New("spool cursor moved")
+
+// spoolCursor reads where the spool named id has been applied up to; a
+// spool never applied starts at the beginning.
+func (l *Ledger) spoolCursor(ctx context.Context, id string) (walPos, error) {
+	var seg, pos int64
+	err := l.pool.QueryRow(ctx, "SELECT segment, pos FROM spool_cursors WHERE spool_id = $1", id).Scan(&seg, &pos)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return walPos{}, nil
+	}
+	if err != nil {
+		return walPos{}, fmt.Errorf("read spool cursor: %w", err)
+	}
+	return walPos{uint64(seg), pos}, nil
+}
+
+// writeShares commits shares in one transaction, and with adv moves the
+// spool cursor in the same transaction, so that the rows and "applied up
+// to here" are one fact: after a crash at any point the log is replayed
+// from exactly after the last committed rows. What the transaction teaches
+// the worker cache enters it only after COMMIT.
+func (b *Batcher) writeShares(ctx context.Context, shares []record.Share, adv *advance) (err error) {
+	tx, err := b.ledger.pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("begin share batch: %w", err)
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			rollback(ctx, tx)
+		}
+	}()
+	if adv != nil {
+		// The row lock serialises this spool's appliers; a cursor other
+		// than adv.from means these records are not the next to apply.
+		var seg, pos int64
+		err := tx.QueryRow(ctx, "SELECT segment, pos FROM spool_cursors WHERE spool_id = $1 FOR UPDATE", adv.spool).Scan(&seg, &pos)
+		switch {
+		case errors.Is(err, pgx.ErrNoRows):
+			seg, pos = 0, 0
+		case err != nil:
+			return fmt.Errorf("lock spool cursor: %w", err)
+		}
+		if (walPos{uint64(seg), pos}) != adv.from {
+			return fmt.Errorf("%w: database has %d:%d, writer at %d:%d", errCursorMoved, seg, pos, adv.from.seg, adv.from.off)
+		}
+		if _, err := tx.Exec(ctx, `
+			INSERT INTO spool_cursors (spool_id, segment, pos, updated_at) VALUES ($1, $2, $3, now())
+			ON CONFLICT (spool_id) DO UPDATE SET segment = EXCLUDED.segment, pos = EXCLUDED.pos, updated_at = now()`,
+			adv.spool, int64(adv.to.seg), adv.to.off); err != nil {
+			return fmt.Errorf("move spool cursor: %w", err)
+		}
+	}
+	var apply func()
+	if len(shares) > 0 {
+		// A row per transaction in spool_batches keeps ShareCount a sum
+		// over few rows, and names the batch PPS credits point at.
+		id := newBatchID(time.Now()).String()
+		if _, err := tx.Exec(ctx, "INSERT INTO spool_batches (batch_id, share_count) VALUES ($1, $2)", id, len(shares)); err != nil {
+			return fmt.Errorf("record share batch: %w", err)
+		}
+		if apply, err = b.insertShares(ctx, tx, id, shares); err != nil {
+			return err
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("commit share batch: %w", err)
+	}
+	committed = true
+	if apply != nil {
+		apply()
+	}
+	return nil
+}
+
+func rollback(ctx context.Context, tx pgx.Tx) {
+	// Not ctx: it may be what just expired. Bounded, because a dead peer
+	// would otherwise hold the writer here.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	_ = tx.Rollback(rctx)
+}
+
+// writeBatch commits a version-1 spooled batch unless a batch with its id
+// was committed before (spool_batches). It reports whether it wrote it.
 func (b *Batcher) writeBatch(ctx context.Context, bt batch) (written bool, err error) {
 	tx, err := b.ledger.pool.Begin(ctx)
 	if err != nil {
@@ -115,14 +200,9 @@ func (b *Batcher) writeBatch(ctx context.Context, bt batch) (written bool, err e
 	}
 	defer func() {
 		if !written {
-			// Not ctx: it may be what just expired. Bounded, because a
-			// dead peer would otherwise hold the writer here.
-			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-			defer cancel()
-			_ = tx.Rollback(rctx)
+			rollback(ctx, tx)
 		}
 	}()
-
 	tag, err := tx.Exec(ctx,
 		"INSERT INTO spool_batches (batch_id, share_count) VALUES ($1, $2) ON CONFLICT (batch_id) DO NOTHING",
 		bt.ID.String(), len(bt.Shares))
@@ -132,9 +212,25 @@ func (b *Batcher) writeBatch(ctx context.Context, bt batch) (written bool, err e
 	if tag.RowsAffected() == 0 {
 		return false, nil
 	}
+	apply, err := b.insertShares(ctx, tx, bt.ID.String(), bt.Shares)
+	if err != nil {
+		return false, fmt.Errorf("share batch %s: %w", bt.ID, err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return false, fmt.Errorf("commit share batch %s: %w", bt.ID, err)
+	}
+	written = true
+	apply()
+	return true, nil
+}
 
+// insertShares writes shares, their workers and the OnBatch hook's rows in
+// tx. apply teaches the worker cache what the transaction did; call it
+// only after COMMIT, so that a rolled-back insert leaves no dangling
+// worker id behind.
+func (b *Batcher) insertShares(ctx context.Context, tx pgx.Tx, batchID string, shares []record.Share) (apply func(), err error) {
 	spans := make(map[workerKey]seenSpan)
-	for _, s := range bt.Shares {
+	for _, s := range shares {
 		k := workerKey{s.Address, s.Worker}
 		sp, ok := spans[k]
 		if !ok {
@@ -151,11 +247,11 @@ func (b *Batcher) writeBatch(ctx context.Context, bt batch) (written bool, err e
 
 	ids, learnt, err := b.resolveWorkers(ctx, tx, spans)
 	if err != nil {
-		return false, fmt.Errorf("resolve workers of batch %s: %w", bt.ID, err)
+		return nil, fmt.Errorf("resolve workers: %w", err)
 	}
 
-	rows := make([][]any, len(bt.Shares))
-	for i, s := range bt.Shares {
+	rows := make([][]any, len(shares))
+	for i, s := range shares {
 		rows[i] = []any{
 			s.Time, ids[workerKey{s.Address, s.Worker}], s.JobID, s.Difficulty, s.ActualDiff,
 			s.Height, s.IsBlock, nullIfEmpty(s.BlockHash), nullIfEmpty(s.RemoteAddr), nullIfEmpty(s.ExtraNonce1),
@@ -164,39 +260,38 @@ func (b *Batcher) writeBatch(ctx context.Context, bt batch) (written bool, err e
 	}
 	n, err := tx.CopyFrom(ctx, pgx.Identifier{"shares"}, shareColumns, pgx.CopyFromRows(rows))
 	if err != nil {
-		return false, fmt.Errorf("copy share batch %s: %w", bt.ID, err)
+		return nil, fmt.Errorf("copy shares: %w", err)
 	}
 	if n != int64(len(rows)) {
-		return false, fmt.Errorf("copy share batch %s: wrote %d of %d rows", bt.ID, n, len(rows))
+		return nil, fmt.Errorf("copy shares: wrote %d of %d rows", n, len(rows))
 	}
 
 	if b.opts.OnBatch != nil {
-		if err := b.opts.OnBatch(ctx, tx, bt.ID.String(), bt.Shares); err != nil {
-			return false, fmt.Errorf("batch hook for %s: %w", bt.ID, err)
+		if err := b.opts.OnBatch(ctx, tx, batchID, shares); err != nil {
+			return nil, fmt.Errorf("batch hook: %w", err)
 		}
 	}
 
 	touched, err := b.touchWorkers(ctx, tx, spans)
 	if err != nil {
-		return false, fmt.Errorf("update last_seen for batch %s: %w", bt.ID, err)
+		return nil, fmt.Errorf("update last_seen: %w", err)
 	}
-	if err := tx.Commit(ctx); err != nil {
-		return false, fmt.Errorf("commit share batch %s: %w", bt.ID, err)
-	}
-
-	if len(b.workers)+len(learnt) > maxCachedWorkers {
-		clear(b.workers)
-	}
-	for k, w := range learnt {
-		b.workers[k] = w
-	}
-	for k, t := range touched {
-		if w, ok := b.workers[k]; ok {
-			w.lastSeen = t
+	return func() {
+		b.wmu.Lock()
+		defer b.wmu.Unlock()
+		if len(b.workers)+len(learnt) > maxCachedWorkers {
+			clear(b.workers)
+		}
+		for k, w := range learnt {
 			b.workers[k] = w
 		}
-	}
-	return true, nil
+		for k, t := range touched {
+			if w, ok := b.workers[k]; ok {
+				w.lastSeen = t
+				b.workers[k] = w
+			}
+		}
+	}, nil
 }
 
 // resolveWorkers maps every worker of the batch to its id, inserting the
@@ -205,6 +300,7 @@ func (b *Batcher) writeBatch(ctx context.Context, bt batch) (written bool, err e
 func (b *Batcher) resolveWorkers(ctx context.Context, tx pgx.Tx, spans map[workerKey]seenSpan) (ids map[workerKey]int64, learnt map[workerKey]cachedWorker, err error) {
 	ids = make(map[workerKey]int64, len(spans))
 	var keys []workerKey
+	b.wmu.Lock()
 	for k := range spans {
 		if w, ok := b.workers[k]; ok {
 			ids[k] = w.id
@@ -212,6 +308,7 @@ func (b *Batcher) resolveWorkers(ctx context.Context, tx pgx.Tx, spans map[worke
 			keys = append(keys, k)
 		}
 	}
+	b.wmu.Unlock()
 	if len(keys) == 0 {
 		return ids, nil, nil
 	}
@@ -268,11 +365,13 @@ func (b *Batcher) touchWorkers(ctx context.Context, tx pgx.Tx, spans map[workerK
 		last time.Time
 	}
 	var due []touch
+	b.wmu.Lock()
 	for k, sp := range spans {
 		if w, ok := b.workers[k]; ok && sp.last.Sub(w.lastSeen) >= lastSeenResolution {
 			due = append(due, touch{k, w.id, sp.last})
 		}
 	}
+	b.wmu.Unlock()
 	if len(due) == 0 {
 		return nil, nil
 	}

@@ -95,7 +95,7 @@ func writeShares(ctx context.Context, t *testing.T, l *ledger.Ledger, shares ...
 	done := make(chan error, 1)
 	go func() { done <- sb.Run(bctx) }()
 	for _, sh := range shares {
-		sb.AddShare(sh)
+		sb.AddShare(sh, nil)
 	}
 	stop()
 	if err := <-done; err != nil {

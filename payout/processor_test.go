@@ -477,7 +477,7 @@ func TestBlockTermsEnforced(t *testing.T) {
 	done := make(chan struct{})
 	go func() { _ = bt.Run(bctx); close(done) }()
 	for i, a := range []string{"A", "B"} {
-		bt.AddShare(record.Share{Time: found.Add(-time.Duration(10-i) * time.Second), Address: a, JobID: "j", Difficulty: 100, Height: 2})
+		bt.AddShare(record.Share{Time: found.Add(-time.Duration(10-i) * time.Second), Address: a, JobID: "j", Difficulty: 100, Height: 2}, nil)
 	}
 	for deadline := time.Now().Add(10 * time.Second); bt.Stats().SharesWritten < 2; time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
@@ -574,8 +574,8 @@ func TestPROPWaitsForOlderUnknownBlock(t *testing.T) {
 	bctx, stop := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() { _ = bt.Run(bctx); close(done) }()
-	bt.AddShare(record.Share{Time: found.Add(-20 * time.Second), Address: "A", JobID: "j", Difficulty: 1, Height: 10})
-	bt.AddShare(record.Share{Time: found.Add(-5 * time.Second), Address: "B", JobID: "j", Difficulty: 1, Height: 11})
+	bt.AddShare(record.Share{Time: found.Add(-20 * time.Second), Address: "A", JobID: "j", Difficulty: 1, Height: 10}, nil)
+	bt.AddShare(record.Share{Time: found.Add(-5 * time.Second), Address: "B", JobID: "j", Difficulty: 1, Height: 11}, nil)
 	stop()
 	<-done
 	older, newer := strings.Repeat("1a", 32), strings.Repeat("2b", 32)

@@ -122,10 +122,13 @@ type fakeShares struct {
 	shares []record.Share
 }
 
-func (f *fakeShares) AddShare(s record.Share) {
+func (f *fakeShares) AddShare(s record.Share, done func(error)) {
 	f.mu.Lock()
 	f.shares = append(f.shares, s)
 	f.mu.Unlock()
+	if done != nil {
+		done(nil)
+	}
 }
 func (f *fakeShares) all() []record.Share {
 	f.mu.Lock()

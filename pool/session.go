@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -377,7 +378,6 @@ func (s *Server) handleSubmit(ss *session, req *stratum.Request) {
 	if res.IsBlock {
 		s.submitBlock(&res, en1[:], p.Extranonce2, user, ss.remote)
 	}
-	ss.c.Reply(req.ID, true)
 
 	now := s.now()
 	share := record.Share{
@@ -396,8 +396,22 @@ func (s *Server) handleSubmit(ss *session, req *stratum.Request) {
 	if res.IsBlock {
 		share.BlockHash = res.BlockHash()
 	}
-	s.shares.AddShare(share)
-	s.stats.accept(res.Difficulty, now)
+	// "Accepted" only once the share is kept: the reply waits for the
+	// sink's group commit (an fsync shared by every share arriving
+	// together), so that no crash loses a share a miner was paid for by
+	// our word. The id is copied: the request's buffers are not ours
+	// after Handle returns.
+	id := slices.Clone(req.ID)
+	diff := res.Difficulty
+	s.shares.AddShare(share, func(err error) {
+		if err != nil {
+			s.stats.reject(reasonNotKept)
+			ss.c.ReplyError(id, stratum.Errorf(stratum.CodeOther, reasonNotKept))
+			return
+		}
+		s.stats.accept(diff, now)
+		ss.c.Reply(id, true)
+	})
 
 	ss.mu.Lock()
 	if f := ss.vd.share(now); f != 1 {
@@ -407,6 +421,11 @@ func (s *Server) handleSubmit(ss *session, req *stratum.Request) {
 	}
 	ss.mu.Unlock()
 }
+
+// reasonNotKept answers a valid share the pool cannot keep (its spool and
+// database both failing): a temporary error, so that a miner's failover
+// takes it to a backup pool rather than mining for nothing here.
+const reasonNotKept = "pool cannot record shares right now, try again later"
 
 // A session is warned about once, when at least rejectWarnMin of its
 // shares were refused and they are more than rejectWarnRatio of all.

@@ -6,12 +6,15 @@ import (
 	"github.com/hashforge/hashforge/record"
 )
 
-// ShareSink receives every accepted share. AddShare is called on the share
-// path and must not wait on a database: implementations queue the share and
-// persist it later (ledger.Batcher batches with COPY and spools to disk when
-// PostgreSQL is away). It may block briefly to apply backpressure, never drop.
+// ShareSink keeps every accepted share. AddShare is called on the share
+// path: it hands the share over and returns without waiting on a database
+// (it may block briefly to apply backpressure). done is called exactly
+// once, from any goroutine, when the share is durable (nil: the miner may
+// now hear "accepted") or when nothing could keep it (the miner hears a
+// temporary error instead). ledger.Batcher makes shares durable in its
+// write-ahead spool with a group commit.
 type ShareSink interface {
-	AddShare(record.Share)
+	AddShare(s record.Share, done func(error))
 }
 
 // BlockSink records found blocks. Called after submitblock returned.

@@ -386,7 +386,7 @@ func TestLedgerBatchHistograms(t *testing.T) {
 	go func() { done <- b.Run(ctx) }()
 	now := time.Now()
 	for i := range 5 {
-		b.AddShare(record.Share{Time: now.Add(-time.Duration(i) * time.Second), Address: addrA, Worker: "rig", JobID: "j", Difficulty: 1, Height: 1})
+		b.AddShare(record.Share{Time: now.Add(-time.Duration(i) * time.Second), Address: addrA, Worker: "rig", JobID: "j", Difficulty: 1, Height: 1}, nil)
 	}
 	waitUntil(t, "shares written", func() bool { return b.Stats().SharesWritten == 5 })
 	cancel()

@@ -144,7 +144,7 @@ func writeShares(t *testing.T, led *ledger.Ledger, shares []record.Share) {
 	done := make(chan error, 1)
 	go func() { done <- b.Run(ctx) }()
 	for _, s := range shares {
-		b.AddShare(s)
+		b.AddShare(s, nil)
 	}
 	for deadline := time.Now().Add(30 * time.Second); b.Stats().SharesWritten < uint64(len(shares)); {
 		if time.Now().After(deadline) {
