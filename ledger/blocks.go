@@ -130,3 +130,46 @@ func scanBlockRow(r pgx.Row) (BlockRow, error) {
 	err := r.Scan(&b.ID, &b.Height, &b.Hash, &b.Reward, &b.Address, &b.Worker, &b.Accepted, &b.Verdict, &b.Status, &b.FoundAt)
 	return b, err
 }
+
+// HasBlock reports whether a block with this hash is recorded.
+func (l *Ledger) HasBlock(ctx context.Context, hash string) (bool, error) {
+	var ok bool
+	err := l.pool.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM blocks WHERE hash = $1)", strings.ToLower(hash)).Scan(&ok)
+	if err != nil {
+		return false, fmt.Errorf("has block %s: %w", hash, err)
+	}
+	return ok, nil
+}
+
+// ChainScan returns how far the pool last checked the chain for its own
+// blocks (name "blocks"): ok is false before the first check. Without a
+// check on record it falls back to the highest recorded block.
+func (l *Ledger) ChainScan(ctx context.Context) (height int64, hash string, ok bool, err error) {
+	err = l.pool.QueryRow(ctx, "SELECT height, hash FROM chain_scan WHERE name = 'blocks'").Scan(&height, &hash)
+	if err == nil {
+		return height, hash, true, nil
+	}
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return 0, "", false, fmt.Errorf("chain scan: %w", err)
+	}
+	var h *int64
+	if err := l.pool.QueryRow(ctx, "SELECT max(height) FROM blocks").Scan(&h); err != nil {
+		return 0, "", false, fmt.Errorf("chain scan: %w", err)
+	}
+	if h == nil {
+		return 0, "", false, nil
+	}
+	return *h, "", true, nil
+}
+
+// SetChainScan records that the chain was checked up to height.
+func (l *Ledger) SetChainScan(ctx context.Context, height int64, hash string) error {
+	_, err := l.pool.Exec(ctx, `
+		INSERT INTO chain_scan (name, height, hash, updated_at) VALUES ('blocks', $1, $2, now())
+		ON CONFLICT (name) DO UPDATE SET height = EXCLUDED.height, hash = EXCLUDED.hash, updated_at = now()`,
+		height, strings.ToLower(hash))
+	if err != nil {
+		return fmt.Errorf("set chain scan: %w", err)
+	}
+	return nil
+}

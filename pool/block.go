@@ -2,6 +2,7 @@ package pool
 
 import (
 	"context"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -36,18 +37,25 @@ func (s *Server) submitBlock(res *ShareResult, en1, en2 []byte, user Username, r
 	// Blocks are routine (thousands on regtest): INFO. WARN and ERROR are
 	// for what an operator must look at.
 	log.Info("block found: submitting to node")
+	b := record.Block{
+		Time:     s.now(),
+		Height:   j.Height,
+		Hash:     hash,
+		Reward:   j.coinbaseVal,
+		Address:  user.Address,
+		Worker:   user.Worker,
+		Header:   hex.EncodeToString(res.Header[:]),
+		Coinbase: hex.EncodeToString(j.coinbase(en1, en2, res.Coinb2)),
+	}
+	// Journaled before it goes out: if the process dies before the
+	// verdict, the next start knows who found the block (the chain will
+	// say whether it counts). Not fsynced, so the block leaves at once.
+	s.journalBlock(b, false, log)
 
 	ctx, cancel := context.WithTimeout(context.Background(), submitTimeout)
 	defer cancel()
 	verdict, err := s.submitWithRetry(ctx, blockHex, log)
-	b := record.Block{
-		Time:    s.now(),
-		Height:  j.Height,
-		Hash:    hash,
-		Reward:  j.coinbaseVal,
-		Address: user.Address,
-		Worker:  user.Worker,
-	}
+	b.Time = s.now()
 	switch {
 	case err != nil:
 		// The node may have taken the block and its answer been lost
@@ -68,8 +76,24 @@ func (s *Server) submitBlock(res *ShareResult, en1, en2 []byte, user Username, r
 		b.Verdict = verdict
 		log.Error("BLOCK REJECTED by node", "verdict", verdict, "block_hex", blockHex)
 	}
+	// Durable before the miner hears back and before the database is
+	// tried: a crash from here on loses nothing.
+	s.journalBlock(b, true, log)
 	s.stats.block(b)
 	s.rec.record(b, log)
+}
+
+// journalBlock writes b to the block journal, if there is one. A journal
+// that fails is logged loudly; the block still goes to the ledger as
+// before (in memory, retried), which is all that can be done.
+func (s *Server) journalBlock(b record.Block, decided bool, log *slog.Logger) {
+	if s.cfg.BlockJournal == nil {
+		return
+	}
+	if err := s.cfg.BlockJournal.JournalBlock(b, decided); err != nil {
+		log.Error("BLOCK JOURNAL WRITE FAILED: the block is kept in memory only until the ledger takes it",
+			"decided", decided, "err", err, "header", b.Header, "coinbase", b.Coinbase)
+	}
 }
 
 // submitWithRetry calls submitblock until the node answers, at most

@@ -56,6 +56,11 @@ type Config struct {
 	Solo           bool
 	SoloSplit      func(value int64) (finder, fee int64, err error)
 	SoloFeeAddress string
+	// BlockJournal, when set, keeps every found block on local disk
+	// before it is submitted and again with its verdict before the miner
+	// hears back (see BlockJournal). Nil: blocks live in memory until the
+	// ledger took them.
+	BlockJournal BlockJournal
 }
 
 // BlockSubmitter submits a solved block to the node. verdict is "" when the

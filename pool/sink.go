@@ -21,3 +21,15 @@ type ShareSink interface {
 type BlockSink interface {
 	RecordBlock(ctx context.Context, b record.Block) error
 }
+
+// BlockJournal keeps found blocks on the pool's own disk before anything
+// else happens to them: a block the node accepted is money, and the
+// database may be away or the process killed a moment later.
+// ledger.BlockJournal implements it.
+type BlockJournal interface {
+	// JournalBlock is called twice per found block: before submitblock
+	// (decided false, no verdict yet: it must survive the process dying,
+	// not necessarily the machine) and with the node's verdict (decided
+	// true: durable, fsynced, when it returns nil).
+	JournalBlock(b record.Block, decided bool) error
+}

@@ -44,6 +44,12 @@ type Block struct {
 	// Verdict is "accepted", the node's answer, or for a submission that
 	// got none "unknown: " and the last error.
 	Verdict string
+	// Header and Coinbase are the block's 80-byte header and its coinbase
+	// transaction (without witness), hex: the block journal keeps them
+	// so that who was paid, and how much, is known from the pool's own
+	// disk whatever happened to the database.
+	Header   string
+	Coinbase string
 }
 
 // Status is the ledger status a found block starts in: "pending" once the

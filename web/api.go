@@ -45,7 +45,12 @@ type statsResponse struct {
 	NetworkDifficulty float64    `json:"network_difficulty"`
 	BlocksFound       uint64     `json:"blocks_found"` // accepted by the node, since this node started
 	LastBlock         *blockJSON `json:"last_block"`   // newest block in the ledger, or null
-	UpdatedAt         time.Time  `json:"updated_at"`
+	// SharesKept is false while this node answers valid shares with a
+	// temporary error because neither its spool nor PostgreSQL can keep
+	// them; SharesNotKeptReason then says why.
+	SharesKept          bool      `json:"shares_kept"`
+	SharesNotKeptReason string    `json:"shares_not_kept_reason,omitempty"`
+	UpdatedAt           time.Time `json:"updated_at"`
 }
 
 type blockJSON struct {
@@ -190,7 +195,13 @@ func (s *Server) buildStats(ls ledgerStats) statsResponse {
 		NetworkDifficulty: finite(ps.NetworkDifficulty),
 		BlocksFound:       ps.BlocksFound,
 		LastBlock:         ls.lastBlock,
+		SharesKept:        true,
 		UpdatedAt:         time.Now().UTC(),
+	}
+	if s.cfg.Batcher != nil {
+		if why := s.cfg.Batcher.Stats().Refusing; why != "" {
+			resp.SharesKept, resp.SharesNotKeptReason = false, why
+		}
 	}
 	if resp.Rejected == nil {
 		resp.Rejected = map[string]uint64{}

@@ -155,6 +155,16 @@ var (
 		"Accepted shares waiting for the batch writer.", nil, nil)
 	descFlushLatency = prometheus.NewDesc("hashforge_ledger_last_flush_seconds",
 		"Duration of the last successful batch write.", nil, nil)
+	descSharesRefused = prometheus.NewDesc("hashforge_ledger_shares_refused_total",
+		"Valid shares answered with a temporary error because neither the spool nor PostgreSQL could keep them.", nil, nil)
+	descKeeping = prometheus.NewDesc("hashforge_ledger_keeping_shares",
+		"1 while accepted shares can be kept (spool or database), 0 while the pool refuses them.", nil, nil)
+	descSpoolUp = prometheus.NewDesc("hashforge_ledger_spool_up",
+		"1 while the write-ahead spool takes appends.", nil, nil)
+	descBacklog = prometheus.NewDesc("hashforge_ledger_spool_backlog_bytes",
+		"Bytes of spooled shares not yet in PostgreSQL.", nil, nil)
+	descSyncLatency = prometheus.NewDesc("hashforge_ledger_last_fsync_seconds",
+		"Duration of the last group commit to the spool (append and fsync).", nil, nil)
 	descDBErrors = prometheus.NewDesc("hashforge_database_errors_total",
 		"Failed database operations by source: ledger_writer (batch write attempts), web (API and live feed reads).", []string{"source"}, nil)
 	descPayouts = prometheus.NewDesc("hashforge_payout_batches",
@@ -178,7 +188,8 @@ type snapshotCollector struct{ m *metrics }
 
 func (c snapshotCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descShares, descSessions, descWorkers, descHashrate, descHeight, descNetDiff,
-		descBatches, descSharesWritten, descSharesLost, descQueue, descFlushLatency, descDBErrors, descPayouts,
+		descBatches, descSharesWritten, descSharesLost, descQueue, descFlushLatency, descDBErrors,
+		descSharesRefused, descKeeping, descSpoolUp, descBacklog, descSyncLatency, descPayouts,
 		descPayoutErrors, descPayoutBlocks, descPayoutRuns, descPayoutLastRun, descWSClients, descEventsDropped} {
 		ch <- d
 	}
@@ -228,6 +239,11 @@ func (c snapshotCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(descSharesLost, float64(bs.SharesLost))
 		gauge(descQueue, float64(bs.QueueLength))
 		gauge(descFlushLatency, bs.LastFlushLatency.Seconds())
+		counter(descSharesRefused, float64(bs.SharesRefused))
+		gauge(descKeeping, boolGauge(bs.Refusing == ""))
+		gauge(descSpoolUp, boolGauge(bs.SpoolUp))
+		gauge(descBacklog, float64(bs.LogBacklogBytes))
+		gauge(descSyncLatency, bs.LastSyncLatency.Seconds())
 		counter(descDBErrors, float64(bs.FlushErrors), "ledger_writer")
 	}
 
@@ -268,4 +284,11 @@ func (c snapshotCollector) Collect(ch chan<- prometheus.Metric) {
 	if sub := m.sub.Load(); sub != nil {
 		counter(descEventsDropped, float64(sub.Dropped()))
 	}
+}
+
+func boolGauge(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/hashforge/hashforge/internal/backoff"
 	"github.com/hashforge/hashforge/ledger"
 	"github.com/hashforge/hashforge/pool"
 	"github.com/hashforge/hashforge/pool/node"
@@ -173,6 +174,11 @@ func runServe(ctx context.Context, cfg serveConfig, log *slog.Logger, ready func
 	if err != nil {
 		return err
 	}
+	journal, err := ledger.OpenBlockJournal(spool, pay.Terms, log)
+	if err != nil {
+		return err
+	}
+	defer journal.Close()
 	bopts := ledger.BatcherOptions{SpoolDir: spool, Logger: log.With("component", "ledger")}
 	bopts.OnBatch = onBatch // PPS: credits each share batch in its own transaction
 	// The dashboard (made below, before the batcher runs; nil without
@@ -194,6 +200,7 @@ func runServe(ctx context.Context, cfg serveConfig, log *slog.Logger, ready func
 		Solo:            pay.Solo,
 		SoloSplit:       pay.SoloSplit,
 		SoloFeeAddress:  pay.SoloFeeAddress,
+		BlockJournal:    journal,
 	}, rpc, batcher, blocks)
 	if err != nil {
 		return err
@@ -248,6 +255,12 @@ func runServe(ctx context.Context, cfg serveConfig, log *slog.Logger, ready func
 		return nil
 	})
 	g.Go(func() error { return srv.Run(gctx, templates) })
+	// Blocks a previous process found but did not record: from the
+	// journal first (it knows their finders), then from the chain.
+	g.Go(func() error {
+		recoverBlocks(gctx, journal, led, rpc, blocks, srv.ReconcileConfig(), log)
+		return nil
+	})
 	// Settles blocks at start (reconciling whatever a previous process
 	// left) and on every --payout-interval.
 	g.Go(func() error { return payouts.Run(gctx, cfg.Payout.Interval) })
@@ -307,4 +320,39 @@ func redactURL(raw string) string {
 		return "(unparsable URL)"
 	}
 	return u.Redacted()
+}
+
+// recoverBlocks records what a previous process left unrecorded: the
+// block journal's entries, then the pool's blocks found in the chain
+// (pool.ReconcileBlocks). It retries, in the background, until both are
+// done or ctx ends: the database or the node may be away at start.
+func recoverBlocks(ctx context.Context, journal *ledger.BlockJournal, led *ledger.Ledger, chain pool.ChainReader, rec pool.BlockSink, rcfg pool.ReconcileConfig, log *slog.Logger) {
+	retry := backoff.Backoff{Min: time.Second, Max: time.Minute}
+	for {
+		_, err := journal.Recover(ctx, led)
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		log.Warn("cannot record the block journal in the ledger yet; retrying", "journal", journal.Path(), "err", err)
+		if !backoff.Sleep(ctx, retry.Next()) {
+			return
+		}
+	}
+	retry.Reset()
+	for {
+		_, err := pool.ReconcileBlocks(ctx, chain, led, rec, rcfg)
+		if err == nil {
+			return
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		log.Warn("cannot check the chain for the pool's blocks yet; retrying", "err", err)
+		if !backoff.Sleep(ctx, retry.Next()) {
+			return
+		}
+	}
 }
