@@ -79,6 +79,9 @@ func OpenBlockJournal(dir string, terms payout.Terms, log *slog.Logger) (*BlockJ
 		return nil, fmt.Errorf("block journal dir: %w", err)
 	}
 	j := &BlockJournal{path: filepath.Join(dir, blockJournalFile), terms: terms, log: log.With("component", "ledger.blockjournal")}
+	if err := j.cutTail(); err != nil {
+		return nil, err
+	}
 	if err := j.reopen(); err != nil {
 		return nil, err
 	}
@@ -95,6 +98,42 @@ func (j *BlockJournal) reopen() error {
 		return err
 	}
 	j.f = f
+	return nil
+}
+
+// cutTail removes what follows the last whole record (a write the process
+// died in), so that new entries are never appended behind it where no
+// reader would find them. Anything more than a torn record is kept in a
+// copy beside the journal for an operator.
+func (j *BlockJournal) cutTail() error {
+	st, err := os.Stat(j.path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("block journal: %w", err)
+	}
+	_, good, err := readJournal(j.path)
+	if err != nil {
+		return err
+	}
+	if good == st.Size() {
+		return nil
+	}
+	if st.Size()-good > recordHeaderLen+64<<10 {
+		data, err := os.ReadFile(j.path)
+		if err != nil {
+			return fmt.Errorf("block journal: %w", err)
+		}
+		keep := fmt.Sprintf("%s.%d.damaged", j.path, time.Now().UnixNano())
+		if err := writeFileSync(keep, data); err != nil {
+			return fmt.Errorf("block journal: keep damaged copy: %w", err)
+		}
+		j.log.Error("block journal damaged after its last whole entry; a copy is kept for inspection", "copy", keep, "good_bytes", good, "size", st.Size())
+	}
+	if err := os.Truncate(j.path, good); err != nil {
+		return fmt.Errorf("block journal: cut torn tail: %w", err)
+	}
 	return nil
 }
 

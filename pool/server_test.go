@@ -3,6 +3,7 @@ package pool
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -120,14 +121,39 @@ func (f *fakeSubmitter) count() int { f.mu.Lock(); defer f.mu.Unlock(); return l
 type fakeShares struct {
 	mu     sync.Mutex
 	shares []record.Share
+	// hold keeps the acknowledgements for release; fail refuses shares.
+	hold bool
+	held []func(error)
+	fail error
 }
 
 func (f *fakeShares) AddShare(s record.Share, done func(error)) {
 	f.mu.Lock()
+	if f.fail != nil {
+		f.mu.Unlock()
+		done(f.fail)
+		return
+	}
 	f.shares = append(f.shares, s)
+	if f.hold {
+		f.held = append(f.held, done)
+		f.mu.Unlock()
+		return
+	}
 	f.mu.Unlock()
 	if done != nil {
 		done(nil)
+	}
+}
+
+// release acknowledges the held shares.
+func (f *fakeShares) release() {
+	f.mu.Lock()
+	held := f.held
+	f.held, f.hold = nil, false
+	f.mu.Unlock()
+	for _, d := range held {
+		d(nil)
 	}
 }
 func (f *fakeShares) all() []record.Share {
@@ -619,5 +645,157 @@ func TestStatsHashrateWindow(t *testing.T) {
 	tp.clock.add(11 * time.Minute)
 	if st := tp.srv.Stats(); st.Hashrate != 0 {
 		t.Fatalf("hashrate %g after 11 idle minutes", st.Hashrate)
+	}
+}
+
+// TestAcceptedOnlyOnceKept: a valid share is answered "true" only when the
+// sink says it is kept, and with a temporary error when nothing can keep
+// it, so a miner's failover moves it elsewhere instead of mining for
+// nothing.
+func TestAcceptedOnlyOnceKept(t *testing.T) {
+	tp := newTestPool(t, func(c *Config) { c.MinDifficulty = 1e-9; c.StartDifficulty = 1e-9 })
+	tmpl := testTemplate(t, 120, 2, false)
+	tmpl.Bits = 0x1d00ffff // difficulty 1: no share here is a block
+	if !tp.srv.publish(tmpl, true) {
+		t.Fatal("publish failed")
+	}
+	c := &memConn{}
+	ss := subscribeAuthorize(t, tp.srv, c, regtestAddr+".rig", []any{"test/1"})
+	var params []json.RawMessage
+	for _, l := range c.take() {
+		if m := parseLine(t, l); m.Method == "mining.notify" {
+			params = m.Params
+		}
+	}
+	if params == nil {
+		t.Fatal("no job")
+	}
+	var jobID string
+	_ = json.Unmarshal(params[0], &jobID)
+	nonce := 0
+	// submit sends shares until one passes the checks (about half do at
+	// this difficulty) and returns what was written after it.
+	submit := func() []string {
+		for {
+			nonce++
+			n := len(tp.shares.all())
+			call(tp.srv, ss, "mining.submit", []any{regtestAddr + ".rig", jobID, "0102030405060708", params[7], fmt.Sprintf("%08x", nonce)})
+			lines := c.take()
+			if len(lines) == 1 {
+				if m := parseLine(t, lines[0]); m.Error != nil && errCode(t, m) == stratum.CodeLowDifficulty {
+					continue
+				}
+			}
+			if len(lines) == 0 && len(tp.shares.all()) == n {
+				t.Fatal("a share neither answered nor handed to the sink")
+			}
+			return lines
+		}
+	}
+
+	tp.shares.mu.Lock()
+	tp.shares.fail = errors.New("ledger: shares cannot be kept now")
+	tp.shares.mu.Unlock()
+	lines := submit()
+	if len(lines) != 1 {
+		t.Fatalf("refused share: %d lines %v", len(lines), lines)
+	}
+	if m := parseLine(t, lines[0]); errCode(t, m) != stratum.CodeOther || !strings.Contains(string(m.Error[1]), "cannot record shares") {
+		t.Fatalf("share nothing could keep answered %s", lines[0])
+	}
+	if st := tp.srv.Stats(); st.Accepted != 0 || st.Rejected[reasonNotKept] != 1 {
+		t.Fatalf("stats after a refused share: %+v", st)
+	}
+
+	tp.shares.mu.Lock()
+	tp.shares.fail, tp.shares.hold = nil, true
+	tp.shares.mu.Unlock()
+	if lines := submit(); len(lines) != 0 {
+		t.Fatalf("answered before the share was kept: %v", lines)
+	}
+	if len(tp.shares.all()) != 1 {
+		t.Fatal("share not handed to the sink")
+	}
+	tp.shares.release()
+	lines = c.take()
+	if len(lines) != 1 || string(parseLine(t, lines[0]).Result) != "true" {
+		t.Fatalf("after the share was kept: %v", lines)
+	}
+	if st := tp.srv.Stats(); st.Accepted != 1 {
+		t.Fatalf("stats after the kept share: %+v", st)
+	}
+}
+
+// orderLog records the order of a found block's steps.
+type orderLog struct {
+	mu    sync.Mutex
+	steps []string
+}
+
+func (o *orderLog) add(s string) { o.mu.Lock(); o.steps = append(o.steps, s); o.mu.Unlock() }
+
+type orderJournal struct {
+	log    *orderLog
+	blocks []record.Block
+}
+
+func (j *orderJournal) JournalBlock(b record.Block, decided bool) error {
+	j.log.add(fmt.Sprintf("journal decided=%v", decided))
+	j.blocks = append(j.blocks, b)
+	return nil
+}
+
+type orderSubmitter struct{ log *orderLog }
+
+func (s orderSubmitter) SubmitBlock(context.Context, string) (string, error) {
+	s.log.add("submitblock")
+	return "", nil
+}
+
+// TestBlockJournaledBeforeSubmitAndReply: a found block is in the journal
+// before submitblock (the finder survives a crash during it) and again
+// with its verdict before the miner's reply.
+func TestBlockJournaledBeforeSubmitAndReply(t *testing.T) {
+	ol := &orderLog{}
+	oj := &orderJournal{log: ol}
+	cfg := Config{Network: &chaincfg.RegressionNetParams, PoolAddress: regtestAddr, CoinbaseTag: "/hf/",
+		MinDifficulty: 1e-9, StartDifficulty: 1e-9, Logger: quietLogger(), BlockJournal: oj}
+	srv, err := NewServer(cfg, orderSubmitter{ol}, &fakeShares{}, &fakeBlocks{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !srv.publish(testTemplate(t, 120, 2, true), true) {
+		t.Fatal("publish failed")
+	}
+	c := &memConn{}
+	ss := subscribeAuthorize(t, srv, c, regtestAddr+".rig", []any{"test/1"})
+	var params []json.RawMessage
+	for _, l := range c.take() {
+		if m := parseLine(t, l); m.Method == "mining.notify" {
+			params = m.Params
+		}
+	}
+	var jobID string
+	_ = json.Unmarshal(params[0], &jobID)
+	for nonce := 0; nonce < 1000; nonce++ {
+		call(srv, ss, "mining.submit", []any{regtestAddr + ".rig", jobID, "0102030405060708", params[7], fmt.Sprintf("%08x", nonce)})
+		accepted := false
+		for _, l := range c.take() {
+			if m := parseLine(t, l); m.Method == "" && string(m.Result) == "true" {
+				accepted = true
+			}
+		}
+		if accepted {
+			ol.add("reply")
+			break
+		}
+	}
+	want := []string{"journal decided=false", "submitblock", "journal decided=true", "reply"}
+	if fmt.Sprint(ol.steps) != fmt.Sprint(want) {
+		t.Fatalf("steps %v, want %v", ol.steps, want)
+	}
+	b := oj.blocks[1]
+	if !b.Accepted || b.Address != regtestAddr || b.Worker != "rig" || len(b.Header) != 160 || b.Coinbase == "" || b.Hash != oj.blocks[0].Hash {
+		t.Fatalf("journaled block %+v", b)
 	}
 }
