@@ -12,7 +12,9 @@ import (
 
 type fakeChain struct{ blocks []*node.BlockCoinbase } // index = height
 
-func (c *fakeChain) GetBlockCount(context.Context) (int64, error) { return int64(len(c.blocks) - 1), nil }
+func (c *fakeChain) GetBlockCount(context.Context) (int64, error) {
+	return int64(len(c.blocks) - 1), nil
+}
 func (c *fakeChain) GetBlockHash(_ context.Context, h int64) (string, error) {
 	return c.blocks[h].Hash, nil
 }
