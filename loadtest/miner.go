@@ -1,0 +1,512 @@
+package loadtest
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashforge/hashforge/pow"
+	"github.com/hashforge/hashforge/stratum"
+)
+
+const (
+	subscribeID = 1
+	authorizeID = 2
+	firstShare  = 3 // submit ids count up from here
+	userAgent   = "hashforge-loadtest/1"
+	// grindChunk is how many hashes a miner computes between looks for a
+	// newer job: ~1 ms of SHA-NI hashing, so a clean job drops old work
+	// at once even at a difficulty this generator struggles with.
+	grindChunk = 4096
+)
+
+// arrival is when a session first saw a job, in ns since the run began.
+type arrival struct {
+	job string
+	at  int64
+}
+
+// slot remembers when a submit was written, for its reply's latency. The
+// writer stores, the reader loads: atomics, not a lock, on this path.
+type slot struct {
+	id atomic.Uint64
+	at atomic.Int64
+}
+
+// miner is one simulated session: its own goroutine dials, handshakes and
+// writes submits; a reader goroutine handles everything the pool sends.
+type miner struct {
+	r        *run
+	idx      int
+	user     string
+	userJSON []byte
+	conn     net.Conn
+	lr       *stratum.LineReader
+
+	// Owned by whoever reads the connection: the handshake, then the
+	// reader goroutine (which the handshake happens before).
+	target      pow.Target // from the latest mining.set_difficulty
+	en1         []byte
+	en2Size     int
+	notifies    int
+	seenJobs    map[string]struct{}
+	arrivals    []arrival
+	accepted    int64
+	rejected    int64
+	reasons     map[string]int64
+	replies     *histogram
+	disconnect  error
+	badMessages int64
+
+	// Between the reader and the writer.
+	job        atomic.Pointer[job]
+	wake       chan struct{} // a new job arrived
+	inflight   chan struct{} // one token per submit without a reply
+	replied    chan struct{} // a submit reply arrived (for the drain)
+	slots      []slot
+	readerDone chan struct{}
+	closing    atomic.Bool
+
+	// Owned by the writer.
+	authorized bool
+	connectErr error
+	submitted  int64
+	unanswered int64
+	nextID     uint64
+	g          grinder
+	line       []byte
+}
+
+func newMiner(r *run, idx int) *miner {
+	user := minerUser(r.cfg.User, idx)
+	userJSON, _ := json.Marshal(user) // a string always marshals
+	ring := 2
+	for ring < 2*r.cfg.Window {
+		ring <<= 1
+	}
+	diff1, _ := pow.DifficultyToTarget(1) // Stratum's default before any set_difficulty
+	return &miner{
+		r: r, idx: idx, user: user, userJSON: userJSON, target: diff1,
+		seenJobs:   map[string]struct{}{},
+		wake:       make(chan struct{}, 1),
+		inflight:   make(chan struct{}, r.cfg.Window),
+		replied:    make(chan struct{}, 1),
+		slots:      make([]slot, ring),
+		readerDone: make(chan struct{}),
+		nextID:     firstShare,
+	}
+}
+
+// run is the miner's whole life; runCtx ends the submitting, ctx (the
+// caller's) aborts everything.
+func (m *miner) run(ctx, runCtx context.Context) {
+	if err := m.connect(runCtx); err != nil {
+		m.connectErr = err
+		return
+	}
+	stop := context.AfterFunc(ctx, m.close)
+	defer stop()
+	go m.read()
+	switch m.r.cfg.Mode {
+	case ModeIdle:
+		select {
+		case <-runCtx.Done():
+		case <-m.readerDone:
+		}
+	default:
+		m.submitLoop(runCtx)
+		m.drain(ctx)
+	}
+	m.close()
+	<-m.readerDone
+	m.unanswered = int64(len(m.inflight))
+}
+
+func (m *miner) close() {
+	m.closing.Store(true)
+	m.conn.Close()
+}
+
+// connect dials (from the miner's source address, if any), subscribes and
+// authorizes, taking one of the run's connect slots meanwhile.
+func (m *miner) connect(ctx context.Context) error {
+	select {
+	case m.r.connectSlots <- struct{}{}:
+	case <-ctx.Done():
+		return fmt.Errorf("not connected before the run ended: %w", ctx.Err())
+	}
+	defer func() { <-m.r.connectSlots }()
+	d := net.Dialer{}
+	if ips := m.r.cfg.SourceIPs; len(ips) > 0 {
+		d.LocalAddr = &net.TCPAddr{IP: ips[m.idx%len(ips)].AsSlice()}
+	}
+	conn, err := d.DialContext(ctx, "tcp", m.r.hostport)
+	if err != nil {
+		return fmt.Errorf("dial %s: %w", m.r.hostport, err)
+	}
+	m.conn = conn
+	m.lr = stratum.NewLineReader(conn, 0)
+	if err := m.handshake(ctx); err != nil {
+		conn.Close()
+		return err
+	}
+	m.authorized = true
+	// Writes that the pool stops reading (it paces floods by reading
+	// slower) must still end with the run.
+	return conn.SetWriteDeadline(m.r.drainEnd)
+}
+
+func (m *miner) handshake(ctx context.Context) error {
+	deadline, _ := ctx.Deadline()
+	stop := context.AfterFunc(ctx, func() { m.conn.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	if err := m.conn.SetDeadline(deadline); err != nil {
+		return fmt.Errorf("set handshake deadline: %w", err)
+	}
+	line := fmt.Appendf(nil, `{"id":%d,"method":"mining.subscribe","params":[%q]}`+"\n", subscribeID, userAgent)
+	if _, err := m.conn.Write(line); err != nil {
+		return fmt.Errorf("send mining.subscribe: %w", err)
+	}
+	res, err := m.await(subscribeID)
+	if err != nil {
+		return fmt.Errorf("mining.subscribe: %w", err)
+	}
+	sub, err := stratum.ParseSubscribeResult(res)
+	if err != nil {
+		return fmt.Errorf("mining.subscribe: %w", err)
+	}
+	if m.en1, err = hex.DecodeString(sub.Extranonce1); err != nil {
+		return fmt.Errorf("mining.subscribe extranonce1: %w", err)
+	}
+	m.en2Size = sub.Extranonce2Size
+	pass, _ := json.Marshal(m.r.cfg.Pass)
+	line = fmt.Appendf(line[:0], `{"id":%d,"method":"mining.authorize","params":[%s,%s]}`+"\n", authorizeID, m.userJSON, pass)
+	if _, err := m.conn.Write(line); err != nil {
+		return fmt.Errorf("send mining.authorize: %w", err)
+	}
+	if res, err = m.await(authorizeID); err != nil {
+		return fmt.Errorf("mining.authorize %s: %w", m.user, err)
+	}
+	if !bytes.Equal(bytes.TrimSpace(res), []byte("true")) {
+		return fmt.Errorf("mining.authorize %s: result %s", m.user, res)
+	}
+	return m.conn.SetDeadline(time.Time{})
+}
+
+// await reads until the reply with id, handling notifications on the way.
+func (m *miner) await(id uint64) (json.RawMessage, error) {
+	for {
+		line, err := m.lr.ReadLine()
+		if err != nil {
+			return nil, err
+		}
+		rep, ok := m.handle(line)
+		if !ok || rep.id != id {
+			continue
+		}
+		if !isNull(rep.err) {
+			var se stratum.Error
+			if err := se.UnmarshalJSON(rep.err); err != nil {
+				return nil, err
+			}
+			return nil, &se
+		}
+		return rep.result, nil
+	}
+}
+
+// reply is a response the handshake waits for.
+type reply struct {
+	id     uint64
+	result json.RawMessage
+	err    json.RawMessage
+}
+
+// message is every line the pool may send, for encoding/json.
+type message struct {
+	ID     json.RawMessage `json:"id"`
+	Method string          `json:"method"`
+	Params json.RawMessage `json:"params"`
+	Result json.RawMessage `json:"result"`
+	Error  json.RawMessage `json:"error"`
+}
+
+// handle processes one line: notifications and submit replies here,
+// other replies are returned (ok) for the handshake.
+func (m *miner) handle(line []byte) (reply, bool) {
+	now := m.r.now()
+	if id, ok := parseAccept(line); ok && id >= firstShare {
+		m.submitReply(id, now, true, "")
+		return reply{}, false
+	}
+	var msg message
+	if err := json.Unmarshal(line, &msg); err != nil {
+		m.badMessages++
+		return reply{}, false
+	}
+	if msg.Method != "" {
+		m.notification(msg.Method, msg.Params, now)
+		return reply{}, false
+	}
+	id, err := strconv.ParseUint(string(bytes.TrimSpace(msg.ID)), 10, 64)
+	if err != nil {
+		m.badMessages++
+		return reply{}, false
+	}
+	if id < firstShare {
+		return reply{id: id, result: msg.Result, err: msg.Error}, true
+	}
+	switch {
+	case !isNull(msg.Error):
+		var se stratum.Error
+		reason := "unparsed error " + string(msg.Error)
+		if se.UnmarshalJSON(msg.Error) == nil {
+			reason = strconv.Itoa(se.Code) + " " + se.Message
+		}
+		m.submitReply(id, now, false, reason)
+	case bytes.Equal(bytes.TrimSpace(msg.Result), []byte("true")):
+		m.submitReply(id, now, true, "")
+	default:
+		m.submitReply(id, now, false, "result "+string(msg.Result))
+	}
+	return reply{}, false
+}
+
+// parseAccept recognizes the line nearly every submit gets,
+// {"id":N,"result":true,"error":null}, without encoding/json.
+func parseAccept(line []byte) (uint64, bool) {
+	const prefix, suffix = `{"id":`, `,"result":true,"error":null}`
+	if !bytes.HasPrefix(line, []byte(prefix)) || !bytes.HasSuffix(line, []byte(suffix)) {
+		return 0, false
+	}
+	digits := line[len(prefix) : len(line)-len(suffix)]
+	if len(digits) == 0 || len(digits) > 19 {
+		return 0, false
+	}
+	var id uint64
+	for _, c := range digits {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		id = id*10 + uint64(c-'0')
+	}
+	return id, true
+}
+
+func isNull(raw json.RawMessage) bool {
+	raw = bytes.TrimSpace(raw)
+	return len(raw) == 0 || string(raw) == "null"
+}
+
+func (m *miner) submitReply(id uint64, now int64, ok bool, reason string) {
+	if ok {
+		m.accepted++
+	} else {
+		m.rejected++
+		if m.reasons == nil {
+			m.reasons = map[string]int64{}
+		}
+		m.reasons[reason]++
+	}
+	if s := &m.slots[id&uint64(len(m.slots)-1)]; s.id.Load() == id {
+		if m.replies == nil {
+			m.replies = new(histogram)
+		}
+		m.replies.add(time.Duration(now - s.at.Load()))
+	}
+	select {
+	case <-m.inflight:
+	default: // a reply to nothing we have in flight
+	}
+	select {
+	case m.replied <- struct{}{}:
+	default:
+	}
+}
+
+func (m *miner) notification(method string, params json.RawMessage, now int64) {
+	switch method {
+	case "mining.set_difficulty":
+		var p []float64
+		if json.Unmarshal(params, &p) != nil || len(p) < 1 || !(p[0] > 0) || math.IsInf(p[0], 0) {
+			m.badMessages++
+			return
+		}
+		if t, err := pow.DifficultyToTarget(p[0]); err == nil {
+			m.target = t
+		}
+	case "mining.set_extranonce":
+		var p []json.RawMessage
+		var en1 string
+		var size int
+		if json.Unmarshal(params, &p) != nil || len(p) < 2 ||
+			json.Unmarshal(p[0], &en1) != nil || json.Unmarshal(p[1], &size) != nil || size < 0 || size > 32 {
+			m.badMessages++
+			return
+		}
+		b, err := hex.DecodeString(en1)
+		if err != nil {
+			m.badMessages++
+			return
+		}
+		// Like the difficulty, it binds from the next job.
+		m.en1, m.en2Size = b, size
+	case "mining.notify":
+		p, err := stratum.ParseNotify(params)
+		if err != nil {
+			m.badMessages++
+			return
+		}
+		m.notifies++
+		// The first job answers the authorize, when this session
+		// arrived; it says nothing of the broadcast's spread. A job
+		// sent again (after a retarget) is not a new arrival.
+		if _, seen := m.seenJobs[p.JobID]; !seen {
+			m.seenJobs[p.JobID] = struct{}{}
+			if m.notifies > 1 {
+				m.arrivals = append(m.arrivals, arrival{job: p.JobID, at: now})
+			}
+		}
+		if m.r.cfg.Mode == ModeIdle {
+			return
+		}
+		j, err := parseJob(&p, m.en1, m.en2Size, m.target)
+		if err != nil {
+			m.badMessages++
+			return
+		}
+		m.job.Store(j)
+		select {
+		case m.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// read handles the pool's lines until the connection ends.
+func (m *miner) read() {
+	defer close(m.readerDone)
+	for {
+		line, err := m.lr.ReadLine()
+		if err != nil {
+			if !m.closing.Load() {
+				m.disconnect = err
+			}
+			return
+		}
+		m.handle(line)
+	}
+}
+
+// submitLoop grinds and submits until ctx ends or the connection does.
+func (m *miner) submitLoop(ctx context.Context) {
+	want := m.r.cfg.Mode == ModeAccept
+	var interval time.Duration
+	var next time.Time
+	var pace *time.Timer
+	if m.r.cfg.Rate > 0 {
+		interval = time.Duration(float64(time.Second) / m.r.cfg.Rate)
+		// Spread the miners' first submits over one interval, so a
+		// paced run does not arrive in lockstep bursts.
+		next = time.Now().Add(time.Duration(m.idx) * interval / time.Duration(m.r.cfg.Miners))
+		pace = time.NewTimer(0)
+		defer pace.Stop()
+	}
+	for ctx.Err() == nil {
+		if pace != nil {
+			if wait := time.Until(next); wait > 0 {
+				pace.Reset(wait)
+				select {
+				case <-pace.C:
+				case <-ctx.Done():
+					return
+				}
+			}
+			// A pool that falls behind gets the rate, not a burst of
+			// everything it missed.
+			next = next.Add(interval)
+			if behind := time.Now().Add(-interval); next.Before(behind) {
+				next = behind
+			}
+		}
+		select {
+		case m.inflight <- struct{}{}:
+		case <-ctx.Done():
+			return
+		case <-m.readerDone:
+			return
+		}
+		j, s, ok := m.grind(ctx, want)
+		if !ok {
+			<-m.inflight
+			return
+		}
+		id := m.nextID
+		m.nextID++
+		sl := &m.slots[id&uint64(len(m.slots)-1)]
+		sl.at.Store(m.r.now())
+		sl.id.Store(id)
+		m.line = appendSubmit(m.line[:0], id, m.userJSON, j, s)
+		if _, err := m.conn.Write(m.line); err != nil {
+			<-m.inflight
+			return
+		}
+		m.submitted++
+	}
+}
+
+// grind finds the next share on the newest job, waiting for one if there
+// is none to work on.
+func (m *miner) grind(ctx context.Context, want bool) (*job, share, bool) {
+	for ctx.Err() == nil {
+		j := m.job.Load()
+		if j != nil && j != m.g.job {
+			m.g.setJob(j)
+		}
+		if j == nil || (!want && j.miss == maxTarget) || m.g.exhausted() {
+			// Nothing to grind: no job yet, a job no hash can miss, or
+			// a job whose whole space this miner used.
+			select {
+			case <-m.wake:
+			case <-ctx.Done():
+			case <-m.readerDone:
+				return nil, share{}, false
+			}
+			continue
+		}
+		if s, ok := m.g.find(want, grindChunk); ok {
+			return j, s, true
+		}
+	}
+	return nil, share{}, false
+}
+
+var maxTarget = pow.Target{math.MaxUint64, math.MaxUint64, math.MaxUint64, math.MaxUint64}
+
+// drain waits, until the run's drain deadline, for the replies to the
+// submits still in flight.
+func (m *miner) drain(ctx context.Context) {
+	t := time.NewTimer(time.Until(m.r.drainEnd))
+	defer t.Stop()
+	for len(m.inflight) > 0 {
+		select {
+		case <-m.replied:
+		case <-t.C:
+			return
+		case <-m.readerDone:
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+var errNoSession = errors.New("loadtest: no session was authorized")
