@@ -407,3 +407,10 @@ func lastLines(s string, n int) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// Pause stops the server without removing anything, for tests of a
+// database outage; Resume starts it again on the same port.
+func (p *Postgres) Pause(ctx context.Context) error { return p.pgCtlStop(ctx) }
+
+// Resume starts a paused server again.
+func (p *Postgres) Resume(ctx context.Context) error { return p.pgCtlStart(ctx, true) }
