@@ -7,48 +7,60 @@
 // a Ledger (a pool.BlockSink), as package record's values; it knows nothing
 // of SQL, and the ledger imports nothing of the pool.
 //
-// # Share path
+// # Share path: nothing acknowledged is lost
 //
-// AddShare puts a share on a bounded queue and returns; it blocks only when
-// the queue is full, so a slow database slows the share path down instead
-// of losing shares. Run collects shares into batches (MaxBatch shares or
-// FlushInterval, whichever comes first) and commits each batch in one
-// transaction: the batch's id into spool_batches, unknown workers into
-// workers, the shares with COPY. Batch ids are assigned before the first
-// attempt and never change, which is what makes every retry safe.
+// AddShare hands a share to the group commit and returns; the share's done
+// callback runs once the share is durable, and only then does the miner
+// hear "accepted". The group commit appends everything that arrived while
+// the previous append was being fsynced as one record of the write-ahead
+// spool (SpoolDir) and fsyncs it: one fsync for all the shares arriving in
+// the same few milliseconds, whatever their number. A kill -9, a crash or
+// a power loss after done(nil) loses no share.
 //
-// # Outages
+// The writer applies the spool to PostgreSQL in order, taking whatever is
+// waiting (up to MaxBatch shares) into one transaction: unknown workers
+// into workers, the shares with COPY, a row into spool_batches (ShareCount
+// and PPS credits use it), and the spool position after the last record
+// into spool_cursors. Rows and position commit together, so after any
+// crash the log is replayed from exactly after the last committed rows:
+// every share is stored once. Segments wholly before the cursor are
+// deleted.
 //
-// When a write fails because PostgreSQL is away, the batch is appended to a
-// spool file in SpoolDir and fsynced, and shares keep flowing; later batches
-// go straight to the spool until a retry (exponential backoff with jitter,
-// 250 ms to 30 s) gets through. Then the spool is replayed oldest first and
-// its files deleted. A batch whose id is already in spool_batches was
-// committed before (the process died between COMMIT and deleting the file,
-// or a COMMIT's answer was lost) and is skipped: every share is stored
-// exactly once. Run also replays whatever a previous process left in
-// SpoolDir before it does anything else.
+// # Outages and failures
 //
-// A crash in the middle of an append leaves a torn final record; replay
-// recognises it by length and checksum, logs it and ignores it (that batch
-// had not been acknowledged as safe). Damage followed by more data is not a
-// crash artefact: the segment is renamed *.spool.corrupt after replaying the
-// records before the damage, and kept for an operator. A batch the database
-// refuses for good (a data error, not an outage) is written to
-// rejected-<batch id>.spool and logged, so it cannot block the batches
-// behind it.
+// PostgreSQL away: shares keep being acknowledged from the spool, which
+// grows; the writer retries with backoff (250 ms to 30 s, jittered) and
+// catches up when the database is back. The spool failing (disk full,
+// unwritable): each group is committed to PostgreSQL directly and
+// acknowledged after COMMIT. Both failing: the share is refused
+// (ErrNotKept): the pool answers the miner with a temporary error so its
+// failover takes it elsewhere, says so in the log, metrics and API, and
+// recovers by itself. Without a SpoolDir a share is acknowledged after its
+// COMMIT and refused while the database is away.
 //
-// Without a SpoolDir an outage holds the failing batch in memory and stops
-// reading the queue, so producers block once it is full; shares still in
-// memory when Run stops with the database away are lost, and Run says how
-// many.
+// A crash in the middle of an append leaves a torn final record; the
+// reader recognises it by length and checksum and treats it as the end of
+// that segment (its shares were never acknowledged). Damage followed by
+// more data is not a crash artefact: the segment is renamed
+// *.spool.<time>.corrupt after applying the records before the damage, and
+// kept for an operator. Records the database refuses for good (a data
+// error, not an outage) are retried one per transaction, and the refused
+// one is written to rejected-<id>.spool and skipped, so it cannot block
+// the shares behind it. Version-1 spool files (JSON batches with ids in
+// spool_batches) from an older hashforge are replayed by id at start.
 //
 // # Shutdown
 //
-// Stop the Stratum side first, then cancel Run's context: Run drains the
-// queue, including AddShare calls racing with the shutdown, writes or
-// spools everything and returns. A share added after Run returned is
-// spooled synchronously by AddShare itself.
+// Stop the Stratum side first, then cancel Run's context: Run commits what
+// waits for the group commit, applies what it can of the spool within 15 s
+// and returns; the rest is applied at the next start. A share added after
+// Run returned is appended and fsynced by AddShare itself.
+//
+// # Blocks
+//
+// BlockJournal keeps every found block on local disk, before submitblock
+// and (fsynced) with the verdict; Recover puts it in the blocks table at
+// the next start.
 //
 // # Worker rows
 //

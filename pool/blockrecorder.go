@@ -20,6 +20,7 @@ import (
 // called.
 type blockRecorder struct {
 	sink      BlockSink
+	journaled bool               // a block journal keeps every block too
 	log       *slog.Logger       // the server's, for FOUND BLOCK NOT RECORDED
 	published func(record.Block) // the block event, after the first attempt
 
@@ -157,6 +158,11 @@ func (r *blockRecorder) shutdown() {
 }
 
 func (r *blockRecorder) logUnrecorded(b record.Block, err error) {
+	if r.journaled {
+		r.log.Warn("found block not in the ledger yet: it is in the block journal, which the next start records",
+			"hash", b.Hash, "height", b.Height, "accepted", b.Accepted, "err", err)
+		return
+	}
 	r.log.Error("FOUND BLOCK NOT RECORDED in the ledger: add it by hand",
 		"hash", b.Hash, "height", b.Height, "accepted", b.Accepted, "unknown", b.Unknown, "verdict", b.Verdict,
 		"reward_sat", b.Reward, "address", b.Address, "worker", b.Worker, "found_at", b.Time, "err", err)

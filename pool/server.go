@@ -185,6 +185,7 @@ func NewServer(cfg Config, submit BlockSubmitter, shares ShareSink, blocks Block
 		submitBackoff: submitBackoff,
 	}
 	s.rec = newBlockRecorder(blocks, s.log, s.publishBlock)
+	s.rec.journaled = cfg.BlockJournal != nil
 	// A random start spreads restarted nodes over the counter space, so
 	// a restart does not hand yesterday's extranonce1 to a new miner.
 	s.en1 = newExtranonceAllocator(cfg.NodeID, binary.LittleEndian.Uint32(seed[4:]))

@@ -66,7 +66,7 @@ func (c *serveConfig) register(fs *flag.FlagSet) {
 	fs.UintVar(&c.NodeID, "node-id", 0, "this pool node's id (0-255), the first byte of every extranonce1 it hands out")
 	fs.IntVar(&c.Extranonce2Size, "extranonce2-size", 8, "bytes of extranonce2 miners roll")
 	fs.StringVar(&c.VersionMask, "version-mask", "1fffe000", "BIP 310 version-rolling mask offered to miners (BIP 320: 1fffe000, BIP 323: 1fffffe0)")
-	fs.StringVar(&c.SpoolDir, "spool-dir", "hashforge-spool", "directory where share batches wait while PostgreSQL is away")
+	fs.StringVar(&c.SpoolDir, "spool-dir", "hashforge-spool", "write-ahead spool and block journal: every accepted share is fsynced here before the miner hears \"accepted\" (one directory per pool process)")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.BoolVar(&c.LogJSON, "log-json", false, "log as JSON lines")
 	c.Payout.register(fs)
