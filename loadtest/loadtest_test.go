@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"math"
 	"os"
 	"slices"
@@ -139,7 +140,9 @@ type vector struct {
 	} `json:"expect"`
 }
 
-func realShare(t *testing.T) vector {
+func realShare(t *testing.T) vector { return realShareB(t) }
+
+func realShareB(t testing.TB) vector {
 	t.Helper()
 	raw, err := os.ReadFile("../testdata/stratum.json")
 	if err != nil {
@@ -326,14 +329,33 @@ func TestSubmitReplies(t *testing.T) {
 		`{"id":7,"result":false,"error":null}`,
 		`{"id":8,"result":true,"error":[20,"odd",null]}`,
 		`{"id":9,"result":null,"error":{"code":23,"message":"low difficulty share"}}`,
+		`{"id":10,"result":null,"error":[23,"low difficulty share",null]}`,
+		`{"id":11,"result":null,"error":[20,"say \"hi\"",null]}`,
 		`{"id":null,"method":"mining.set_difficulty","params":[0.5]}`,
 		`not json`,
 	} {
 		m.handle([]byte(line))
 	}
-	want := map[string]int64{"23 low difficulty share": 2, "21 stale": 1, "result false": 1, "20 odd": 1}
-	if m.accepted != 2 || m.rejected != 5 || !mapsEqual(m.reasons, want) || m.badMessages != 1 {
-		t.Errorf("accepted %d rejected %d %v bad %d; want 2, 5 %v, 1", m.accepted, m.rejected, m.reasons, m.badMessages, want)
+	want := map[string]int64{"23 low difficulty share": 3, "21 stale": 1, "result false": 1, "20 odd": 1, `20 say "hi"`: 1}
+	reasons := map[string]int64{}
+	for _, r := range m.reasons {
+		reasons[r.key] += r.n
+	}
+	if m.accepted != 2 || m.rejected != 7 || !mapsEqual(reasons, want) || m.badMessages != 1 {
+		t.Errorf("accepted %d rejected %d %v bad %d; want 2, 7 %v, 1", m.accepted, m.rejected, reasons, m.badMessages, want)
+	}
+	lowDiff, accept := []byte(`{"id":10,"result":null,"error":[23,"low difficulty share",null]}`), []byte(`{"id":11,"result":true,"error":null}`)
+	if n := testing.AllocsPerRun(100, func() { m.handle(lowDiff) }); n != 0 {
+		t.Errorf("a low-difficulty reply costs %v allocations, want 0", n)
+	}
+	if n := testing.AllocsPerRun(100, func() { m.handle(accept) }); n != 0 {
+		t.Errorf("an accept costs %v allocations, want 0", n)
+	}
+	for i := range 2 * maxReasons {
+		m.handle(fmt.Appendf(nil, `{"id":12,"result":null,"error":[20,"job %d",null]}`, i))
+	}
+	if len(m.reasons) != maxReasons || m.otherReasons != int64(maxReasons+len(want)) {
+		t.Errorf("%d distinct reasons, %d others; want %d and %d", len(m.reasons), m.otherReasons, maxReasons, maxReasons+len(want))
 	}
 	if want, _ := pow.DifficultyToTarget(0.5); m.target != want {
 		t.Errorf("set_difficulty 0.5: target %s", m.target)

@@ -53,18 +53,20 @@ type miner struct {
 
 	// Owned by whoever reads the connection: the handshake, then the
 	// reader goroutine (which the handshake happens before).
-	target      pow.Target // from the latest mining.set_difficulty
-	en1         []byte
-	en2Size     int
-	notifies    int
-	seenJobs    map[string]struct{}
-	arrivals    []arrival
-	accepted    int64
-	rejected    int64
-	reasons     map[string]int64
-	replies     *histogram
-	disconnect  error
-	badMessages int64
+	target   pow.Target // from the latest mining.set_difficulty
+	en1      []byte
+	en2Size  int
+	notifies int
+	seenJobs map[string]struct{}
+	arrivals []arrival
+	accepted int64
+	rejected int64
+	reasons  []reasonCount
+	// otherReasons counts refusals past maxReasons distinct reasons.
+	otherReasons int64
+	replies      *histogram
+	disconnect   error
+	badMessages  int64
 
 	// Between the reader and the writer.
 	job        atomic.Pointer[job]
@@ -244,7 +246,11 @@ type message struct {
 func (m *miner) handle(line []byte) (reply, bool) {
 	now := m.r.now()
 	if id, ok := parseAccept(line); ok && id >= firstShare {
-		m.submitReply(id, now, true, "")
+		m.submitReply(id, now, nil, nil)
+		return reply{}, false
+	}
+	if id, code, msg, ok := parseReject(line); ok && id >= firstShare {
+		m.submitReply(id, now, code, msg)
 		return reply{}, false
 	}
 	var msg message
@@ -267,17 +273,75 @@ func (m *miner) handle(line []byte) (reply, bool) {
 	switch {
 	case !isNull(msg.Error):
 		var se stratum.Error
-		reason := "unparsed error " + string(msg.Error)
 		if se.UnmarshalJSON(msg.Error) == nil {
-			reason = strconv.Itoa(se.Code) + " " + se.Message
+			m.submitReply(id, now, strconv.AppendInt(nil, int64(se.Code), 10), []byte(se.Message))
+		} else {
+			m.submitReply(id, now, []byte("unparsed error"), msg.Error)
 		}
-		m.submitReply(id, now, false, reason)
 	case bytes.Equal(bytes.TrimSpace(msg.Result), []byte("true")):
-		m.submitReply(id, now, true, "")
+		m.submitReply(id, now, nil, nil)
 	default:
-		m.submitReply(id, now, false, "result "+string(msg.Result))
+		m.submitReply(id, now, []byte("result"), bytes.TrimSpace(msg.Result))
 	}
 	return reply{}, false
+}
+
+// parseReject recognizes the usual refusal,
+// {"id":N,"result":null,"error":[CODE,"MESSAGE",null]} with a message
+// without escapes, without encoding/json: under a flood of stale or
+// low-difficulty shares it is as hot as an accept.
+func parseReject(line []byte) (id uint64, code, msg []byte, ok bool) {
+	const prefix, mid, suffix = `{"id":`, `,"result":null,"error":[`, `,null]}`
+	if !bytes.HasPrefix(line, []byte(prefix)) || !bytes.HasSuffix(line, []byte(suffix)) {
+		return 0, nil, nil, false
+	}
+	rest := line[len(prefix) : len(line)-len(suffix)]
+	i := bytes.Index(rest, []byte(mid))
+	if i < 0 {
+		return 0, nil, nil, false
+	}
+	if id, ok = parseUint(rest[:i]); !ok {
+		return 0, nil, nil, false
+	}
+	rest = rest[i+len(mid):]
+	comma := bytes.IndexByte(rest, ',')
+	if comma < 0 {
+		return 0, nil, nil, false
+	}
+	code, quoted := rest[:comma], rest[comma+1:]
+	if c := bytes.TrimPrefix(code, []byte("-")); len(c) > 9 || string(code) == "-0" {
+		return 0, nil, nil, false
+	} else if _, ok := parseUint(c); !ok {
+		return 0, nil, nil, false
+	}
+	if len(quoted) < 2 || quoted[0] != '"' || quoted[len(quoted)-1] != '"' {
+		return 0, nil, nil, false
+	}
+	msg = quoted[1 : len(quoted)-1]
+	for _, c := range msg {
+		// Printable ASCII without escapes reads the same in every
+		// decoder; anything else is encoding/json's to decide.
+		if c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
+			return 0, nil, nil, false
+		}
+	}
+	return id, code, msg, true
+}
+
+// parseUint reads 1 to 19 decimal digits, as JSON writes a number: no
+// leading zero.
+func parseUint(digits []byte) (uint64, bool) {
+	if len(digits) == 0 || len(digits) > 19 || (len(digits) > 1 && digits[0] == '0') {
+		return 0, false
+	}
+	var v uint64
+	for _, c := range digits {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		v = v*10 + uint64(c-'0')
+	}
+	return v, true
 }
 
 // parseAccept recognizes the line nearly every submit gets,
@@ -287,18 +351,7 @@ func parseAccept(line []byte) (uint64, bool) {
 	if !bytes.HasPrefix(line, []byte(prefix)) || !bytes.HasSuffix(line, []byte(suffix)) {
 		return 0, false
 	}
-	digits := line[len(prefix) : len(line)-len(suffix)]
-	if len(digits) == 0 || len(digits) > 19 {
-		return 0, false
-	}
-	var id uint64
-	for _, c := range digits {
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		id = id*10 + uint64(c-'0')
-	}
-	return id, true
+	return parseUint(line[len(prefix) : len(line)-len(suffix)])
 }
 
 func isNull(raw json.RawMessage) bool {
@@ -306,15 +359,26 @@ func isNull(raw json.RawMessage) bool {
 	return len(raw) == 0 || string(raw) == "null"
 }
 
-func (m *miner) submitReply(id uint64, now int64, ok bool, reason string) {
-	if ok {
+// reasonCount is one refusal reason, "CODE message", and how often it
+// came. A short list, searched without building the key, keeps a flood of
+// refusals from allocating a string each.
+type reasonCount struct {
+	key string
+	n   int64
+}
+
+// maxReasons bounds a miner's distinct reasons: a pool that puts the job
+// id or a hash in its messages would grow the list without end.
+const maxReasons = 32
+
+// submitReply counts the reply to submit id: accepted when code is nil,
+// else refused for "code msg".
+func (m *miner) submitReply(id uint64, now int64, code, msg []byte) {
+	if code == nil {
 		m.accepted++
 	} else {
 		m.rejected++
-		if m.reasons == nil {
-			m.reasons = map[string]int64{}
-		}
-		m.reasons[reason]++
+		m.addReason(code, msg)
 	}
 	if s := &m.slots[id&uint64(len(m.slots)-1)]; s.id.Load() == id {
 		if m.replies == nil {
@@ -330,6 +394,21 @@ func (m *miner) submitReply(id uint64, now int64, ok bool, reason string) {
 	case m.replied <- struct{}{}:
 	default:
 	}
+}
+
+func (m *miner) addReason(code, msg []byte) {
+	for i := range m.reasons {
+		k := m.reasons[i].key
+		if len(k) == len(code)+1+len(msg) && k[:len(code)] == string(code) && k[len(code)+1:] == string(msg) {
+			m.reasons[i].n++
+			return
+		}
+	}
+	if len(m.reasons) == maxReasons {
+		m.otherReasons++
+		return
+	}
+	m.reasons = append(m.reasons, reasonCount{key: string(code) + " " + string(msg), n: 1})
 }
 
 func (m *miner) notification(method string, params json.RawMessage, now int64) {

@@ -67,6 +67,9 @@ The report (text, or one JSON object with --json):
 Latencies are kept in log-linear histograms: within 0.4 % of the exact value, the maximum exact.
 `
 
+// otherReasons collects refusals past the distinct reasons a miner keeps.
+const otherReasons = "other reasons"
+
 // run is what the miners of one Run share.
 type run struct {
 	cfg          Config
@@ -168,8 +171,11 @@ func report(cfg Config, miners []*miner, elapsed time.Duration) Report {
 		rep.Rejected += m.rejected
 		rep.Unanswered += m.unanswered
 		rep.BadMessages += m.badMessages
-		for k, v := range m.reasons {
-			rep.RejectedByReason[k] += v
+		for _, r := range m.reasons {
+			rep.RejectedByReason[r.key] += r.n
+		}
+		if m.otherReasons > 0 {
+			rep.RejectedByReason[otherReasons] += m.otherReasons
 		}
 		if m.replies != nil {
 			replies.merge(m.replies)
