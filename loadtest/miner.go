@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math"
 	"net"
@@ -587,5 +586,3 @@ func (m *miner) drain(ctx context.Context) {
 		}
 	}
 }
-
-var errNoSession = errors.New("loadtest: no session was authorized")

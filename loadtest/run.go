@@ -2,6 +2,7 @@ package loadtest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -46,7 +47,8 @@ The report (text, or one JSON object with --json):
   sessions              sessions that subscribed and were authorized
   connect_errors        sessions that failed to dial, subscribe or authorize (first_error: the first reason)
   disconnects           authorized sessions the pool closed before the end
-  duration_sec          the run, from the first dial to the end of submitting (replies are then awaited up to 5 s)
+  duration_sec          the run, from the first dial to the end of submitting (replies in flight are then
+                        awaited for up to --drain-timeout, 5 s)
   submitted             mining.submit lines written
   accepted              replies {"result": true, "error": null}
   rejected              every other reply to a submit; rejected_by_reason counts them by "CODE message"
@@ -66,6 +68,8 @@ The report (text, or one JSON object with --json):
   cpu_pool_sec          the pool's user+system CPU over the run, from /proc/PID/stat (--pool-pid)
 Latencies are kept in log-linear histograms: within 0.4 % of the exact value, the maximum exact.
 `
+
+var errNoSession = errors.New("loadtest: no session was authorized")
 
 // otherReasons collects refusals past the distinct reasons a miner keeps.
 const otherReasons = "other reasons"

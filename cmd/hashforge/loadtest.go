@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -73,6 +74,12 @@ func cmdLoadtest(args []string) error {
 		if err != nil {
 			return fmt.Errorf("print report: %w", err)
 		}
+	}
+	if errors.Is(runErr, context.Canceled) {
+		// Interrupted by the operator: what was measured so far is the
+		// answer, the drain was skipped (see unanswered).
+		cfg.Logger.Warn("load test interrupted before --duration")
+		return nil
 	}
 	return runErr
 }
