@@ -77,7 +77,6 @@ type miner struct {
 	closing    atomic.Bool
 
 	// Owned by the writer.
-	authorized bool
 	connectErr error
 	submitted  int64
 	unanswered int64
@@ -159,7 +158,6 @@ func (m *miner) connect(ctx context.Context) error {
 		conn.Close()
 		return err
 	}
-	m.authorized = true
 	// Writes that the pool stops reading (it paces floods by reading
 	// slower) must still end with the run.
 	return conn.SetWriteDeadline(m.r.drainEnd)
@@ -198,6 +196,11 @@ func (m *miner) handshake(ctx context.Context) error {
 	}
 	if !bytes.Equal(bytes.TrimSpace(res), []byte("true")) {
 		return fmt.Errorf("mining.authorize %s: result %s", m.user, res)
+	}
+	// Authorized just as the run ended: the deadline may already be in
+	// the past, and the session would look closed by the pool.
+	if !stop() {
+		return fmt.Errorf("authorized as the run ended: %w", ctx.Err())
 	}
 	return m.conn.SetDeadline(time.Time{})
 }
@@ -524,7 +527,7 @@ func (m *miner) submitLoop(ctx context.Context) {
 		}
 		j, s, ok := m.grind(ctx, want)
 		if !ok {
-			<-m.inflight
+			m.returnToken()
 			return
 		}
 		id := m.nextID
@@ -534,10 +537,19 @@ func (m *miner) submitLoop(ctx context.Context) {
 		sl.id.Store(id)
 		m.line = appendSubmit(m.line[:0], id, m.userJSON, j, s)
 		if _, err := m.conn.Write(m.line); err != nil {
-			<-m.inflight
+			m.returnToken()
 			return
 		}
 		m.submitted++
+	}
+}
+
+// returnToken gives back the window slot of a submit that was not sent.
+// It never blocks: a stray reply may have taken the slot already.
+func (m *miner) returnToken() {
+	select {
+	case <-m.inflight:
+	default:
 	}
 }
 
