@@ -406,3 +406,32 @@ func TestConfigDefaults(t *testing.T) {
 		t.Error("http:// URL: want an error")
 	}
 }
+
+// TestNotifyDecodedOnce gives two sessions of a run the same notify line,
+// as a pool broadcasts it, and one with params a notify line may carry
+// after them: each session gets the job, decoded once for both.
+func TestNotifyDecodedOnce(t *testing.T) {
+	v := realShare(t)
+	r := &run{cfg: Config{Window: 8, Mode: ModeAccept, User: "u", Miners: 2}, start: time.Now()}
+	a, b := newMiner(r, 0), newMiner(r, 1)
+	a.en1, b.en1, a.en2Size, b.en2Size = []byte{1, 2, 3, 4}, []byte{5, 6, 7, 8}, 4, 4
+	line := []byte(notifyPrefix + string(v.Notify) + "}")
+	a.handle(line)
+	b.handle(line)
+	ja, jb := a.job.Load(), b.job.Load()
+	if ja == nil || jb == nil || ja.template != jb.template || string(ja.en1) != "\x01\x02\x03\x04" || string(jb.en1) != "\x05\x06\x07\x08" {
+		t.Fatalf("jobs %+v %+v: want one template, each session's extranonce", ja, jb)
+	}
+	if ja.id != "o-1" || ja.bits != 0x207fffff || ja.ntimeHx != "6b06489e" {
+		t.Errorf("job %s bits %08x ntime %s", ja.id, ja.bits, ja.ntimeHx)
+	}
+	// Extra members, in another order: encoding/json's path.
+	other := strings.Replace(string(v.Notify), `"o-1"`, `"o-2"`, 1)
+	a.handle([]byte(`{"params":` + other + `,"method":"mining.notify","id":null,"x":1}`))
+	if j := a.job.Load(); j.id != "o-2" || a.badMessages != 0 {
+		t.Errorf("reordered notify: job %s, %d bad messages", j.id, a.badMessages)
+	}
+	if len(a.arrivals) != 1 || a.arrivals[0].job != "o-2" {
+		t.Errorf("arrivals %+v: want only o-2 (o-1 was the session's first job)", a.arrivals)
+	}
+}

@@ -255,6 +255,13 @@ func (m *miner) handle(line []byte) (reply, bool) {
 		m.submitReply(id, now, code, msg)
 		return reply{}, false
 	}
+	if bytes.HasPrefix(line, []byte(notifyPrefix)) && line[len(line)-1] == '}' {
+		// Anything odd after the params is encoding/json's to read.
+		if t, err := m.r.templates.get(line[len(notifyPrefix) : len(line)-1]); err == nil {
+			m.arrive(t, now)
+			return reply{}, false
+		}
+	}
 	var msg message
 	if err := json.Unmarshal(line, &msg); err != nil {
 		m.badMessages++
@@ -441,34 +448,42 @@ func (m *miner) notification(method string, params json.RawMessage, now int64) {
 		// Like the difficulty, it binds from the next job.
 		m.en1, m.en2Size = b, size
 	case "mining.notify":
-		p, err := stratum.ParseNotify(params)
-		if err != nil {
-			m.badMessages++
-			return
+		m.notify(params, now)
+	}
+}
+
+// notifyPrefix starts every mining.notify line a pool encodes the way
+// stratum does; its params then run to the line's last '}'.
+const notifyPrefix = `{"id":null,"method":"mining.notify","params":`
+
+func (m *miner) notify(params []byte, now int64) {
+	t, err := m.r.templates.get(params)
+	if err != nil {
+		m.badMessages++
+		return
+	}
+	m.arrive(t, now)
+}
+
+// arrive takes job t, received at now.
+func (m *miner) arrive(t *template, now int64) {
+	m.notifies++
+	// The first job answers the authorize, when this session arrived; it
+	// says nothing of the broadcast's spread. A job sent again (after a
+	// retarget) is not a new arrival.
+	if _, seen := m.seenJobs[t.id]; !seen {
+		m.seenJobs[t.id] = struct{}{}
+		if m.notifies > 1 {
+			m.arrivals = append(m.arrivals, arrival{job: t.id, at: now})
 		}
-		m.notifies++
-		// The first job answers the authorize, when this session
-		// arrived; it says nothing of the broadcast's spread. A job
-		// sent again (after a retarget) is not a new arrival.
-		if _, seen := m.seenJobs[p.JobID]; !seen {
-			m.seenJobs[p.JobID] = struct{}{}
-			if m.notifies > 1 {
-				m.arrivals = append(m.arrivals, arrival{job: p.JobID, at: now})
-			}
-		}
-		if m.r.cfg.Mode == ModeIdle {
-			return
-		}
-		j, err := parseJob(&p, m.en1, m.en2Size, m.target)
-		if err != nil {
-			m.badMessages++
-			return
-		}
-		m.job.Store(j)
-		select {
-		case m.wake <- struct{}{}:
-		default:
-		}
+	}
+	if m.r.cfg.Mode == ModeIdle {
+		return
+	}
+	m.job.Store(newJob(t, m.en1, m.en2Size, m.target))
+	select {
+	case m.wake <- struct{}{}:
+	default:
 	}
 }
 

@@ -81,6 +81,7 @@ type run struct {
 	start        time.Time
 	drainEnd     time.Time
 	connectSlots chan struct{}
+	templates    templateCache
 }
 
 // now is the time since the run began in ns, on the monotonic clock.

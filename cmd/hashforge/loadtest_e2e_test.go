@@ -17,6 +17,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/hashforge/hashforge/internal/devstack"
 	"github.com/hashforge/hashforge/loadtest"
 )
 
@@ -159,6 +160,87 @@ func freePort(t *testing.T) string {
 	return ln.Addr().String()
 }
 
+// serveProcess is `hashforge serve` in its own process (the test binary
+// run as hashforge), so its CPU time is its own.
+type serveProcess struct {
+	cmd     *exec.Cmd
+	addr    string // its Stratum address
+	logPath string
+	exited  chan struct{}
+	waitErr error // once exited is closed
+}
+
+// startServeProcess runs serve at loadtestDifficulty on the regtest stack
+// until the test ends, and returns once its Stratum port answers.
+func startServeProcess(ctx context.Context, t *testing.T, btcd *devstack.Btcd, dbURL string) *serveProcess {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &serveProcess{addr: freePort(t), logPath: filepath.Join(t.TempDir(), "serve.log"), exited: make(chan struct{})}
+	diff := strconv.FormatFloat(loadtestDifficulty, 'g', -1, 64)
+	p.cmd = exec.Command(exe, "serve", "--network", "regtest", "--node-url", "http://"+btcd.RPCHost,
+		"--node-user", btcd.RPCUser, "--node-pass", btcd.RPCPass, "--pool-address", btcd.MiningAddr,
+		"--database-url", dbURL, "--stratum-addr", p.addr, "--http-addr", "",
+		"--spool-dir", t.TempDir(), "--start-difficulty", diff, "--min-difficulty", diff,
+		"--share-interval", "1ms", "--log-level", "warn")
+	p.cmd.Env = append(os.Environ(), runAsMainEnv+"=1")
+	// A test binary that dies takes its pool along.
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	logf, err := os.Create(p.logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logf.Close()
+	p.cmd.Stdout, p.cmd.Stderr = logf, logf
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.waitErr = p.cmd.Wait(); close(p.exited) }()
+	t.Cleanup(func() { _ = p.stop() })
+	for {
+		c, err := net.DialTimeout("tcp", p.addr, time.Second)
+		if err == nil {
+			c.Close()
+			return p
+		}
+		select {
+		case <-p.exited:
+			t.Fatalf("serve exited before listening (%v): %s", p.waitErr, p.log())
+		case <-ctx.Done():
+			t.Fatalf("serve not listening on %s: %s", p.addr, p.log())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func (p *serveProcess) pid() int { return p.cmd.Process.Pid }
+
+func (p *serveProcess) log() string {
+	b, _ := os.ReadFile(p.logPath)
+	return string(b)
+}
+
+// stop interrupts serve (it flushes its ledger on the way out) and
+// returns its exit; a second call returns the first's.
+func (p *serveProcess) stop() error {
+	select {
+	case <-p.exited:
+		return p.waitErr
+	default:
+	}
+	_ = p.cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-p.exited:
+		return p.waitErr
+	case <-time.After(60 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.exited
+		return fmt.Errorf("serve still running 60 s after SIGINT: %v", p.waitErr)
+	}
+}
+
 // TestLoadtestCommandJSON runs `hashforge loadtest --json` through its
 // flag parsing against `hashforge serve` in its own process, so the two
 // CPU figures are the generator's and the pool's apart, and holds the
@@ -167,71 +249,13 @@ func TestLoadtestCommandJSON(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	btcd, dbURL, _ := regtestStack(t)
-	stratumAddr := freePort(t)
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	diff := strconv.FormatFloat(loadtestDifficulty, 'g', -1, 64)
-	pool := exec.Command(exe, "serve", "--network", "regtest", "--node-url", "http://"+btcd.RPCHost,
-		"--node-user", btcd.RPCUser, "--node-pass", btcd.RPCPass, "--pool-address", btcd.MiningAddr,
-		"--database-url", dbURL, "--stratum-addr", stratumAddr, "--http-addr", "",
-		"--spool-dir", t.TempDir(), "--start-difficulty", diff, "--min-difficulty", diff,
-		"--share-interval", "1ms", "--log-level", "warn")
-	pool.Env = append(os.Environ(), runAsMainEnv+"=1")
-	pool.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	logPath := filepath.Join(t.TempDir(), "serve.log")
-	logf, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logf.Close()
-	pool.Stdout, pool.Stderr = logf, logf
-	if err := pool.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	var waitErr error
-	go func() { waitErr = pool.Wait(); close(exited) }()
-	stopPool := func() error {
-		_ = pool.Process.Signal(os.Interrupt)
-		select {
-		case <-exited:
-			return waitErr
-		case <-time.After(60 * time.Second):
-			_ = pool.Process.Kill()
-			<-exited
-			return fmt.Errorf("serve still running 60 s after SIGINT: %v", waitErr)
-		}
-	}
-	poolLog := func() string { b, _ := os.ReadFile(logPath); return string(b) }
-	defer func() {
-		select {
-		case <-exited:
-		default:
-			_ = stopPool()
-		}
-	}()
-	// serve is up once its Stratum port answers.
-	for {
-		c, err := net.DialTimeout("tcp", stratumAddr, time.Second)
-		if err == nil {
-			c.Close()
-			break
-		}
-		select {
-		case <-exited:
-			t.Fatalf("serve exited before listening (%v): %s", waitErr, poolLog())
-		case <-ctx.Done():
-			t.Fatalf("serve not listening on %s: %s", stratumAddr, poolLog())
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+	pool := startServeProcess(ctx, t, btcd, dbURL)
+	stratumAddr := pool.addr
 
 	out := captureStdout(t, func() error {
 		return cmdLoadtest([]string{"--url", "stratum+tcp://" + stratumAddr, "--miners", "20", "--duration", "5s",
 			"--user", btcd.MiningAddr + ".cmd", "--mode", "accept", "--window", "8",
-			"--pool-pid", strconv.Itoa(pool.Process.Pid), "--json"})
+			"--pool-pid", strconv.Itoa(pool.pid()), "--json"})
 	})
 	t.Logf("hashforge loadtest --json: %s", out)
 	var keys map[string]json.RawMessage
@@ -253,8 +277,8 @@ func TestLoadtestCommandJSON(t *testing.T) {
 		t.Errorf("loadtest --json: %d sessions, %d accepted, pool CPU %v s, own CPU %g s; want 20, some, both > 0",
 			rep.Sessions, rep.Accepted, rep.CPUPoolSec, rep.CPUSelfSec)
 	}
-	if err := stopPool(); err != nil {
-		t.Fatalf("serve: %v: %s", err, poolLog())
+	if err := pool.stop(); err != nil {
+		t.Fatalf("serve: %v: %s", err, pool.log())
 	}
 	if rows := shareRows(ctx, t, dbURL, btcd.MiningAddr, "cmd"); rows != rep.Accepted {
 		t.Errorf("ledger has %d share rows, the run counted %d accepted", rows, rep.Accepted)
