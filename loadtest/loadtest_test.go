@@ -435,3 +435,18 @@ func TestNotifyDecodedOnce(t *testing.T) {
 		t.Errorf("arrivals %+v: want only o-2 (o-1 was the session's first job)", a.arrivals)
 	}
 }
+
+func TestPaceGrid(t *testing.T) {
+	start := time.Now()
+	r := &run{start: start}
+	at := start.Add(7 * time.Millisecond)
+	if got := r.onGrid(at); !got.Equal(at) {
+		t.Errorf("no grid: %v moved to %v", at.Sub(start), got.Sub(start))
+	}
+	r.cfg.PaceGrid = 5 * time.Millisecond
+	for in, want := range map[time.Duration]time.Duration{0: 0, 1: 5 * time.Millisecond, 5 * time.Millisecond: 5 * time.Millisecond, 7 * time.Millisecond: 10 * time.Millisecond} {
+		if got := r.onGrid(start.Add(in)).Sub(start); got != want {
+			t.Errorf("grid 5ms: %v → %v, want %v", in, got, want)
+		}
+	}
+}

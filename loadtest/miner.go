@@ -518,7 +518,7 @@ func (m *miner) submitLoop(ctx context.Context) {
 	}
 	for ctx.Err() == nil {
 		if pace != nil {
-			if wait := time.Until(next); wait > 0 {
+			if wait := time.Until(m.r.onGrid(next)); wait > 0 {
 				pace.Reset(wait)
 				select {
 				case <-pace.C:

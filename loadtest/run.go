@@ -84,6 +84,16 @@ type run struct {
 	templates    templateCache
 }
 
+// onGrid rounds t up to the run's pacing grid (Config.PaceGrid).
+func (r *run) onGrid(t time.Time) time.Time {
+	g := r.cfg.PaceGrid
+	if g <= 0 {
+		return t
+	}
+	d := t.Sub(r.start)
+	return r.start.Add((d + g - 1) / g * g)
+}
+
 // now is the time since the run began in ns, on the monotonic clock.
 func (r *run) now() int64 { return int64(time.Since(r.start)) }
 

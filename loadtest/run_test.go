@@ -196,6 +196,17 @@ func TestRunCountsWhatThePoolSaw(t *testing.T) {
 			t.Errorf("paced at 20/s for 0.3 s: %d submitted, %d accepted; want 1..14, all accepted", rep.Submitted, rep.Accepted)
 		}
 	})
+	t.Run("paced on a grid", func(t *testing.T) {
+		p := startCheckingPool(t, 1e-7, false)
+		rep, err := Run(ctx, Config{URL: p.ln.Addr().String(), Miners: 4, Duration: 300 * time.Millisecond,
+			User: "addr", Mode: ModeAccept, Rate: 20, PaceGrid: 20 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep.Submitted == 0 || rep.Submitted > 4*7 || rep.Accepted != rep.Submitted {
+			t.Errorf("paced at 20/s on a 20 ms grid for 0.3 s: %d submitted, %d accepted; want 1..28, all accepted", rep.Submitted, rep.Accepted)
+		}
+	})
 	t.Run("unanswered", func(t *testing.T) {
 		p := startCheckingPool(t, 1e-7, true)
 		rep, err := Run(ctx, Config{URL: p.ln.Addr().String(), Miners: 2, Duration: 200 * time.Millisecond,

@@ -31,6 +31,7 @@ func cmdLoadtest(args []string) error {
 	fs.StringVar(&mode, "mode", string(loadtest.ModeAccept), "accept: valid shares at the pool's difficulty; reject: shares that miss it (code 23); idle: hold sessions open")
 	fs.StringVar(&ips, "source-ips", "", "local addresses to bind connections to, round-robin: a range 127.0.0.1-127.0.0.16 or a comma list (past 64k ports per address)")
 	fs.BoolVar(&asJSON, "json", false, "print the report as one JSON object")
+	fs.DurationVar(&cfg.PaceGrid, "pace-grid", 0, "with --rate, send the submits due within each such interval together (e.g. 5ms): less CPU for both sides, bunched arrivals; 0: evenly spread")
 	fs.IntVar(&cfg.Window, "window", 8, "most submits in flight per miner without a reply")
 	fs.IntVar(&cfg.PoolPID, "pool-pid", 0, "the pool's process id, to report its CPU time over the run beside ours (Linux /proc)")
 	fs.DurationVar(&drain, "drain-timeout", 5*time.Second, "after --duration, how long to wait for replies to submits in flight")
