@@ -35,6 +35,7 @@ type checkingPool struct {
 	duplicates int
 	seen       map[string]bool
 	sessions   int
+	remotes    map[string]int // sessions by remote IP
 	wg         sync.WaitGroup
 }
 
@@ -50,7 +51,7 @@ func startCheckingPool(t *testing.T, difficulty float64, silent bool) *checkingP
 		t.Fatal(err)
 	}
 	target, _ := pow.DifficultyToTarget(difficulty)
-	p := &checkingPool{t: t, ln: ln, notify: n, difficulty: difficulty, target: target, silent: silent, seen: map[string]bool{}}
+	p := &checkingPool{t: t, ln: ln, notify: n, difficulty: difficulty, target: target, silent: silent, seen: map[string]bool{}, remotes: map[string]int{}}
 	p.wg.Add(1)
 	go p.accept()
 	t.Cleanup(func() { ln.Close(); p.wg.Wait() })
@@ -93,6 +94,8 @@ func (p *checkingPool) serve(c net.Conn, session uint32) {
 		case "mining.authorize":
 			p.mu.Lock()
 			p.sessions++
+			host, _, _ := net.SplitHostPort(c.RemoteAddr().String())
+			p.remotes[host]++
 			p.mu.Unlock()
 			nb, _ := json.Marshal(p.notify)
 			out = fmt.Appendf(nil, `{"id":%s,"result":true,"error":null}`+"\n"+
@@ -235,6 +238,23 @@ func TestRunCountsWhatThePoolSaw(t *testing.T) {
 			if !strings.Contains(b.String(), k) {
 				t.Errorf("text report lacks %q:\n%s", k, b.String())
 			}
+		}
+	})
+	t.Run("source addresses", func(t *testing.T) {
+		p := startCheckingPool(t, 1e-7, false)
+		ips, err := ParseSourceIPs("127.0.0.1-127.0.0.3")
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep, err := Run(ctx, Config{URL: p.ln.Addr().String(), Miners: 6, Duration: 100 * time.Millisecond, Mode: ModeIdle, SourceIPs: ips})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		want := map[string]int{"127.0.0.1": 2, "127.0.0.2": 2, "127.0.0.3": 2}
+		if rep.Sessions != 6 || len(p.remotes) != 3 || p.remotes["127.0.0.1"] != 2 || p.remotes["127.0.0.2"] != 2 || p.remotes["127.0.0.3"] != 2 {
+			t.Errorf("6 sessions over 3 source addresses: %d sessions from %v, want %v", rep.Sessions, p.remotes, want)
 		}
 	})
 	t.Run("nobody there", func(t *testing.T) {
