@@ -241,8 +241,9 @@ func (p *serveProcess) stop() error {
 	}
 }
 
-// TestLoadtestCommandJSON runs `hashforge loadtest --json` through its
-// flag parsing against `hashforge serve` in its own process, so the two
+// TestLoadtestCommandJSON runs `hashforge loadtest --json --rate 20`
+// (below the pool's flood guard of 100 requests a second a session, so
+// latencies are the pool's work) through its flag parsing against `hashforge serve` in its own process, so the two
 // CPU figures are the generator's and the pool's apart, and holds the
 // JSON to the report's keys and the ledger to its accepted count.
 func TestLoadtestCommandJSON(t *testing.T) {
@@ -254,7 +255,7 @@ func TestLoadtestCommandJSON(t *testing.T) {
 
 	out := captureStdout(t, func() error {
 		return cmdLoadtest([]string{"--url", "stratum+tcp://" + stratumAddr, "--miners", "20", "--duration", "5s",
-			"--user", btcd.MiningAddr + ".cmd", "--mode", "accept", "--window", "8",
+			"--user", btcd.MiningAddr + ".cmd", "--mode", "accept", "--window", "8", "--rate", "20",
 			"--pool-pid", strconv.Itoa(pool.pid()), "--json"})
 	})
 	t.Logf("hashforge loadtest --json: %s", out)
@@ -276,6 +277,10 @@ func TestLoadtestCommandJSON(t *testing.T) {
 	if rep.Sessions != 20 || rep.Accepted == 0 || rep.CPUPoolSec == nil || *rep.CPUPoolSec <= 0 || rep.CPUSelfSec <= 0 {
 		t.Errorf("loadtest --json: %d sessions, %d accepted, pool CPU %v s, own CPU %g s; want 20, some, both > 0",
 			rep.Sessions, rep.Accepted, rep.CPUPoolSec, rep.CPUSelfSec)
+	}
+	if rep.Accepted+rep.Rejected+rep.Unanswered != rep.Submitted || rep.Submitted > 20*20*5+20 {
+		t.Errorf("loadtest --json: %d accepted + %d rejected + %d unanswered, %d submitted (at most 20/s for 5 s by 20 miners)",
+			rep.Accepted, rep.Rejected, rep.Unanswered, rep.Submitted)
 	}
 	if err := pool.stop(); err != nil {
 		t.Fatalf("serve: %v: %s", err, pool.log())
