@@ -114,17 +114,18 @@ func (m *miner) run(ctx, runCtx context.Context) {
 	}
 	stop := context.AfterFunc(ctx, m.close)
 	defer stop()
-	go m.read()
-	switch m.r.cfg.Mode {
-	case ModeIdle:
-		select {
-		case <-runCtx.Done():
-		case <-m.readerDone:
-		}
-	default:
-		m.submitLoop(runCtx)
-		m.drain(ctx)
+	if m.r.cfg.Mode == ModeIdle {
+		// Nothing to write: this goroutine reads, and the run's end
+		// closes the connection under it. One goroutine a session, not
+		// two, when there are a hundred thousand.
+		stopIdle := context.AfterFunc(runCtx, m.close)
+		defer stopIdle()
+		m.read()
+		return
 	}
+	go m.read()
+	m.submitLoop(runCtx)
+	m.drain(ctx)
 	m.close()
 	<-m.readerDone
 	m.unanswered = int64(len(m.inflight))
