@@ -15,11 +15,9 @@ import (
 // --duration and prints what the pool did (package loadtest).
 func cmdLoadtest(args []string) error {
 	var (
-		cfg                 loadtest.Config
-		rate, mode, ips     string
-		asJSON              bool
-		level               string
-		drain, connectSlots = time.Duration(0), 0
+		cfg                    loadtest.Config
+		rate, mode, ips, level string
+		asJSON                 bool
 	)
 	fs := newFlagSet("loadtest", "--url stratum+tcp://HOST:PORT [--miners N] [--duration D] [--rate R|unlimited] [--mode accept|reject|idle] [--json]")
 	fs.StringVar(&cfg.URL, "url", "", "pool to load, stratum+tcp://HOST:PORT (required)")
@@ -34,8 +32,8 @@ func cmdLoadtest(args []string) error {
 	fs.DurationVar(&cfg.PaceGrid, "pace-grid", 0, "with --rate, send the submits due within each such interval together (e.g. 5ms): less CPU for both sides, bunched arrivals; 0: evenly spread")
 	fs.IntVar(&cfg.Window, "window", 8, "most submits in flight per miner without a reply")
 	fs.IntVar(&cfg.PoolPID, "pool-pid", 0, "the pool's process id, to report its CPU time over the run beside ours (Linux /proc)")
-	fs.DurationVar(&drain, "drain-timeout", 5*time.Second, "after --duration, how long to wait for replies to submits in flight")
-	fs.IntVar(&connectSlots, "connect-concurrency", 256, "dials and handshakes in progress at once")
+	fs.DurationVar(&cfg.DrainTimeout, "drain-timeout", 5*time.Second, "after --duration, how long to wait for replies to submits in flight")
+	fs.IntVar(&cfg.ConnectConcurrency, "connect-concurrency", 256, "dials and handshakes in progress at once")
 	fs.StringVar(&level, "log-level", "warn", "debug, info, warn or error (logs go to stderr, the report to stdout)")
 	usage := fs.Usage
 	fs.Usage = func() {
@@ -61,7 +59,6 @@ func cmdLoadtest(args []string) error {
 	if cfg.Logger, err = newLogger(level, false); err != nil {
 		return err
 	}
-	cfg.DrainTimeout, cfg.ConnectConcurrency = drain, connectSlots
 
 	ctx, stop := signalContext()
 	defer stop()
