@@ -31,7 +31,7 @@ run: build
 test: lint build
 	$(TESTENV) $(GO) test -count=1 -timeout 15m $(PKGS)
 	$(TESTENV) $(GO) test -count=1 -tags purego ./worker/sha256d/
-	$(TESTENV) $(GO) test -count=1 -race -timeout 10m ./stratum/ ./pool/... ./worker/ ./web/ ./ledger/ ./payout/...
+	$(TESTENV) $(GO) test -count=1 -race -timeout 10m ./stratum/ ./pool/... ./worker/ ./web/ ./ledger/ ./payout/... ./loadtest/
 	$(GO) run ./internal/devstack/cmd/ensure-opencl
 	$(GO) vet -tags opencl ./kernels/ ./worker/... ./cmd/hashforge/
 	$(TESTENV) $(GO) test -count=1 -tags opencl -timeout 10m ./kernels/ ./worker/... && $(TESTENV) $(GO) test -count=1 -tags opencl -run OpenCL ./cmd/hashforge/

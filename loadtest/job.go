@@ -6,14 +6,17 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"sync"
 
 	"github.com/hashforge/hashforge/pow"
 	"github.com/hashforge/hashforge/stratum"
 )
 
-// job is a mining.notify decoded once for grinding: every share of it
-// reuses these bytes.
-type job struct {
+// template is a mining.notify decoded once for every session that gets
+// it: a pool encodes a job once and sends every session the same bytes,
+// so the run decodes each distinct notify once (templateCache), not once
+// per session.
+type template struct {
 	id      string
 	idJSON  []byte // the job id as a JSON string, for submit lines
 	ntime   uint32
@@ -24,6 +27,12 @@ type job struct {
 	coinb1  []byte
 	coinb2  []byte
 	branch  [][32]byte
+	network pow.Target
+}
+
+// job is a template as one session grinds it.
+type job struct {
+	*template
 	en1     []byte
 	en2Size int
 	// share is the target a share must meet; miss is the one a rejected
@@ -33,10 +42,28 @@ type job struct {
 	share, miss pow.Target
 }
 
-// parseJob decodes notify params for a session with extranonce en1 and
-// en2Size, at the session's current share target.
+// newJob is t for a session with extranonce en1 and en2Size at share
+// target share.
+func newJob(t *template, en1 []byte, en2Size int, share pow.Target) *job {
+	j := &job{template: t, en1: en1, en2Size: en2Size, share: share, miss: share}
+	if share.Less(t.network) {
+		j.miss = t.network
+	}
+	return j
+}
+
+// parseJob decodes notify params for a session (tests; sessions go through
+// the run's templateCache).
 func parseJob(p *stratum.NotifyParams, en1 []byte, en2Size int, share pow.Target) (*job, error) {
-	j := &job{id: p.JobID, ntimeHx: p.NTime, en1: en1, en2Size: en2Size, share: share}
+	t, err := parseTemplate(p)
+	if err != nil {
+		return nil, err
+	}
+	return newJob(t, en1, en2Size, share), nil
+}
+
+func parseTemplate(p *stratum.NotifyParams) (*template, error) {
+	j := &template{id: p.JobID, ntimeHx: p.NTime}
 	var err error
 	if j.idJSON, err = json.Marshal(p.JobID); err != nil {
 		return nil, fmt.Errorf("notify job id: %w", err)
@@ -74,15 +101,42 @@ func parseJob(p *stratum.NotifyParams, en1 []byte, en2Size int, share pow.Target
 		}
 		*f.dst = uint32(v)
 	}
-	network, err := pow.CompactToTarget(j.bits)
-	if err != nil {
+	if j.network, err = pow.CompactToTarget(j.bits); err != nil {
 		return nil, fmt.Errorf("notify nbits: %w", err)
 	}
-	j.miss = share
-	if share.Less(network) {
-		j.miss = network
-	}
 	return j, nil
+}
+
+// templateCache maps a notify's params, byte for byte, to its template.
+type templateCache struct {
+	mu sync.Mutex
+	m  map[string]*template
+}
+
+// maxTemplates bounds the cache. Jobs come and go; a pool that sends each
+// session its own coinbase (SOLO) misses every time and must not grow it.
+const maxTemplates = 64
+
+// get returns the template of notify params raw, decoding them on a miss.
+func (c *templateCache) get(raw []byte) (*template, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if t, ok := c.m[string(raw)]; ok {
+		return t, nil
+	}
+	p, err := stratum.ParseNotify(raw)
+	if err != nil {
+		return nil, err
+	}
+	t, err := parseTemplate(&p)
+	if err != nil {
+		return nil, err
+	}
+	if c.m == nil || len(c.m) >= maxTemplates {
+		c.m = make(map[string]*template, maxTemplates)
+	}
+	c.m[string(raw)] = t
+	return t, nil
 }
 
 // share is one ground solution, what a submit carries.

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"math"
 	"os"
 	"slices"
@@ -139,7 +140,9 @@ type vector struct {
 	} `json:"expect"`
 }
 
-func realShare(t *testing.T) vector {
+func realShare(t *testing.T) vector { return realShareB(t) }
+
+func realShareB(t testing.TB) vector {
 	t.Helper()
 	raw, err := os.ReadFile("../testdata/stratum.json")
 	if err != nil {
@@ -326,14 +329,33 @@ func TestSubmitReplies(t *testing.T) {
 		`{"id":7,"result":false,"error":null}`,
 		`{"id":8,"result":true,"error":[20,"odd",null]}`,
 		`{"id":9,"result":null,"error":{"code":23,"message":"low difficulty share"}}`,
+		`{"id":10,"result":null,"error":[23,"low difficulty share",null]}`,
+		`{"id":11,"result":null,"error":[20,"say \"hi\"",null]}`,
 		`{"id":null,"method":"mining.set_difficulty","params":[0.5]}`,
 		`not json`,
 	} {
 		m.handle([]byte(line))
 	}
-	want := map[string]int64{"23 low difficulty share": 2, "21 stale": 1, "result false": 1, "20 odd": 1}
-	if m.accepted != 2 || m.rejected != 5 || !mapsEqual(m.reasons, want) || m.badMessages != 1 {
-		t.Errorf("accepted %d rejected %d %v bad %d; want 2, 5 %v, 1", m.accepted, m.rejected, m.reasons, m.badMessages, want)
+	want := map[string]int64{"23 low difficulty share": 3, "21 stale": 1, "result false": 1, "20 odd": 1, `20 say "hi"`: 1}
+	reasons := map[string]int64{}
+	for _, r := range m.reasons {
+		reasons[r.key] += r.n
+	}
+	if m.accepted != 2 || m.rejected != 7 || !mapsEqual(reasons, want) || m.badMessages != 1 {
+		t.Errorf("accepted %d rejected %d %v bad %d; want 2, 7 %v, 1", m.accepted, m.rejected, reasons, m.badMessages, want)
+	}
+	lowDiff, accept := []byte(`{"id":10,"result":null,"error":[23,"low difficulty share",null]}`), []byte(`{"id":11,"result":true,"error":null}`)
+	if n := testing.AllocsPerRun(100, func() { m.handle(lowDiff) }); n != 0 {
+		t.Errorf("a low-difficulty reply costs %v allocations, want 0", n)
+	}
+	if n := testing.AllocsPerRun(100, func() { m.handle(accept) }); n != 0 {
+		t.Errorf("an accept costs %v allocations, want 0", n)
+	}
+	for i := range 2 * maxReasons {
+		m.handle(fmt.Appendf(nil, `{"id":12,"result":null,"error":[20,"job %d",null]}`, i))
+	}
+	if len(m.reasons) != maxReasons || m.otherReasons != int64(maxReasons+len(want)) {
+		t.Errorf("%d distinct reasons, %d others; want %d and %d", len(m.reasons), m.otherReasons, maxReasons, maxReasons+len(want))
 	}
 	if want, _ := pow.DifficultyToTarget(0.5); m.target != want {
 		t.Errorf("set_difficulty 0.5: target %s", m.target)
@@ -382,5 +404,49 @@ func TestConfigDefaults(t *testing.T) {
 	}
 	if _, err := stripScheme("http://127.0.0.1:1"); err == nil {
 		t.Error("http:// URL: want an error")
+	}
+}
+
+// TestNotifyDecodedOnce gives two sessions of a run the same notify line,
+// as a pool broadcasts it, and one with params a notify line may carry
+// after them: each session gets the job, decoded once for both.
+func TestNotifyDecodedOnce(t *testing.T) {
+	v := realShare(t)
+	r := &run{cfg: Config{Window: 8, Mode: ModeAccept, User: "u", Miners: 2}, start: time.Now()}
+	a, b := newMiner(r, 0), newMiner(r, 1)
+	a.en1, b.en1, a.en2Size, b.en2Size = []byte{1, 2, 3, 4}, []byte{5, 6, 7, 8}, 4, 4
+	line := []byte(notifyPrefix + string(v.Notify) + "}")
+	a.handle(line)
+	b.handle(line)
+	ja, jb := a.job.Load(), b.job.Load()
+	if ja == nil || jb == nil || ja.template != jb.template || string(ja.en1) != "\x01\x02\x03\x04" || string(jb.en1) != "\x05\x06\x07\x08" {
+		t.Fatalf("jobs %+v %+v: want one template, each session's extranonce", ja, jb)
+	}
+	if ja.id != "o-1" || ja.bits != 0x207fffff || ja.ntimeHx != "6b06489e" {
+		t.Errorf("job %s bits %08x ntime %s", ja.id, ja.bits, ja.ntimeHx)
+	}
+	// Extra members, in another order: encoding/json's path.
+	other := strings.Replace(string(v.Notify), `"o-1"`, `"o-2"`, 1)
+	a.handle([]byte(`{"params":` + other + `,"method":"mining.notify","id":null,"x":1}`))
+	if j := a.job.Load(); j.id != "o-2" || a.badMessages != 0 {
+		t.Errorf("reordered notify: job %s, %d bad messages", j.id, a.badMessages)
+	}
+	if len(a.arrivals) != 1 || a.arrivals[0].job != "o-2" {
+		t.Errorf("arrivals %+v: want only o-2 (o-1 was the session's first job)", a.arrivals)
+	}
+}
+
+func TestPaceGrid(t *testing.T) {
+	start := time.Now()
+	r := &run{start: start}
+	at := start.Add(7 * time.Millisecond)
+	if got := r.onGrid(at); !got.Equal(at) {
+		t.Errorf("no grid: %v moved to %v", at.Sub(start), got.Sub(start))
+	}
+	r.cfg.PaceGrid = 5 * time.Millisecond
+	for in, want := range map[time.Duration]time.Duration{0: 0, 1: 5 * time.Millisecond, 5 * time.Millisecond: 5 * time.Millisecond, 7 * time.Millisecond: 10 * time.Millisecond} {
+		if got := r.onGrid(start.Add(in)).Sub(start); got != want {
+			t.Errorf("grid 5ms: %v → %v, want %v", in, got, want)
+		}
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math"
 	"net"
@@ -53,18 +52,20 @@ type miner struct {
 
 	// Owned by whoever reads the connection: the handshake, then the
 	// reader goroutine (which the handshake happens before).
-	target      pow.Target // from the latest mining.set_difficulty
-	en1         []byte
-	en2Size     int
-	notifies    int
-	seenJobs    map[string]struct{}
-	arrivals    []arrival
-	accepted    int64
-	rejected    int64
-	reasons     map[string]int64
-	replies     *histogram
-	disconnect  error
-	badMessages int64
+	target   pow.Target // from the latest mining.set_difficulty
+	en1      []byte
+	en2Size  int
+	notifies int
+	seenJobs map[string]struct{}
+	arrivals []arrival
+	accepted int64
+	rejected int64
+	reasons  []reasonCount
+	// otherReasons counts refusals past maxReasons distinct reasons.
+	otherReasons int64
+	replies      *histogram
+	disconnect   error
+	badMessages  int64
 
 	// Between the reader and the writer.
 	job        atomic.Pointer[job]
@@ -76,7 +77,6 @@ type miner struct {
 	closing    atomic.Bool
 
 	// Owned by the writer.
-	authorized bool
 	connectErr error
 	submitted  int64
 	unanswered int64
@@ -114,17 +114,18 @@ func (m *miner) run(ctx, runCtx context.Context) {
 	}
 	stop := context.AfterFunc(ctx, m.close)
 	defer stop()
-	go m.read()
-	switch m.r.cfg.Mode {
-	case ModeIdle:
-		select {
-		case <-runCtx.Done():
-		case <-m.readerDone:
-		}
-	default:
-		m.submitLoop(runCtx)
-		m.drain(ctx)
+	if m.r.cfg.Mode == ModeIdle {
+		// Nothing to write: this goroutine reads, and the run's end
+		// closes the connection under it. One goroutine a session, not
+		// two, when there are a hundred thousand.
+		stopIdle := context.AfterFunc(runCtx, m.close)
+		defer stopIdle()
+		m.read()
+		return
 	}
+	go m.read()
+	m.submitLoop(runCtx)
+	m.drain(ctx)
 	m.close()
 	<-m.readerDone
 	m.unanswered = int64(len(m.inflight))
@@ -158,7 +159,6 @@ func (m *miner) connect(ctx context.Context) error {
 		conn.Close()
 		return err
 	}
-	m.authorized = true
 	// Writes that the pool stops reading (it paces floods by reading
 	// slower) must still end with the run.
 	return conn.SetWriteDeadline(m.r.drainEnd)
@@ -197,6 +197,11 @@ func (m *miner) handshake(ctx context.Context) error {
 	}
 	if !bytes.Equal(bytes.TrimSpace(res), []byte("true")) {
 		return fmt.Errorf("mining.authorize %s: result %s", m.user, res)
+	}
+	// Authorized just as the run ended: the deadline may already be in
+	// the past, and the session would look closed by the pool.
+	if !stop() {
+		return fmt.Errorf("authorized as the run ended: %w", ctx.Err())
 	}
 	return m.conn.SetDeadline(time.Time{})
 }
@@ -244,8 +249,19 @@ type message struct {
 func (m *miner) handle(line []byte) (reply, bool) {
 	now := m.r.now()
 	if id, ok := parseAccept(line); ok && id >= firstShare {
-		m.submitReply(id, now, true, "")
+		m.submitReply(id, now, nil, nil)
 		return reply{}, false
+	}
+	if id, code, msg, ok := parseReject(line); ok && id >= firstShare {
+		m.submitReply(id, now, code, msg)
+		return reply{}, false
+	}
+	if bytes.HasPrefix(line, []byte(notifyPrefix)) && line[len(line)-1] == '}' {
+		// Anything odd after the params is encoding/json's to read.
+		if t, err := m.r.templates.get(line[len(notifyPrefix) : len(line)-1]); err == nil {
+			m.arrive(t, now)
+			return reply{}, false
+		}
 	}
 	var msg message
 	if err := json.Unmarshal(line, &msg); err != nil {
@@ -267,17 +283,75 @@ func (m *miner) handle(line []byte) (reply, bool) {
 	switch {
 	case !isNull(msg.Error):
 		var se stratum.Error
-		reason := "unparsed error " + string(msg.Error)
 		if se.UnmarshalJSON(msg.Error) == nil {
-			reason = strconv.Itoa(se.Code) + " " + se.Message
+			m.submitReply(id, now, strconv.AppendInt(nil, int64(se.Code), 10), []byte(se.Message))
+		} else {
+			m.submitReply(id, now, []byte("unparsed error"), msg.Error)
 		}
-		m.submitReply(id, now, false, reason)
 	case bytes.Equal(bytes.TrimSpace(msg.Result), []byte("true")):
-		m.submitReply(id, now, true, "")
+		m.submitReply(id, now, nil, nil)
 	default:
-		m.submitReply(id, now, false, "result "+string(msg.Result))
+		m.submitReply(id, now, []byte("result"), bytes.TrimSpace(msg.Result))
 	}
 	return reply{}, false
+}
+
+// parseReject recognizes the usual refusal,
+// {"id":N,"result":null,"error":[CODE,"MESSAGE",null]} with a message
+// without escapes, without encoding/json: under a flood of stale or
+// low-difficulty shares it is as hot as an accept.
+func parseReject(line []byte) (id uint64, code, msg []byte, ok bool) {
+	const prefix, mid, suffix = `{"id":`, `,"result":null,"error":[`, `,null]}`
+	if !bytes.HasPrefix(line, []byte(prefix)) || !bytes.HasSuffix(line, []byte(suffix)) {
+		return 0, nil, nil, false
+	}
+	rest := line[len(prefix) : len(line)-len(suffix)]
+	i := bytes.Index(rest, []byte(mid))
+	if i < 0 {
+		return 0, nil, nil, false
+	}
+	if id, ok = parseUint(rest[:i]); !ok {
+		return 0, nil, nil, false
+	}
+	rest = rest[i+len(mid):]
+	comma := bytes.IndexByte(rest, ',')
+	if comma < 0 {
+		return 0, nil, nil, false
+	}
+	code, quoted := rest[:comma], rest[comma+1:]
+	if c := bytes.TrimPrefix(code, []byte("-")); len(c) > 9 || string(code) == "-0" {
+		return 0, nil, nil, false
+	} else if _, ok := parseUint(c); !ok {
+		return 0, nil, nil, false
+	}
+	if len(quoted) < 2 || quoted[0] != '"' || quoted[len(quoted)-1] != '"' {
+		return 0, nil, nil, false
+	}
+	msg = quoted[1 : len(quoted)-1]
+	for _, c := range msg {
+		// Printable ASCII without escapes reads the same in every
+		// decoder; anything else is encoding/json's to decide.
+		if c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
+			return 0, nil, nil, false
+		}
+	}
+	return id, code, msg, true
+}
+
+// parseUint reads 1 to 19 decimal digits, as JSON writes a number: no
+// leading zero.
+func parseUint(digits []byte) (uint64, bool) {
+	if len(digits) == 0 || len(digits) > 19 || (len(digits) > 1 && digits[0] == '0') {
+		return 0, false
+	}
+	var v uint64
+	for _, c := range digits {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		v = v*10 + uint64(c-'0')
+	}
+	return v, true
 }
 
 // parseAccept recognizes the line nearly every submit gets,
@@ -287,18 +361,7 @@ func parseAccept(line []byte) (uint64, bool) {
 	if !bytes.HasPrefix(line, []byte(prefix)) || !bytes.HasSuffix(line, []byte(suffix)) {
 		return 0, false
 	}
-	digits := line[len(prefix) : len(line)-len(suffix)]
-	if len(digits) == 0 || len(digits) > 19 {
-		return 0, false
-	}
-	var id uint64
-	for _, c := range digits {
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		id = id*10 + uint64(c-'0')
-	}
-	return id, true
+	return parseUint(line[len(prefix) : len(line)-len(suffix)])
 }
 
 func isNull(raw json.RawMessage) bool {
@@ -306,15 +369,26 @@ func isNull(raw json.RawMessage) bool {
 	return len(raw) == 0 || string(raw) == "null"
 }
 
-func (m *miner) submitReply(id uint64, now int64, ok bool, reason string) {
-	if ok {
+// reasonCount is one refusal reason, "CODE message", and how often it
+// came. A short list, searched without building the key, keeps a flood of
+// refusals from allocating a string each.
+type reasonCount struct {
+	key string
+	n   int64
+}
+
+// maxReasons bounds a miner's distinct reasons: a pool that puts the job
+// id or a hash in its messages would grow the list without end.
+const maxReasons = 32
+
+// submitReply counts the reply to submit id: accepted when code is nil,
+// else refused for "code msg".
+func (m *miner) submitReply(id uint64, now int64, code, msg []byte) {
+	if code == nil {
 		m.accepted++
 	} else {
 		m.rejected++
-		if m.reasons == nil {
-			m.reasons = map[string]int64{}
-		}
-		m.reasons[reason]++
+		m.addReason(code, msg)
 	}
 	if s := &m.slots[id&uint64(len(m.slots)-1)]; s.id.Load() == id {
 		if m.replies == nil {
@@ -330,6 +404,21 @@ func (m *miner) submitReply(id uint64, now int64, ok bool, reason string) {
 	case m.replied <- struct{}{}:
 	default:
 	}
+}
+
+func (m *miner) addReason(code, msg []byte) {
+	for i := range m.reasons {
+		k := m.reasons[i].key
+		if len(k) == len(code)+1+len(msg) && k[:len(code)] == string(code) && k[len(code)+1:] == string(msg) {
+			m.reasons[i].n++
+			return
+		}
+	}
+	if len(m.reasons) == maxReasons {
+		m.otherReasons++
+		return
+	}
+	m.reasons = append(m.reasons, reasonCount{key: string(code) + " " + string(msg), n: 1})
 }
 
 func (m *miner) notification(method string, params json.RawMessage, now int64) {
@@ -360,34 +449,42 @@ func (m *miner) notification(method string, params json.RawMessage, now int64) {
 		// Like the difficulty, it binds from the next job.
 		m.en1, m.en2Size = b, size
 	case "mining.notify":
-		p, err := stratum.ParseNotify(params)
-		if err != nil {
-			m.badMessages++
-			return
+		m.notify(params, now)
+	}
+}
+
+// notifyPrefix starts every mining.notify line a pool encodes the way
+// stratum does; its params then run to the line's last '}'.
+const notifyPrefix = `{"id":null,"method":"mining.notify","params":`
+
+func (m *miner) notify(params []byte, now int64) {
+	t, err := m.r.templates.get(params)
+	if err != nil {
+		m.badMessages++
+		return
+	}
+	m.arrive(t, now)
+}
+
+// arrive takes job t, received at now.
+func (m *miner) arrive(t *template, now int64) {
+	m.notifies++
+	// The first job answers the authorize, when this session arrived; it
+	// says nothing of the broadcast's spread. A job sent again (after a
+	// retarget) is not a new arrival.
+	if _, seen := m.seenJobs[t.id]; !seen {
+		m.seenJobs[t.id] = struct{}{}
+		if m.notifies > 1 {
+			m.arrivals = append(m.arrivals, arrival{job: t.id, at: now})
 		}
-		m.notifies++
-		// The first job answers the authorize, when this session
-		// arrived; it says nothing of the broadcast's spread. A job
-		// sent again (after a retarget) is not a new arrival.
-		if _, seen := m.seenJobs[p.JobID]; !seen {
-			m.seenJobs[p.JobID] = struct{}{}
-			if m.notifies > 1 {
-				m.arrivals = append(m.arrivals, arrival{job: p.JobID, at: now})
-			}
-		}
-		if m.r.cfg.Mode == ModeIdle {
-			return
-		}
-		j, err := parseJob(&p, m.en1, m.en2Size, m.target)
-		if err != nil {
-			m.badMessages++
-			return
-		}
-		m.job.Store(j)
-		select {
-		case m.wake <- struct{}{}:
-		default:
-		}
+	}
+	if m.r.cfg.Mode == ModeIdle {
+		return
+	}
+	m.job.Store(newJob(t, m.en1, m.en2Size, m.target))
+	select {
+	case m.wake <- struct{}{}:
+	default:
 	}
 }
 
@@ -422,7 +519,7 @@ func (m *miner) submitLoop(ctx context.Context) {
 	}
 	for ctx.Err() == nil {
 		if pace != nil {
-			if wait := time.Until(next); wait > 0 {
+			if wait := time.Until(m.r.onGrid(next)); wait > 0 {
 				pace.Reset(wait)
 				select {
 				case <-pace.C:
@@ -446,7 +543,7 @@ func (m *miner) submitLoop(ctx context.Context) {
 		}
 		j, s, ok := m.grind(ctx, want)
 		if !ok {
-			<-m.inflight
+			m.returnToken()
 			return
 		}
 		id := m.nextID
@@ -456,10 +553,19 @@ func (m *miner) submitLoop(ctx context.Context) {
 		sl.id.Store(id)
 		m.line = appendSubmit(m.line[:0], id, m.userJSON, j, s)
 		if _, err := m.conn.Write(m.line); err != nil {
-			<-m.inflight
+			m.returnToken()
 			return
 		}
 		m.submitted++
+	}
+}
+
+// returnToken gives back the window slot of a submit that was not sent.
+// It never blocks: a stray reply may have taken the slot already.
+func (m *miner) returnToken() {
+	select {
+	case <-m.inflight:
+	default:
 	}
 }
 
@@ -508,5 +614,3 @@ func (m *miner) drain(ctx context.Context) {
 		}
 	}
 }
-
-var errNoSession = errors.New("loadtest: no session was authorized")

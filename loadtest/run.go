@@ -2,6 +2,7 @@ package loadtest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -46,7 +47,8 @@ The report (text, or one JSON object with --json):
   sessions              sessions that subscribed and were authorized
   connect_errors        sessions that failed to dial, subscribe or authorize (first_error: the first reason)
   disconnects           authorized sessions the pool closed before the end
-  duration_sec          the run, from the first dial to the end of submitting (replies are then awaited up to 5 s)
+  duration_sec          the run, from the first dial to the end of submitting (replies in flight are then
+                        awaited for up to --drain-timeout, 5 s)
   submitted             mining.submit lines written
   accepted              replies {"result": true, "error": null}
   rejected              every other reply to a submit; rejected_by_reason counts them by "CODE message"
@@ -67,6 +69,11 @@ The report (text, or one JSON object with --json):
 Latencies are kept in log-linear histograms: within 0.4 % of the exact value, the maximum exact.
 `
 
+var errNoSession = errors.New("loadtest: no session was authorized")
+
+// otherReasons collects refusals past the distinct reasons a miner keeps.
+const otherReasons = "other reasons"
+
 // run is what the miners of one Run share.
 type run struct {
 	cfg          Config
@@ -74,6 +81,17 @@ type run struct {
 	start        time.Time
 	drainEnd     time.Time
 	connectSlots chan struct{}
+	templates    templateCache
+}
+
+// onGrid rounds t up to the run's pacing grid (Config.PaceGrid).
+func (r *run) onGrid(t time.Time) time.Time {
+	g := r.cfg.PaceGrid
+	if g <= 0 {
+		return t
+	}
+	d := t.Sub(r.start)
+	return r.start.Add((d + g - 1) / g * g)
 }
 
 // now is the time since the run began in ns, on the monotonic clock.
@@ -168,8 +186,11 @@ func report(cfg Config, miners []*miner, elapsed time.Duration) Report {
 		rep.Rejected += m.rejected
 		rep.Unanswered += m.unanswered
 		rep.BadMessages += m.badMessages
-		for k, v := range m.reasons {
-			rep.RejectedByReason[k] += v
+		for _, r := range m.reasons {
+			rep.RejectedByReason[r.key] += r.n
+		}
+		if m.otherReasons > 0 {
+			rep.RejectedByReason[otherReasons] += m.otherReasons
 		}
 		if m.replies != nil {
 			replies.merge(m.replies)

@@ -28,6 +28,7 @@ func commands() []command {
 		{"payout", "settle blocks and pay miners once (run), or show balances and batches (status)", cmdPayout},
 		{"bench", "print the hashrate of every SHA-256d implementation on this machine", cmdBench},
 		{"devices", "list the CPU and OpenCL devices the miner can use", cmdDevices},
+		{"loadtest", "simulate N Stratum miners against a pool for a while and report what it did", cmdLoadtest},
 		{"dev", "run the whole stack on this machine, kept in --data-dir: PostgreSQL, simnet node, wallet, pool, miner", cmdDev},
 	}
 }
