@@ -51,6 +51,10 @@ const (
 // blockVersion is the template's version: BIP 9 top bits, no signalling.
 const blockVersion = 0x20000000
 
+// keepBlocks is how many of the newest headers the node answers for: over
+// a day's at a 10 s interval, and memory stays bounded in a long load test.
+const keepBlocks = 10_000
+
 // maxRequest bounds a request body: a 4 MWU block is at most 8 MB of hex.
 const maxRequest = 32 << 20
 
@@ -261,6 +265,12 @@ func (n *Node) advance(b *blockEntry) error {
 	n.tip, n.tmpl = b, t
 	n.byHash[b.hash] = b
 	n.byHeight[b.height] = b
+	// Heights grow by one per tip, so dropping the one block that falls
+	// out of the window keeps it at keepBlocks.
+	if old, ok := n.byHeight[b.height-keepBlocks]; ok {
+		delete(n.byHeight, old.height)
+		delete(n.byHash, old.hash)
+	}
 	close(n.changed)
 	n.changed = make(chan struct{})
 	n.mu.Unlock()
