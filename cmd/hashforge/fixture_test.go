@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"strings"
 	"testing"
@@ -15,8 +16,10 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/hashforge/hashforge/internal/btcaddr"
+	"github.com/hashforge/hashforge/internal/devstack/devtest"
 	"github.com/hashforge/hashforge/internal/fixturenode"
 	"github.com/hashforge/hashforge/pool/node"
+	"github.com/hashforge/hashforge/pow"
 	"github.com/hashforge/hashforge/stratum"
 )
 
@@ -144,5 +147,82 @@ func TestFixtureDevStack(t *testing.T) {
 	}
 	if err := run.stop(os.Interrupt); err != nil {
 		t.Fatalf("hashforge dev --node fixture after Ctrl-C: %v\n%s", err, run.logTail())
+	}
+}
+
+// TestFixtureServeFindsBlock: a block the pool assembles from a fixture
+// template (3,000 transactions, witness commitment) passes the fixture's
+// submitblock checks: proof of work, merkle root, BIP 34 height, coinbase
+// amount and witness commitment. The fixture runs at regtest's bits here,
+// the only way a test finds a block; the block becomes its tip and the
+// pool moves its miners onto it.
+func TestFixtureServeFindsBlock(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	dbURL := devtest.Postgres(t)
+	fx, err := fixturenode.Start(ctx, fixturenode.Options{Bits: 0x207fffff, BlockInterval: time.Hour, Logger: testLogger(slog.LevelDebug)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fx.Stop(context.Background())
+	a, err := address.NewAddressWitnessPubKeyHash(bytes.Repeat([]byte{0x42}, 20), &chaincfg.MainNetParams)
+	if err != nil {
+		t.Fatal(err)
+	}
+	poolAddr := a.EncodeAddress()
+	l := startServe(ctx, t, serveConfig{
+		Network: "mainnet", NodeURL: "http://" + fx.Host, NodeUser: fx.User, NodePass: fx.Pass,
+		PoolAddress: poolAddr, DatabaseURL: dbURL, StratumAddr: "127.0.0.1:0",
+		StartDifficulty: 1e-9, MinDifficulty: 1e-9, ShareInterval: 10 * time.Second,
+		CoinbaseTag: "/fixture-e2e/", Extranonce2Size: 8, VersionMask: "1fffe000", SpoolDir: t.TempDir(),
+	})
+	c, err := stratum.Dial(ctx, l.Stratum.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	m := &testMiner{t: t, c: c}
+	res, err := c.Call(ctx, "mining.subscribe", []any{"fixture-test/1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub, err := stratum.ParseSubscribeResult(res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.en1, m.en2Size = mustHex(t, sub.Extranonce1), sub.Extranonce2Size
+	user := poolAddr + ".rig"
+	if res, err := c.Call(ctx, "mining.authorize", []any{user, "x"}); err != nil || string(res) != "true" {
+		t.Fatalf("authorize: %s %v", res, err)
+	}
+	j := m.next(ctx, false)
+	if len(j.n.MerkleBranch) != 12 {
+		t.Fatalf("merkle branch of %d; want 12", len(j.n.MerkleBranch))
+	}
+	// A block that is also a share: the harder of the two targets.
+	j.target = nbitsTarget(t, j.n.NBits)
+	if st := shareTarget(j.difficulty); st.Cmp(j.target) < 0 {
+		j.target = st
+	}
+	en2 := make([]byte, m.en2Size)
+	nonce, hash := m.solve(j, en2, beHex32(t, j.n.Version), true)
+	if err := m.submit(ctx, user, j, en2, nonce, nil); err != nil {
+		t.Fatalf("block share refused: %v", err)
+	}
+	// The pool submits at once; the fixture takes it and it is the tip.
+	for deadline := time.Now().Add(time.Minute); fx.Accepted() == 0; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the fixture accepted no block a minute after the block share (see the fixture's refusal in the log with -v)")
+		}
+	}
+	if tip, _ := fx.Tip(); tip.String() != displayHash(hash) {
+		t.Errorf("fixture tip %s; want the pool's block %s", tip, displayHash(hash))
+	}
+	// The pool's next clean job builds on it.
+	want, err := pow.NotifyPrevHash(displayHash(hash))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for next := m.next(ctx, true); next.n.PrevHash != want; next = m.next(ctx, true) {
 	}
 }
