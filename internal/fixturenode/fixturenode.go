@@ -109,7 +109,8 @@ type blockEntry struct {
 }
 
 // Start listens and serves until Stop. The chain starts with one made-up
-// block at opts.Height-1.
+// block at opts.Height-1. ctx only carries values to the requests: the
+// node stops at Stop, after the caller has stopped what uses it.
 func Start(ctx context.Context, opts Options) (*Node, error) {
 	if opts.BlockInterval <= 0 {
 		opts.BlockInterval = DefaultBlockInterval
@@ -145,15 +146,9 @@ func Start(ctx context.Context, opts Options) (*Node, error) {
 		return nil, err
 	}
 
-	var ln net.Listener
-	var err error
-	if opts.PortHint > 0 {
-		ln, err = net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(opts.PortHint)))
-	}
-	if ln == nil {
-		if ln, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
-			return nil, fmt.Errorf("fixture node: listen: %w", err)
-		}
+	ln, err := listen(opts.PortHint)
+	if err != nil {
+		return nil, err
 	}
 	n.Host = ln.Addr().String()
 	n.srv = &http.Server{Handler: n, ReadHeaderTimeout: 10 * time.Second,
@@ -172,6 +167,21 @@ func Start(ctx context.Context, opts Options) (*Node, error) {
 	n.log.Info("fixture node listening", "rpc", n.Host, "height", opts.Height, "bits", fmt.Sprintf("%08x", opts.Bits),
 		"transactions", opts.Transactions, "block_interval", opts.BlockInterval)
 	return n, nil
+}
+
+// listen takes 127.0.0.1:hint when it is free (a restarted dev stack
+// keeps its node-rpc line), else a port the kernel picks.
+func listen(hint int) (net.Listener, error) {
+	if hint > 0 {
+		if ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(hint))); err == nil {
+			return ln, nil
+		}
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("fixture node: listen: %w", err)
+	}
+	return ln, nil
 }
 
 // URL is the RPC endpoint with credentials (serve's --node-url).
