@@ -365,13 +365,11 @@ func writeReply(w http.ResponseWriter, id json.RawMessage, result []byte, rerr *
 		errJSON, _ = json.Marshal(rerr)
 	}
 	w.Header().Set("Content-Type", "application/json")
-	b := make([]byte, 0, len(result)+len(errJSON)+len(id)+32)
-	b = append(b, `{"result":`...)
-	b = append(b, result...)
-	b = append(b, `,"error":`...)
-	b = append(b, errJSON...)
-	b = append(b, `,"id":`...)
-	b = append(b, id...)
-	b = append(b, "}\n"...)
-	_, _ = w.Write(b)
+	// Written in pieces: a template's result is megabytes, not worth
+	// copying into one buffer.
+	for _, piece := range [][]byte{[]byte(`{"result":`), result, []byte(`,"error":`), errJSON, []byte(`,"id":`), id, []byte("}\n")} {
+		if _, err := w.Write(piece); err != nil {
+			return
+		}
+	}
 }
