@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/hashforge/hashforge/internal/devstack"
+	"github.com/hashforge/hashforge/internal/fixturenode"
 	"github.com/hashforge/hashforge/ledger"
 	"github.com/hashforge/hashforge/payout"
 	"github.com/hashforge/hashforge/pool/node"
@@ -28,6 +29,11 @@ type devConfig struct {
 	Fresh          bool
 	PayoutInterval time.Duration
 	LogLevel       string
+	// Node is what serves templates: "btcd" (a simnet btcd and
+	// btcwallet) or "fixture" (fixturenode: mainnet-like templates,
+	// payouts off).
+	Node                 string
+	FixtureBlockInterval time.Duration
 }
 
 func cmdDev(args []string) error {
@@ -40,6 +46,8 @@ func cmdDev(args []string) error {
 	fs.IntVar(&cfg.MinerThreads, "miner-threads", 1, "threads of the bundled miner (0: no miner)")
 	fs.DurationVar(&cfg.PayoutInterval, "payout-interval", 10*time.Second, "how often the pool settles blocks and sends payments")
 	fs.StringVar(&cfg.LogLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&cfg.Node, "node", devNodeBtcd, "template source: btcd (simnet btcd and btcwallet, payouts on) or fixture (mainnet-like templates for load tests, payouts off)")
+	fs.DurationVar(&cfg.FixtureBlockInterval, "fixture-block-interval", fixturenode.DefaultBlockInterval, "with --node fixture: how often a new previous block arrives")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -59,11 +67,37 @@ const (
 	devMaturity        = payout.DefaultMaturity + 1 // one block of slack for the wallet to see a coinbase mature
 	devConfirmations   = 1
 	devPayoutThreshold = payout.DefaultThreshold
+
+	devNodeBtcd    = "btcd"
+	devNodeFixture = "fixture"
+	// devFixtureDatabase keeps the fixture's shares and blocks apart
+	// from the simnet chain's in the same cluster: the two chains never
+	// mix in one database.
+	devFixtureDatabase = "hashforge_fixture"
+	// devFixtureWallet is the wallet line of a fixture stack: there is no
+	// wallet, and scripts still find five lines.
+	devFixtureWallet = "none (fixture node: payouts off)"
 )
+
+// devNodeSide is what the node half of the dev stack (btcd and btcwallet,
+// or the fixture) gives the rest: serve's node, network, pool address and
+// payout settings, the miner's address, and two of the lines scripts read.
+type devNodeSide struct {
+	serve        serveConfig
+	minerAddress string
+	nodeLine     string
+	walletLine   string
+}
 
 // runDev runs the dev stack until ctx ends, printing the lines scripts
 // read (stratum:, dashboard:, node-rpc:, database:, wallet:) to out.
 func runDev(ctx context.Context, cfg devConfig, log *slog.Logger, out io.Writer) error {
+	if cfg.Node == "" {
+		cfg.Node = devNodeBtcd
+	}
+	if cfg.Node != devNodeBtcd && cfg.Node != devNodeFixture {
+		return fmt.Errorf("--node %q: want %s or %s", cfg.Node, devNodeBtcd, devNodeFixture)
+	}
 	dir, err := filepath.Abs(cfg.DataDir)
 	if err != nil {
 		return fmt.Errorf("data dir: %w", err)
@@ -111,88 +145,57 @@ func runDev(ctx context.Context, cfg devConfig, log *slog.Logger, out io.Writer)
 		return err
 	}
 	defer stopChild("postgres", pg.Stop)
-	dbURL, err := pg.CreateDatabase(ctx, devDatabase)
+	database := devDatabase
+	if cfg.Node == devNodeFixture {
+		database = devFixtureDatabase
+	}
+	dbURL, err := pg.CreateDatabase(ctx, database)
 	if err != nil {
 		return err
 	}
 	st.PostgresPort = pg.Port
 
-	btcd, err := devstack.StartBtcd(ctx, devstack.BtcdOptions{
-		Network: devNetwork, DataDir: filepath.Join(dir, "btcd"),
-		PortHint: st.Node.Port, RPCUser: st.Node.User, RPCPass: st.Node.Pass,
-		// Blocks devstack mines itself (a stale tip's) pay the wallet
-		// once it has an address: more for it to pay fees from. On the
-		// first start btcd generates an address, whose key is kept for
-		// the bundled miner to mine to.
-		MiningAddr: st.PoolAddress,
-		Logger:     dl,
-	})
-	if err != nil {
-		return err
-	}
-	defer stopChild("btcd", btcd.Stop)
-	if st.MinerAddress == "" {
-		st.MinerAddress, st.MinerKey = btcd.MiningAddr, btcd.MiningKey
-	}
-	if st.Node, err = rpcStateOf(btcd.RPCHost, btcd.RPCUser, btcd.RPCPass); err != nil {
-		return err
-	}
-	if err := checkDevChain(ctx, dbURL, btcd.RPCURL(), dir); err != nil {
-		return err
-	}
-
-	wallet, err := devstack.StartBtcwallet(ctx, devstack.BtcwalletOptions{
-		Btcd: btcd, DataDir: filepath.Join(dir, "btcwallet"),
-		PortHint: st.Wallet.Port, RPCUser: st.Wallet.User, RPCPass: st.Wallet.Pass,
-		Logger: dl,
-	})
-	if err != nil {
-		return err
-	}
-	defer stopChild("btcwallet", wallet.Stop)
-	if st.Wallet, err = rpcStateOf(wallet.RPCHost, wallet.RPCUser, wallet.RPCPass); err != nil {
-		return err
-	}
-	// The coinbases pay an address of the wallet, so that it can pay the
-	// miners from them.
-	if st.PoolAddress == "" {
-		if err := wallet.Call(ctx, "getnewaddress", nil, &st.PoolAddress); err != nil {
-			return fmt.Errorf("ask btcwallet for the pool address: %w", err)
+	var side *devNodeSide
+	if cfg.Node == devNodeFixture {
+		fx, err := fixturenode.Start(ctx, fixturenode.Options{
+			PortHint: st.Fixture.RPC.Port, User: st.Fixture.RPC.User, Pass: st.Fixture.RPC.Pass,
+			BlockInterval: cfg.FixtureBlockInterval, Logger: log.With("component", "fixture"),
+		})
+		if err != nil {
+			return err
+		}
+		defer stopChild("fixture node", fx.Stop)
+		if side, err = fixtureSide(fx, &st, cfg, dl); err != nil {
+			return err
+		}
+	} else {
+		var stop func()
+		side, stop, err = startBtcdSide(ctx, dir, dbURL, &st, cfg, dl, stopChild)
+		defer stop()
+		if err != nil {
+			return err
 		}
 	}
 	if err := saveDevState(dir, st); err != nil {
 		return err
 	}
 
-	scfg := serveConfig{
-		Network:         devNetwork,
-		NodeURL:         "http://" + btcd.RPCHost,
-		NodeUser:        btcd.RPCUser,
-		NodePass:        btcd.RPCPass,
-		PoolAddress:     st.PoolAddress,
-		DatabaseURL:     dbURL,
-		StratumAddr:     cfg.StratumAddr,
-		HTTPAddr:        cfg.HTTPAddr,
-		CoinbaseTag:     "/hashforge-dev/",
-		Extranonce2Size: 8,
-		VersionMask:     "1fffe000",
-		SpoolDir:        filepath.Join(dir, "spool"),
-		Payout: payoutConfig{
-			Scheme:        string(payout.PPLNS),
-			PPLNSWindow:   payout.DefaultPPLNSWindow,
-			Threshold:     devPayoutThreshold,
-			Interval:      cfg.PayoutInterval,
-			Maturity:      devMaturity,
-			Confirmations: devConfirmations,
-			DropAfter:     payout.DefaultDropAfter,
-			WalletURL:     "http://" + wallet.RPCHost,
-			WalletUser:    wallet.RPCUser,
-			WalletPass:    wallet.RPCPass,
-			WalletAccount: "default",
-		},
+	scfg := side.serve
+	scfg.DatabaseURL = dbURL
+	scfg.StratumAddr = cfg.StratumAddr
+	scfg.HTTPAddr = cfg.HTTPAddr
+	scfg.CoinbaseTag = "/hashforge-dev/"
+	scfg.Extranonce2Size = 8
+	scfg.VersionMask = "1fffe000"
+	scfg.SpoolDir = filepath.Join(dir, "spool")
+	if cfg.Node == devNodeFixture {
+		// Its own spool: a batch of the fixture's shares must never be
+		// replayed into the simnet database, nor the other way round.
+		scfg.SpoolDir = filepath.Join(dir, "spool-fixture")
+		devFixturePoolSettings(&scfg)
+	} else {
+		devPoolSettings(&scfg)
 	}
-
-	devPoolSettings(&scfg)
 
 	g, gctx := errgroup.WithContext(ctx)
 	ready := make(chan listeners, 1)
@@ -209,17 +212,17 @@ func runDev(ctx context.Context, cfg devConfig, log *slog.Logger, out io.Writer)
 	if l.HTTP != nil {
 		fmt.Fprintf(out, "dashboard: http://%s/\n", l.HTTP.String())
 	}
-	fmt.Fprintf(out, "node-rpc: %s\n", btcd.RPCURL())
+	fmt.Fprintf(out, "node-rpc: %s\n", side.nodeLine)
 	fmt.Fprintf(out, "database: %s\n", dbURL)
-	fmt.Fprintf(out, "wallet: %s\n", wallet.RPCURL())
+	fmt.Fprintf(out, "wallet: %s\n", side.walletLine)
 	// Scripts read exactly the five lines above from stdout; the rest is log.
-	log.Info("dev stack ready", "data_dir", dir, "pool_address", st.PoolAddress, "miner_address", st.MinerAddress,
-		"miner_threads", cfg.MinerThreads)
+	log.Info("dev stack ready", "data_dir", dir, "node", cfg.Node, "pool_address", scfg.PoolAddress,
+		"miner_address", side.minerAddress, "miner_threads", cfg.MinerThreads)
 
 	if cfg.MinerThreads > 0 {
 		miner, err := worker.New(worker.Config{
 			URLs:    []string{stratumURL},
-			User:    st.MinerAddress + ".dev",
+			User:    side.minerAddress + ".dev",
 			Threads: cfg.MinerThreads,
 			// stdout holds only the lines above, for scripts.
 			Output: os.Stderr,
@@ -237,6 +240,132 @@ func runDev(ctx context.Context, cfg devConfig, log *slog.Logger, out io.Writer)
 	return err
 }
 
+// startBtcdSide starts the simnet btcd and its btcwallet, checks the kept
+// database against the chain, and fills st with their ports, credentials
+// and addresses. stop stops what was started (call it even on error).
+func startBtcdSide(ctx context.Context, dir, dbURL string, st *devState, cfg devConfig, dl *slog.Logger,
+	stopChild func(string, func(context.Context) error)) (side *devNodeSide, stop func(), err error) {
+	var stops []func()
+	stop = func() {
+		for i := len(stops) - 1; i >= 0; i-- {
+			stops[i]()
+		}
+	}
+	btcd, err := devstack.StartBtcd(ctx, devstack.BtcdOptions{
+		Network: devNetwork, DataDir: filepath.Join(dir, "btcd"),
+		PortHint: st.Node.Port, RPCUser: st.Node.User, RPCPass: st.Node.Pass,
+		// Blocks devstack mines itself (a stale tip's) pay the wallet
+		// once it has an address: more for it to pay fees from. On the
+		// first start btcd generates an address, whose key is kept for
+		// the bundled miner to mine to.
+		MiningAddr: st.PoolAddress,
+		Logger:     dl,
+	})
+	if err != nil {
+		return nil, stop, err
+	}
+	stops = append(stops, func() { stopChild("btcd", btcd.Stop) })
+	if st.MinerAddress == "" {
+		st.MinerAddress, st.MinerKey = btcd.MiningAddr, btcd.MiningKey
+	}
+	if st.Node, err = rpcStateOf(btcd.RPCHost, btcd.RPCUser, btcd.RPCPass); err != nil {
+		return nil, stop, err
+	}
+	if err := checkDevChain(ctx, dbURL, btcd.RPCURL(), dir); err != nil {
+		return nil, stop, err
+	}
+
+	wallet, err := devstack.StartBtcwallet(ctx, devstack.BtcwalletOptions{
+		Btcd: btcd, DataDir: filepath.Join(dir, "btcwallet"),
+		PortHint: st.Wallet.Port, RPCUser: st.Wallet.User, RPCPass: st.Wallet.Pass,
+		Logger: dl,
+	})
+	if err != nil {
+		return nil, stop, err
+	}
+	stops = append(stops, func() { stopChild("btcwallet", wallet.Stop) })
+	if st.Wallet, err = rpcStateOf(wallet.RPCHost, wallet.RPCUser, wallet.RPCPass); err != nil {
+		return nil, stop, err
+	}
+	// The coinbases pay an address of the wallet, so that it can pay the
+	// miners from them.
+	if st.PoolAddress == "" {
+		if err := wallet.Call(ctx, "getnewaddress", nil, &st.PoolAddress); err != nil {
+			return nil, stop, fmt.Errorf("ask btcwallet for the pool address: %w", err)
+		}
+	}
+	return &devNodeSide{
+		serve: serveConfig{
+			Network:     devNetwork,
+			NodeURL:     "http://" + btcd.RPCHost,
+			NodeUser:    btcd.RPCUser,
+			NodePass:    btcd.RPCPass,
+			PoolAddress: st.PoolAddress,
+			Payout: payoutConfig{
+				Scheme:        string(payout.PPLNS),
+				PPLNSWindow:   payout.DefaultPPLNSWindow,
+				Threshold:     devPayoutThreshold,
+				Interval:      cfg.PayoutInterval,
+				Maturity:      devMaturity,
+				Confirmations: devConfirmations,
+				DropAfter:     payout.DefaultDropAfter,
+				WalletURL:     "http://" + wallet.RPCHost,
+				WalletUser:    wallet.RPCUser,
+				WalletPass:    wallet.RPCPass,
+				WalletAccount: "default",
+			},
+		},
+		minerAddress: st.MinerAddress,
+		nodeLine:     btcd.RPCURL(),
+		walletLine:   wallet.RPCURL(),
+	}, stop, nil
+}
+
+// fixtureSide is the node half of a fixture stack: serve on mainnet
+// against the fixture, paying a mainnet address made (with its key) on the
+// first fixture start and kept in st. There is no wallet, so nothing is
+// paid: serve still records blocks (none at mainnet difficulty) and
+// credits shares. The kept chain is not checked against the database
+// (checkDevChain): the fixture's chain is new on every start, and its
+// database is its own.
+func fixtureSide(fx *fixturenode.Node, st *devState, cfg devConfig, dl *slog.Logger) (*devNodeSide, error) {
+	var err error
+	if st.Fixture.PoolAddress == "" {
+		if st.Fixture.PoolAddress, st.Fixture.PoolKey, err = newMainnetAddress(); err != nil {
+			return nil, err
+		}
+	}
+	if st.Fixture.RPC, err = rpcStateOf(fx.Host, fx.User, fx.Pass); err != nil {
+		return nil, err
+	}
+	dl.Info("fixture node in place of btcd: mainnet templates, payouts off (no wallet)",
+		"block_interval", cfg.FixtureBlockInterval, "pool_address", st.Fixture.PoolAddress)
+	return &devNodeSide{
+		serve: serveConfig{
+			Network:     "mainnet",
+			NodeURL:     "http://" + fx.Host,
+			NodeUser:    fx.User,
+			NodePass:    fx.Pass,
+			PoolAddress: st.Fixture.PoolAddress,
+			Payout: payoutConfig{
+				Scheme:      string(payout.PPLNS),
+				PPLNSWindow: payout.DefaultPPLNSWindow,
+				Threshold:   devPayoutThreshold,
+				Interval:    cfg.PayoutInterval,
+				Maturity:    payout.DefaultMaturity,
+				// No WalletURL: blocks are tracked, nothing is paid.
+				Confirmations: devConfirmations,
+				DropAfter:     payout.DefaultDropAfter,
+			},
+		},
+		// The bundled miner mines to the pool's own address: with
+		// payouts off, whose credit it is does not matter.
+		minerAddress: st.Fixture.PoolAddress,
+		nodeLine:     fx.URL(),
+		walletLine:   devFixtureWallet,
+	}, nil
+}
+
 // clearDevData deletes what the dev stack keeps in dir, stopping any
 // server a killed run left running there first.
 func clearDevData(ctx context.Context, dir string, log *slog.Logger) error {
@@ -248,7 +377,7 @@ func clearDevData(ctx context.Context, dir string, log *slog.Logger) error {
 			return err
 		}
 	}
-	for _, f := range []string{"spool", devStateFile} {
+	for _, f := range []string{"spool", "spool-fixture", devStateFile} {
 		if err := os.RemoveAll(filepath.Join(dir, f)); err != nil {
 			return fmt.Errorf("clear data dir: %w", err)
 		}

@@ -9,6 +9,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"syscall"
+
+	"github.com/btcsuite/btcd/address/v2"
+	"github.com/btcsuite/btcd/btcec/v2"
+	"github.com/btcsuite/btcd/btcutil/v2"
+	"github.com/btcsuite/btcd/chaincfg/v2"
 )
 
 // devStateFile, in the dev data dir, is what `hashforge dev` keeps across
@@ -27,6 +32,36 @@ type devState struct {
 	// wallet; MinerKey is its WIF private key.
 	MinerAddress string `json:"miner_address"`
 	MinerKey     string `json:"miner_key"`
+	// Fixture is what `--node fixture` keeps, apart from the simnet
+	// stack's so that one data dir runs either.
+	Fixture devFixture `json:"fixture,omitzero"`
+}
+
+// devFixture is the fixture node's RPC port and credentials, and the
+// mainnet address its coinbases pay, with the address's WIF key (the
+// fixture's blocks are made up, but a key kept beside an address is
+// what makes it the pool's).
+type devFixture struct {
+	RPC         devRPC `json:"rpc"`
+	PoolAddress string `json:"pool_address"`
+	PoolKey     string `json:"pool_key"`
+}
+
+// newMainnetAddress makes a P2WPKH mainnet address from a fresh key.
+func newMainnetAddress() (addr, wif string, err error) {
+	key, err := btcec.NewPrivateKey()
+	if err != nil {
+		return "", "", fmt.Errorf("generate the fixture's pool key: %w", err)
+	}
+	a, err := address.NewAddressWitnessPubKeyHash(address.Hash160(key.PubKey().SerializeCompressed()), &chaincfg.MainNetParams)
+	if err != nil {
+		return "", "", fmt.Errorf("derive the fixture's pool address: %w", err)
+	}
+	w, err := btcutil.NewWIF(key, &chaincfg.MainNetParams, true)
+	if err != nil {
+		return "", "", fmt.Errorf("encode the fixture's pool key: %w", err)
+	}
+	return a.EncodeAddress(), w.String(), nil
 }
 
 // devRPC is a child's RPC port and credentials.
