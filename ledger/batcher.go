@@ -26,8 +26,9 @@ type BatcherOptions struct {
 	// (default 5000). The writer takes whatever the log holds up to it:
 	// batches are sized by what is waiting.
 	MaxBatch int
-	// FlushInterval is how often the writer looks for log to apply when
-	// nothing woke it (default 200ms); a group commit wakes it at once.
+	// FlushInterval is how often the writer applies the spool when less
+	// than MaxBatch shares wait (default 100ms): a full batch is applied
+	// at once.
 	FlushInterval time.Duration
 	// QueueSize bounds the shares waiting for the next group commit
 	// (default 100_000). When it is full AddShare blocks.
@@ -55,7 +56,7 @@ type BatcherOptions struct {
 
 const (
 	defaultMaxBatch      = 5000
-	defaultFlushInterval = 200 * time.Millisecond
+	defaultFlushInterval = 100 * time.Millisecond
 	defaultQueueSize     = 100_000
 
 	// attemptTimeout bounds one write of one batch. The writer is a single
@@ -124,7 +125,6 @@ type Batcher struct {
 	// commitMu makes group commits one at a time (Run's and late ones):
 	// records are appended in acknowledgement order.
 	commitMu sync.Mutex
-	logged   chan struct{} // the writer has new log to apply
 
 	hmu        sync.Mutex // the health state below
 	dbUp       bool
@@ -174,7 +174,6 @@ func NewBatcher(l *Ledger, opts BatcherOptions) *Batcher {
 		opts:       opts,
 		log:        log.With("component", "ledger.batcher"),
 		wake:       make(chan struct{}, 1),
-		logged:     make(chan struct{}, 1),
 		workers:    make(map[workerKey]cachedWorker),
 		dbUp:       true,
 		spoolUp:    opts.SpoolDir != "",
@@ -369,10 +368,6 @@ func (b *Batcher) keep(shares []record.Share) error {
 			b.batchesSpooled.Add(1)
 			b.sharesSpooled.Add(uint64(len(shares)))
 			b.spoolOK()
-			select {
-			case b.logged <- struct{}{}:
-			default:
-			}
 			return nil
 		}
 		b.spoolFailed(err)
@@ -428,12 +423,14 @@ func (b *Batcher) writer(ctx context.Context) {
 	defer tick.Stop()
 	buf := make([]record.Share, 0, b.opts.MaxBatch)
 	for ctx.Err() == nil {
-		if b.applyOnce(ctx, rd, &buf) {
+		// Apply while full batches are waiting; a partial one waits for
+		// the next tick, so that a steady trickle becomes a few large
+		// transactions a second rather than one per group commit.
+		if b.applyOnce(ctx, rd, &buf) && len(buf) >= b.opts.MaxBatch {
 			continue
 		}
 		select {
 		case <-ctx.Done():
-		case <-b.logged:
 		case <-tick.C:
 		}
 	}
@@ -480,7 +477,7 @@ func (b *Batcher) applyOnce(ctx context.Context, rd *walReader, buf *[]record.Sh
 		limit = 1
 	}
 	shares, next, err := rd.read(b.cursor, limit, (*buf)[:0])
-	*buf = shares[:0]
+	*buf = shares // the caller looks at how many were read
 	if err != nil && len(shares) == 0 {
 		if errors.Is(err, errSegmentDamaged) {
 			b.skipDamaged(ctx, rd, next, err)

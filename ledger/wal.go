@@ -163,7 +163,37 @@ type walReader struct {
 	sp  *spool
 	f   *os.File
 	seg uint64 // segment f is open on
-	buf []byte
+	// chunk holds bytes of the open segment from chunkOff on: one read
+	// serves the many small records of a busy group commit.
+	chunk    []byte
+	chunkOff int64
+}
+
+const walReadChunk = 1 << 20
+
+// bytesAt returns n bytes of the open segment at off, below limit, from
+// the chunk when it holds them.
+func (r *walReader) bytesAt(off, n, limit int64) ([]byte, error) {
+	if off >= r.chunkOff && off+n <= r.chunkOff+int64(len(r.chunk)) {
+		return r.chunk[off-r.chunkOff : off-r.chunkOff+n], nil
+	}
+	size := min(max(n, walReadChunk), limit-off)
+	if size < n {
+		return nil, io.ErrUnexpectedEOF
+	}
+	if int64(cap(r.chunk)) < size {
+		r.chunk = make([]byte, size)
+	}
+	r.chunk = r.chunk[:size]
+	m, err := r.f.ReadAt(r.chunk, off)
+	r.chunk, r.chunkOff = r.chunk[:m], off
+	if int64(m) < n {
+		if err == nil || err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, err
+	}
+	return r.chunk[:n], nil
 }
 
 // errSegmentDamaged is a record that is neither whole nor a torn tail.
@@ -226,6 +256,7 @@ func (r *walReader) open(seg uint64) error {
 		return err
 	}
 	r.f, r.seg = f, seg
+	r.chunk, r.chunkOff = r.chunk[:0], 0
 	return nil
 }
 
@@ -247,12 +278,14 @@ func (r *walReader) readSegment(pos walPos, limit int64, maxShares int, dst []re
 		if next.off+recordHeaderLen > limit {
 			return shares, next, true, nil
 		}
-		if _, err := r.f.ReadAt(hdr[:], next.off); err != nil {
+		h, err := r.bytesAt(next.off, recordHeaderLen, limit)
+		if err != nil {
 			if err == io.EOF || errors.Is(err, io.ErrUnexpectedEOF) {
 				return shares, next, true, nil
 			}
 			return shares, next, false, err
 		}
+		copy(hdr[:], h)
 		length := int64(binary.LittleEndian.Uint32(hdr[4:8]))
 		end := next.off + recordHeaderLen + length
 		if [4]byte(hdr[0:4]) != walMagic {
@@ -272,11 +305,8 @@ func (r *walReader) readSegment(pos walPos, limit int64, maxShares int, dst []re
 		if end > limit {
 			return shares, next, true, nil
 		}
-		if int64(cap(r.buf)) < length {
-			r.buf = make([]byte, length)
-		}
-		payload := r.buf[:length]
-		if _, err := r.f.ReadAt(payload, next.off+recordHeaderLen); err != nil {
+		payload, err := r.bytesAt(next.off+recordHeaderLen, length, limit)
+		if err != nil {
 			if err == io.EOF || errors.Is(err, io.ErrUnexpectedEOF) {
 				return shares, next, true, nil
 			}

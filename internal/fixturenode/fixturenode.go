@@ -106,6 +106,10 @@ type blockEntry struct {
 	header    wire.BlockHeader
 	submitted bool
 	ntx       int
+	// coinbase is the coinbase transaction of a submitted block, for
+	// getblock at verbosity 0 (a pool reads it to recognise its own
+	// blocks); made-up blocks get a made-up one.
+	coinbase *wire.MsgTx
 }
 
 // Start listens and serves until Stop. The chain starts with one made-up

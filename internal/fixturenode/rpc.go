@@ -11,6 +11,7 @@ import (
 
 	"github.com/btcsuite/btcd/chaincfg/v2"
 	"github.com/btcsuite/btcd/chainhash/v2"
+	"github.com/btcsuite/btcd/wire/v2"
 
 	"github.com/hashforge/hashforge/internal/btcaddr"
 	"github.com/hashforge/hashforge/pow"
@@ -181,12 +182,24 @@ func (n *Node) getBlock(method string, params []json.RawMessage) ([]byte, error)
 		return nil, &rpcError{Code: codeInvalidAddrKey, Message: "Block not found"}
 	}
 	if !verbose {
-		if method == "getblock" {
-			return nil, &rpcError{Code: -1, Message: "Block not available (the fixture node keeps headers only)"}
-		}
 		var buf bytes.Buffer
 		if err := b.header.Serialize(&buf); err != nil {
 			return nil, err
+		}
+		if method == "getblock" {
+			// The fixture keeps headers and coinbases only: the raw
+			// block it serves is the header and the coinbase, which is
+			// all a pool reads of a block it did not just build.
+			cb := b.coinbase
+			if cb == nil {
+				cb = madeUpCoinbase(b.height)
+			}
+			if err := wire.WriteVarInt(&buf, 0, 1); err != nil {
+				return nil, err
+			}
+			if err := cb.Serialize(&buf); err != nil {
+				return nil, err
+			}
 		}
 		return json.Marshal(hex.EncodeToString(buf.Bytes()))
 	}
@@ -216,4 +229,14 @@ func difficulty(bits uint32) float64 {
 		return 0
 	}
 	return pow.TargetToDifficulty(t)
+}
+
+// madeUpCoinbase stands for the coinbase of a block the timer made up: a
+// BIP 34 height push and an output paying nobody in particular.
+func madeUpCoinbase(height int64) *wire.MsgTx {
+	tx := wire.NewMsgTx(1)
+	script := []byte{4, byte(height), byte(height >> 8), byte(height >> 16), byte(height >> 24)}
+	tx.AddTxIn(&wire.TxIn{PreviousOutPoint: wire.OutPoint{Index: 0xffffffff}, SignatureScript: append(script, "/fixture/"...), Sequence: 0xffffffff})
+	tx.AddTxOut(&wire.TxOut{Value: 312_500_000, PkScript: []byte{0x6a}})
+	return tx
 }

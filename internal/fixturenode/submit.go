@@ -47,7 +47,8 @@ func (n *Node) submitBlock(blockHex string) (verdict string, err error) {
 	height := n.tip.height + 1
 	n.accepted++
 	n.mu.Unlock()
-	b := &blockEntry{hash: hash, height: height, header: blk.Header, submitted: true, ntx: len(blk.Transactions)}
+	b := &blockEntry{hash: hash, height: height, header: blk.Header, submitted: true, ntx: len(blk.Transactions),
+		coinbase: blk.Transactions[0]}
 	if err := n.advance(b); err != nil {
 		return "", err
 	}
