@@ -109,3 +109,20 @@ func BenchmarkFanOut(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(len(sessions)), "ns/session")
 }
+
+// BenchmarkDecoderSubmit is what the session does with a submit line:
+// decode it and parse its params.
+func BenchmarkDecoderSubmit(b *testing.B) {
+	line := []byte(realLines[2])
+	var d Decoder
+	b.ReportAllocs()
+	for b.Loop() {
+		req, err := d.Decode(line)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := req.Submit(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -13,6 +13,10 @@ type Request struct {
 	ID     json.RawMessage `json:"id"`
 	Method string          `json:"method"`
 	Params json.RawMessage `json:"params"`
+
+	// submit is Params already parsed by a Decoder, for Submit.
+	submit    SubmitParams
+	hasSubmit bool
 }
 
 // wireMessage is the union of every Stratum message shape. Decoding into raw

@@ -487,6 +487,7 @@ func (s *Session) call(what string, fn func()) (ok bool) {
 
 func (s *Session) readLoop() {
 	lr := NewLineReader(s.conn, s.cfg.maxLine)
+	var dec Decoder
 	start := s.cfg.now()
 	bucket := newTokenBucket(s.cfg.rate, start)
 	throttled := 0 // requests read late because of the rate limit
@@ -520,7 +521,7 @@ func (s *Session) readLoop() {
 			throttled++
 			s.cfg.sleep(s.ctx, wait)
 		}
-		req, err := DecodeRequest(line)
+		req, err := dec.Decode(line)
 		if err != nil {
 			if err == errNotRequest {
 				continue
