@@ -30,6 +30,10 @@ type LineReader struct {
 	start int // first unconsumed byte of buf
 	end   int // end of valid data in buf
 	err   error
+
+	// beforeRead, if set, runs before every read from r, that is whenever
+	// no complete line is buffered and the next read may block.
+	beforeRead func()
 }
 
 // NewLineReader returns a reader of lines of at most max bytes (not counting
@@ -111,6 +115,9 @@ func (lr *LineReader) fill() int {
 		grown := make([]byte, size)
 		copy(grown, lr.buf[:lr.end])
 		lr.buf = grown
+	}
+	if lr.beforeRead != nil {
+		lr.beforeRead()
 	}
 	// io.Reader allows (0, nil); give up like bufio does rather than spin.
 	for range 100 {
