@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"runtime"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -46,6 +47,11 @@ const (
 	// flushTimeout bounds how long a closing session may spend delivering
 	// its last queued lines (an error reply, a client.reconnect).
 	flushTimeout = time.Second
+
+	// workQueue is how many sessions may wait for a shared writer; beyond
+	// it a session gets a writer goroutine of its own, so a sender never
+	// waits.
+	workQueue = 1 << 16
 
 	// maxWriteBatch is how many queued lines one writev may carry; a job
 	// broadcast right after a difficulty change then costs one syscall.
@@ -131,6 +137,9 @@ type serverConfig struct {
 	sleep        func(ctx context.Context, d time.Duration)
 	handler      Handler
 	registerDone func(*Session)
+	// work feeds the shared writers: sessions with lines queued by other
+	// goroutines. nil outside Serve (tests), where each gets a writer.
+	work chan *Session
 }
 
 func (srv *Server) config() *serverConfig {
@@ -244,6 +253,21 @@ func (srv *Server) Serve(ctx context.Context, ln net.Listener) error {
 	srv.mu.Unlock()
 
 	cfg.registerDone = srv.unregister
+	cfg.work = make(chan *Session, workQueue)
+	var writers sync.WaitGroup
+	for range runtime.GOMAXPROCS(0) {
+		writers.Go(func() {
+			for s := range cfg.work {
+				s.writeShared()
+			}
+		})
+	}
+	defer func() {
+		// After every session ended (deferred below, so run first):
+		// nothing sends to work any more.
+		close(cfg.work)
+		writers.Wait()
+	}()
 	stop := context.AfterFunc(ctx, func() { ln.Close() })
 	defer stop()
 	defer ln.Close()
@@ -331,9 +355,14 @@ type Session struct {
 	inBatch bool
 	// wclosed: the session ended; nothing more is queued.
 	wclosed bool
-	writers sync.WaitGroup
+	// queuedSeq counts the lines ever queued, writtenSeq those written or
+	// dropped; marks are the followed broadcasts among them (see FanOut).
+	queuedSeq, writtenSeq uint64
+	marks                 []fanOutMark
+	writers               sync.WaitGroup
 
 	errReplies atomic.Uint64 // ReplyError calls, for the error pacing
+	raw        rawWriter     // the shared writers' non-blocking writes
 
 	authorized atomic.Bool
 	authTimer  *time.Timer
@@ -457,10 +486,18 @@ func (s *Session) enqueue(line []byte) bool {
 		return false
 	}
 	s.queue = append(s.queue, line)
+	if f := trackedFanOut(line); f != nil {
+		s.marks = append(s.marks, fanOutMark{f, s.queuedSeq})
+	}
+	s.queuedSeq++
 	if !s.writing && !s.inBatch {
 		s.writing = true
 		s.writers.Add(1)
-		go s.writeLoop()
+		select {
+		case s.cfg.work <- s: // a nil work (no Serve) never takes
+		default:
+			go s.writeLoop()
+		}
 	}
 	s.wmu.Unlock()
 	return true
@@ -514,6 +551,9 @@ func (s *Session) run() {
 	if s.flushOnClose.Load() {
 		s.flushFinal()
 	}
+	s.wmu.Lock()
+	s.dropQueueLocked() // whatever the flush left
+	s.wmu.Unlock()
 	s.authTimer.Stop()
 	_ = s.conn.Close()
 	err := s.Err()
@@ -717,6 +757,53 @@ func (s *Session) writeLoop() {
 	s.writing = false
 }
 
+// writeShared runs on a shared writer: it writes what the socket takes at
+// once, without waiting, so one writer serves every session; a session
+// whose socket is full gets a writer goroutine of its own for the rest,
+// which may wait up to the write timeout.
+func (s *Session) writeShared() {
+	s.wmu.Lock()
+	for len(s.queue) > 0 && s.ctx.Err() == nil {
+		batch := s.queue
+		s.queue, s.spare = s.spare[:0], nil
+		s.wmu.Unlock()
+		lines, partial, ok, err := s.raw.write(s.conn, batch)
+		s.wmu.Lock()
+		if err != nil {
+			s.doneLocked(uint64(len(batch)))
+			s.dropQueueLocked()
+			s.wmu.Unlock()
+			s.closeWith(fmt.Errorf("stratum: write: %w", err), false)
+			s.wmu.Lock()
+			break
+		}
+		s.doneLocked(uint64(lines))
+		if !ok || lines < len(batch) {
+			// The unwritten rest goes back in front of what came since,
+			// and a writer that may wait takes over.
+			rest := batch[lines:]
+			if partial > 0 {
+				rest[0] = rest[0][partial:]
+			}
+			s.queue = append(append(make([][]byte, 0, len(rest)+len(s.queue)), rest...), s.queue...)
+			clear(batch)
+			go s.writeLoop() // inherits writing and the writers count
+			s.wmu.Unlock()
+			return
+		}
+		clear(batch)
+		if cap(batch) <= maxWriteBatch {
+			s.spare = batch[:0]
+		}
+	}
+	if s.ctx.Err() != nil && !s.flushOnClose.Load() {
+		s.dropQueueLocked()
+	}
+	s.writing = false
+	s.wmu.Unlock()
+	s.writers.Done()
+}
+
 // flushFinal writes what is left after the session ended with a flush
 // (an error reply, a client.reconnect), within flushTimeout.
 func (s *Session) flushFinal() {
@@ -731,8 +818,7 @@ func (s *Session) flushFinal() {
 func (s *Session) writeQueueLocked(timeout time.Duration) bool {
 	for len(s.queue) > 0 {
 		if s.ctx.Err() != nil && !s.flushOnClose.Load() {
-			clear(s.queue)
-			s.queue = s.queue[:0]
+			s.dropQueueLocked()
 			return false
 		}
 		if s.ctx.Err() != nil {
@@ -743,6 +829,9 @@ func (s *Session) writeQueueLocked(timeout time.Duration) bool {
 		s.wmu.Unlock()
 		err := s.write(batch, timeout)
 		s.wmu.Lock()
+		if err == nil {
+			s.doneLocked(uint64(len(batch)))
+		}
 		clear(batch) // drop references to shared broadcast lines
 		if cap(batch) <= maxWriteBatch {
 			// Reused, but a burst's large buffer is not kept by an
@@ -756,8 +845,8 @@ func (s *Session) writeQueueLocked(timeout time.Duration) bool {
 			} else {
 				err = fmt.Errorf("stratum: write: %w", err)
 			}
-			clear(s.queue)
-			s.queue = s.queue[:0]
+			s.doneLocked(uint64(len(batch)))
+			s.dropQueueLocked()
 			s.wmu.Unlock()
 			s.closeWith(err, false)
 			s.wmu.Lock()
@@ -765,6 +854,32 @@ func (s *Session) writeQueueLocked(timeout time.Duration) bool {
 		}
 	}
 	return true
+}
+
+// dropQueueLocked forgets the queue of a session that ended: its lines
+// will never be written, so the broadcasts among them are done with it.
+func (s *Session) dropQueueLocked() {
+	s.doneLocked(uint64(len(s.queue)))
+	clear(s.queue)
+	s.queue = s.queue[:0]
+}
+
+// doneLocked accounts n more lines as written (or dropped) and completes
+// the followed broadcasts among them.
+func (s *Session) doneLocked(n uint64) {
+	s.writtenSeq += n
+	k := 0
+	for k < len(s.marks) && s.marks[k].seq < s.writtenSeq {
+		s.marks[k].f.release()
+		k++
+	}
+	if k > 0 {
+		// Shifted, not resliced: the array is reused by the next
+		// broadcast instead of allocated again.
+		n := copy(s.marks, s.marks[k:])
+		clear(s.marks[n:])
+		s.marks = s.marks[:n]
+	}
 }
 
 // write hands batch to the socket, maxWriteBatch lines per writev.
