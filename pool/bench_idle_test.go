@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -77,6 +78,13 @@ func BenchmarkIdleSessionMemory(b *testing.B) {
 		b.Fatalf("%d sessions live, want %d", got, n)
 	}
 	heap1, stack1, rss1 := memNow()
+	if path := os.Getenv("IDLE_HEAPPROFILE"); path != "" {
+		// What the sessions hold, while they are live.
+		if f, err := os.Create(path); err == nil {
+			_ = pprof.WriteHeapProfile(f)
+			f.Close()
+		}
+	}
 	for b.Loop() { // the measurement above is the benchmark; Loop resets metrics
 	}
 	b.ReportMetric(float64(heap1-heap0)/float64(n), "heap-B/session")

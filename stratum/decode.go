@@ -75,7 +75,7 @@ func (d *Decoder) keepRaw(b []byte) json.RawMessage {
 	}
 	if cap(d.raw)-len(d.raw) < len(b) {
 		d.grow()
-		d.raw = make([]byte, 0, max(len(b), 128*d.chunk))
+		d.raw = make([]byte, 0, max(len(b), 64*d.chunk))
 	}
 	from := len(d.raw)
 	d.raw = append(d.raw, b...)

@@ -335,7 +335,7 @@ type Session struct {
 	conn   net.Conn
 	remote string
 	cfg    *serverConfig
-	log    *slog.Logger
+	logp   atomic.Pointer[slog.Logger] // see Logger
 
 	ctx          context.Context
 	cancel       context.CancelCauseFunc
@@ -380,7 +380,6 @@ func newSession(ctx context.Context, id uint64, conn net.Conn, cfg *serverConfig
 	if conn != nil {
 		s.remote = conn.RemoteAddr().String()
 	}
-	s.log = cfg.log.With("session", id, "remote", s.remote)
 	// Sessions are ended by Serve explicitly, so their context keeps the
 	// server context's values but not its cancellation.
 	s.ctx, s.cancel = context.WithCancelCause(context.WithoutCancel(ctx))
@@ -394,7 +393,18 @@ func (s *Session) ID() uint64 { return s.id }
 func (s *Session) RemoteAddr() string { return s.remote }
 
 // Logger returns the server logger annotated with this session.
-func (s *Session) Logger() *slog.Logger { return s.log }
+func (s *Session) Logger() *slog.Logger {
+	// Made on first use: most sessions never log, and the annotated
+	// logger is a few hundred bytes per idle session.
+	if l := s.logp.Load(); l != nil {
+		return l
+	}
+	l := s.cfg.log.With("session", s.id, "remote", s.remote)
+	if s.logp.CompareAndSwap(nil, l) {
+		return l
+	}
+	return s.logp.Load()
+}
 
 // Context is cancelled when the session ends; handlers can hang blocking
 // work off it. context.Cause gives the reason.
@@ -436,7 +446,7 @@ func (s *Session) Reply(id json.RawMessage, result any) {
 	r := Response{ID: id, Result: result}
 	line, err := r.appendJSON(make([]byte, 0, 48+len(id)))
 	if err != nil {
-		s.log.Error("stratum reply not encodable", "err", err)
+		s.Logger().Error("stratum reply not encodable", "err", err)
 		s.ReplyError(id, Errorf(CodeOther, "internal error"))
 		return
 	}
@@ -460,7 +470,7 @@ func (s *Session) ReplyError(id json.RawMessage, err *Error) {
 func (s *Session) Notify(method string, params any) bool {
 	line, err := EncodeNotification(method, params)
 	if err != nil {
-		s.log.Error("stratum notification not encodable", "method", method, "err", err)
+		s.Logger().Error("stratum notification not encodable", "method", method, "err", err)
 		return false
 	}
 	return s.enqueue(line)
@@ -481,7 +491,7 @@ func (s *Session) enqueue(line []byte) bool {
 	}
 	if len(s.queue) >= s.cfg.queue {
 		s.wmu.Unlock()
-		s.log.Warn("stratum send queue full; dropping slow miner", "queue", s.cfg.queue)
+		s.Logger().Warn("stratum send queue full; dropping slow miner", "queue", s.cfg.queue)
 		s.closeWith(ErrSlowConsumer, false)
 		return false
 	}
@@ -536,7 +546,7 @@ func (s *Session) closeWith(err error, flush bool) {
 func (s *Session) run() {
 	s.authTimer = time.AfterFunc(s.cfg.auth, func() {
 		if !s.authorized.Load() {
-			s.log.Info("stratum session not authorized in time", "timeout", s.cfg.auth)
+			s.Logger().Info("stratum session not authorized in time", "timeout", s.cfg.auth)
 			s.closeWith(ErrAuthTimeout, true)
 		}
 	})
@@ -557,7 +567,9 @@ func (s *Session) run() {
 	s.authTimer.Stop()
 	_ = s.conn.Close()
 	err := s.Err()
-	s.log.Debug("stratum session ended", "err", err)
+	if s.cfg.log.Enabled(s.ctx, slog.LevelDebug) {
+		s.Logger().Debug("stratum session ended", "err", err)
+	}
 	s.cfg.registerDone(s) // before Disconnected: Sessions agrees with it
 	s.call("Disconnected", func() { s.cfg.handler.Disconnected(s, err) })
 }
@@ -567,7 +579,7 @@ func (s *Session) run() {
 func (s *Session) call(what string, fn func()) (ok bool) {
 	defer func() {
 		if r := recover(); r != nil {
-			s.log.Error("stratum handler panicked", "in", what, "panic", r, "stack", string(debug.Stack()))
+			s.Logger().Error("stratum handler panicked", "in", what, "panic", r, "stack", string(debug.Stack()))
 			s.closeWith(fmt.Errorf("%w in %s: %v", ErrHandlerPanic, what, r), false)
 			ok = false
 		}
@@ -584,8 +596,8 @@ type reader struct {
 	s            *Session
 	lr           *LineReader
 	dec          Decoder
-	bucket       *tokenBucket // every request
-	errBucket    *tokenBucket // malformed lines and error replies
+	bucket       tokenBucket // every request
+	errBucket    tokenBucket // malformed lines and error replies
 	start        time.Time
 	throttled    int    // requests read late for the request rate
 	errThrottled int    // for the error rate
@@ -598,7 +610,7 @@ type reader struct {
 func (s *Session) readLoop() {
 	start := s.cfg.now()
 	r := &reader{s: s, lr: NewLineReader(s.conn, s.cfg.maxLine), start: start,
-		bucket: newTokenBucket(s.cfg.rate, start), errBucket: newTokenBucket(s.cfg.errRate, start)}
+		bucket: *newTokenBucket(s.cfg.rate, start), errBucket: *newTokenBucket(s.cfg.errRate, start)}
 	r.lr.beforeRead = r.beforeRead
 	defer r.done()
 	for s.ctx.Err() == nil {
@@ -624,7 +636,7 @@ func (r *reader) beforeRead() {
 
 func (r *reader) done() {
 	if r.throttled > 0 || r.errThrottled > 0 {
-		r.s.log.Info("stratum session was read more slowly for its request rate",
+		r.s.Logger().Info("stratum session was read more slowly for its request rate",
 			"throttled_requests", r.throttled, "throttled_for_errors", r.errThrottled, "requests", r.requests)
 	}
 }
@@ -654,7 +666,7 @@ func (r *reader) line(line []byte, err error) bool {
 		if r.throttled == 0 {
 			// Once per session: a miner above the limit is either
 			// broken or flooding, and either is worth a look.
-			s.log.Warn("stratum session over its request rate; reading it more slowly",
+			s.Logger().Warn("stratum session over its request rate; reading it more slowly",
 				"limit_per_second", s.cfg.rate, "requests", r.requests,
 				"session_age", s.cfg.now().Sub(r.start).Round(time.Millisecond))
 		}
@@ -672,7 +684,7 @@ func (r *reader) line(line []byte, err error) bool {
 		errors.As(err, &serr)
 		s.ReplyError(req.ID, serr)
 		if r.malformed > maxMalformed {
-			s.log.Info("stratum session sent too many malformed messages; closing", "count", r.malformed)
+			s.Logger().Info("stratum session sent too many malformed messages; closing", "count", r.malformed)
 			s.closeWith(ErrTooManyMalformed, true)
 			return false
 		}
@@ -687,7 +699,7 @@ func (r *reader) line(line []byte, err error) bool {
 		}
 		if wait > 0 {
 			if r.errThrottled == 0 {
-				s.log.Warn("stratum session over its error rate; reading it more slowly",
+				s.Logger().Warn("stratum session over its error rate; reading it more slowly",
 					"limit_per_second", s.cfg.errRate, "errors", n, "requests", r.requests,
 					"session_age", now.Sub(r.start).Round(time.Millisecond))
 			}
@@ -704,7 +716,7 @@ func (r *reader) line(line []byte, err error) bool {
 func (s *Session) readFailed(err error) {
 	switch {
 	case errors.Is(err, ErrLineTooLong):
-		s.log.Warn("stratum line too long; closing", "max", s.cfg.maxLine)
+		s.Logger().Warn("stratum line too long; closing", "max", s.cfg.maxLine)
 		s.closeWith(ErrLineTooLong, false)
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		s.closeWith(fmt.Errorf("%w: nothing received for %s", ErrIdleTimeout, s.cfg.idle), false)
@@ -840,7 +852,7 @@ func (s *Session) writeQueueLocked(timeout time.Duration) bool {
 		}
 		if err != nil {
 			if errors.Is(err, os.ErrDeadlineExceeded) && s.ctx.Err() == nil {
-				s.log.Warn("stratum write timed out; dropping slow miner", "timeout", timeout)
+				s.Logger().Warn("stratum write timed out; dropping slow miner", "timeout", timeout)
 				err = fmt.Errorf("%w: write blocked for %s", ErrSlowConsumer, timeout)
 			} else {
 				err = fmt.Errorf("stratum: write: %w", err)
