@@ -360,6 +360,9 @@ type Session struct {
 	queuedSeq, writtenSeq uint64
 	marks                 []fanOutMark
 	writers               sync.WaitGroup
+	// wdeadline is the write deadline set last, by whoever owns the
+	// write side (see write).
+	wdeadline time.Time
 
 	errReplies atomic.Uint64 // ReplyError calls, for the error pacing
 	raw        rawWriter     // the shared writers' non-blocking writes
@@ -604,7 +607,8 @@ type reader struct {
 	seenErrs     uint64 // errReplies already charged to errBucket
 	requests     int
 	malformed    int
-	read         bool // a read happened since the last line
+	read         bool      // a read happened since the last line
+	deadline     time.Time // the read deadline set last
 }
 
 func (s *Session) readLoop() {
@@ -627,10 +631,16 @@ func (r *reader) beforeRead() {
 	s := r.s
 	s.flush(true)
 	r.read = true
-	_ = s.conn.SetReadDeadline(time.Now().Add(s.cfg.idle))
-	if s.ctx.Err() != nil {
-		// closeWith's wake-up may have come before the line above.
-		_ = s.conn.SetReadDeadline(time.Now())
+	if now := time.Now(); r.deadline.Before(now.Add(s.cfg.idle)) {
+		// Moved only when it is due, a tenth further than needed: a
+		// busy miner's reads do not each reset a runtime timer, and the
+		// idle timeout is between IdleTimeout and 1.1 times that.
+		r.deadline = now.Add(s.cfg.idle + s.cfg.idle/10)
+		_ = s.conn.SetReadDeadline(r.deadline)
+		if s.ctx.Err() != nil {
+			// closeWith's wake-up may have come before the line above.
+			_ = s.conn.SetReadDeadline(now)
+		}
 	}
 }
 
@@ -896,7 +906,15 @@ func (s *Session) doneLocked(n uint64) {
 
 // write hands batch to the socket, maxWriteBatch lines per writev.
 func (s *Session) write(batch [][]byte, timeout time.Duration) error {
-	if s.ctx.Err() == nil || !s.flushOnClose.Load() {
+	switch {
+	case s.ctx.Err() == nil:
+		// As for reads: moved only when due, so the write timeout is
+		// between WriteTimeout and 1.1 times that.
+		if now := time.Now(); s.wdeadline.Before(now.Add(timeout)) {
+			s.wdeadline = now.Add(timeout + timeout/10)
+			_ = s.conn.SetWriteDeadline(s.wdeadline)
+		}
+	case !s.flushOnClose.Load():
 		_ = s.conn.SetWriteDeadline(time.Now().Add(timeout))
 	}
 	for len(batch) > 0 {
