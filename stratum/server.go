@@ -328,8 +328,12 @@ func isTemporaryAcceptError(err error) bool {
 // bounded queue. The reader goroutine writes its own replies itself, all
 // the replies to the lines of one read in one write, just before it reads
 // again; lines sent from other goroutines (broadcasts, replies made later)
-// start a writer goroutine that lives until the queue is empty. An idle
-// session has no writer goroutine and no queue.
+// are written by the Server's shared writers without waiting; only a
+// session whose socket is full gets a writer goroutine of its own, which
+// lives until its backlog is written. An idle session has no writer
+// goroutine and no queue. While the reader is inside Handle, lines from
+// other goroutines wait for its write too: a Handle that blocks for long
+// delays that session's jobs (its requests wait anyway).
 type Session struct {
 	id     uint64
 	conn   net.Conn
