@@ -122,6 +122,9 @@ func BenchmarkNotifyFanout10k(b *testing.B) {
 	if got := conns[len(conns)-1].sent.Load(); got < int64(b.N) {
 		b.Fatalf("last session got %d lines for %d broadcasts", got, b.N)
 	}
+	if got := tp.srv.Stats().NotifyFanout.Count; got < uint64(b.N) {
+		b.Fatalf("%d fan-outs observed for %d broadcasts", got, b.N)
+	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(len(conns)), "ns/session")
 }
 

@@ -87,15 +87,9 @@ type dupShard struct {
 	seen map[shareKey]struct{}
 }
 
-// shareKey identifies a header uniquely within a job: the job fixes
-// everything else in the header.
-type shareKey struct {
-	en1     [Extranonce1Size]byte
-	en2     [maxExtranonce2Size]byte
-	ntime   uint32
-	nonce   uint32
-	version uint32
-}
+// shareKey identifies a header within a job: 128 bits of its hash (see
+// newShareKey). Two different shares collide with probability 2^-128.
+type shareKey [2]uint64
 
 const maxExtranonce2Size = 16
 

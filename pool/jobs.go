@@ -122,6 +122,10 @@ func (s *Server) publish(t *node.Template, clean bool) bool {
 // set_difficulty first. Sending never blocks: a session whose queue is full
 // is closed by the stratum layer and the others carry on.
 func (s *Server) broadcast(j *Job) {
+	// Followed until the last session's socket has the job (the
+	// hand-off below returns long before): NotifyFanout in Stats.
+	fo := stratum.TrackFanOut(s.stats.notifyFanout, j.lineClean, j.lineNoClean)
+	defer fo.Seal()
 	s.mu.Lock()
 	s.jobs.fanout = s.jobs.fanout[:0]
 	for ss := range s.sessions {

@@ -326,7 +326,7 @@ func (s *Server) handleSuggestDifficulty(ss *session, req *stratum.Request) {
 }
 
 func (s *Server) handleSubmit(ss *session, req *stratum.Request) {
-	p, err := stratum.ParseSubmit(req.Params)
+	p, err := req.Submit()
 	if err != nil {
 		s.stats.reject("invalid params")
 		ss.c.ReplyError(req.ID, asStratumError(err))

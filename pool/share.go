@@ -1,6 +1,7 @@
 package pool
 
 import (
+	"encoding/binary"
 	"sync"
 
 	"github.com/hashforge/hashforge/pow"
@@ -69,11 +70,17 @@ func (r *ShareResult) BlockHash() string { return pow.HashString(&r.Hash) }
 // a share does not allocate.
 type scratch struct{ cb []byte }
 
+// stackCoinbase is the largest coinbase assembled on the stack: the pool's
+// own (one or two outputs and the witness commitment) is under 200 bytes.
+const stackCoinbase = 256
+
 var scratchPool = sync.Pool{New: func() any { return &scratch{cb: make([]byte, 0, 512)} }}
 
 // CheckShare checks a submitted share against the job book and the
-// session's difficulty record, in the order cheapest first: job known and
-// current, extranonce sizes, ntime window, version bits, then the header
+// session's difficulty record, in the order cheapest first: job known,
+// extranonce sizes, ntime window, version bits; then the header hash, which
+// also keys the duplicate record, so a share for a stale job is hashed
+// before it is refused (as a duplicate if it was accepted before); then the
 // hash against the share target, then duplicates. Every check applies to
 // block-solving shares as well. It performs no I/O.
 func (b *JobBook) CheckShare(sub *Submission, diffs *DifficultyLog) (ShareResult, error) {
@@ -99,36 +106,27 @@ func (b *JobBook) CheckShare(sub *Submission, diffs *DifficultyLog) (ShareResult
 		}
 		version = version&^sub.VersionMask | sub.VersionBits&sub.VersionMask
 	}
-	if stale {
-		// A share already accepted, block-solving ones included, is a
-		// duplicate whenever it comes back: the miner must hear 22, not
-		// "stale", or it may count the share as lost work.
-		if j.wasSeen(sub, version) {
-			return res, ErrDuplicate
-		}
-		return res, ErrStaleJob
-	}
-
 	coinb2 := j.coinb2
 	if sub.SoloScript != "" && j.soloOutputs != nil {
 		w, err := j.soloFor(sub.SoloScript)
 		if err != nil {
+			if stale {
+				return res, ErrStaleJob
+			}
 			return res, &RejectError{Code: stratum.CodeOther, Reason: err.Error()}
 		}
 		coinb2 = w.coinb2
 	}
-	s := scratchPool.Get().(*scratch)
-	cb := append(s.cb[:0], j.coinb1...)
-	cb = append(cb, sub.Extranonce1...)
-	cb = append(cb, sub.Extranonce2...)
-	cb = append(cb, coinb2...)
-	txid := pow.SHA256d(cb)
-	s.cb = cb
-	scratchPool.Put(s)
-
-	root := pow.FoldMerkleBranch(txid, j.branch)
-	pow.PutHeader(&res.Header, version, &j.prevHash, &root, sub.NTime, j.bits, sub.Nonce)
-	res.Hash = pow.SHA256d(res.Header[:])
+	j.hashShare(sub, version, coinb2, &res)
+	if stale {
+		// A share already accepted, block-solving ones included, is a
+		// duplicate whenever it comes back: the miner must hear 22, not
+		// "stale", or it may count the share as lost work.
+		if j.wasSeen(&res.Hash) {
+			return res, ErrDuplicate
+		}
+		return res, ErrStaleJob
+	}
 
 	target, diff := diffs.ShareTarget(j.Seq)
 	res.IsBlock = pow.HashMeets(&res.Hash, j.netTarget)
@@ -142,7 +140,7 @@ func (b *JobBook) CheckShare(sub *Submission, diffs *DifficultyLog) (ShareResult
 		}
 		diff = j.netDiff
 	}
-	if !j.markSeen(sub, version) {
+	if !j.markSeen(&res.Hash) {
 		return res, ErrDuplicate
 	}
 	res.Job = j
@@ -152,41 +150,63 @@ func (b *JobBook) CheckShare(sub *Submission, diffs *DifficultyLog) (ShareResult
 	return res, nil
 }
 
-// markSeen records a valid share's header fields and reports whether they
-// were new. Only shares that passed every other check are recorded, so a
-// miner retrying a share refused for another reason is not told it is a
+// hashShare assembles the share's header in res and hashes it.
+func (j *Job) hashShare(sub *Submission, version uint32, coinb2 []byte, res *ShareResult) {
+	var txid [32]byte
+	if n := len(j.coinb1) + len(sub.Extranonce1) + len(sub.Extranonce2) + len(coinb2); n <= stackCoinbase {
+		// Most coinbases fit on the stack, which costs less than the pool.
+		var buf [stackCoinbase]byte
+		cb := append(append(append(append(buf[:0], j.coinb1...), sub.Extranonce1...), sub.Extranonce2...), coinb2...)
+		txid = pow.SHA256d(cb)
+	} else {
+		s := scratchPool.Get().(*scratch)
+		cb := append(append(append(append(s.cb[:0], j.coinb1...), sub.Extranonce1...), sub.Extranonce2...), coinb2...)
+		txid = pow.SHA256d(cb)
+		s.cb = cb
+		scratchPool.Put(s)
+	}
+
+	root := pow.FoldMerkleBranch(txid, j.branch)
+	pow.PutHeader(&res.Header, version, &j.prevHash, &root, sub.NTime, j.bits, sub.Nonce)
+	res.Hash = pow.SHA256d(res.Header[:])
+}
+
+// markSeen records a valid share's header and reports whether it was new.
+// Only shares that passed every other check are recorded, so a miner
+// retrying a share refused for another reason is not told it is a
 // duplicate.
-func (j *Job) markSeen(sub *Submission, version uint32) bool {
-	k := newShareKey(sub, version)
-	sh := &j.dups[k.en1[3]%dupShards]
+func (j *Job) markSeen(hash *[32]byte) bool {
+	k := newShareKey(hash)
+	sh := &j.dups[k[0]%dupShards]
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	if _, dup := sh.seen[k]; dup {
-		return false
-	}
 	if sh.seen == nil {
 		sh.seen = make(map[shareKey]struct{}, 64)
 	}
+	// One probe, not a lookup and an insert: on a busy job the map is
+	// large and each probe is a cache miss.
+	n := len(sh.seen)
 	sh.seen[k] = struct{}{}
-	return true
+	return len(sh.seen) > n
 }
 
-// wasSeen reports whether markSeen already recorded these header fields.
-func (j *Job) wasSeen(sub *Submission, version uint32) bool {
-	k := newShareKey(sub, version)
-	sh := &j.dups[k.en1[3]%dupShards]
+// wasSeen reports whether markSeen already recorded this header.
+func (j *Job) wasSeen(hash *[32]byte) bool {
+	k := newShareKey(hash)
+	sh := &j.dups[k[0]%dupShards]
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	_, dup := sh.seen[k]
 	return dup
 }
 
-func newShareKey(sub *Submission, version uint32) shareKey {
-	var k shareKey
-	copy(k.en1[:], sub.Extranonce1)
-	copy(k.en2[:], sub.Extranonce2)
-	k.ntime, k.nonce, k.version = sub.NTime, sub.Nonce, version
-	return k
+// newShareKey takes the low 128 bits of the header hash. The job fixes
+// every header field but the ones a share chooses (extranonce1 and 2,
+// ntime, nonce, version bits), so the hash stands for them: half the
+// size of the fields themselves, a cheaper map key, and computed anyway.
+// The low bytes, because a share's hash has zeros at the top.
+func newShareKey(hash *[32]byte) shareKey {
+	return shareKey{binary.LittleEndian.Uint64(hash[0:8]), binary.LittleEndian.Uint64(hash[8:16])}
 }
 
 // jobLogSize matches the job book: a session's record covers every job a

@@ -31,7 +31,29 @@ type Stats struct {
 	// Hashrate estimates the pool's hashrate in H/s from the difficulty of
 	// accepted shares over the last 10 minutes (or since start, if less).
 	Hashrate float64
+	// NotifyFanout is the time from a job broadcast starting to the job's
+	// line being written to the socket of every session it went to.
+	NotifyFanout Histogram
 }
+
+// Histogram is a cumulative histogram snapshot, in Prometheus' terms.
+type Histogram struct {
+	Bounds []float64 // upper bounds, ascending; +Inf implied
+	Counts []uint64  // observations ≤ Bounds[i]
+	Count  uint64
+	Sum    float64
+}
+
+// NotifyFanoutBounds are the buckets of Stats.NotifyFanout, in seconds:
+// 50 µs to ~1.6 s. A few sessions take microseconds, tens of thousands
+// milliseconds; beyond a second a miner is working on an old block.
+var NotifyFanoutBounds = func() []float64 {
+	b := make([]float64, 16)
+	for i := range b {
+		b[i] = 50e-6 * float64(uint64(1)<<i)
+	}
+	return b
+}()
 
 // stats are the pool's live counters: shares accepted and refused,
 // authorized workers, blocks found and the hashrate buckets.
@@ -48,6 +70,9 @@ type stats struct {
 	blocksWon uint64
 	lastBlock *record.Block
 	hashrate  [hashrateBuckets]rateBucket
+	fanout    [16]uint64 // per NotifyFanoutBounds bucket, not cumulative
+	fanoutN   uint64
+	fanoutSum float64
 }
 
 type rateBucket struct {
@@ -93,6 +118,13 @@ func (c *stats) snapshot(st *Stats, now time.Time) (sum float64) {
 		st.Rejected[k] = v
 	}
 	st.BlocksFound = c.blocksWon
+	st.NotifyFanout = Histogram{Bounds: NotifyFanoutBounds, Counts: make([]uint64, len(NotifyFanoutBounds)),
+		Count: c.fanoutN, Sum: c.fanoutSum}
+	var cum uint64
+	for i, n := range c.fanout {
+		cum += n
+		st.NotifyFanout.Counts[i] = cum
+	}
 	if c.lastBlock != nil {
 		b := *c.lastBlock
 		st.LastBlock = &b
@@ -121,6 +153,22 @@ func (c *stats) accept(diff float64, now time.Time) {
 		*b = rateBucket{epoch: e}
 	}
 	b.diff += diff
+	c.mu.Unlock()
+}
+
+// notifyFanout records one broadcast's fan-out. It runs on whichever
+// goroutine wrote the job's last line (see stratum.FanOut).
+func (c *stats) notifyFanout(d time.Duration) {
+	sec := d.Seconds()
+	c.mu.Lock()
+	c.fanoutN++
+	c.fanoutSum += sec
+	for i, b := range NotifyFanoutBounds {
+		if sec <= b {
+			c.fanout[i]++
+			break
+		}
+	}
 	c.mu.Unlock()
 }
 

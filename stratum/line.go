@@ -19,7 +19,7 @@ var ErrLineTooLong = errors.New("stratum: line too long")
 // ever see lines of a couple of hundred bytes, so buffers start small and
 // grow towards the maximum only for sessions that need it: ten thousand
 // idle miners should not pin ten thousand 16 KiB buffers.
-const initialLineBuffer = 1 << 10
+const initialLineBuffer = 512
 
 // LineReader splits a stream into newline-terminated lines with a hard cap
 // on line length, so a peer can never make it buffer more than max bytes.
@@ -30,6 +30,14 @@ type LineReader struct {
 	start int // first unconsumed byte of buf
 	end   int // end of valid data in buf
 	err   error
+
+	// beforeRead, if set, runs before every read from r, that is whenever
+	// no complete line is buffered and the next read may block.
+	beforeRead func()
+	// filled: the last read filled the buffer, so more was probably
+	// waiting: the next read gets a bigger buffer, to take in one read
+	// every line that arrived at once.
+	filled bool
 }
 
 // NewLineReader returns a reader of lines of at most max bytes (not counting
@@ -104,13 +112,24 @@ func (lr *LineReader) fill() int {
 		lr.end -= lr.start
 		lr.start = 0
 	}
-	if lr.end == len(lr.buf) {
+	if lr.end == 0 && !lr.filled && len(lr.buf) > initialLineBuffer {
+		// The burst is over: an idle session goes back to a small buffer.
+		lr.buf = nil
+	}
+	if lr.end == len(lr.buf) || (lr.filled && len(lr.buf) < lr.max+2) {
 		limit := lr.max + 2
-		size := max(2*len(lr.buf), min(initialLineBuffer, limit))
+		grow := 2
+		if lr.filled {
+			grow = 4 // a burst: catch up in few reads
+		}
+		size := max(grow*len(lr.buf), min(initialLineBuffer, limit))
 		size = min(size, limit)
 		grown := make([]byte, size)
 		copy(grown, lr.buf[:lr.end])
 		lr.buf = grown
+	}
+	if lr.beforeRead != nil {
+		lr.beforeRead()
 	}
 	// io.Reader allows (0, nil); give up like bufio does rather than spin.
 	for range 100 {
@@ -119,6 +138,7 @@ func (lr *LineReader) fill() int {
 			lr.err = errors.New("stratum: reader returned invalid count")
 			return shift
 		}
+		lr.filled = n > 0 && lr.end+n == len(lr.buf)
 		lr.end += n
 		if err != nil {
 			lr.err = err

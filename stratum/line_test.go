@@ -92,14 +92,42 @@ func TestLineReaderBoundedMemory(t *testing.T) {
 }
 
 func TestLineReaderSmallBufferForSmallLines(t *testing.T) {
-	in := strings.Repeat(`{"id":1,"method":"mining.submit","params":["w","j","00000000","6b06489e","8b2c0300"]}`+"\n", 1000)
-	lr := NewLineReader(strings.NewReader(in), DefaultMaxLine)
+	line := `{"id":1,"method":"mining.submit","params":["w","j","00000000","6b06489e","8b2c0300"]}` + "\n"
+	// Lines arriving one at a time, as a miner sends them.
+	lr := NewLineReader(&chunked{data: []byte(strings.Repeat(line, 1000)), sizes: []int{len(line)}}, DefaultMaxLine)
 	lines, err := readAll(t, lr)
 	if err != io.EOF || len(lines) != 1000 {
 		t.Fatalf("read %d lines, err %v", len(lines), err)
 	}
 	if cap(lr.buf) > initialLineBuffer {
 		t.Fatalf("buffer is %d bytes for short lines, want at most %d", cap(lr.buf), initialLineBuffer)
+	}
+}
+
+// A burst (more arrived than the buffer holds) grows the buffer so the
+// rest comes in one read; once it is over the buffer is small again.
+func TestLineReaderGrowsForBurstsOnly(t *testing.T) {
+	line := `{"id":1,"method":"mining.submit","params":["w","j","00000000","6b06489e","8b2c0300"]}` + "\n"
+	burst := strings.Repeat(line, 100)
+	lr := NewLineReader(strings.NewReader(burst), DefaultMaxLine)
+	var reads int
+	lr.beforeRead = func() { reads++ }
+	for range 100 {
+		if _, err := lr.ReadLine(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if reads > 6 { // 17 with a buffer that does not grow
+		t.Fatalf("%d reads for a burst of %d bytes", reads, len(burst))
+	}
+	lr.r = &chunked{data: []byte(line + line + line), sizes: []int{len(line)}} // then one at a time
+	for range 3 {
+		if _, err := lr.ReadLine(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if cap(lr.buf) > initialLineBuffer {
+		t.Fatalf("buffer is %d bytes after the burst, want at most %d", cap(lr.buf), initialLineBuffer)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"unicode/utf8"
 )
 
@@ -13,6 +14,10 @@ type Request struct {
 	ID     json.RawMessage `json:"id"`
 	Method string          `json:"method"`
 	Params json.RawMessage `json:"params"`
+
+	// submit is Params already parsed by a Decoder, for Submit.
+	submit    SubmitParams
+	hasSubmit bool
 }
 
 // wireMessage is the union of every Stratum message shape. Decoding into raw
@@ -113,6 +118,9 @@ func (r *Response) appendJSON(dst []byte) ([]byte, error) {
 	dst = append(dst, `,"result":`...)
 	if r.Error != nil || r.Result == nil {
 		dst = append(dst, "null"...)
+	} else if b, ok := r.Result.(bool); ok {
+		// An accepted share's reply: no trip through encoding/json.
+		dst = strconv.AppendBool(dst, b)
 	} else {
 		res, err := json.Marshal(r.Result)
 		if err != nil {

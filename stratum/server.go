@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"runtime"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -35,7 +36,8 @@ const (
 	defaultAuthTimeout          = 60 * time.Second
 	defaultWriteTimeout         = 10 * time.Second
 	defaultSendQueue            = 256
-	defaultMaxRequestsPerSecond = 100
+	defaultMaxRequestsPerSecond = 10_000
+	defaultMaxErrorsPerSecond   = 100
 
 	// maxMalformed is how many unparseable messages a session may send
 	// before it is dropped: enough to survive a miner's occasional odd
@@ -46,8 +48,15 @@ const (
 	// its last queued lines (an error reply, a client.reconnect).
 	flushTimeout = time.Second
 
+	// workQueue is how many sessions may wait for a shared writer; beyond
+	// it a session gets a writer goroutine of its own, so a sender never
+	// waits.
+	workQueue = 1 << 16
+
 	// maxWriteBatch is how many queued lines one writev may carry; a job
 	// broadcast right after a difficulty change then costs one syscall.
+	// It is also how many replies the reader lets pile up before it
+	// writes them, however many more lines it has buffered.
 	maxWriteBatch = 64
 )
 
@@ -85,11 +94,19 @@ type Server struct {
 	// A full queue drops the session instead of blocking the sender, so one
 	// stuck miner cannot stall a job broadcast. Default 256.
 	SendQueue int
-	// MaxRequestsPerSecond is the sustained request rate per session, with
-	// bursts of twice that. A session above it is read more slowly (TCP
-	// pushes back on the sender), not closed: on regtest an honest miner
-	// finds blocks faster than any flood guard would expect. Default 100.
+	// MaxRequestsPerSecond is the overall guard on a session's request
+	// rate, with bursts of twice that. It is far above what a miner sends:
+	// a farm proxy forwards the shares of hundreds of machines on one
+	// connection, and honest work must not wait. A session above it is
+	// read more slowly (TCP pushes back on the sender), not closed.
+	// Default 10,000.
 	MaxRequestsPerSecond int
+	// MaxErrorsPerSecond paces what is wrong: malformed lines and requests
+	// answered with an error (ReplyError, from any goroutine), with bursts
+	// of twice that. A session above it is read more slowly, not closed: a
+	// miner on stale work sends a burst of rejected shares after every new
+	// block, and pacing bounds a flood's cost just as well. Default 100.
+	MaxErrorsPerSecond int
 	// Logger receives connection-level events. Default slog.Default().
 	Logger *slog.Logger
 
@@ -114,11 +131,15 @@ type serverConfig struct {
 	write        time.Duration
 	queue        int
 	rate         int
+	errRate      int
 	log          *slog.Logger
 	now          func() time.Time
 	sleep        func(ctx context.Context, d time.Duration)
 	handler      Handler
 	registerDone func(*Session)
+	// work feeds the shared writers: sessions with lines queued by other
+	// goroutines. nil outside Serve (tests), where each gets a writer.
+	work chan *Session
 }
 
 func (srv *Server) config() *serverConfig {
@@ -129,6 +150,7 @@ func (srv *Server) config() *serverConfig {
 		write:   srv.WriteTimeout,
 		queue:   srv.SendQueue,
 		rate:    srv.MaxRequestsPerSecond,
+		errRate: srv.MaxErrorsPerSecond,
 		log:     srv.Logger,
 		now:     srv.now,
 		sleep:   srv.sleep,
@@ -151,6 +173,9 @@ func (srv *Server) config() *serverConfig {
 	}
 	if c.rate <= 0 {
 		c.rate = defaultMaxRequestsPerSecond
+	}
+	if c.errRate <= 0 {
+		c.errRate = defaultMaxErrorsPerSecond
 	}
 	if c.log == nil {
 		c.log = slog.Default()
@@ -228,6 +253,21 @@ func (srv *Server) Serve(ctx context.Context, ln net.Listener) error {
 	srv.mu.Unlock()
 
 	cfg.registerDone = srv.unregister
+	cfg.work = make(chan *Session, workQueue)
+	var writers sync.WaitGroup
+	for range runtime.GOMAXPROCS(0) {
+		writers.Go(func() {
+			for s := range cfg.work {
+				s.writeShared()
+			}
+		})
+	}
+	defer func() {
+		// After every session ended (deferred below, so run first):
+		// nothing sends to work any more.
+		close(cfg.work)
+		writers.Wait()
+	}()
 	stop := context.AfterFunc(ctx, func() { ln.Close() })
 	defer stop()
 	defer ln.Close()
@@ -284,21 +324,52 @@ func isTemporaryAcceptError(err error) bool {
 }
 
 // Session is one miner connection. Its send methods are safe for concurrent
-// use and never block: lines go to a bounded queue drained by the session's
-// own writer goroutine.
+// use, also after the session ended, and never block: lines go to a
+// bounded queue. The reader goroutine writes its own replies itself, all
+// the replies to the lines of one read in one write, just before it reads
+// again; lines sent from other goroutines (broadcasts, replies made later)
+// are written by the Server's shared writers without waiting; only a
+// session whose socket is full gets a writer goroutine of its own, which
+// lives until its backlog is written. An idle session has no writer
+// goroutine and no queue. While the reader is inside Handle, lines from
+// other goroutines wait for its write too: a Handle that blocks for long
+// delays that session's jobs (its requests wait anyway).
 type Session struct {
 	id     uint64
 	conn   net.Conn
 	remote string
 	cfg    *serverConfig
-	log    *slog.Logger
+	logp   atomic.Pointer[slog.Logger] // see Logger
 
-	out          chan []byte
 	ctx          context.Context
 	cancel       context.CancelCauseFunc
 	closeOnce    sync.Once
 	flushOnClose atomic.Bool
-	writerDone   chan struct{}
+
+	wmu sync.Mutex
+	// queue holds the lines not yet handed to the socket, at most
+	// cfg.queue; spare is the other half of the double buffer.
+	queue, spare [][]byte
+	// writing: a goroutine (the writer, or the reader flushing) owns the
+	// socket's write side and will write whatever is queued.
+	writing bool
+	// inBatch: the reader is handling lines it has already read and
+	// writes the queue itself before it next waits, so nobody else needs
+	// to start a writer.
+	inBatch bool
+	// wclosed: the session ended; nothing more is queued.
+	wclosed bool
+	// queuedSeq counts the lines ever queued, writtenSeq those written or
+	// dropped; marks are the followed broadcasts among them (see FanOut).
+	queuedSeq, writtenSeq uint64
+	marks                 []fanOutMark
+	writers               sync.WaitGroup
+	// wdeadline is the write deadline set last, by whoever owns the
+	// write side (see write).
+	wdeadline time.Time
+
+	errReplies atomic.Uint64 // ReplyError calls, for the error pacing
+	raw        rawWriter     // the shared writers' non-blocking writes
 
 	authorized atomic.Bool
 	authTimer  *time.Timer
@@ -309,16 +380,13 @@ type Session struct {
 
 func newSession(ctx context.Context, id uint64, conn net.Conn, cfg *serverConfig) *Session {
 	s := &Session{
-		id:         id,
-		conn:       conn,
-		cfg:        cfg,
-		out:        make(chan []byte, cfg.queue),
-		writerDone: make(chan struct{}),
+		id:   id,
+		conn: conn,
+		cfg:  cfg,
 	}
 	if conn != nil {
 		s.remote = conn.RemoteAddr().String()
 	}
-	s.log = cfg.log.With("session", id, "remote", s.remote)
 	// Sessions are ended by Serve explicitly, so their context keeps the
 	// server context's values but not its cancellation.
 	s.ctx, s.cancel = context.WithCancelCause(context.WithoutCancel(ctx))
@@ -332,7 +400,18 @@ func (s *Session) ID() uint64 { return s.id }
 func (s *Session) RemoteAddr() string { return s.remote }
 
 // Logger returns the server logger annotated with this session.
-func (s *Session) Logger() *slog.Logger { return s.log }
+func (s *Session) Logger() *slog.Logger {
+	// Made on first use: most sessions never log, and the annotated
+	// logger is a few hundred bytes per idle session.
+	if l := s.logp.Load(); l != nil {
+		return l
+	}
+	l := s.cfg.log.With("session", s.id, "remote", s.remote)
+	if s.logp.CompareAndSwap(nil, l) {
+		return l
+	}
+	return s.logp.Load()
+}
 
 // Context is cancelled when the session ends; handlers can hang blocking
 // work off it. context.Cause gives the reason.
@@ -372,17 +451,19 @@ func (s *Session) State() any {
 // Reply queues a success reply to the request with the given id.
 func (s *Session) Reply(id json.RawMessage, result any) {
 	r := Response{ID: id, Result: result}
-	line, err := r.appendJSON(make([]byte, 0, 64))
+	line, err := r.appendJSON(make([]byte, 0, 48+len(id)))
 	if err != nil {
-		s.log.Error("stratum reply not encodable", "err", err)
+		s.Logger().Error("stratum reply not encodable", "err", err)
 		s.ReplyError(id, Errorf(CodeOther, "internal error"))
 		return
 	}
 	s.enqueue(append(line, '\n'))
 }
 
-// ReplyError queues an error reply; a nil err is sent as CodeOther.
+// ReplyError queues an error reply; a nil err is sent as CodeOther. Error
+// replies count towards the session's error pacing (MaxErrorsPerSecond).
 func (s *Session) ReplyError(id json.RawMessage, err *Error) {
+	s.errReplies.Add(1)
 	if err == nil {
 		err = Errorf(CodeOther, "unknown error")
 	}
@@ -396,7 +477,7 @@ func (s *Session) ReplyError(id json.RawMessage, err *Error) {
 func (s *Session) Notify(method string, params any) bool {
 	line, err := EncodeNotification(method, params)
 	if err != nil {
-		s.log.Error("stratum notification not encodable", "method", method, "err", err)
+		s.Logger().Error("stratum notification not encodable", "method", method, "err", err)
 		return false
 	}
 	return s.enqueue(line)
@@ -410,17 +491,33 @@ func (s *Session) SendLine(line []byte) bool {
 }
 
 func (s *Session) enqueue(line []byte) bool {
-	if s.ctx.Err() != nil {
+	s.wmu.Lock()
+	if s.wclosed || s.ctx.Err() != nil {
+		s.wmu.Unlock()
 		return false
 	}
-	select {
-	case s.out <- line:
-		return true
-	default:
-		s.log.Warn("stratum send queue full; dropping slow miner", "queue", cap(s.out))
+	if len(s.queue) >= s.cfg.queue {
+		s.wmu.Unlock()
+		s.Logger().Warn("stratum send queue full; dropping slow miner", "queue", s.cfg.queue)
 		s.closeWith(ErrSlowConsumer, false)
 		return false
 	}
+	s.queue = append(s.queue, line)
+	if f := trackedFanOut(line); f != nil {
+		s.marks = append(s.marks, fanOutMark{f, s.queuedSeq})
+	}
+	s.queuedSeq++
+	if !s.writing && !s.inBatch {
+		s.writing = true
+		s.writers.Add(1)
+		select {
+		case s.cfg.work <- s: // a nil work (no Serve) never takes
+		default:
+			go s.writeLoop()
+		}
+	}
+	s.wmu.Unlock()
+	return true
 }
 
 // Close ends the session. Lines already queued (an error reply, a
@@ -441,7 +538,10 @@ func (s *Session) closeWith(err error, flush bool) {
 			return
 		}
 		if flush {
+			// Wake the reader, and bound a write already under way by
+			// the flush's deadline rather than the full write timeout.
 			_ = s.conn.SetReadDeadline(time.Now())
+			_ = s.conn.SetWriteDeadline(time.Now().Add(min(s.cfg.write, flushTimeout)))
 		} else {
 			_ = s.conn.Close()
 		}
@@ -451,10 +551,9 @@ func (s *Session) closeWith(err error, flush bool) {
 // run is the session's reader goroutine: it owns the read side and every
 // Handler call, so Handle is sequential and Disconnected comes last.
 func (s *Session) run() {
-	go s.writeLoop()
 	s.authTimer = time.AfterFunc(s.cfg.auth, func() {
 		if !s.authorized.Load() {
-			s.log.Info("stratum session not authorized in time", "timeout", s.cfg.auth)
+			s.Logger().Info("stratum session not authorized in time", "timeout", s.cfg.auth)
 			s.closeWith(ErrAuthTimeout, true)
 		}
 	})
@@ -462,11 +561,22 @@ func (s *Session) run() {
 		s.readLoop()
 	}
 	s.closeWith(io.EOF, false) // no-op unless the read loop left without a cause
-	<-s.writerDone
+	s.wmu.Lock()
+	s.wclosed = true
+	s.wmu.Unlock()
+	s.writers.Wait()
+	if s.flushOnClose.Load() {
+		s.flushFinal()
+	}
+	s.wmu.Lock()
+	s.dropQueueLocked() // whatever the flush left
+	s.wmu.Unlock()
 	s.authTimer.Stop()
 	_ = s.conn.Close()
 	err := s.Err()
-	s.log.Debug("stratum session ended", "err", err)
+	if s.cfg.log.Enabled(s.ctx, slog.LevelDebug) {
+		s.Logger().Debug("stratum session ended", "err", err)
+	}
 	s.cfg.registerDone(s) // before Disconnected: Sessions agrees with it
 	s.call("Disconnected", func() { s.cfg.handler.Disconnected(s, err) })
 }
@@ -476,7 +586,7 @@ func (s *Session) run() {
 func (s *Session) call(what string, fn func()) (ok bool) {
 	defer func() {
 		if r := recover(); r != nil {
-			s.log.Error("stratum handler panicked", "in", what, "panic", r, "stack", string(debug.Stack()))
+			s.Logger().Error("stratum handler panicked", "in", what, "panic", r, "stack", string(debug.Stack()))
 			s.closeWith(fmt.Errorf("%w in %s: %v", ErrHandlerPanic, what, r), false)
 			ok = false
 		}
@@ -485,67 +595,142 @@ func (s *Session) call(what string, fn func()) (ok bool) {
 	return true
 }
 
+// reader is the read loop's state. It lives on the heap, not in the
+// loop's frame: an idle session's goroutine is parked in the read with
+// only a few small frames below it, so the garbage collector can shrink
+// its stack to the minimum (the stack is most of an idle session's cost).
+type reader struct {
+	s            *Session
+	lr           *LineReader
+	dec          Decoder
+	bucket       tokenBucket // every request
+	errBucket    tokenBucket // malformed lines and error replies
+	start        time.Time
+	throttled    int    // requests read late for the request rate
+	errThrottled int    // for the error rate
+	seenErrs     uint64 // errReplies already charged to errBucket
+	requests     int
+	malformed    int
+	read         bool      // a read happened since the last line
+	deadline     time.Time // the read deadline set last
+}
+
 func (s *Session) readLoop() {
-	lr := NewLineReader(s.conn, s.cfg.maxLine)
 	start := s.cfg.now()
-	bucket := newTokenBucket(s.cfg.rate, start)
-	throttled := 0 // requests read late because of the rate limit
-	requests := 0
-	defer func() {
-		if throttled > 0 {
-			s.log.Info("stratum session was read more slowly for its request rate",
-				"throttled_requests", throttled, "requests", requests)
-		}
-	}()
-	malformed := 0
+	r := &reader{s: s, lr: NewLineReader(s.conn, s.cfg.maxLine), start: start,
+		bucket: *newTokenBucket(s.cfg.rate, start), errBucket: *newTokenBucket(s.cfg.errRate, start)}
+	r.lr.beforeRead = r.beforeRead
+	defer r.done()
 	for s.ctx.Err() == nil {
-		_ = s.conn.SetReadDeadline(time.Now().Add(s.cfg.idle))
-		line, err := lr.ReadLine()
-		if s.ctx.Err() != nil {
-			return
-		}
-		if err != nil {
-			s.readFailed(err)
-			return
-		}
-		requests++
-		if wait := bucket.take(s.cfg.now()); wait > 0 {
-			if throttled == 0 {
-				// Once per session: a miner above the limit is either
-				// broken or flooding, and either is worth a look.
-				s.log.Warn("stratum session over its request rate; reading it more slowly",
-					"limit_per_second", s.cfg.rate, "requests", requests,
-					"session_age", s.cfg.now().Sub(start).Round(time.Millisecond))
-			}
-			throttled++
-			s.cfg.sleep(s.ctx, wait)
-		}
-		req, err := DecodeRequest(line)
-		if err != nil {
-			if err == errNotRequest {
-				continue
-			}
-			malformed++
-			var serr *Error
-			errors.As(err, &serr)
-			s.ReplyError(req.ID, serr)
-			if malformed > maxMalformed {
-				s.log.Info("stratum session sent too many malformed messages; closing", "count", malformed)
-				s.closeWith(ErrTooManyMalformed, true)
-				return
-			}
-			continue
-		}
-		if !s.call("Handle", func() { s.cfg.handler.Handle(s, req) }) {
+		line, err := r.lr.ReadLine()
+		if !r.line(line, err) {
 			return
 		}
 	}
 }
 
+// beforeRead runs when everything read so far is handled: the replies go
+// out in one write before the reader waits for more.
+func (r *reader) beforeRead() {
+	s := r.s
+	s.flush(true)
+	r.read = true
+	if now := time.Now(); r.deadline.Before(now.Add(s.cfg.idle)) {
+		// Moved only when it is due, a tenth further than needed: a
+		// busy miner's reads do not each reset a runtime timer, and the
+		// idle timeout is between IdleTimeout and 1.1 times that.
+		r.deadline = now.Add(s.cfg.idle + s.cfg.idle/10)
+		_ = s.conn.SetReadDeadline(r.deadline)
+		if s.ctx.Err() != nil {
+			// closeWith's wake-up may have come before the line above.
+			_ = s.conn.SetReadDeadline(now)
+		}
+	}
+}
+
+func (r *reader) done() {
+	if r.throttled > 0 || r.errThrottled > 0 {
+		r.s.Logger().Info("stratum session was read more slowly for its request rate",
+			"throttled_requests", r.throttled, "throttled_for_errors", r.errThrottled, "requests", r.requests)
+	}
+}
+
+// pace sleeps for the rate limits; replies owed go out first.
+func (r *reader) pace(wait time.Duration) {
+	r.s.flush(false)
+	r.s.cfg.sleep(r.s.ctx, wait)
+}
+
+// line handles one line (or the read error) and reports whether to go on.
+func (r *reader) line(line []byte, err error) bool {
+	s := r.s
+	if r.read {
+		s.beginBatch()
+		r.read = false
+	}
+	if s.ctx.Err() != nil {
+		return false
+	}
+	if err != nil {
+		s.readFailed(err)
+		return false
+	}
+	r.requests++
+	if wait := r.bucket.take(s.cfg.now()); wait > 0 {
+		if r.throttled == 0 {
+			// Once per session: a miner above the limit is either
+			// broken or flooding, and either is worth a look.
+			s.Logger().Warn("stratum session over its request rate; reading it more slowly",
+				"limit_per_second", s.cfg.rate, "requests", r.requests,
+				"session_age", s.cfg.now().Sub(r.start).Round(time.Millisecond))
+		}
+		r.throttled++
+		r.pace(wait)
+	}
+	req, err := r.dec.Decode(line)
+	if err == nil {
+		if !s.call("Handle", func() { s.cfg.handler.Handle(s, req) }) {
+			return false
+		}
+	} else if err != errNotRequest {
+		r.malformed++
+		var serr *Error
+		errors.As(err, &serr)
+		s.ReplyError(req.ID, serr)
+		if r.malformed > maxMalformed {
+			s.Logger().Info("stratum session sent too many malformed messages; closing", "count", r.malformed)
+			s.closeWith(ErrTooManyMalformed, true)
+			return false
+		}
+	}
+	// Error replies, this line's or ones sent since from elsewhere, are
+	// paced at the error rate.
+	if n := s.errReplies.Load(); n != r.seenErrs {
+		var wait time.Duration
+		now := s.cfg.now()
+		for ; r.seenErrs < n; r.seenErrs++ {
+			wait = r.errBucket.take(now)
+		}
+		if wait > 0 {
+			if r.errThrottled == 0 {
+				s.Logger().Warn("stratum session over its error rate; reading it more slowly",
+					"limit_per_second", s.cfg.errRate, "errors", n, "requests", r.requests,
+					"session_age", now.Sub(r.start).Round(time.Millisecond))
+			}
+			r.errThrottled++
+			r.pace(wait)
+		}
+	}
+	if s.queued() >= maxWriteBatch {
+		s.flush(false)
+	}
+	return true
+}
+
 func (s *Session) readFailed(err error) {
 	switch {
 	case errors.Is(err, ErrLineTooLong):
-		s.log.Warn("stratum line too long; closing", "max", s.cfg.maxLine)
+		s.Logger().Warn("stratum line too long; closing", "max", s.cfg.maxLine)
 		s.closeWith(ErrLineTooLong, false)
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		s.closeWith(fmt.Errorf("%w: nothing received for %s", ErrIdleTimeout, s.cfg.idle), false)
@@ -556,60 +741,201 @@ func (s *Session) readFailed(err error) {
 	}
 }
 
-// writeLoop is the only writer of the connection. It batches whatever is
-// queued into one writev.
+// beginBatch marks the reader as busy with lines it has read: replies
+// sent meanwhile wait for its flush instead of starting a writer.
+func (s *Session) beginBatch() {
+	s.wmu.Lock()
+	s.inBatch = true
+	s.wmu.Unlock()
+}
+
+func (s *Session) queued() int {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	return len(s.queue)
+}
+
+// flush is the reader writing the queue itself, in as few writes as
+// there are batches. With end it also leaves its batch: from then on lines
+// from other goroutines start a writer. If a writer is already running it
+// is left to it. It reports false if the session ended on a write error.
+func (s *Session) flush(end bool) bool {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if end {
+		defer func() { s.inBatch = false }()
+	}
+	if s.writing {
+		return true
+	}
+	s.writing = true
+	defer func() { s.writing = false }()
+	return s.writeQueueLocked(s.cfg.write)
+}
+
+// writeLoop writes what other goroutines queued, then exits: sessions that
+// are sent nothing keep no writer goroutine.
 func (s *Session) writeLoop() {
-	defer close(s.writerDone)
-	defer s.conn.Close()
-	batch := make(net.Buffers, 0, maxWriteBatch)
-	for {
-		select {
-		case <-s.ctx.Done():
-			if s.flushOnClose.Load() {
-				_ = s.conn.SetWriteDeadline(time.Now().Add(min(s.cfg.write, flushTimeout)))
-				for {
-					batch = s.collect(batch[:0])
-					if len(batch) == 0 || s.write(batch) != nil {
-						return
-					}
-				}
+	defer s.writers.Done()
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	s.writeQueueLocked(s.cfg.write)
+	s.writing = false
+}
+
+// writeShared runs on a shared writer: it writes what the socket takes at
+// once, without waiting, so one writer serves every session; a session
+// whose socket is full gets a writer goroutine of its own for the rest,
+// which may wait up to the write timeout.
+func (s *Session) writeShared() {
+	s.wmu.Lock()
+	for len(s.queue) > 0 && s.ctx.Err() == nil {
+		batch := s.queue
+		s.queue, s.spare = s.spare[:0], nil
+		s.wmu.Unlock()
+		lines, partial, ok, err := s.raw.write(s.conn, batch)
+		s.wmu.Lock()
+		if err != nil {
+			s.doneLocked(uint64(len(batch)))
+			s.dropQueueLocked()
+			s.wmu.Unlock()
+			s.closeWith(fmt.Errorf("stratum: write: %w", err), false)
+			s.wmu.Lock()
+			break
+		}
+		s.doneLocked(uint64(lines))
+		if !ok || lines < len(batch) {
+			// The unwritten rest goes back in front of what came since,
+			// and a writer that may wait takes over.
+			rest := batch[lines:]
+			if partial > 0 {
+				rest[0] = rest[0][partial:]
 			}
+			s.queue = append(append(make([][]byte, 0, len(rest)+len(s.queue)), rest...), s.queue...)
+			clear(batch)
+			go s.writeLoop() // inherits writing and the writers count
+			s.wmu.Unlock()
 			return
-		case line := <-s.out:
-			batch = s.collect(append(batch[:0], line))
-			_ = s.conn.SetWriteDeadline(time.Now().Add(s.cfg.write))
-			if err := s.write(batch); err != nil {
-				if errors.Is(err, os.ErrDeadlineExceeded) {
-					s.log.Warn("stratum write timed out; dropping slow miner", "timeout", s.cfg.write)
-					err = fmt.Errorf("%w: write blocked for %s", ErrSlowConsumer, s.cfg.write)
-				} else {
-					err = fmt.Errorf("stratum: write: %w", err)
-				}
-				s.closeWith(err, false)
-				return
+		}
+		clear(batch)
+		if cap(batch) <= maxWriteBatch {
+			s.spare = batch[:0]
+		}
+	}
+	if s.ctx.Err() != nil && !s.flushOnClose.Load() {
+		s.dropQueueLocked()
+	}
+	s.writing = false
+	s.wmu.Unlock()
+	s.writers.Done()
+}
+
+// flushFinal writes what is left after the session ended with a flush
+// (an error reply, a client.reconnect), within flushTimeout.
+func (s *Session) flushFinal() {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	s.writeQueueLocked(min(s.cfg.write, flushTimeout))
+}
+
+// writeQueueLocked writes the queue until it is empty, releasing wmu
+// during each write so that senders never wait on the socket. The caller
+// owns the write side (writing, or the session ended).
+func (s *Session) writeQueueLocked(timeout time.Duration) bool {
+	for len(s.queue) > 0 {
+		if s.ctx.Err() != nil && !s.flushOnClose.Load() {
+			s.dropQueueLocked()
+			return false
+		}
+		if s.ctx.Err() != nil {
+			timeout = min(timeout, flushTimeout)
+		}
+		batch := s.queue
+		s.queue, s.spare = s.spare[:0], nil
+		s.wmu.Unlock()
+		err := s.write(batch, timeout)
+		s.wmu.Lock()
+		if err == nil {
+			s.doneLocked(uint64(len(batch)))
+		}
+		clear(batch) // drop references to shared broadcast lines
+		if cap(batch) <= maxWriteBatch {
+			// Reused, but a burst's large buffer is not kept by an
+			// idle session.
+			s.spare = batch[:0]
+		}
+		if err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) && s.ctx.Err() == nil {
+				s.Logger().Warn("stratum write timed out; dropping slow miner", "timeout", timeout)
+				err = fmt.Errorf("%w: write blocked for %s", ErrSlowConsumer, timeout)
+			} else {
+				err = fmt.Errorf("stratum: write: %w", err)
 			}
+			s.doneLocked(uint64(len(batch)))
+			s.dropQueueLocked()
+			s.wmu.Unlock()
+			s.closeWith(err, false)
+			s.wmu.Lock()
+			return false
 		}
+	}
+	return true
+}
+
+// dropQueueLocked forgets the queue of a session that ended: its lines
+// will never be written, so the broadcasts among them are done with it.
+func (s *Session) dropQueueLocked() {
+	s.doneLocked(uint64(len(s.queue)))
+	clear(s.queue)
+	s.queue = s.queue[:0]
+}
+
+// doneLocked accounts n more lines as written (or dropped) and completes
+// the followed broadcasts among them.
+func (s *Session) doneLocked(n uint64) {
+	s.writtenSeq += n
+	k := 0
+	for k < len(s.marks) && s.marks[k].seq < s.writtenSeq {
+		s.marks[k].f.release()
+		k++
+	}
+	if k > 0 {
+		// Shifted, not resliced: the array is reused by the next
+		// broadcast instead of allocated again.
+		n := copy(s.marks, s.marks[k:])
+		clear(s.marks[n:])
+		s.marks = s.marks[:n]
 	}
 }
 
-// collect appends queued lines to batch without waiting.
-func (s *Session) collect(batch net.Buffers) net.Buffers {
-	for len(batch) < cap(batch) {
-		select {
-		case line := <-s.out:
-			batch = append(batch, line)
-		default:
-			return batch
+// write hands batch to the socket, maxWriteBatch lines per writev.
+func (s *Session) write(batch [][]byte, timeout time.Duration) error {
+	switch {
+	case s.ctx.Err() == nil:
+		// As for reads: moved only when due, so the write timeout is
+		// between WriteTimeout and 1.1 times that.
+		if now := time.Now(); s.wdeadline.Before(now.Add(timeout)) {
+			s.wdeadline = now.Add(timeout + timeout/10)
+			_ = s.conn.SetWriteDeadline(s.wdeadline)
 		}
+	case !s.flushOnClose.Load():
+		_ = s.conn.SetWriteDeadline(time.Now().Add(timeout))
 	}
-	return batch
-}
-
-func (s *Session) write(batch net.Buffers) error {
-	pending := batch // WriteTo consumes its receiver
-	_, err := pending.WriteTo(s.conn)
-	clear(batch) // drop references to shared broadcast lines
-	return err
+	for len(batch) > 0 {
+		n := min(len(batch), maxWriteBatch)
+		var err error
+		if n == 1 {
+			_, err = s.conn.Write(batch[0])
+		} else {
+			bufs := net.Buffers(batch[:n:n]) // WriteTo consumes its receiver
+			_, err = bufs.WriteTo(s.conn)
+		}
+		if err != nil {
+			return err
+		}
+		batch = batch[n:]
+	}
+	return nil
 }
 
 // tokenBucket is the per-session flood guard. It is used by the reader

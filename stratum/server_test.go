@@ -623,3 +623,93 @@ func (b *syncBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+// Requests answered with an error are paced at MaxErrorsPerSecond; valid
+// ones only by the much higher MaxRequestsPerSecond, so a farm proxy's
+// shares never wait behind a limit meant for floods.
+func TestServerErrorsPacedValidNot(t *testing.T) {
+	h := newTestHandler()
+	var mu sync.Mutex
+	clock := time.Unix(1_700_000_000, 0)
+	var slept time.Duration
+	var logs syncBuffer
+	srv := &Server{Handler: h, MaxErrorsPerSecond: 5,
+		Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		now:    func() time.Time { mu.Lock(); defer mu.Unlock(); return clock },
+		sleep: func(_ context.Context, d time.Duration) {
+			mu.Lock()
+			defer mu.Unlock()
+			clock = clock.Add(d)
+			slept += d
+		}}
+	addr, _ := startServer(t, srv)
+	c := dialRaw(t, addr)
+	// 2,000 valid requests at once: well within the default overall guard.
+	var lines []string
+	for i := range 2000 {
+		lines = append(lines, fmt.Sprintf(`{"id":%d,"method":"echo","params":[]}`, i))
+	}
+	c.send(lines...)
+	for i := range 2000 {
+		if id := string(c.recv()["id"]); id != fmt.Sprint(i) {
+			t.Fatalf("reply %d has id %s", i, id)
+		}
+	}
+	mu.Lock()
+	if slept != 0 {
+		t.Fatalf("valid requests were paced for %v", slept)
+	}
+	mu.Unlock()
+	// 50 requests answered with errors: a burst of 10, then 5 per second.
+	lines = lines[:0]
+	for i := range 50 {
+		lines = append(lines, fmt.Sprintf(`{"id":%d,"method":"nope","params":[]}`, i))
+	}
+	c.send(lines...)
+	for i := range 50 {
+		wantErrorReply(t, c.recv(), fmt.Sprint(i), CodeOther)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if want := 8 * time.Second; slept < want-time.Millisecond || slept > want+time.Millisecond {
+		t.Fatalf("slept %v for 50 errors at 5/s with a burst of 10, want %v", slept, want)
+	}
+	if got := logs.String(); strings.Count(got, "over its error rate") != 1 {
+		t.Fatalf("want one error-rate WARN, logged:\n%s", got)
+	}
+}
+
+// Replies may come from any goroutine, concurrently, also after the
+// session ended (the ledger answers accepted shares once they are
+// durable): every reply sent while the session lives arrives, whole.
+func TestServerRepliesFromOtherGoroutines(t *testing.T) {
+	h := newTestHandler()
+	addr, _ := startServer(t, &Server{Handler: h})
+	c := dialRaw(t, addr)
+	s := <-h.sessions
+	const senders, each = 4, 50 // fewer than SendQueue: none can be dropped
+	var wg sync.WaitGroup
+	for g := range senders {
+		wg.Go(func() {
+			for i := range each {
+				s.Reply(json.RawMessage(fmt.Sprint(g*each+i)), true)
+			}
+		})
+	}
+	seen := map[string]bool{}
+	for range senders * each {
+		m := c.recv()
+		if string(m["result"]) != "true" || seen[string(m["id"])] {
+			t.Fatalf("bad or repeated reply %v", m)
+		}
+		seen[string(m["id"])] = true
+	}
+	wg.Wait()
+	c.Close()
+	h.nextDisconnect(t)
+	s.Reply(json.RawMessage("1"), true) // after the end: dropped, no panic
+	s.ReplyError(json.RawMessage("1"), nil)
+	if s.SendLine([]byte("x\n")) {
+		t.Fatal("SendLine on an ended session reported success")
+	}
+}

@@ -331,6 +331,8 @@ func TestMetricsFromSnapshots(t *testing.T) {
 		`hashforge_shares_total{reason="stale job",result="rejected"} 1`,
 		`hashforge_sessions 3`,
 		`hashforge_workers 2`,
+		`hashforge_notify_fanout_seconds_bucket{le="0.01"} 3`,
+		`hashforge_notify_fanout_seconds_count 4`,
 		`hashforge_job_height 101`,
 		`hashforge_ledger_batches_total{outcome="flushed"} 4`,
 		`hashforge_ledger_shares_written_total 4000`,

@@ -179,6 +179,8 @@ var (
 		"When the last payout run ended (outcome=any) and the last one without an error ended (outcome=success); absent before the first.", []string{"outcome"}, nil)
 	descWSClients = prometheus.NewDesc("hashforge_ws_clients",
 		"Open live feed websockets.", nil, nil)
+	descNotifyFanout = prometheus.NewDesc("hashforge_notify_fanout_seconds",
+		"Time from a job broadcast starting to the job being written to the socket of every session it went to (hashforge_job_fanout_seconds: handed to their queues).", nil, nil)
 	descEventsDropped = prometheus.NewDesc("hashforge_web_events_dropped_total",
 		"Pool events the dashboard's subscription had no room for.", nil, nil)
 )
@@ -190,7 +192,8 @@ func (c snapshotCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descShares, descSessions, descWorkers, descHashrate, descHeight, descNetDiff,
 		descBatches, descSharesWritten, descSharesLost, descQueue, descFlushLatency, descDBErrors,
 		descSharesRefused, descKeeping, descSpoolUp, descBacklog, descSyncLatency, descPayouts,
-		descPayoutErrors, descPayoutBlocks, descPayoutRuns, descPayoutLastRun, descWSClients, descEventsDropped} {
+		descPayoutErrors, descPayoutBlocks, descPayoutRuns, descPayoutLastRun, descWSClients, descEventsDropped,
+		descNotifyFanout} {
 		ch <- d
 	}
 }
@@ -227,6 +230,13 @@ func (c snapshotCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descHashrate, finite(ps.Hashrate))
 	gauge(descHeight, float64(ps.JobHeight))
 	gauge(descNetDiff, finite(ps.NetworkDifficulty))
+	if h := ps.NotifyFanout; len(h.Bounds) > 0 {
+		buckets := make(map[float64]uint64, len(h.Bounds))
+		for i, b := range h.Bounds {
+			buckets[b] = h.Counts[i]
+		}
+		ch <- prometheus.MustNewConstHistogram(descNotifyFanout, h.Count, h.Sum, buckets)
+	}
 
 	if cfg.Batcher != nil {
 		bs := cfg.Batcher.Stats()

@@ -88,7 +88,8 @@ func newTestEnvWith(t *testing.T, cfg func(*Config), srv func(*Server)) *testEnv
 		t.Fatal(err)
 	}
 	fp := &fakePool{stats: pool.Stats{Sessions: 3, AuthorizedWorkers: 2, Accepted: 10, JobHeight: 101,
-		NetworkDifficulty: 4.6e-10, Rejected: map[string]uint64{"low difficulty share": 3, "stale job": 1}}}
+		NetworkDifficulty: 4.6e-10, Rejected: map[string]uint64{"low difficulty share": 3, "stale job": 1},
+		NotifyFanout: pool.Histogram{Bounds: []float64{0.001, 0.01}, Counts: []uint64{1, 3}, Count: 4, Sum: 0.5}}}
 	c := Config{Pool: fp, Ledger: led, Payouts: led, Network: &chaincfg.RegressionNetParams,
 		Batcher: fakeBatcher{ledger.Stats{BatchesFlushed: 4, SharesWritten: 4000, FlushErrors: 2, QueueLength: 7, LastFlushLatency: 15 * time.Millisecond}},
 		Processor: fakeProcessor{payout.Stats{BlocksCredited: 5, BlocksOrphaned: 1, Errors: 2,
