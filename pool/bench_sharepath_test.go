@@ -25,7 +25,10 @@ import (
 // BenchmarkSharePath measures.
 type discardShares struct{ n atomic.Int64 }
 
-func (d *discardShares) AddShare(record.Share) { d.n.Add(1) }
+func (d *discardShares) AddShare(_ record.Share, done func(error)) {
+	d.n.Add(1)
+	done(nil)
+}
 
 // BenchmarkSharePath is the pool's CPU per accepted share over loopback
 // TCP: SHARE_MINERS (default 200) miners in a child process each keep

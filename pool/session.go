@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -399,9 +398,9 @@ func (s *Server) handleSubmit(ss *session, req *stratum.Request) {
 	// "Accepted" only once the share is kept: the reply waits for the
 	// sink's group commit (an fsync shared by every share arriving
 	// together), so that no crash loses a share a miner was paid for by
-	// our word. The id is copied: the request's buffers are not ours
-	// after Handle returns.
-	id := slices.Clone(req.ID)
+	// our word. The stratum server never reuses a request, so its id
+	// may be kept for the reply.
+	id := req.ID
 	diff := res.Difficulty
 	s.shares.AddShare(share, func(err error) {
 		if err != nil {

@@ -43,6 +43,8 @@ type serveConfig struct {
 	Extranonce2Size int
 	VersionMask     string
 	SpoolDir        string
+	MaxRequests     int
+	MaxErrors       int
 	LogLevel        string
 	LogJSON         bool
 	Payout          payoutConfig
@@ -67,6 +69,8 @@ func (c *serveConfig) register(fs *flag.FlagSet) {
 	fs.IntVar(&c.Extranonce2Size, "extranonce2-size", 8, "bytes of extranonce2 miners roll")
 	fs.StringVar(&c.VersionMask, "version-mask", "1fffe000", "BIP 310 version-rolling mask offered to miners (BIP 320: 1fffe000, BIP 323: 1fffffe0)")
 	fs.StringVar(&c.SpoolDir, "spool-dir", "hashforge-spool", "write-ahead spool and block journal: every accepted share is fsynced here before the miner hears \"accepted\" (one directory per pool process)")
+	fs.IntVar(&c.MaxRequests, "max-requests-per-second", 10000, "per-session guard on all Stratum requests (burst 2x); a farm proxy forwards many ASICs' valid shares on one connection")
+	fs.IntVar(&c.MaxErrors, "max-errors-per-second", 100, "per-session pace of what is invalid: malformed lines and requests answered with an error (burst 2x); a session over it is read more slowly")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.BoolVar(&c.LogJSON, "log-json", false, "log as JSON lines")
 	c.Payout.register(fs)
@@ -265,7 +269,8 @@ func runServe(ctx context.Context, cfg serveConfig, log *slog.Logger, ready func
 	// left) and on every --payout-interval.
 	g.Go(func() error { return payouts.Run(gctx, cfg.Payout.Interval) })
 	g.Go(func() error {
-		s := &stratum.Server{Handler: srv, Logger: log.With("component", "stratum")}
+		s := &stratum.Server{Handler: srv, Logger: log.With("component", "stratum"),
+			MaxRequestsPerSecond: cfg.MaxRequests, MaxErrorsPerSecond: cfg.MaxErrors}
 		return s.Serve(gctx, stratumLn)
 	})
 	if httpLn != nil {
