@@ -115,7 +115,9 @@ type Batcher struct {
 	log    *slog.Logger
 
 	running atomic.Bool
-	spool   *spool // nil without SpoolDir; set by Run before anything reads it
+	spool   *spool // nil without SpoolDir; set by Run before its goroutines start
+	// spoolStat is spool for Stats, which may run before Run set it.
+	spoolStat atomic.Pointer[spool]
 
 	mu     sync.Mutex
 	space  *sync.Cond // signalled when the intake is taken
@@ -222,14 +224,15 @@ func (b *Batcher) Stats() Stats {
 	queued := len(b.intake)
 	b.mu.Unlock()
 	b.hmu.Lock()
-	dbUp, spoolUp, refusing := b.dbUp, b.spoolUp && b.spool != nil, b.refusing
+	sp := b.spoolStat.Load()
+	dbUp, spoolUp, refusing := b.dbUp, b.spoolUp && sp != nil, b.refusing
 	b.hmu.Unlock()
 	var backlog int64
-	if b.spool != nil {
+	if sp != nil {
 		b.cursorMu.Lock()
 		c := b.statCursor
 		b.cursorMu.Unlock()
-		backlog = b.spool.bytesAfter(c)
+		backlog = sp.bytesAfter(c)
 	}
 	return Stats{
 		BatchesFlushed:   b.batchesFlushed.Load(),
@@ -268,6 +271,7 @@ func (b *Batcher) Run(ctx context.Context) error {
 			return fmt.Errorf("ledger: batcher: %w", err)
 		}
 		b.spool = sp
+		b.spoolStat.Store(sp)
 	} else {
 		b.log.Warn("no spool dir: shares are acknowledged only once PostgreSQL committed them, and refused while it is away")
 	}
