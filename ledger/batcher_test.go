@@ -261,6 +261,19 @@ func (p *proxy) setDown(down bool) {
 	}
 }
 
+// proxiedLedger is a Ledger that reaches the database through a proxy
+// the test can take down.
+func proxiedLedger(t *testing.T, databaseURL string) (*proxy, *Ledger) {
+	t.Helper()
+	px, proxied := startProxy(t, databaseURL)
+	pl, err := Open(testCtx(t), proxied)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pl.Close)
+	return px, pl
+}
+
 func spoolFiles(t *testing.T, dir string) []string {
 	t.Helper()
 	m, err := filepath.Glob(filepath.Join(dir, "*"+segmentSuffix))
@@ -272,13 +285,7 @@ func spoolFiles(t *testing.T, dir string) []string {
 
 func TestBatcherSpoolsDuringOutageAndReplaysOnce(t *testing.T) {
 	l, url := newTestLedger(t)
-	px, proxied := startProxy(t, url)
-	ctx := testCtx(t)
-	pl, err := Open(ctx, proxied)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pl.Close)
+	px, pl := proxiedLedger(t, url)
 
 	dir := t.TempDir()
 	b := NewBatcher(pl, BatcherOptions{MaxBatch: 100, FlushInterval: 10 * time.Millisecond, SpoolDir: dir})
@@ -482,12 +489,7 @@ func TestPermanentlyRefusedBatchIsSetAside(t *testing.T) {
 // back, by itself.
 func TestWithoutSpoolSharesAreRefusedWhileDatabaseAway(t *testing.T) {
 	l, url := newTestLedger(t)
-	px, proxied := startProxy(t, url)
-	pl, err := Open(testCtx(t), proxied)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pl.Close)
+	px, pl := proxiedLedger(t, url)
 	b := NewBatcher(pl, BatcherOptions{})
 	stop := runBatcher(t, b)
 
@@ -528,12 +530,7 @@ func TestWithoutSpoolSharesAreRefusedWhileDatabaseAway(t *testing.T) {
 // away too, shares are refused; both recover by themselves.
 func TestUnwritableSpool(t *testing.T) {
 	l, url := newTestLedger(t)
-	px, proxied := startProxy(t, url)
-	pl, err := Open(testCtx(t), proxied)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pl.Close)
+	px, pl := proxiedLedger(t, url)
 	dir := t.TempDir()
 	// A directory where the first segment file must go: creating it fails
 	// as a full or read-only disk would, whoever runs the test.

@@ -537,8 +537,8 @@ func (s *spool) setAside(seq uint64) (string, error) {
 	return markCorrupt(s.segmentPath(seq))
 }
 
-// pending reports the bytes of log not yet applied after pos, for stats:
-// an estimate from file sizes.
+// bytesAfter reports the bytes of log after pos (not yet applied), for
+// stats: an estimate from file sizes.
 func (s *spool) bytesAfter(pos walPos) int64 {
 	segs, err := s.segments()
 	if err != nil {
