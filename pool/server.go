@@ -106,7 +106,9 @@ type Server struct {
 	mu       sync.Mutex
 	sessions map[*session]struct{}
 	en1      extranonceAllocator
-	events   eventBus
+	// resumeKey authenticates the session ids miners resume with.
+	resumeKey [32]byte
+	events    eventBus
 
 	stats stats
 
@@ -183,6 +185,9 @@ func NewServer(cfg Config, submit BlockSubmitter, shares ShareSink, blocks Block
 		sessions: make(map[*session]struct{}),
 
 		submitBackoff: submitBackoff,
+	}
+	if _, err := rand.Read(s.resumeKey[:]); err != nil {
+		return nil, fmt.Errorf("pool: random session key: %w", err)
 	}
 	s.rec = newBlockRecorder(blocks, s.log, s.publishBlock)
 	s.rec.journaled = cfg.BlockJournal != nil

@@ -2,11 +2,13 @@ package pool
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -399,29 +401,72 @@ func TestSessionResume(t *testing.T) {
 	c1 := &memConn{}
 	ss1 := subscribeAuthorize(t, tp.srv, c1, regtestAddr, []any{"m"})
 	old := ss1.en1Hex
+	id := subscriptionID(t, c1)
+	if id != tp.srv.sessionID(binary.BigEndian.Uint32(ss1.en1[:])) || strings.Contains(id, old) == false {
+		t.Fatalf("subscribe answered session id %q for extranonce1 %s", id, old)
+	}
 	tp.srv.disconnect(ss1)
 
-	// A fresh session must not get the parked extranonce1.
+	// A fresh session must not get the parked extranonce1, nor one that
+	// guesses its id: the bare extranonce1 (what the id used to be), or
+	// the extranonce1 with a MAC from elsewhere.
 	other := subscribeAuthorize(t, tp.srv, &memConn{}, regtestAddr, []any{"m"})
 	if other.en1Hex == old {
 		t.Fatal("parked extranonce1 handed to another miner")
 	}
-	ss2 := subscribeAuthorize(t, tp.srv, &memConn{}, regtestAddr, []any{"m", old})
+	forged := old + subscriptionID(t, other.c.(*memConn))[2*Extranonce1Size:]
+	for _, guess := range []string{old, forged, id[:len(id)-1], id + "00"} {
+		if g := subscribeAuthorize(t, tp.srv, &memConn{}, regtestAddr, []any{"m", guess}); g.en1Hex == old {
+			t.Fatalf("session id %q took over extranonce1 %s", guess, old)
+		}
+	}
+	ss2 := subscribeAuthorize(t, tp.srv, &memConn{}, regtestAddr, []any{"m", id})
 	if ss2.en1Hex != old {
 		t.Fatalf("resume got %s, want %s", ss2.en1Hex, old)
 	}
+	if got := subscriptionID(t, ss2.c.(*memConn)); got != id {
+		t.Fatalf("resumed session answered id %q, want %q", got, id)
+	}
 	// In use now: a second resume attempt gets a fresh one.
-	ss3 := subscribeAuthorize(t, tp.srv, &memConn{}, regtestAddr, []any{"m", old})
+	ss3 := subscribeAuthorize(t, tp.srv, &memConn{}, regtestAddr, []any{"m", id})
 	if ss3.en1Hex == old {
 		t.Fatal("extranonce1 in use handed out twice")
 	}
 	// Past the resume window the claim is gone.
 	tp.srv.disconnect(ss2)
 	tp.clock.add(resumeTTL + time.Second)
-	ss4 := subscribeAuthorize(t, tp.srv, &memConn{}, regtestAddr, []any{"m", old})
+	ss4 := subscribeAuthorize(t, tp.srv, &memConn{}, regtestAddr, []any{"m", id})
 	if ss4.en1Hex == old {
 		t.Fatal("resume honoured after the window")
 	}
+	// Another pool process (another key) does not honour this one's ids.
+	tp2 := newTestPool(t, nil)
+	if _, ok := tp2.srv.parseSessionID(id); ok {
+		t.Fatal("a session id is valid in another process")
+	}
+}
+
+// subscriptionID returns the session id of the subscribe reply c got.
+func subscriptionID(t testing.TB, c *memConn) string {
+	t.Helper()
+	c.mu.Lock()
+	lines := slices.Clone(c.lines)
+	c.mu.Unlock()
+	for _, line := range lines {
+		var r struct {
+			ID     int             `json:"id"`
+			Result json.RawMessage `json:"result"`
+		}
+		if json.Unmarshal([]byte(line), &r) != nil || r.Result == nil {
+			continue
+		}
+		sub, err := stratum.ParseSubscribeResult(r.Result)
+		if err == nil {
+			return sub.SessionID
+		}
+	}
+	t.Fatal("no subscribe reply")
+	return ""
 }
 
 func TestSetExtranonce(t *testing.T) {

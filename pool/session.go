@@ -1,12 +1,13 @@
 package pool
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"sync"
 	"time"
 
@@ -146,7 +147,7 @@ func (s *Server) handleSubscribe(ss *session, req *stratum.Request) {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	if !ss.subscribed {
-		resume, hasResume := parseSessionID(p.SessionID)
+		resume, hasResume := s.parseSessionID(p.SessionID)
 		s.mu.Lock()
 		en1, resumed, err := s.en1.acquire(resume, hasResume, s.now())
 		s.mu.Unlock()
@@ -162,7 +163,7 @@ func (s *Server) handleSubscribe(ss *session, req *stratum.Request) {
 	}
 	// A repeated subscribe gets the same answer: the extranonce1 the
 	// miner's current work is built on must not change under it.
-	ss.c.Reply(req.ID, stratum.SubscribeResult(ss.en1Hex, ss.en1Hex, s.cfg.Extranonce2Size))
+	ss.c.Reply(req.ID, stratum.SubscribeResult(s.sessionID(binary.BigEndian.Uint32(ss.en1[:])), ss.en1Hex, s.cfg.Extranonce2Size))
 	if ss.authorized {
 		s.startWorkLocked(ss)
 	}
@@ -173,14 +174,39 @@ func (ss *session) setExtranonce1(en1 uint32) {
 	ss.en1Hex = hex.EncodeToString(ss.en1[:])
 }
 
-// parseSessionID reads the session id a miner offers to resume: it is the
-// extranonce1 hex we handed out.
-func parseSessionID(id string) (uint32, bool) {
-	if len(id) != 2*Extranonce1Size {
+// The session id a miner may resume with is its extranonce1 followed by a
+// MAC of it under a key only this process knows: ids must not be
+// guessable, or anyone could subscribe with a neighbour's id and take its
+// extranonce1 (and with it the work that miner is doing). Sequential
+// extranonce1 values alone are trivially guessable.
+const sessionMACSize = 12
+
+// sessionID returns the id a session with extranonce1 en1 may resume with.
+func (s *Server) sessionID(en1 uint32) string {
+	var b [Extranonce1Size + sessionMACSize]byte
+	binary.BigEndian.PutUint32(b[:Extranonce1Size], en1)
+	m := hmac.New(sha256.New, s.resumeKey[:])
+	m.Write(b[:Extranonce1Size])
+	copy(b[Extranonce1Size:], m.Sum(nil))
+	return hex.EncodeToString(b[:])
+}
+
+// parseSessionID reads the session id a miner offers to resume: the
+// extranonce1 it names, if the id is one this process handed out.
+func (s *Server) parseSessionID(id string) (uint32, bool) {
+	if len(id) != 2*(Extranonce1Size+sessionMACSize) {
 		return 0, false
 	}
-	v, err := strconv.ParseUint(id, 16, 32)
-	return uint32(v), err == nil
+	var b [Extranonce1Size + sessionMACSize]byte
+	if _, err := hex.Decode(b[:], []byte(id)); err != nil {
+		return 0, false
+	}
+	en1 := binary.BigEndian.Uint32(b[:Extranonce1Size])
+	want, _ := hex.DecodeString(s.sessionID(en1))
+	if !hmac.Equal(want, b[:]) {
+		return 0, false
+	}
+	return en1, true
 }
 
 func (s *Server) handleAuthorize(ss *session, req *stratum.Request) {
