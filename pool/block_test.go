@@ -483,6 +483,57 @@ func TestSuggestDifficultyAfterAuthorizeResendsJob(t *testing.T) {
 	check("suggest above the network", c.take(), tp.srv.jobs.Current().netDiff)
 }
 
+// Once shares flow, suggestions cannot pin a session below what vardiff
+// chose: a lower one moves only the floor, and one takes effect per
+// suggestInterval.
+func TestSuggestDifficultyCannotUndoVardiff(t *testing.T) {
+	tp := newTestPool(t, func(c *Config) {
+		c.MinDifficulty = 1.0 / (1 << 30)
+		c.StartDifficulty = 1.0 / (1 << 30)
+	})
+	tmpl := testTemplate(t, 1000, 1, true)
+	tmpl.Bits = 0x2000ffff
+	tp.srv.publish(tmpl, true)
+	c := &memConn{}
+	ss := subscribeAuthorize(t, tp.srv, c, regtestAddr+".w", []any{"m"})
+	// Vardiff has raised the session after accepted shares.
+	vardiffChose := 1.0 / (1 << 26)
+	ss.mu.Lock()
+	ss.accepted = 100
+	ss.desired = vardiffChose
+	tp.srv.applyDifficultyLocked(ss)
+	ss.mu.Unlock()
+	cur := func() float64 {
+		ss.mu.Lock()
+		defer ss.mu.Unlock()
+		d, _ := ss.diffs.Current()
+		return d
+	}
+	if d := cur(); d != vardiffChose {
+		t.Fatalf("session at %v, want %v", d, vardiffChose)
+	}
+	for range 50 {
+		c.take()
+		call(tp.srv, ss, "mining.suggest_difficulty", []any{1.0 / (1 << 29)})
+		if lines := c.take(); len(lines) != 1 || string(parseLine(t, lines[0]).Result) != "true" {
+			t.Fatalf("suggestion answered %v, want one true", lines)
+		}
+		if d := cur(); d != vardiffChose {
+			t.Fatalf("a suggestion moved the session to %v", d)
+		}
+	}
+	// A higher floor within the interval waits; after it, it applies.
+	call(tp.srv, ss, "mining.suggest_difficulty", []any{1.0 / (1 << 25)})
+	if d := cur(); d != vardiffChose {
+		t.Fatalf("second suggestion within the interval applied: %v", d)
+	}
+	tp.clock.add(suggestInterval)
+	call(tp.srv, ss, "mining.suggest_difficulty", []any{1.0 / (1 << 25)})
+	if d := cur(); d != 1.0/(1<<25) {
+		t.Fatalf("higher floor after the interval: session at %v", d)
+	}
+}
+
 func setDifficulty(t *testing.T, line string) float64 {
 	t.Helper()
 	m := parseLine(t, line)

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -842,5 +843,66 @@ func TestBlockJournaledBeforeSubmitAndReply(t *testing.T) {
 	b := oj.blocks[1]
 	if !b.Accepted || b.Address != regtestAddr || b.Worker != "rig" || len(b.Header) != 160 || b.Coinbase == "" || b.Hash != oj.blocks[0].Hash {
 		t.Fatalf("journaled block %+v", b)
+	}
+}
+
+// A session flooding valid shares faster than they are kept waits in its
+// own reader once maxSharesInFlight are in flight; other sessions' shares
+// still reach the sink at once.
+func TestFloodingSessionWaitsAlone(t *testing.T) {
+	tp := newTestPool(t, func(c *Config) { c.MinDifficulty = 1e-12; c.StartDifficulty = 1e-12 })
+	tmpl := testTemplate(t, 120, 2, false)
+	tmpl.Bits = 0x1d00ffff // no share is a block
+	if !tp.srv.publish(tmpl, true) {
+		t.Fatal("publish failed")
+	}
+	tp.shares.mu.Lock()
+	tp.shares.hold = true
+	tp.shares.mu.Unlock()
+	job := func(c *memConn) (string, json.RawMessage) {
+		for _, l := range c.take() {
+			if m := parseLine(t, l); m.Method == "mining.notify" {
+				var id string
+				_ = json.Unmarshal(m.Params[0], &id)
+				return id, m.Params[7]
+			}
+		}
+		t.Fatal("no job")
+		return "", nil
+	}
+	ca, cb := &memConn{discard: false}, &memConn{}
+	a := subscribeAuthorize(t, tp.srv, ca, regtestAddr+".flood", []any{"m"})
+	b := subscribeAuthorize(t, tp.srv, cb, regtestAddr+".honest", []any{"m"})
+	jobA, ntimeA := job(ca)
+	jobB, ntimeB := job(cb)
+	const flood = maxSharesInFlight + 10
+	floodDone := make(chan struct{})
+	go func() {
+		defer close(floodDone)
+		for i := range flood {
+			call(tp.srv, a, "mining.submit", []any{regtestAddr + ".flood", jobA, "0102030405060708", ntimeA, fmt.Sprintf("%08x", i)})
+		}
+	}()
+	for len(tp.shares.all()) < maxSharesInFlight {
+		select {
+		case <-floodDone:
+			t.Fatal("the flood was never held back")
+		default:
+			runtime.Gosched()
+		}
+	}
+	call(tp.srv, b, "mining.submit", []any{regtestAddr + ".honest", jobB, "0102030405060708", ntimeB, "00000001"})
+	if got := len(tp.shares.all()); got != maxSharesInFlight+1 {
+		t.Fatalf("%d shares handed over with the flood held at %d: the honest share did not pass", got, maxSharesInFlight)
+	}
+	select {
+	case <-floodDone:
+		t.Fatal("flooding session went on past its limit")
+	default:
+	}
+	tp.shares.release()
+	<-floodDone
+	if got := len(tp.shares.all()); got != flood+1 {
+		t.Fatalf("%d shares handed over, want %d", got, flood+1)
 	}
 }

@@ -60,7 +60,23 @@ type session struct {
 	// soloScript is what this session's coinbases pay under SOLO: the
 	// first address it authorized.
 	soloScript string
+	// keeping holds a token per share handed to the sink and not yet
+	// kept (made at the first share).
+	keeping chan struct{}
+	// suggestedAt is when the last difficulty suggestion after the
+	// session's first accepted share took effect.
+	suggestedAt time.Time
 }
+
+// maxSharesInFlight bounds a session's shares waiting for the group
+// commit: far above what a farm proxy has in flight (a few milliseconds'
+// worth), far below the sink's queue.
+const maxSharesInFlight = 256
+
+// suggestInterval is how often a miner's difficulty suggestion may move
+// its floor. Miners send one at connect; one that keeps sending them is
+// trying to hold vardiff down.
+const suggestInterval = 10 * time.Minute
 
 // ready reports whether the session can be sent work.
 func (ss *session) ready() bool { return ss.subscribed && ss.authorized }
@@ -338,13 +354,29 @@ func (s *Server) handleSuggestDifficulty(ss *session, req *stratum.Request) {
 		return
 	}
 	ss.mu.Lock()
+	now := s.now()
+	if ss.accepted > 0 {
+		if !ss.suggestedAt.IsZero() && now.Sub(ss.suggestedAt) < suggestInterval {
+			// Acknowledged, not applied: once shares flow, a suggestion
+			// is a floor the miner may move rarely, never a way to
+			// reset vardiff at will.
+			ss.mu.Unlock()
+			ss.c.Reply(req.ID, true)
+			return
+		}
+		ss.suggestedAt = now
+	}
 	// The suggestion becomes the miner's floor, bounded by the network
-	// ceiling: a miner asks for a share rate, not to skip blocks.
+	// ceiling: a miner asks for a share rate, not to skip blocks. Before
+	// vardiff has judged the miner it is also where the miner starts;
+	// after, it only raises the difficulty, never undoes vardiff's work.
 	ss.floor = s.requestedDifficulty(d, s.cfg.MinDifficulty)
-	ss.desired = ss.floor
-	// Shares so far were found at the old difficulty and say nothing
-	// about the rate at the new one.
-	ss.vd.reset(s.now())
+	if ss.accepted == 0 || ss.floor > ss.desired {
+		ss.desired = ss.floor
+		// Shares so far were found at the old difficulty and say
+		// nothing about the rate at the new one.
+		ss.vd.reset(now)
+	}
 	ss.c.Reply(req.ID, true)
 	s.applyDifficultyLocked(ss)
 	ss.mu.Unlock()
@@ -428,7 +460,19 @@ func (s *Server) handleSubmit(ss *session, req *stratum.Request) {
 	// may be kept for the reply.
 	id := req.ID
 	diff := res.Difficulty
+	// A session may have only so many shares waiting to be kept: one that
+	// floods (a miner pinned at a tiny difficulty, a proxy gone wild) waits
+	// here, in its own reader, instead of filling the sink's queue that
+	// every session shares.
+	ss.mu.Lock()
+	if ss.keeping == nil {
+		ss.keeping = make(chan struct{}, maxSharesInFlight)
+	}
+	keeping := ss.keeping
+	ss.mu.Unlock()
+	keeping <- struct{}{}
 	s.shares.AddShare(share, func(err error) {
+		<-keeping
 		if err != nil {
 			s.stats.reject(reasonNotKept)
 			ss.c.ReplyError(id, stratum.Errorf(stratum.CodeOther, reasonNotKept))
