@@ -16,7 +16,13 @@ import (
 // each new job: grown to b.N entries it would measure cache misses in a map
 // far larger than a job's.
 func BenchmarkSubmitDecodeAndCheck(b *testing.B) {
-	book, j := benchBook(b)
+	for _, s := range branchSizes {
+		b.Run(s.name, func(b *testing.B) { benchSubmitDecodeAndCheck(b, s.txs) })
+	}
+}
+
+func benchSubmitDecodeAndCheck(b *testing.B, txs int) {
+	book, j := benchBook(b, txs)
 	var diffs DifficultyLog
 	diffs.Set(1e-30, mustTarget(b, 1e-30))
 	diffs.JobSent(j.Seq)

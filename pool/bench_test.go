@@ -3,6 +3,7 @@ package pool
 import (
 	"encoding/json"
 	"fmt"
+	"math/bits"
 	"strings"
 	"testing"
 
@@ -10,10 +11,10 @@ import (
 	"github.com/hashforge/hashforge/stratum"
 )
 
-// benchBook is a job with a 2-entry merkle branch (3 txs, segwit) on a
+// benchBook is a job with a template of txs transactions (segwit) on a
 // network difficulty leaving room for non-block shares.
-func benchBook(b *testing.B) (*JobBook, *Job) {
-	tmpl := testTemplate(b, 850000, 3, true)
+func benchBook(b *testing.B, txs int) (*JobBook, *Job) {
+	tmpl := testTemplate(b, 850000, txs, true)
 	tmpl.Bits = 0x2000ffff
 	j := testJob(b, tmpl, 1, "/hashforge/")
 	book := NewJobBook(DefaultJobBookSize)
@@ -21,11 +22,28 @@ func benchBook(b *testing.B) (*JobBook, *Job) {
 	return book, j
 }
 
+// branchSizes are the templates the share-path benchmarks run on: 3
+// transactions (a 2-step merkle branch) and a mainnet-like 3,000 (12
+// steps), where the branch fold is most of a share's hashing.
+var branchSizes = []struct {
+	name string
+	txs  int
+}{{"branch2", 3}, {"branch12", 3000}}
+
 // BenchmarkCheckShare is the accepted-share hot path: lookup, checks,
 // coinbase hash, merkle fold, header hash, target compare, duplicate
 // record. Every nonce is distinct, so every share is new and accepted.
 func BenchmarkCheckShare(b *testing.B) {
-	book, j := benchBook(b)
+	for _, s := range branchSizes {
+		b.Run(s.name, func(b *testing.B) { benchCheckShare(b, s.txs) })
+	}
+}
+
+func benchCheckShare(b *testing.B, txs int) {
+	book, j := benchBook(b, txs)
+	if want := bits.Len(uint(txs)); len(j.branch) != want {
+		b.Fatalf("%d transactions: merkle branch of %d, want %d", txs, len(j.branch), want)
+	}
 	var diffs DifficultyLog
 	diffs.Set(1e-30, mustTarget(b, 1e-30)) // every hash passes: measure the full accept path
 	diffs.JobSent(j.Seq)
@@ -46,7 +64,7 @@ func BenchmarkCheckShare(b *testing.B) {
 // same work plus finding the job's coinbase for the finder's script (a
 // 34-byte P2WSH here, whose lookup once allocated per share).
 func BenchmarkCheckShareSolo(b *testing.B) {
-	book, j := benchBook(b)
+	book, j := benchBook(b, 3)
 	j.soloOutputs = func(script []byte) []TxOut { return []TxOut{{Value: j.coinbaseVal, Script: script}} }
 	var diffs DifficultyLog
 	diffs.Set(1e-30, mustTarget(b, 1e-30))

@@ -57,6 +57,7 @@ type Job struct {
 	minNTime     uint32 // inclusive
 	maxNTime     uint32 // inclusive
 	coinb1       []byte
+	coinb1Mid    pow.SHA256Midstate // coinb1's whole blocks, compressed once for every share
 	coinb2       []byte
 	en2Size      int
 	branch       [][32]byte
@@ -148,6 +149,7 @@ func NewJob(t *node.Template, p JobParams) (*Job, error) {
 		bits:         t.Bits,
 		curTime:      uint32(t.CurTime),
 		coinb1:       split.coinb1,
+		coinb1Mid:    pow.NewSHA256Midstate(split.coinb1),
 		coinb2:       split.coinb2,
 		en2Size:      p.Extranonce2Size,
 		branch:       pow.MerkleBranch(txids),

@@ -70,8 +70,10 @@ func (r *ShareResult) BlockHash() string { return pow.HashString(&r.Hash) }
 // a share does not allocate.
 type scratch struct{ cb []byte }
 
-// stackCoinbase is the largest coinbase assembled on the stack: the pool's
-// own (one or two outputs and the witness commitment) is under 200 bytes.
+// stackCoinbase is the longest coinbase remainder (coinb1 past its
+// precomputed blocks, the extranonces, coinb2) assembled on the stack: the
+// pool's own coinb2 (one or two outputs and the witness commitment) is
+// under 200 bytes; a SOLO finder's may be longer.
 const stackCoinbase = 256
 
 var scratchPool = sync.Pool{New: func() any { return &scratch{cb: make([]byte, 0, 512)} }}
@@ -150,19 +152,24 @@ func (b *JobBook) CheckShare(sub *Submission, diffs *DifficultyLog) (ShareResult
 	return res, nil
 }
 
-// hashShare assembles the share's header in res and hashes it.
+// hashShare assembles the share's header in res and hashes it. The
+// coinbase is coinb1 ‖ extranonce1 ‖ extranonce2 ‖ coinb2 and coinb1 is the
+// job's, so its whole 64-byte blocks are hashed once (coinb1Mid) and a
+// share hashes only what follows them. A Job built without NewJob has a
+// zero coinb1Mid, which covers nothing: the whole coinb1 is hashed.
 func (j *Job) hashShare(sub *Submission, version uint32, coinb2 []byte, res *ShareResult) {
 	var txid [32]byte
-	if n := len(j.coinb1) + len(sub.Extranonce1) + len(sub.Extranonce2) + len(coinb2); n <= stackCoinbase {
+	tail := j.coinb1[j.coinb1Mid.Len():]
+	if n := len(tail) + len(sub.Extranonce1) + len(sub.Extranonce2) + len(coinb2); n <= stackCoinbase {
 		// Most coinbases fit on the stack, which costs less than the pool.
 		var buf [stackCoinbase]byte
-		cb := append(append(append(append(buf[:0], j.coinb1...), sub.Extranonce1...), sub.Extranonce2...), coinb2...)
-		txid = pow.SHA256d(cb)
+		rest := append(append(append(append(buf[:0], tail...), sub.Extranonce1...), sub.Extranonce2...), coinb2...)
+		txid = j.coinb1Mid.SHA256d(rest)
 	} else {
 		s := scratchPool.Get().(*scratch)
-		cb := append(append(append(append(s.cb[:0], j.coinb1...), sub.Extranonce1...), sub.Extranonce2...), coinb2...)
-		txid = pow.SHA256d(cb)
-		s.cb = cb
+		rest := append(append(append(append(s.cb[:0], tail...), sub.Extranonce1...), sub.Extranonce2...), coinb2...)
+		txid = j.coinb1Mid.SHA256d(rest)
+		s.cb = rest
 		scratchPool.Put(s)
 	}
 

@@ -1,17 +1,16 @@
 package pow
 
 import (
-	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 )
 
-// SHA256d is Bitcoin's double SHA-256. crypto/sha256 uses SHA-NI/AVX2 where
-// the CPU has them, and this does not allocate.
+// SHA256d is Bitcoin's double SHA-256. It uses the SHA extensions where
+// the CPU has them, and does not allocate.
 func SHA256d(b []byte) [32]byte {
-	first := sha256.Sum256(b)
-	return sha256.Sum256(first[:])
+	var m SHA256Midstate
+	return m.SHA256d(b)
 }
 
 // MerkleBranch returns the hashes a miner folds its coinbase txid with to
@@ -31,7 +30,7 @@ func MerkleBranch(txids [][32]byte) [][32]byte {
 			j := min(i+1, len(rest)-1)
 			copy(pair[:32], rest[i][:])
 			copy(pair[32:], rest[j][:])
-			next = append(next, SHA256d(pair[:]))
+			next = append(next, SHA256d64(&pair))
 		}
 		level = next
 	}
@@ -47,7 +46,7 @@ func FoldMerkleBranch(coinbaseTxID [32]byte, branch [][32]byte) [32]byte {
 	for i := range branch {
 		copy(pair[:32], root[:])
 		copy(pair[32:], branch[i][:])
-		root = SHA256d(pair[:])
+		root = SHA256d64(&pair)
 	}
 	return root
 }
