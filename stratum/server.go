@@ -372,7 +372,9 @@ type Session struct {
 	raw        rawWriter     // the shared writers' non-blocking writes
 
 	authorized atomic.Bool
-	authTimer  *time.Timer
+	// authTimer is dropped once stopped: an authorized session keeps no
+	// timer (nor its callback).
+	authTimer atomic.Pointer[time.Timer]
 
 	stateMu sync.Mutex
 	state   any
@@ -426,8 +428,12 @@ func (s *Session) Err() error { return context.Cause(s.ctx) }
 // SetAuthorized marks the session authorized and stops the auth timer.
 func (s *Session) SetAuthorized() {
 	s.authorized.Store(true)
-	if s.authTimer != nil {
-		s.authTimer.Stop()
+	s.stopAuthTimer()
+}
+
+func (s *Session) stopAuthTimer() {
+	if t := s.authTimer.Swap(nil); t != nil {
+		t.Stop()
 	}
 }
 
@@ -551,12 +557,12 @@ func (s *Session) closeWith(err error, flush bool) {
 // run is the session's reader goroutine: it owns the read side and every
 // Handler call, so Handle is sequential and Disconnected comes last.
 func (s *Session) run() {
-	s.authTimer = time.AfterFunc(s.cfg.auth, func() {
+	s.authTimer.Store(time.AfterFunc(s.cfg.auth, func() {
 		if !s.authorized.Load() {
 			s.Logger().Info("stratum session not authorized in time", "timeout", s.cfg.auth)
 			s.closeWith(ErrAuthTimeout, true)
 		}
-	})
+	}))
 	if s.call("Connected", func() { s.cfg.handler.Connected(s) }) {
 		s.readLoop()
 	}
@@ -571,7 +577,7 @@ func (s *Session) run() {
 	s.wmu.Lock()
 	s.dropQueueLocked() // whatever the flush left
 	s.wmu.Unlock()
-	s.authTimer.Stop()
+	s.stopAuthTimer()
 	_ = s.conn.Close()
 	err := s.Err()
 	if s.cfg.log.Enabled(s.ctx, slog.LevelDebug) {
@@ -620,6 +626,7 @@ func (s *Session) readLoop() {
 	r := &reader{s: s, lr: NewLineReader(s.conn, s.cfg.maxLine), start: start,
 		bucket: *newTokenBucket(s.cfg.rate, start), errBucket: *newTokenBucket(s.cfg.errRate, start)}
 	r.lr.beforeRead = r.beforeRead
+	r.lr.useRaw(s.conn)
 	defer r.done()
 	for s.ctx.Err() == nil {
 		line, err := r.lr.ReadLine()

@@ -1,0 +1,14 @@
+//go:build !unix
+
+package stratum
+
+import "net"
+
+// rawReader has no raw reads here: readers keep their buffer.
+type rawReader struct{}
+
+func (*rawReader) ok() bool { return false }
+
+func (lr *LineReader) useRaw(net.Conn) {}
+
+func (lr *LineReader) fillRaw() {}
