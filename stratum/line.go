@@ -16,6 +16,10 @@ const DefaultMaxLine = 16 << 10
 // oversized line, so the connection is no longer usable.
 var ErrLineTooLong = errors.New("stratum: line too long")
 
+// errYield is ReadLine giving up a wait it was asked to leave to its
+// caller (rawReader.yield); the reader is intact and may be read on.
+var errYield = errors.New("stratum: read yielded")
+
 // initialLineBuffer is where a reader's buffer starts. Most sessions only
 // ever see lines of a couple of hundred bytes, so buffers start small and
 // grow towards the maximum only for sessions that need it: ten thousand
@@ -110,6 +114,9 @@ func (lr *LineReader) ReadLine() ([]byte, error) {
 			return nil, lr.err
 		}
 		shift := lr.fill()
+		if lr.raw.takeYield() {
+			return nil, errYield
+		}
 		scanFrom -= shift
 	}
 }

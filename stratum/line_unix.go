@@ -19,9 +19,19 @@ type rawReader struct {
 	fn  func(fd uintptr) bool // lr.readFD
 	n   int
 	err error
+	// yield: when the socket has nothing and nothing is buffered, return
+	// errYield instead of waiting (once: it is cleared then).
+	yield, yielded bool
 }
 
 func (r *rawReader) ok() bool { return r.rc != nil }
+
+// takeYield reports, once, that the last read yielded.
+func (r *rawReader) takeYield() bool {
+	y := r.yielded
+	r.yielded = false
+	return y
+}
 
 // useRaw makes lr read conn through its raw connection, if it has one;
 // other connections (net.Pipe, TLS) are read as before.
@@ -45,6 +55,8 @@ func (lr *LineReader) fillRaw() {
 	err := r.rc.Read(r.fn)
 	n := r.n
 	switch {
+	case r.yielded:
+		return // ReadLine reports it
 	case err != nil: // deadline, closed
 		lr.err = err
 	case r.err != nil:
@@ -73,6 +85,10 @@ func (lr *LineReader) readFD(fd uintptr) bool {
 		case syscall.EAGAIN:
 			if lr.end == 0 {
 				lr.releaseBuf() // nothing to hold while waiting
+				if lr.raw.yield {
+					lr.raw.yield, lr.raw.yielded = false, true
+					return true
+				}
 			}
 			return false
 		}
