@@ -30,6 +30,12 @@ func BenchmarkIdleSessionMemory(b *testing.B) {
 	if v, err := strconv.Atoi(os.Getenv("IDLE_SESSIONS")); err == nil && v > 0 {
 		n = v
 	}
+	if os.Getenv("IDLE_HEAPPROFILE") != "" {
+		// Every allocation, not a sample: a session's few hundred bytes
+		// are far below the default sampling rate.
+		defer func(rate int) { runtime.MemProfileRate = rate }(runtime.MemProfileRate)
+		runtime.MemProfileRate = 1
+	}
 	tp := newTestPool(b, nil)
 	tp.srv.publish(testTemplate(b, 850000, 3, true), true)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -204,7 +204,7 @@ func (s *Server) Online() []OnlineWorker {
 	var out []OnlineWorker
 	for _, ss := range sessions {
 		ss.mu.Lock()
-		for _, u := range ss.workers {
+		for _, u := range ss.workers.all() {
 			k := key{u.Address, u.Worker}
 			i, ok := index[k]
 			if !ok {

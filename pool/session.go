@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"iter"
 	"sync"
 	"time"
 
@@ -43,7 +44,7 @@ type session struct {
 	subscribed    bool
 	extranonceSub bool
 	authorized    bool
-	workers       map[string]Username // by username as the miner sends it
+	workers       workerSet
 	versionMask   uint32
 	floor         float64 // the miner's own minimum (configure / suggest)
 	desired       float64 // difficulty vardiff or the miner asked for
@@ -77,6 +78,53 @@ const maxSharesInFlight = 256
 // its floor. Miners send one at connect; one that keeps sending them is
 // trying to hold vardiff down.
 const suggestInterval = 10 * time.Minute
+
+// workerSet is the usernames a session authorized, by the name as the miner
+// sends it. Nearly every miner authorizes one, which is held inline: a map
+// is made only for a proxy's second, so an idle miner holds none.
+type workerSet struct {
+	name string
+	user Username
+	n    int
+	more map[string]Username // all but the first
+}
+
+func (w *workerSet) len() int { return w.n }
+
+func (w *workerSet) get(name string) (Username, bool) {
+	if w.n > 0 && w.name == name {
+		return w.user, true
+	}
+	u, ok := w.more[name]
+	return u, ok
+}
+
+// add records a name get does not know.
+func (w *workerSet) add(name string, u Username) {
+	if w.n == 0 {
+		w.name, w.user = name, u
+	} else {
+		if w.more == nil {
+			w.more = make(map[string]Username, 1)
+		}
+		w.more[name] = u
+	}
+	w.n++
+}
+
+// all yields every name and its username, the first authorized first.
+func (w *workerSet) all() iter.Seq2[string, Username] {
+	return func(yield func(string, Username) bool) {
+		if w.n == 0 || !yield(w.name, w.user) {
+			return
+		}
+		for name, u := range w.more {
+			if !yield(name, u) {
+				return
+			}
+		}
+	}
+}
 
 // ready reports whether the session can be sent work.
 func (ss *session) ready() bool { return ss.subscribed && ss.authorized }
@@ -119,8 +167,8 @@ func (s *Server) connect(c conn) *session {
 func (s *Server) disconnect(ss *session) {
 	ss.mu.Lock()
 	subscribed, en1 := ss.subscribed, binary.BigEndian.Uint32(ss.en1[:])
-	s.stats.workers.Add(-int64(len(ss.workers)))
-	for _, u := range ss.workers {
+	s.stats.workers.Add(-int64(ss.workers.len()))
+	for _, u := range ss.workers.all() {
 		s.publishWorker(EventWorkerDown, u, ss.remote)
 	}
 	ss.mu.Unlock()
@@ -239,15 +287,12 @@ func (s *Server) handleAuthorize(ss *session, req *stratum.Request) {
 	}
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
-	if _, known := ss.workers[p.User]; !known {
-		if len(ss.workers) >= maxWorkersPerSession {
+	if _, known := ss.workers.get(p.User); !known {
+		if ss.workers.len() >= maxWorkersPerSession {
 			ss.c.ReplyError(req.ID, stratum.Errorf(stratum.CodeUnauthorized, "too many workers on one connection"))
 			return
 		}
-		if ss.workers == nil {
-			ss.workers = make(map[string]Username, 1)
-		}
-		ss.workers[p.User] = u
+		ss.workers.add(p.User, u)
 		if s.cfg.Solo && ss.soloScript == "" {
 			// Validated by ParseUsername just above.
 			script, _ := payoutScript(u.Address, s.cfg.Network)
@@ -396,7 +441,7 @@ func (s *Server) handleSubmit(ss *session, req *stratum.Request) {
 		ss.c.ReplyError(req.ID, stratum.Errorf(stratum.CodeNotSubscribed, "not subscribed"))
 		return
 	}
-	user, ok := ss.workers[p.User]
+	user, ok := ss.workers.get(p.User)
 	if !ok {
 		ss.mu.Unlock()
 		s.stats.reject("unauthorized")
@@ -513,7 +558,7 @@ func (s *Server) warnRejectsLocked(ss *session) {
 	}
 	ss.rejectWarned = true
 	var worker string
-	for name := range ss.workers {
+	for name := range ss.workers.all() {
 		worker = name
 		break
 	}

@@ -217,7 +217,7 @@ func newShareKey(hash *[32]byte) shareKey {
 }
 
 // jobLogSize matches the job book: a session's record covers every job a
-// share may still be submitted for.
+// share may still be submitted for, the jobLogSize newest by sequence.
 const jobLogSize = DefaultJobBookSize
 
 // DifficultyLog remembers, per session, the difficulty each recent job was
@@ -225,21 +225,36 @@ const jobLogSize = DefaultJobBookSize
 // share is judged at the easier of the difficulty its job was sent with and
 // the session's current one (miners differ on whether set_difficulty
 // applies to work already under way; both readings are honoured).
+//
+// Nearly every job goes out at the difficulty the previous one did, so
+// the record is a few epochs (runs of job sequences sent at one
+// difficulty), not an entry per job: an idle session holds one. Jobs older
+// than the jobLogSize newest sent are forgotten; the job book no longer
+// holds them either, so no share for them reaches ShareTarget.
 // It is not safe for concurrent use; the session's lock guards it.
 type DifficultyLog struct {
-	cur  diffEntry
-	sent [jobLogSize]diffEntry
+	cur diffLevel
+	top uint64 // newest job sequence sent
+	// epochs are disjoint and ascending by sequence; adjacent ones differ
+	// in level or leave a gap.
+	epochs []diffEpoch
 }
 
-type diffEntry struct {
-	seq    uint64 // job sequence; 0 = empty slot
+type diffLevel struct {
 	diff   float64
 	target pow.Target
 }
 
+// diffEpoch: jobs lo..hi were last sent at level (the easier, for a job
+// sent more than once).
+type diffEpoch struct {
+	lo, hi uint64
+	level  diffLevel
+}
+
 // Set records the difficulty the session has just been told.
 func (l *DifficultyLog) Set(diff float64, target pow.Target) {
-	l.cur = diffEntry{diff: diff, target: target}
+	l.cur = diffLevel{diff: diff, target: target}
 }
 
 // Current returns the difficulty the session was last told (0 before any).
@@ -248,20 +263,110 @@ func (l *DifficultyLog) Current() (float64, pow.Target) { return l.cur.diff, l.c
 // JobSent records that job seq was sent at the current difficulty. A job
 // re-sent after a retarget keeps the easier of its difficulties.
 func (l *DifficultyLog) JobSent(seq uint64) {
-	e := &l.sent[seq%jobLogSize]
-	if e.seq == seq && l.cur.target.Less(e.target) {
+	if n := len(l.epochs); n > 0 {
+		// The common case, the next job at an unchanged difficulty,
+		// extends the newest epoch without allocating.
+		if e := &l.epochs[n-1]; seq == e.hi+1 && e.level == l.cur {
+			e.hi = seq
+			l.advance(seq)
+			return
+		}
+	}
+	if len(l.epochs) > 0 && l.tooOld(seq) {
+		return // out of the job book: never asked for
+	}
+	if i, ok := l.find(seq); ok {
+		e := &l.epochs[i]
+		if l.cur.target.Less(e.level.target) || e.level == l.cur {
+			return
+		}
+		l.remove(i, seq)
+	}
+	l.insert(seq)
+	l.advance(seq)
+}
+
+// tooOld reports whether seq is older than the jobLogSize newest sent.
+func (l *DifficultyLog) tooOld(seq uint64) bool {
+	return l.top >= jobLogSize && seq <= l.top-jobLogSize
+}
+
+// advance moves the newest sequence to seq if it is newer, and forgets the
+// epochs that fell out of the window.
+func (l *DifficultyLog) advance(seq uint64) {
+	if seq <= l.top {
 		return
 	}
-	*e = l.cur
-	e.seq = seq
+	l.top = seq
+	k := 0
+	for k < len(l.epochs) && l.tooOld(l.epochs[k].hi) {
+		k++
+	}
+	if k > 0 {
+		n := copy(l.epochs, l.epochs[k:])
+		l.epochs = l.epochs[:n]
+	}
+}
+
+// find returns the epoch holding seq, searching from the newest: shares
+// are mostly for the newest job.
+func (l *DifficultyLog) find(seq uint64) (int, bool) {
+	for i := len(l.epochs) - 1; i >= 0; i-- {
+		e := &l.epochs[i]
+		if seq > e.hi {
+			return i + 1, false
+		}
+		if seq >= e.lo {
+			return i, true
+		}
+	}
+	return 0, false
+}
+
+// remove takes seq out of epoch i, splitting it when seq is inside.
+func (l *DifficultyLog) remove(i int, seq uint64) {
+	e := l.epochs[i]
+	switch {
+	case e.lo == seq && e.hi == seq:
+		l.epochs = append(l.epochs[:i], l.epochs[i+1:]...)
+	case e.lo == seq:
+		l.epochs[i].lo++
+	case e.hi == seq:
+		l.epochs[i].hi--
+	default:
+		l.epochs[i].hi = seq - 1
+		l.epochs = append(l.epochs[:i+1], append([]diffEpoch{{seq + 1, e.hi, e.level}}, l.epochs[i+1:]...)...)
+	}
+}
+
+// insert records seq, held by no epoch, at the current level, joining the
+// epochs on either side when they are at the same level and adjacent.
+func (l *DifficultyLog) insert(seq uint64) {
+	i, _ := l.find(seq)
+	joinLeft := i > 0 && l.epochs[i-1].hi+1 == seq && l.epochs[i-1].level == l.cur
+	joinRight := i < len(l.epochs) && l.epochs[i].lo == seq+1 && l.epochs[i].level == l.cur
+	switch {
+	case joinLeft && joinRight:
+		l.epochs[i-1].hi = l.epochs[i].hi
+		l.epochs = append(l.epochs[:i], l.epochs[i+1:]...)
+	case joinLeft:
+		l.epochs[i-1].hi = seq
+	case joinRight:
+		l.epochs[i].lo = seq
+	default:
+		l.epochs = append(l.epochs, diffEpoch{})
+		copy(l.epochs[i+1:], l.epochs[i:])
+		l.epochs[i] = diffEpoch{seq, seq, l.cur}
+	}
 }
 
 // ShareTarget returns the easiest target a share for job seq may meet, and
 // the difficulty it stands for.
 func (l *DifficultyLog) ShareTarget(seq uint64) (pow.Target, float64) {
-	e := &l.sent[seq%jobLogSize]
-	if e.seq == seq && l.cur.target.Less(e.target) {
-		return e.target, e.diff
+	if i, ok := l.find(seq); ok && !l.tooOld(seq) {
+		if e := &l.epochs[i]; l.cur.target.Less(e.level.target) {
+			return e.level.target, e.level.diff
+		}
 	}
 	return l.cur.target, l.cur.diff
 }

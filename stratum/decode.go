@@ -41,14 +41,35 @@ func (d *Decoder) Decode(line []byte) (*Request, error) {
 	if !f.scan(line) {
 		return DecodeRequest(line)
 	}
+	if string(f.method) != "mining.submit" {
+		// A session sends a handful of other requests, mostly before its
+		// first share: each is allocated on its own, so the arenas, and
+		// what an idle session holds between requests, are a busy
+		// miner's only.
+		method := knownMethod(f.method)
+		if method == "" {
+			method = string(f.method)
+		}
+		return &Request{ID: cloneRaw(f.id), Method: method, Params: cloneRaw(f.params)}, nil
+	}
 	req := d.request()
 	req.ID = d.keepRaw(f.id)
-	req.Method = d.method(f.method)
+	req.Method = "mining.submit"
 	req.Params = d.keepRaw(f.params)
-	if req.Method == "mining.submit" && (f.n == 5 || f.n == 6) {
+	if f.n == 5 || f.n == 6 {
 		d.submit(req, &f)
 	}
 	return req, nil
+}
+
+// cloneRaw copies b with its capacity capped, as keepRaw does.
+func cloneRaw(b []byte) json.RawMessage {
+	if b == nil {
+		return nil
+	}
+	c := make([]byte, len(b))
+	copy(c, b)
+	return c
 }
 
 func (d *Decoder) request() *Request {
@@ -95,8 +116,9 @@ func (d *Decoder) keepString(b []byte) string {
 	return d.strs.String()[from:]
 }
 
-// method returns the well-known method names as constants.
-func (d *Decoder) method(b []byte) string {
+// knownMethod returns the well-known method names as constants, "" for
+// others.
+func knownMethod(b []byte) string {
 	switch string(b) { // no allocation: the conversion only feeds the switch
 	case "mining.submit":
 		return "mining.submit"
@@ -111,7 +133,7 @@ func (d *Decoder) method(b []byte) string {
 	case "mining.suggest_difficulty":
 		return "mining.suggest_difficulty"
 	}
-	return d.keepString(b)
+	return ""
 }
 
 // submit pre-parses a plain mining.submit for Request.Submit. Anything

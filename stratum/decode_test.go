@@ -107,3 +107,28 @@ func TestDecoderFastPath(t *testing.T) {
 		}
 	}
 }
+
+// A session that subscribed and authorized and went quiet must not pin
+// the decoder's arenas: they are for the submits of busy miners.
+func TestDecoderHoldsNothingForOtherRequests(t *testing.T) {
+	var d Decoder
+	for _, l := range []string{
+		`{"id":1,"method":"mining.subscribe","params":["cgminer/4.10"]}`,
+		`{"id":2,"method":"mining.authorize","params":["addr.w","x"]}`,
+		`{"id":3,"method":"mining.unknown_thing","params":[]}`,
+	} {
+		req, err := d.Decode([]byte(l))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want, _ := DecodeRequest([]byte(l)); !reflect.DeepEqual(req, want) {
+			t.Fatalf("%s: %+v, want %+v", l, req, want)
+		}
+		if cap(req.ID) != len(req.ID) || cap(req.Params) != len(req.Params) {
+			t.Fatalf("%s: uncapped raw fields", l)
+		}
+	}
+	if d.reqs != nil || d.raw != nil || d.strs.Cap() != 0 {
+		t.Fatalf("decoder holds %d requests, %d raw bytes, %d string bytes", cap(d.reqs), cap(d.raw), d.strs.Cap())
+	}
+}

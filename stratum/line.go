@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"sync"
 )
 
 // DefaultMaxLine bounds one Stratum line. The largest legitimate message a
@@ -14,6 +15,10 @@ const DefaultMaxLine = 16 << 10
 // the reader's maximum. It is sticky: the stream position is inside the
 // oversized line, so the connection is no longer usable.
 var ErrLineTooLong = errors.New("stratum: line too long")
+
+// errYield is ReadLine giving up a wait it was asked to leave to its
+// caller (rawReader.yield); the reader is intact and may be read on.
+var errYield = errors.New("stratum: read yielded")
 
 // initialLineBuffer is where a reader's buffer starts. Most sessions only
 // ever see lines of a couple of hundred bytes, so buffers start small and
@@ -38,6 +43,31 @@ type LineReader struct {
 	// waiting: the next read gets a bigger buffer, to take in one read
 	// every line that arrived at once.
 	filled bool
+	// pooled: buf came from lineBufs and goes back when it holds nothing.
+	pooled bool
+	// raw, once set up (useRaw), waits for the socket to be readable
+	// without holding a buffer: an idle session holds none.
+	raw rawReader
+}
+
+// lineBufs holds the small buffers of readers that wait for a socket: a
+// reader takes one when its socket is readable and returns it when
+// everything read has been handed out, so ten thousand idle miners hold
+// none and a busy one gets one without allocating.
+var lineBufs = sync.Pool{New: func() any { return new([initialLineBuffer]byte) }}
+
+// takeBuf gives a reader holding no buffer a pooled one.
+func (lr *LineReader) takeBuf() {
+	lr.buf = lineBufs.Get().(*[initialLineBuffer]byte)[:]
+	lr.pooled = true
+}
+
+// releaseBuf returns or drops the buffer of a reader holding no data.
+func (lr *LineReader) releaseBuf() {
+	if lr.pooled {
+		lineBufs.Put((*[initialLineBuffer]byte)(lr.buf))
+	}
+	lr.buf, lr.pooled, lr.start, lr.end = nil, false, 0, 0
 }
 
 // NewLineReader returns a reader of lines of at most max bytes (not counting
@@ -84,6 +114,9 @@ func (lr *LineReader) ReadLine() ([]byte, error) {
 			return nil, lr.err
 		}
 		shift := lr.fill()
+		if lr.raw.takeYield() {
+			return nil, errYield
+		}
 		scanFrom -= shift
 	}
 }
@@ -116,6 +149,14 @@ func (lr *LineReader) fill() int {
 		// The burst is over: an idle session goes back to a small buffer.
 		lr.buf = nil
 	}
+	if lr.raw.ok() && lr.end == 0 && !lr.filled {
+		// The raw read takes a buffer once there is something to read.
+		if lr.beforeRead != nil {
+			lr.beforeRead()
+		}
+		lr.fillRaw()
+		return shift
+	}
 	if lr.end == len(lr.buf) || (lr.filled && len(lr.buf) < lr.max+2) {
 		limit := lr.max + 2
 		grow := 2
@@ -126,10 +167,18 @@ func (lr *LineReader) fill() int {
 		size = min(size, limit)
 		grown := make([]byte, size)
 		copy(grown, lr.buf[:lr.end])
+		if lr.pooled {
+			lineBufs.Put((*[initialLineBuffer]byte)(lr.buf))
+			lr.pooled = false
+		}
 		lr.buf = grown
 	}
 	if lr.beforeRead != nil {
 		lr.beforeRead()
+	}
+	if lr.raw.ok() {
+		lr.fillRaw()
+		return shift
 	}
 	// io.Reader allows (0, nil); give up like bufio does rather than spin.
 	for range 100 {

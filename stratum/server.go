@@ -137,6 +137,9 @@ type serverConfig struct {
 	sleep        func(ctx context.Context, d time.Duration)
 	handler      Handler
 	registerDone func(*Session)
+	// sessions counts the goroutines of live sessions, for Serve to wait
+	// for; nil outside Serve.
+	sessions *sync.WaitGroup
 	// work feeds the shared writers: sessions with lines queued by other
 	// goroutines. nil outside Serve (tests), where each gets a writer.
 	work chan *Session
@@ -273,6 +276,7 @@ func (srv *Server) Serve(ctx context.Context, ln net.Listener) error {
 	defer ln.Close()
 
 	var wg sync.WaitGroup
+	cfg.sessions = &wg
 	defer func() {
 		srv.mu.Lock()
 		for s := range srv.sessions {
@@ -308,6 +312,7 @@ func (srv *Server) Serve(ctx context.Context, ln net.Listener) error {
 		srv.sessions[s] = struct{}{}
 		srv.mu.Unlock()
 		wg.Go(s.run)
+
 	}
 }
 
@@ -372,7 +377,9 @@ type Session struct {
 	raw        rawWriter     // the shared writers' non-blocking writes
 
 	authorized atomic.Bool
-	authTimer  *time.Timer
+	// authTimer is dropped once stopped: an authorized session keeps no
+	// timer (nor its callback).
+	authTimer atomic.Pointer[time.Timer]
 
 	stateMu sync.Mutex
 	state   any
@@ -426,8 +433,12 @@ func (s *Session) Err() error { return context.Cause(s.ctx) }
 // SetAuthorized marks the session authorized and stops the auth timer.
 func (s *Session) SetAuthorized() {
 	s.authorized.Store(true)
-	if s.authTimer != nil {
-		s.authTimer.Stop()
+	s.stopAuthTimer()
+}
+
+func (s *Session) stopAuthTimer() {
+	if t := s.authTimer.Swap(nil); t != nil {
+		t.Stop()
 	}
 }
 
@@ -551,15 +562,33 @@ func (s *Session) closeWith(err error, flush bool) {
 // run is the session's reader goroutine: it owns the read side and every
 // Handler call, so Handle is sequential and Disconnected comes last.
 func (s *Session) run() {
-	s.authTimer = time.AfterFunc(s.cfg.auth, func() {
+	s.authTimer.Store(time.AfterFunc(s.cfg.auth, func() {
 		if !s.authorized.Load() {
 			s.Logger().Info("stratum session not authorized in time", "timeout", s.cfg.auth)
 			s.closeWith(ErrAuthTimeout, true)
 		}
-	})
+	}))
 	if s.call("Connected", func() { s.cfg.handler.Connected(s) }) {
-		s.readLoop()
+		if r := s.readLoop(); r != nil {
+			// The session is set up and has gone quiet: it goes on
+			// reading on a fresh goroutine, whose stack holds only the
+			// frames of a wait. This one's grew with the setup (the
+			// authorize, the first job) and the runtime would keep it at
+			// that size however long the miner stays idle.
+			s.cfg.sessions.Go(func() {
+				r.loop()
+				r.done()
+				s.end()
+			})
+			return
+		}
 	}
+	s.end()
+}
+
+// end tears the session down once reading is over; Disconnected is the
+// last thing it does.
+func (s *Session) end() {
 	s.closeWith(io.EOF, false) // no-op unless the read loop left without a cause
 	s.wmu.Lock()
 	s.wclosed = true
@@ -571,7 +600,7 @@ func (s *Session) run() {
 	s.wmu.Lock()
 	s.dropQueueLocked() // whatever the flush left
 	s.wmu.Unlock()
-	s.authTimer.Stop()
+	s.stopAuthTimer()
 	_ = s.conn.Close()
 	err := s.Err()
 	if s.cfg.log.Enabled(s.ctx, slog.LevelDebug) {
@@ -613,20 +642,41 @@ type reader struct {
 	malformed    int
 	read         bool      // a read happened since the last line
 	deadline     time.Time // the read deadline set last
+	// moved: the reader has gone on on a fresh goroutine (see run).
+	moved bool
 }
 
-func (s *Session) readLoop() {
+// readLoop reads until the session ends, or until an authorized session
+// first has nothing to read: then it returns the reader, for run to go
+// on with on a fresh goroutine.
+func (s *Session) readLoop() *reader {
 	start := s.cfg.now()
 	r := &reader{s: s, lr: NewLineReader(s.conn, s.cfg.maxLine), start: start,
 		bucket: *newTokenBucket(s.cfg.rate, start), errBucket: *newTokenBucket(s.cfg.errRate, start)}
 	r.lr.beforeRead = r.beforeRead
-	defer r.done()
-	for s.ctx.Err() == nil {
+	r.lr.useRaw(s.conn)
+	r.moved = !r.lr.raw.ok() || s.cfg.sessions == nil // nothing to gain, or nowhere to go
+	if r.loop() {
+		r.moved = true
+		return r
+	}
+	r.done()
+	return nil
+}
+
+// loop handles lines until the session ends (false) or the reader yields
+// to move to a fresh goroutine (true).
+func (r *reader) loop() bool {
+	for r.s.ctx.Err() == nil {
 		line, err := r.lr.ReadLine()
+		if err == errYield {
+			return true
+		}
 		if !r.line(line, err) {
-			return
+			return false
 		}
 	}
+	return false
 }
 
 // beforeRead runs when everything read so far is handled: the replies go
@@ -635,6 +685,7 @@ func (r *reader) beforeRead() {
 	s := r.s
 	s.flush(true)
 	r.read = true
+	r.lr.raw.yield = !r.moved && s.authorized.Load()
 	if now := time.Now(); r.deadline.Before(now.Add(s.cfg.idle)) {
 		// Moved only when it is due, a tenth further than needed: a
 		// busy miner's reads do not each reset a runtime timer, and the
