@@ -77,7 +77,8 @@ func (c *payoutConfig) setup(led *ledger.Ledger, rpc *node.Client, params *chain
 		c.FeeAddress = defaultFeeAddress
 	}
 	if c.FeeAddress != "" {
-		if _, err := pool.ParseUsername(c.FeeAddress, params); err != nil {
+		var err error
+		if c.FeeAddress, err = pool.ParseAddress(c.FeeAddress, params); err != nil {
 			return nil, fmt.Errorf("--fee-address: %w", err)
 		}
 	}
@@ -158,7 +159,7 @@ func cmdPayout(args []string) error {
 		return err
 	}
 	if poolAddress != "" {
-		if _, err := pool.ParseUsername(poolAddress, params); err != nil {
+		if poolAddress, err = pool.ParseAddress(poolAddress, params); err != nil {
 			return fmt.Errorf("--pool-address: %w", err)
 		}
 	}
