@@ -169,7 +169,7 @@ DROP FUNCTION hashforge_bech32_lower(text);
 -- items stay paid, and its addresses are left out of new batches, so the
 -- same batch is not rebuilt and refused forever; an operator fixes the
 -- cause and gives the items back to the balances with `hashforge payout
--- refund --batch UUID` (docs/payouts.md), after which the next batch
+-- refund --batch UUID` (docs/decisions.md), after which the next batch
 -- pays them.
 ALTER TABLE payments DROP CONSTRAINT payments_state_check;
 ALTER TABLE payments

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashforge/hashforge/internal/devstack"
+	"github.com/hashforge/hashforge/internal/devstack/devtest"
 	"github.com/hashforge/hashforge/ledger"
 	"github.com/hashforge/hashforge/payout"
 	"github.com/hashforge/hashforge/payout/walletrpc"
@@ -287,4 +289,37 @@ func TestPermanentRefusalsHeld(t *testing.T) {
 			checkJournal(t, l)
 		})
 	}
+}
+
+// TestRealWalletTransientRefusalNotHeld: btcwallet (the dev stack's
+// wallet, in simnet, without coins) refuses a batch for want of funds
+// before it looks at the addresses (even another network's): a refusal
+// that another try may not meet, so the batch fails and is refunded, not
+// held. (btcwallet cannot be made to refuse a batch as it is here without
+// funding it through mined blocks; Core's refusal is the recorded one.)
+func TestRealWalletTransientRefusalNotHeld(t *testing.T) {
+	ctx := testCtx(t, 3*time.Minute)
+	btcd := devtest.Btcd(t, devstack.BtcdOptions{Network: "simnet"})
+	bw := devtest.Btcwallet(t, devstack.BtcwalletOptions{Btcd: btcd})
+	l := newLedger(t)
+	wallet, err := walletrpc.New(bw.RPCURL(), "", "", walletrpc.Options{Account: "default"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const mainnet = "bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4"
+	fund(t, l, map[string]int64{mainnet: 300_000})
+	p := newTestProcessor(t, l, wallet)
+	if err := p.RunOnce(ctx); err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	pay := lastPayment(t, l)
+	t.Logf("btcwallet: %s", pay.Reason)
+	if pay.State != payout.StateFailed || !strings.Contains(pay.Reason, "insufficient funds") {
+		t.Fatalf("batch refused by an empty btcwallet: %+v; want failed for want of funds", pay)
+	}
+	mustBalance(t, l, mainnet, 0, 300_000, 0)
+	if st := p.Stats(); st.BatchesHeld != 0 || st.BatchesFailed != 1 || st.ErrorsByKind[payout.ErrKindWalletInsufficient] != 1 {
+		t.Fatalf("stats %+v", st)
+	}
+	checkJournal(t, l)
 }

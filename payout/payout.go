@@ -116,7 +116,7 @@ const (
 	// ErrKindWalletInvalidAmount: an invalid or duplicated address, an
 	// invalid amount). Its items stay paid and its addresses are left out
 	// of new batches, so it is not rebuilt and refused forever; an
-	// operator fixes the cause and refunds it (docs/payouts.md).
+	// operator fixes the cause and refunds it (docs/decisions.md).
 	StateHeld = "held"
 )
 

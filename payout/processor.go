@@ -738,7 +738,7 @@ func (p *Processor) hold(ctx context.Context, b *Batch, log *slog.Logger, reason
 	b.State = StateHeld
 	p.count(func(s *Stats) { s.BatchesHeld++ })
 	log.Error("payment batch held: the wallet refuses it as it is; its items stay paid and its addresses wait; "+
-		"operator action needed (docs/payouts.md, \"Held batches\")", "reason", reason, "items", len(b.Items), "total", total(b.Items))
+		"operator action needed (docs/decisions.md, \"Held batches\")", "reason", reason, "items", len(b.Items), "total", total(b.Items))
 	return nil
 }
 
