@@ -27,7 +27,7 @@ type Balance struct {
 type Payment struct {
 	ID      int64
 	BatchID string // UUID; also the sendmany comment
-	State   string // "planned", "sent", "confirmed", "failed" or "dropped"
+	State   string // "planned", "sent", "confirmed", "failed", "dropped" or "held"
 	TxID    string // "" until sent
 	Total   int64  // satoshis paid to miners
 	Fee     int64  // network fee the pool paid, once known

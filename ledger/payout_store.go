@@ -512,12 +512,24 @@ func (l *Ledger) PlanBatch(ctx context.Context, batchID string, threshold int64,
 	err := l.inTx(ctx, func(tx pgx.Tx) error {
 		// Row locks: a PPS credit landing meanwhile waits, so the
 		// amount read is the amount debited.
+		// One item per address, whatever the database holds: accounts
+		// whose addresses differ only in case (two spellings of one
+		// bech32 address, from before migration 0007) never go out
+		// together; the smaller waits for the next batch. Folding a
+		// base58 pair that differs in case would only delay one of them.
+		// Addresses of held batches wait for the operator (see HoldBatch).
 		rows, err := tx.Query(ctx, `
-			SELECT address, mature FROM accounts
-			WHERE mature >= $1
+			SELECT address, mature FROM (
+				SELECT DISTINCT ON (lower(a.address)) a.address, a.mature
+				FROM accounts a
+				WHERE a.mature >= $1
+				  AND lower(a.address) NOT IN (
+					SELECT lower(i.address) FROM payments p JOIN payment_items i ON i.payment_id = p.id
+					WHERE p.state = 'held')
+				ORDER BY lower(a.address), a.mature DESC, a.address
+			) d
 			ORDER BY mature DESC, address
-			LIMIT $2
-			FOR UPDATE`, threshold, maxItems)
+			LIMIT $2`, threshold, maxItems)
 		if err != nil {
 			return err
 		}
@@ -525,10 +537,26 @@ func (l *Ledger) PlanBatch(ctx context.Context, batchID string, threshold int64,
 		if err != nil || len(items) == 0 {
 			return err
 		}
+		addrs := make([]string, len(items))
+		for i, it := range items {
+			addrs[i] = it.Address
+		}
+		rows, err = tx.Query(ctx, `
+			SELECT address, mature FROM accounts
+			WHERE address = ANY($1::text[]) AND mature >= $2
+			ORDER BY address
+			FOR UPDATE`, addrs, threshold)
+		if err != nil {
+			return err
+		}
+		items, err = pgx.CollectRows(rows, pgx.RowToStructByPos[payout.Item])
+		if err != nil || len(items) == 0 {
+			return err
+		}
 		slices.SortFunc(items, func(x, y payout.Item) int { return cmp.Compare(x.Address, y.Address) })
 		nb := &payout.Batch{BatchID: batchID, State: payout.StatePlanned, Items: items}
 		var total int64
-		addrs := make([]string, len(items))
+		addrs = make([]string, len(items))
 		amounts := make([]int64, len(items))
 		for i, it := range items {
 			total += it.Amount
@@ -679,24 +707,47 @@ func (l *Ledger) FailBatch(ctx context.Context, id int64, reason string) error {
 	return nil
 }
 
-// ErrNotDropped is returned by RefundDropped for a batch that is not
-// dropped.
-var ErrNotDropped = errors.New("the payment batch is not dropped")
+// HoldBatch implements payout.Store. The items stay paid: no journal
+// row; PlanBatch leaves the batch's addresses out until an operator
+// refunds it (RefundDropped).
+func (l *Ledger) HoldBatch(ctx context.Context, id int64, reason string) error {
+	tag, err := l.pool.Exec(ctx, `
+		UPDATE payments SET state = 'held', reason = $2
+		WHERE id = $1 AND state = 'planned'`, id, cleanText(reason))
+	if err != nil {
+		return fmt.Errorf("hold payment %d: %w", id, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("hold payment %d: not planned", id)
+	}
+	return nil
+}
 
-// RefundDropped is the operator's decision on a dropped batch (see
-// docs/payouts.md): its transaction will never confirm, so the batch
-// becomes failed and its items go back to mature, to be paid by the next
-// batch. batchID is the batch's UUID; note is added to its reason.
+// ErrNotDropped is returned by RefundDropped for a batch that is neither
+// dropped nor held.
+var ErrNotDropped = errors.New("the payment batch is neither dropped nor held")
+
+// RefundDropped is the operator's decision on a dropped or held batch
+// (see docs/payouts.md): a dropped batch's transaction will never
+// confirm; a held batch's cause (the wallet's refusal) has been fixed.
+// The batch becomes failed and its items go back to mature, to be paid by
+// the next batch. batchID is the batch's UUID; note is added to its
+// reason.
 func (l *Ledger) RefundDropped(ctx context.Context, batchID, note string) error {
 	var id int64
-	err := l.pool.QueryRow(ctx, `SELECT id FROM payments WHERE batch_id::text = lower($1)`, batchID).Scan(&id)
+	var state string
+	err := l.pool.QueryRow(ctx, `SELECT id, state FROM payments WHERE batch_id::text = lower($1)`, batchID).Scan(&id, &state)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return fmt.Errorf("refund payment batch %s: no such batch", batchID)
 	}
 	if err != nil {
 		return fmt.Errorf("refund payment batch %s: %w", batchID, err)
 	}
-	if err := l.refund(ctx, id, payout.StateDropped, note); err != nil {
+	from := payout.StateDropped
+	if state == payout.StateHeld {
+		from = payout.StateHeld
+	}
+	if err := l.refund(ctx, id, from, note); err != nil {
 		return fmt.Errorf("refund payment batch %s: %w", batchID, err)
 	}
 	return nil
@@ -715,7 +766,7 @@ func (l *Ledger) refund(ctx context.Context, id int64, from, reason string) erro
 				              ELSE reason || '; ' || $3 END
 			WHERE id = $1 AND state = $2 RETURNING batch_id::text`, id, from, cleanText(reason)).Scan(&batchID)
 		if errors.Is(err, pgx.ErrNoRows) {
-			if from == payout.StateDropped {
+			if from != payout.StatePlanned {
 				return ErrNotDropped
 			}
 			return fmt.Errorf("not %s", from)
@@ -737,15 +788,17 @@ func (l *Ledger) refund(ctx context.Context, id int64, from, reason string) erro
 }
 
 // CheckJournal verifies that every account equals the sum of its journal
-// rows, and returns the addresses that do not.
+// rows, and returns the addresses that do not. An address without an
+// account must have a journal summing to zero: a spelling migration 0007
+// merged into its canonical one.
 func (l *Ledger) CheckJournal(ctx context.Context) ([]string, error) {
 	rows, err := l.pool.Query(ctx, `
 		SELECT COALESCE(a.address, j.address)
 		FROM accounts a
 		FULL JOIN (SELECT address, sum(immature) AS i, sum(mature) AS m, sum(paid) AS p
 		           FROM journal GROUP BY address) j ON j.address = a.address
-		WHERE a.address IS NULL OR j.address IS NULL
-		   OR a.immature <> j.i OR a.mature <> j.m OR a.paid <> j.p
+		WHERE j.address IS NULL
+		   OR COALESCE(a.immature, 0) <> j.i OR COALESCE(a.mature, 0) <> j.m OR COALESCE(a.paid, 0) <> j.p
 		ORDER BY 1`)
 	if err != nil {
 		return nil, fmt.Errorf("check journal: %w", err)

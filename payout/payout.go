@@ -111,6 +111,13 @@ const (
 	// resent: an operator decides (docs/payouts.md). It still becomes
 	// confirmed if the transaction confirms after all.
 	StateDropped = "dropped"
+	// StateHeld is a planned batch the wallet refused for a cause that
+	// sending it again would not change (WalletErrorKind
+	// ErrKindWalletInvalidAmount: an invalid or duplicated address, an
+	// invalid amount). Its items stay paid and its addresses are left out
+	// of new batches, so it is not rebuilt and refused forever; an
+	// operator fixes the cause and refunds it (docs/decisions.md).
+	StateHeld = "held"
 )
 
 // Store is the ledger as the payout process needs it. Every method that
@@ -151,8 +158,9 @@ type Store interface {
 	// oldest first.
 	OpenBatches(ctx context.Context) ([]Batch, error)
 	// PlanBatch writes a batch of every mature balance ≥ threshold (at most
-	// maxItems, largest first) as planned and debits the balances, in one
-	// transaction. It returns nil when nothing is due, and an error when a
+	// maxItems, largest first; never two spellings of one address, never
+	// an address of a held batch) as planned and debits the balances, in
+	// one transaction. It returns nil when nothing is due, and an error when a
 	// planned batch already exists.
 	PlanBatch(ctx context.Context, batchID string, threshold int64, maxItems int) (*Batch, error)
 	// MarkAttempt records, before sendmany is called, that it is about to
@@ -180,6 +188,10 @@ type Store interface {
 	// DropBatch marks a sent batch dropped with the reason. Its items
 	// stay paid.
 	DropBatch(ctx context.Context, id int64, reason string) error
+	// HoldBatch marks a planned batch held with the reason. Its items
+	// stay paid, and PlanBatch leaves its addresses out until an
+	// operator refunds it.
+	HoldBatch(ctx context.Context, id int64, reason string) error
 }
 
 // BlockState is where a block stands in the node's chain.
@@ -270,7 +282,7 @@ const (
 	ErrKindWalletUnreachable    = "wallet_unreachable"
 	ErrKindWalletUnknownOutcome = "wallet_unknown_outcome" // sendmany may or may not have run
 	ErrKindWalletInsufficient   = "wallet_insufficient_funds"
-	ErrKindWalletInvalidAmount  = "wallet_invalid_amount" // or address
+	ErrKindWalletInvalidAmount  = "wallet_invalid_amount" // or address, or parameter: the batch is held
 	ErrKindWalletFee            = "wallet_fee"
 	ErrKindWalletLocked         = "wallet_locked"
 	ErrKindWalletAuth           = "wallet_auth"
@@ -307,7 +319,7 @@ func WalletErrorKind(err error) string {
 		return ErrKindWalletFee
 	case we.Code == -6 || strings.Contains(msg, "insufficient funds"):
 		return ErrKindWalletInsufficient
-	case we.Code == -3 || we.Code == -5 || strings.Contains(msg, "amount") || strings.Contains(msg, "address"):
+	case we.Code == -3 || we.Code == -5 || we.Code == -8 || strings.Contains(msg, "amount") || strings.Contains(msg, "address"):
 		return ErrKindWalletInvalidAmount
 	}
 	return ErrKindWalletRefused

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -98,6 +99,7 @@ type Stats struct {
 	BatchesFailed      uint64
 	BatchesReconciled  uint64 // planned batches found already sent in the wallet
 	BatchesDropped     uint64 // sent batches whose transaction was conflicted or dropped
+	BatchesHeld        uint64 // planned batches the wallet refused as they are (StateHeld)
 	Errors             uint64 // runs that ended in an error
 	// ErrorsByKind counts every error met, by kind (the ErrKind
 	// constants; ErrorKinds lists them all), including those that did
@@ -656,6 +658,13 @@ func paysItems(tx WalletTx, items []Item) bool {
 // connection lost after the request was written) leaves the batch
 // planned with its attempt recorded, for reconciliation.
 func (p *Processor) send(ctx context.Context, b *Batch) error {
+	if a, ok := twice(b.Items); ok {
+		// Bitcoin Core refuses such a batch (-8, duplicated address)
+		// and btcwallet would pay the address twice: neither is asked.
+		// The planner never builds one; an older pool may have.
+		p.countKind(ErrKindWalletInvalidAmount)
+		return p.hold(ctx, b, p.log.With("batch", b.BatchID), "address "+a+" is in the batch twice (two spellings)")
+	}
 	at, err := p.store.MarkAttempt(ctx, b.ID)
 	if err != nil {
 		return p.countErr(ErrKindDatabase, fmt.Errorf("payout: record attempt of batch %s: %w", b.BatchID, err))
@@ -686,6 +695,11 @@ func (p *Processor) send(ctx context.Context, b *Batch) error {
 		} else if found {
 			return p.reconciled(ctx, b, log, tx.TxID, "sendmany answered an error but the wallet sent the batch; txid recorded", "err", err)
 		}
+		if kind == ErrKindWalletInvalidAmount {
+			// Refunded, the same balances would make the same batch,
+			// refused the same way, on every run.
+			return p.hold(ctx, b, log, err.Error())
+		}
 		return p.fail(ctx, b, log, err.Error())
 	}
 	if err := p.hook(stepSent, b); err != nil {
@@ -712,6 +726,34 @@ func (p *Processor) fail(ctx context.Context, b *Batch, log *slog.Logger, reason
 	p.count(func(s *Stats) { s.BatchesFailed++ })
 	log.Error("payment batch failed; balances restored", "reason", reason)
 	return nil
+}
+
+// hold marks a planned batch the wallet will not take as it is held: its
+// items stay paid and its addresses out of new batches until an operator
+// fixes the cause and refunds it. The run goes on.
+func (p *Processor) hold(ctx context.Context, b *Batch, log *slog.Logger, reason string) error {
+	if err := p.store.HoldBatch(ctx, b.ID, reason); err != nil {
+		return p.countErr(ErrKindDatabase, fmt.Errorf("payout: hold batch %s (%s): %w", b.BatchID, reason, err))
+	}
+	b.State = StateHeld
+	p.count(func(s *Stats) { s.BatchesHeld++ })
+	log.Error("payment batch held: the wallet refuses it as it is; its items stay paid and its addresses wait; "+
+		"operator action needed (docs/decisions.md, \"Held batches\")", "reason", reason, "items", len(b.Items), "total", total(b.Items))
+	return nil
+}
+
+// twice returns an address that is in items twice, spelled alike or in
+// another case (bech32 is case-insensitive, so Core reads them as one).
+func twice(items []Item) (string, bool) {
+	seen := make(map[string]bool, len(items))
+	for _, it := range items {
+		k := strings.ToLower(it.Address)
+		if seen[k] {
+			return it.Address, true
+		}
+		seen[k] = true
+	}
+	return "", false
 }
 
 // checkConfirmations follows a sent (or dropped) batch's transaction. A

@@ -191,10 +191,12 @@ func (timeoutError) Timeout() bool   { return true }
 func (timeoutError) Temporary() bool { return true }
 
 // TestSendManyErrorClasses runs a batch into every class of wallet error.
-// Where nothing can have been sent (a refusal; a connection never made)
-// the batch fails with the reason and its items are refunded by journal
-// rows; where the send may have happened (a timeout after the request
-// was written) it stays planned and is reconciled later.
+// Where nothing can have been sent and another try may succeed (a
+// transient refusal; a connection never made) the batch fails with the
+// reason and its items are refunded by journal rows (a refusal of the
+// batch as it is holds it: held_test.go); where the send may have
+// happened (a timeout after the request was written) it stays planned
+// and is reconciled later.
 func TestSendManyErrorClasses(t *testing.T) {
 	l := newLedger(t)
 	ctx := testCtx(t, 2*time.Minute)
@@ -207,8 +209,6 @@ func TestSendManyErrorClasses(t *testing.T) {
 	}{
 		{"insufficient funds", payout.ErrKindWalletInsufficient, "Insufficient funds",
 			&payout.WalletError{Code: -6, Message: "Insufficient funds"}},
-		{"invalid amount", payout.ErrKindWalletInvalidAmount, "Invalid amount",
-			&payout.WalletError{Code: -3, Message: "Invalid amount"}},
 		{"fee error", payout.ErrKindWalletFee, "Fee estimation failed",
 			&payout.WalletError{Code: -4, Message: "Fee estimation failed. Fallbackfee is disabled."}},
 		{"locked", payout.ErrKindWalletLocked, "walletpassphrase",

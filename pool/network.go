@@ -41,7 +41,8 @@ type Username struct {
 }
 
 // ParseUsername splits a Stratum username at its first dot and checks that
-// the address part is a valid address of the given network. Bech32 and
+// the address part is a valid address of the given network; Address is
+// its canonical spelling (btcaddr.Normalize: bech32 in lower case). Bech32 and
 // base58 addresses contain no dot, so the first dot is always the separator;
 // worker names may contain further dots.
 func ParseUsername(user string, net *chaincfg.Params) (Username, error) {
@@ -52,7 +53,30 @@ func ParseUsername(user string, net *chaincfg.Params) (Username, error) {
 	if _, err := payoutScript(addr, net); err != nil {
 		return Username{}, err
 	}
-	return Username{Address: addr, Worker: worker}, nil
+	// The address becomes the miner's worker rows, account and payment
+	// items: one spelling per address, or "BCRT1Q…" and "bcrt1q…" would
+	// be two accounts and a payment batch holding both one that Bitcoin
+	// Core refuses.
+	canon, err := btcaddr.Normalize(addr, net)
+	if err != nil {
+		return Username{}, fmt.Errorf("invalid %s address %q: %w", net.Name, addr, err)
+	}
+	return Username{Address: canon, Worker: worker}, nil
+}
+
+// ParseAddress checks that addr (an operator's --pool-address or
+// --fee-address) is a payable address of the network and returns its
+// canonical spelling, the one accounts are kept under (see ParseUsername).
+func ParseAddress(addr string, net *chaincfg.Params) (string, error) {
+	addr = strings.TrimSpace(addr)
+	if _, err := payoutScript(addr, net); err != nil {
+		return "", err
+	}
+	canon, err := btcaddr.Normalize(addr, net)
+	if err != nil {
+		return "", fmt.Errorf("invalid %s address %q: %w", net.Name, addr, err)
+	}
+	return canon, nil
 }
 
 // payoutScript validates an address for the network and returns the output

@@ -478,7 +478,7 @@ func (s *Server) miner(w http.ResponseWriter, r *http.Request) {
 type paymentJSON struct {
 	ID          int64      `json:"id"`
 	BatchID     string     `json:"batch_id"`
-	State       string     `json:"state"` // planned, sent, confirmed, failed or dropped
+	State       string     `json:"state"` // planned, sent, confirmed, failed, dropped or held
 	TxID        string     `json:"txid"`
 	Total       int64      `json:"total_sat"`
 	Fee         int64      `json:"fee_sat"`

@@ -168,7 +168,7 @@ var (
 	descDBErrors = prometheus.NewDesc("hashforge_database_errors_total",
 		"Failed database operations by source: ledger_writer (batch write attempts), web (API and live feed reads).", []string{"source"}, nil)
 	descPayouts = prometheus.NewDesc("hashforge_payout_batches",
-		"Payment batches by state (planned, sent, confirmed, failed, dropped).", []string{"state"}, nil)
+		"Payment batches by state (planned, sent, confirmed, failed, dropped, held).", []string{"state"}, nil)
 	descPayoutErrors = prometheus.NewDesc("hashforge_payout_errors_total",
 		"Errors met by this node's payout processor, by kind (node, database, wallet refusals, unreachable wallet, …).", []string{"kind"}, nil)
 	descPayoutBlocks = prometheus.NewDesc("hashforge_payout_blocks_total",
@@ -267,7 +267,7 @@ func (c snapshotCollector) Collect(ch chan<- prometheus.Metric) {
 			m.dbErrors.Add(1)
 			m.s.log.Warn("metrics: payment batches by state", "err", err)
 		} else {
-			for _, st := range []string{"planned", "sent", "confirmed", "failed", "dropped"} {
+			for _, st := range []string{"planned", "sent", "confirmed", "failed", "dropped", "held"} {
 				gauge(descPayouts, float64(counts[st]), st)
 			}
 		}

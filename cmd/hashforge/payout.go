@@ -77,7 +77,8 @@ func (c *payoutConfig) setup(led *ledger.Ledger, rpc *node.Client, params *chain
 		c.FeeAddress = defaultFeeAddress
 	}
 	if c.FeeAddress != "" {
-		if _, err := pool.ParseUsername(c.FeeAddress, params); err != nil {
+		var err error
+		if c.FeeAddress, err = pool.ParseAddress(c.FeeAddress, params); err != nil {
 			return nil, fmt.Errorf("--fee-address: %w", err)
 		}
 	}
@@ -121,7 +122,7 @@ func cmdPayout(args []string) error {
 		fmt.Fprintf(os.Stderr, "usage: hashforge payout run|status|refund [flags]\n\n"+
 			"  run     settle blocks (credit, mature, orphan) and send one payment batch, then exit\n"+
 			"  status  show balances, pending blocks and payment batches\n"+
-			"  refund  give a dropped batch's items back to the balances (docs/payouts.md)\n")
+			"  refund  give a dropped or held batch's items back to the balances (docs/payouts.md)\n")
 		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
 			return flag.ErrHelp
 		}
@@ -158,7 +159,7 @@ func cmdPayout(args []string) error {
 		return err
 	}
 	if poolAddress != "" {
-		if _, err := pool.ParseUsername(poolAddress, params); err != nil {
+		if poolAddress, err = pool.ParseAddress(poolAddress, params); err != nil {
 			return fmt.Errorf("--pool-address: %w", err)
 		}
 	}
@@ -179,7 +180,7 @@ func cmdPayout(args []string) error {
 		st := p.Stats()
 		log.Info("payout run done", "credited", st.BlocksCredited, "matured", st.BlocksMatured, "orphaned", st.BlocksOrphaned,
 			"planned", st.BatchesPlanned, "sent", st.BatchesSent, "confirmed", st.BatchesConfirmed, "failed", st.BatchesFailed,
-			"reconciled", st.BatchesReconciled, "dropped", st.BatchesDropped)
+			"reconciled", st.BatchesReconciled, "dropped", st.BatchesDropped, "held", st.BatchesHeld)
 		return err
 	})
 }
@@ -190,7 +191,7 @@ func cmdPayout(args []string) error {
 func cmdPayoutRefund(args []string) error {
 	fs := newFlagSet("payout refund", "--database-url URL --batch UUID [--note TEXT]")
 	dbURL := fs.String("database-url", "", "PostgreSQL URL (required)")
-	batch := fs.String("batch", "", "id (UUID) of the dropped batch to refund (required)")
+	batch := fs.String("batch", "", "id (UUID) of the dropped or held batch to refund (required)")
 	note := fs.String("note", "refunded by the operator", "added to the batch's reason")
 	if err := parseFlags(fs, args); err != nil {
 		return err

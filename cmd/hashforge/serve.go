@@ -109,7 +109,7 @@ func runServe(ctx context.Context, cfg serveConfig, log *slog.Logger, ready func
 	if cfg.PoolAddress == "" {
 		return errors.New("--pool-address is required")
 	}
-	if _, err := pool.ParseUsername(cfg.PoolAddress, params); err != nil {
+	if cfg.PoolAddress, err = pool.ParseAddress(cfg.PoolAddress, params); err != nil {
 		return fmt.Errorf("--pool-address: %w", err)
 	}
 	if cfg.DatabaseURL == "" {

@@ -3,6 +3,9 @@
 package btcaddr
 
 import (
+	"fmt"
+	"strings"
+
 	"github.com/btcsuite/btcd/address/v2"
 	"github.com/btcsuite/btcd/address/v2/base58"
 	"github.com/btcsuite/btcd/chaincfg/v2"
@@ -31,4 +34,37 @@ func Decode(addr string, params *chaincfg.Params) (address.Address, error) {
 		return address.NewAddressScriptHashFromHash(payload, params)
 	}
 	return nil, err
+}
+
+// Normalize returns the one spelling of addr that the pool stores, shows
+// and pays: what the decoded address encodes back to. Bech32 and bech32m
+// are case-insensitive (BIP 173: all upper or all lower case; mixed case
+// is invalid and refused), so "BCRT1Q…" and "bcrt1q…" are one address and
+// one account; the canonical spelling is lower case. Base58 is
+// case-sensitive and comes back as it is. A hex public key (P2PK) comes
+// back as lower-case hex. An address of another network is refused.
+//
+// Without this, a miner could hold two accounts for one address, and a
+// payment batch naming both spellings is one Bitcoin Core's sendmany
+// refuses ("duplicated address").
+func Normalize(addr string, params *chaincfg.Params) (string, error) {
+	a, err := Decode(addr, params)
+	if err != nil {
+		return "", err
+	}
+	if !a.IsForNet(params) {
+		return "", fmt.Errorf("address %q is not a %s address", addr, params.Name)
+	}
+	canon := a.EncodeAddress()
+	if pk, ok := a.(*address.AddressPubKey); ok {
+		// EncodeAddress gives the key's P2PKH address, another script.
+		canon = pk.String()
+	}
+	// Anything beyond case would mean the decoder read the string as
+	// some other address than it spells: refuse rather than store a
+	// different one.
+	if !strings.EqualFold(canon, addr) {
+		return "", fmt.Errorf("address %q decodes to %q, not a respelling of it", addr, canon)
+	}
+	return canon, nil
 }
