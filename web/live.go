@@ -154,6 +154,10 @@ func (h *hub) take(key netip.Prefix) connlimit.Reason {
 func (h *hub) give(key netip.Prefix) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	h.giveLocked(key)
+}
+
+func (h *hub) giveLocked(key netip.Prefix) {
 	h.slots--
 	if n := h.perIP[key] - 1; n > 0 {
 		h.perIP[key] = n
@@ -274,12 +278,13 @@ func (h *hub) writeLoop(c *client) {
 // to call from the relay.
 func (h *hub) drop(c *client, code int, reason string) {
 	c.dropOnce.Do(func() {
+		// The slot is free before the connection closes (and as soon as
+		// the client is no longer counted): a client that saw its feed
+		// end and reconnects finds it.
 		h.mu.Lock()
 		delete(h.clients, c)
+		h.giveLocked(c.key)
 		h.mu.Unlock()
-		// The slot is free before the connection closes: a client that
-		// saw its feed end and reconnects finds it.
-		h.give(c.key)
 		close(c.gone)
 		if reason == "" {
 			c.conn.Close()

@@ -67,10 +67,13 @@ func (s *server) wantAccepted(t *testing.T) net.Conn {
 	return nil
 }
 
-// wantRefused waits for the refusal and for the client to see its
-// connection end.
-func (s *server) wantRefused(t *testing.T, c net.Conn, want Reason) {
+// wantRefused connects from src and waits for the refusal and for the
+// client to see its connection end (the reset may come so fast that the
+// client already sees it while connecting).
+func (s *server) wantRefused(t *testing.T, src string, want Reason) {
 	t.Helper()
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: 10 * time.Second}
+	c, dialErr := d.Dial("tcp", s.ln.Addr().String())
 	select {
 	case why := <-s.refused:
 		if why != want {
@@ -82,6 +85,10 @@ func (s *server) wantRefused(t *testing.T, c net.Conn, want Reason) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("neither accepted nor refused")
 	}
+	if dialErr != nil {
+		return
+	}
+	defer c.Close()
 	c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	_, err := c.Read(make([]byte, 1))
 	var ne net.Error
@@ -96,12 +103,12 @@ func TestCaps(t *testing.T) {
 	a1 := s.wantAccepted(t)
 	s.dialFrom(t, "127.0.0.1")
 	s.wantAccepted(t)
-	s.wantRefused(t, s.dialFrom(t, "127.0.0.1"), RefusedPerIP)
+	s.wantRefused(t, "127.0.0.1", RefusedPerIP)
 
 	// Another client still gets in, up to the total.
 	s.dialFrom(t, "127.0.0.2")
 	s.wantAccepted(t)
-	s.wantRefused(t, s.dialFrom(t, "127.0.0.3"), RefusedTotal)
+	s.wantRefused(t, "127.0.0.3", RefusedTotal)
 	st := s.ln.Stats()
 	if st.Open != 3 || st.IPs != 2 || st.RefusedPerIP != 1 || st.RefusedTotal != 1 {
 		t.Fatalf("stats %+v", st)
@@ -115,7 +122,7 @@ func TestCaps(t *testing.T) {
 	}
 	s.dialFrom(t, "127.0.0.3")
 	s.wantAccepted(t)
-	s.wantRefused(t, s.dialFrom(t, "127.0.0.4"), RefusedTotal)
+	s.wantRefused(t, "127.0.0.4", RefusedTotal)
 }
 
 func TestNoLimits(t *testing.T) {
