@@ -48,9 +48,11 @@ type statsResponse struct {
 	// SharesKept is false while this node answers valid shares with a
 	// temporary error because neither its spool nor PostgreSQL can keep
 	// them; SharesNotKeptReason then says why.
-	SharesKept          bool      `json:"shares_kept"`
-	SharesNotKeptReason string    `json:"shares_not_kept_reason,omitempty"`
-	UpdatedAt           time.Time `json:"updated_at"`
+	SharesKept          bool   `json:"shares_kept"`
+	SharesNotKeptReason string `json:"shares_not_kept_reason,omitempty"`
+	// Limits are the HTTP and live feed limits this server enforces.
+	Limits    limitsJSON `json:"limits"`
+	UpdatedAt time.Time  `json:"updated_at"`
 }
 
 type blockJSON struct {
@@ -196,6 +198,7 @@ func (s *Server) buildStats(ls ledgerStats) statsResponse {
 		BlocksFound:       ps.BlocksFound,
 		LastBlock:         ls.lastBlock,
 		SharesKept:        true,
+		Limits:            s.cfg.Limits.json(),
 		UpdatedAt:         time.Now().UTC(),
 	}
 	if s.cfg.Batcher != nil {

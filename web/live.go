@@ -4,11 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/netip"
+	"strconv"
 	"sync"
 	"time"
 
 	"github.com/gorilla/websocket"
 
+	"github.com/hashforge/hashforge/internal/connlimit"
 	"github.com/hashforge/hashforge/pool"
 )
 
@@ -18,8 +21,6 @@ const (
 	// client. A client that lets it fill up is dropped: the feed moves on
 	// without it, and it reconnects and reloads the state over the API.
 	clientQueue = 256
-	// maxClients bounds open feeds; past it, upgrades get 503.
-	maxClients = 1024
 	// Clients only ever send pongs and a close; anything bigger is abuse.
 	maxClientMessage = 512
 )
@@ -89,11 +90,17 @@ type hub struct {
 
 	mu      sync.Mutex
 	clients map[*client]struct{}
-	closed  bool
+	// Feed slots taken, in all and per client key (connlimit.KeyOf): a
+	// slot is taken before the upgrade and given back when the client
+	// goes, so a burst of upgrades cannot overshoot the caps.
+	slots  int
+	perIP  map[netip.Prefix]int
+	closed bool
 }
 
 type client struct {
 	conn *websocket.Conn
+	key  netip.Prefix // the client's slot
 	send chan []byte
 	// Which worker events this client wants: allWorkers, or those of
 	// address.
@@ -109,6 +116,7 @@ func newHub(s *Server) *hub {
 		s:       s,
 		timing:  defaultTiming,
 		clients: make(map[*client]struct{}),
+		perIP:   make(map[netip.Prefix]int),
 		// The default CheckOrigin refuses cross-origin upgrades: another
 		// site's page must not read this feed with a visitor's browser.
 		upgrader: websocket.Upgrader{ReadBufferSize: 1024, WriteBufferSize: 4096},
@@ -119,6 +127,43 @@ func (h *hub) count() int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return len(h.clients)
+}
+
+// Why a feed was refused, as hashforge_ws_refused_total labels it.
+const (
+	feedFull  connlimit.Reason = "full"
+	feedPerIP connlimit.Reason = connlimit.RefusedPerIP
+)
+
+// take reserves a feed slot for key, or says which cap is in the way.
+func (h *hub) take(key netip.Prefix) connlimit.Reason {
+	l := h.s.cfg.Limits
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if l.MaxFeeds > 0 && h.slots >= l.MaxFeeds {
+		return feedFull
+	}
+	if l.MaxFeedsPerIP > 0 && h.perIP[key] >= l.MaxFeedsPerIP {
+		return feedPerIP
+	}
+	h.slots++
+	h.perIP[key]++
+	return ""
+}
+
+func (h *hub) give(key netip.Prefix) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.giveLocked(key)
+}
+
+func (h *hub) giveLocked(key netip.Prefix) {
+	h.slots--
+	if n := h.perIP[key] - 1; n > 0 {
+		h.perIP[key] = n
+	} else {
+		delete(h.perIP, key)
+	}
 }
 
 func (h *hub) serveWS(w http.ResponseWriter, r *http.Request) {
@@ -140,18 +185,36 @@ func (h *hub) serveWS(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "workers must be \"all\" or absent")
 		return
 	}
-	if h.count() >= maxClients {
-		writeError(w, http.StatusServiceUnavailable, "too many live feed clients")
+	// The caps are checked before the upgrade: a plain GET of this URL
+	// learns whether the feed has room, which is how the dashboard tells
+	// "full" from "down" (a browser's WebSocket hides the status).
+	c.key, _ = connlimit.KeyOfString(r.RemoteAddr)
+	if why := h.take(c.key); why != "" {
+		h.s.metrics.wsRefused.WithLabelValues(string(why)).Inc()
+		h.s.logRefusal(&h.s.feedRefusalLogged, "live feed refused: limit reached", why, r.RemoteAddr)
+		w.Header().Set("Retry-After", strconv.Itoa(int(h.s.cfg.Limits.FeedPollInterval.Seconds()+1)))
+		if why == feedFull {
+			writeError(w, http.StatusServiceUnavailable, "live feed full")
+		} else {
+			writeError(w, http.StatusTooManyRequests, "too many live feeds from this address")
+		}
 		return
 	}
 	conn, err := h.upgrader.Upgrade(w, r, nil)
 	if err != nil {
+		h.give(c.key)
 		return // the upgrader has answered the client already
 	}
+	// The http.Server's read and write deadlines (ReadTimeout,
+	// WriteTimeout) stay on a hijacked connection: a feed would be cut
+	// when they pass. From here the feed's own deadlines rule: pongWait
+	// for reads, writeWait for each write.
+	conn.NetConn().SetDeadline(time.Time{})
 	c.conn = conn
 	h.mu.Lock()
 	if h.closed {
 		h.mu.Unlock()
+		h.give(c.key)
 		conn.WriteControl(websocket.CloseMessage,
 			websocket.FormatCloseMessage(websocket.CloseGoingAway, "server shutting down"), time.Now().Add(h.timing.closeWait))
 		conn.Close()
@@ -215,8 +278,12 @@ func (h *hub) writeLoop(c *client) {
 // to call from the relay.
 func (h *hub) drop(c *client, code int, reason string) {
 	c.dropOnce.Do(func() {
+		// The slot is free before the connection closes (and as soon as
+		// the client is no longer counted): a client that saw its feed
+		// end and reconnects finds it.
 		h.mu.Lock()
 		delete(h.clients, c)
+		h.giveLocked(c.key)
 		h.mu.Unlock()
 		close(c.gone)
 		if reason == "" {

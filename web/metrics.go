@@ -32,6 +32,7 @@ type metrics struct {
 	blocks     *prometheus.CounterVec
 	wsConnects prometheus.Counter
 	wsDropped  prometheus.Counter
+	wsRefused  *prometheus.CounterVec
 	dbErrors   atomic.Uint64 // failed ledger reads of the API and feed
 	sub        atomic.Pointer[pool.Subscription]
 }
@@ -81,6 +82,13 @@ func newMetrics(s *Server) *metrics {
 			Name: "hashforge_ws_dropped_total",
 			Help: "Live feed clients dropped because their queue was full.",
 		}),
+		wsRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hashforge_ws_refused_total",
+			Help: "Live feed upgrades refused, by cap: full (ws_max_clients) or per_ip (ws_max_clients_per_ip).",
+		}, []string{"reason"}),
+	}
+	for _, v := range []string{string(feedFull), string(feedPerIP)} {
+		m.wsRefused.WithLabelValues(v)
 	}
 	for _, v := range []string{"accepted", "rejected", "unknown"} {
 		m.blocks.WithLabelValues(v) // present at 0, so rate() and alerts work from the start
@@ -88,7 +96,7 @@ func newMetrics(s *Server) *metrics {
 	for _, v := range []string{"ok", "error"} {
 		m.flushTime.WithLabelValues(v)
 	}
-	m.reg.MustRegister(m.fanout, m.batchSize, m.flushTime, m.blocks, m.wsConnects, m.wsDropped, snapshotCollector{m},
+	m.reg.MustRegister(m.fanout, m.batchSize, m.flushTime, m.blocks, m.wsConnects, m.wsDropped, m.wsRefused, snapshotCollector{m},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -183,6 +191,21 @@ var (
 		"Time from a job broadcast starting to the job being written to the socket of every session it went to (hashforge_job_fanout_seconds: handed to their queues).", nil, nil)
 	descEventsDropped = prometheus.NewDesc("hashforge_web_events_dropped_total",
 		"Pool events the dashboard's subscription had no room for.", nil, nil)
+
+	descHTTPConns = prometheus.NewDesc("hashforge_http_connections",
+		"Open HTTP connections (websockets included).", nil, nil)
+	descHTTPIPs = prometheus.NewDesc("hashforge_http_client_ips",
+		"Client IPv4 addresses and IPv6 /64s with open HTTP connections.", nil, nil)
+	descHTTPRefused = prometheus.NewDesc("hashforge_http_connections_refused_total",
+		"HTTP connections closed at accept, by cap: total (--http-max-conns) or per_ip (--http-max-conns-per-ip).", []string{"reason"}, nil)
+	descHTTPMaxConns = prometheus.NewDesc("hashforge_http_max_connections",
+		"Configured cap on open HTTP connections, by scope: total or per_ip; 0 is no cap.", []string{"scope"}, nil)
+	descHTTPTimeout = prometheus.NewDesc("hashforge_http_timeout_seconds",
+		"Configured HTTP server timeouts: read_header, read, write, idle; 0 is none.", []string{"timeout"}, nil)
+	descHTTPMaxHeader = prometheus.NewDesc("hashforge_http_max_header_bytes",
+		"Configured cap on a request's header size.", nil, nil)
+	descWSMaxClients = prometheus.NewDesc("hashforge_ws_max_clients",
+		"Configured cap on open live feeds, by scope: total or per_ip; 0 is no cap.", []string{"scope"}, nil)
 )
 
 // snapshotCollector reads the packages' Stats snapshots at scrape time.
@@ -193,7 +216,8 @@ func (c snapshotCollector) Describe(ch chan<- *prometheus.Desc) {
 		descBatches, descSharesWritten, descSharesLost, descQueue, descFlushLatency, descDBErrors,
 		descSharesRefused, descKeeping, descSpoolUp, descBacklog, descSyncLatency, descPayouts,
 		descPayoutErrors, descPayoutBlocks, descPayoutRuns, descPayoutLastRun, descWSClients, descEventsDropped,
-		descNotifyFanout} {
+		descNotifyFanout, descHTTPConns, descHTTPIPs, descHTTPRefused, descHTTPMaxConns, descHTTPTimeout,
+		descHTTPMaxHeader, descWSMaxClients} {
 		ch <- d
 	}
 }
@@ -293,6 +317,26 @@ func (c snapshotCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descWSClients, float64(m.s.hub.count()))
 	if sub := m.sub.Load(); sub != nil {
 		counter(descEventsDropped, float64(sub.Dropped()))
+	}
+
+	l := cfg.Limits
+	gauge(descHTTPMaxConns, float64(l.MaxConns), "total")
+	gauge(descHTTPMaxConns, float64(l.MaxConnsPerIP), "per_ip")
+	gauge(descHTTPTimeout, l.ReadHeaderTimeout.Seconds(), "read_header")
+	gauge(descHTTPTimeout, l.ReadTimeout.Seconds(), "read")
+	gauge(descHTTPTimeout, l.WriteTimeout.Seconds(), "write")
+	gauge(descHTTPTimeout, l.IdleTimeout.Seconds(), "idle")
+	gauge(descHTTPMaxHeader, float64(l.MaxHeaderBytes))
+	gauge(descWSMaxClients, float64(l.MaxFeeds), "total")
+	gauge(descWSMaxClients, float64(l.MaxFeedsPerIP), "per_ip")
+	// The connection counts exist while Serve runs (a test may serve
+	// the handler by other means).
+	if ln := m.s.conns.Load(); ln != nil {
+		st := ln.Stats()
+		gauge(descHTTPConns, float64(st.Open))
+		gauge(descHTTPIPs, float64(st.IPs))
+		counter(descHTTPRefused, float64(st.RefusedTotal), "total")
+		counter(descHTTPRefused, float64(st.RefusedPerIP), "per_ip")
 	}
 }
 

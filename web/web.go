@@ -22,11 +22,13 @@ import (
 	"net/http"
 	"runtime/debug"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/btcsuite/btcd/chaincfg/v2"
 	"github.com/go-chi/chi/v5"
 
+	"github.com/hashforge/hashforge/internal/connlimit"
 	"github.com/hashforge/hashforge/ledger"
 	"github.com/hashforge/hashforge/payout"
 	"github.com/hashforge/hashforge/pool"
@@ -92,7 +94,10 @@ type Config struct {
 	Network *chaincfg.Params
 	// StratumURL is what miners should connect to, shown on the dashboard.
 	StratumURL string
-	Logger     *slog.Logger
+	// Limits bound HTTP connections, requests and live feeds; the zero
+	// value is DefaultLimits.
+	Limits Limits
+	Logger *slog.Logger
 }
 
 // Server is the dashboard, API, live feed and metrics. It is an
@@ -108,6 +113,10 @@ type Server struct {
 	// apiTimeout bounds each API request (not the websocket); tests
 	// shorten it before serving.
 	apiTimeout time.Duration
+	// conns is the capped listener while Serve runs, for /metrics.
+	conns atomic.Pointer[connlimit.Listener]
+	// When a refusal was last logged (Unix ns), per kind.
+	connRefusalLogged, feedRefusalLogged atomic.Int64
 }
 
 // defaultAPITimeout bounds an API request: the database has that long to
@@ -121,6 +130,12 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.Limits == (Limits{}) {
+		cfg.Limits = DefaultLimits()
+	}
+	if err := cfg.Limits.validate(); err != nil {
+		return nil, err
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, apiTimeout: defaultAPITimeout}
 	s.metrics = newMetrics(s)
@@ -153,7 +168,7 @@ func New(cfg Config) (*Server, error) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Write([]byte("ok\n"))
 	})
-	r.Mount("/", staticHandler())
+	r.Mount("/", staticHandler(cfg.Limits.FeedPollInterval))
 	s.handler = r
 	return s, nil
 }
@@ -192,6 +207,18 @@ type page struct {
 	Page  string // what app.js knows the page by (body data-page)
 }
 
+// pageData is what the layout shows besides the page itself: settings
+// app.js reads from the body's data attributes.
+type pageData struct {
+	page
+	// PollMillis is how often a page whose live feed was refused reloads
+	// over the API instead.
+	PollMillis int64
+	// Hidden is the character class (JavaScript regexp syntax) of what
+	// app.js's shown() escapes: hiddenClass, the rule of Shown.
+	Hidden string
+}
+
 var pages = map[string]page{
 	"/":         {"index.html", "hashforge pool", "overview"},
 	"/blocks":   {"blocks.html", "Blocks · hashforge pool", "blocks"},
@@ -200,7 +227,7 @@ var pages = map[string]page{
 }
 
 // renderPages renders every page in the layout.
-func renderPages() (map[string][]byte, error) {
+func renderPages(poll time.Duration) (map[string][]byte, error) {
 	out := make(map[string][]byte, len(pages))
 	for route, p := range pages {
 		t, err := template.ParseFS(pageFiles, "pages/layout.html", "pages/"+p.file)
@@ -208,7 +235,8 @@ func renderPages() (map[string][]byte, error) {
 			return nil, fmt.Errorf("page %s: %w", p.file, err)
 		}
 		var b bytes.Buffer
-		if err := t.ExecuteTemplate(&b, "layout.html", p); err != nil {
+		data := pageData{page: p, PollMillis: poll.Milliseconds(), Hidden: hiddenClass()}
+		if err := t.ExecuteTemplate(&b, "layout.html", data); err != nil {
 			return nil, fmt.Errorf("page %s: %w", p.file, err)
 		}
 		out[route] = b.Bytes()
@@ -216,12 +244,12 @@ func renderPages() (map[string][]byte, error) {
 	return out, nil
 }
 
-func staticHandler() http.Handler {
+func staticHandler(poll time.Duration) http.Handler {
 	sub, err := fs.Sub(static, "static")
 	if err != nil {
 		panic(err) // the embed pattern guarantees the directory
 	}
-	rendered, err := renderPages()
+	rendered, err := renderPages(poll)
 	if err != nil {
 		panic(err) // embedded templates: a broken one fails every test
 	}

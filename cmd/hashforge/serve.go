@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -45,6 +44,7 @@ type serveConfig struct {
 	SpoolDir        string
 	MaxRequests     int
 	MaxErrors       int
+	HTTPLimits      web.Limits
 	LogLevel        string
 	LogJSON         bool
 	Payout          payoutConfig
@@ -71,9 +71,26 @@ func (c *serveConfig) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.SpoolDir, "spool-dir", "hashforge-spool", "write-ahead spool and block journal: every accepted share is fsynced here before the miner hears \"accepted\" (one directory per pool process)")
 	fs.IntVar(&c.MaxRequests, "max-requests-per-second", 10000, "per-session guard on all Stratum requests (burst 2x); a farm proxy forwards many ASICs' valid shares on one connection")
 	fs.IntVar(&c.MaxErrors, "max-errors-per-second", 100, "per-session pace of what is invalid: malformed lines and requests answered with an error (burst 2x); a session over it is read more slowly")
+	registerHTTPLimits(fs, &c.HTTPLimits)
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.BoolVar(&c.LogJSON, "log-json", false, "log as JSON lines")
 	c.Payout.register(fs)
+}
+
+// registerHTTPLimits declares the dashboard's limits (docs/decisions.md,
+// "HTTP limits"), web.DefaultLimits by default.
+func registerHTTPLimits(fs *flag.FlagSet, l *web.Limits) {
+	d := web.DefaultLimits()
+	fs.IntVar(&l.MaxConns, "http-max-conns", d.MaxConns, "open HTTP connections (websockets included) past which new ones are closed at accept; 0: no cap")
+	fs.IntVar(&l.MaxConnsPerIP, "http-max-conns-per-ip", d.MaxConnsPerIP, "open HTTP connections per client IPv4 address or IPv6 /64; 0: no cap (behind a reverse proxy every client is the proxy)")
+	fs.DurationVar(&l.ReadHeaderTimeout, "http-read-header-timeout", d.ReadHeaderTimeout, "time a client has to send a request's headers")
+	fs.DurationVar(&l.ReadTimeout, "http-read-timeout", d.ReadTimeout, "time a client has to send a whole request")
+	fs.DurationVar(&l.WriteTimeout, "http-write-timeout", d.WriteTimeout, "time to answer a request, from the end of its headers; must exceed the API's 15s request timeout (websockets are not subject to it)")
+	fs.DurationVar(&l.IdleTimeout, "http-idle-timeout", d.IdleTimeout, "a keep-alive connection idle this long is closed")
+	fs.IntVar(&l.MaxHeaderBytes, "http-max-header-bytes", d.MaxHeaderBytes, "largest request header accepted (431 past it)")
+	fs.IntVar(&l.MaxFeeds, "ws-max-clients", d.MaxFeeds, "open live feed websockets; past it dashboards poll the API instead; 0: no cap")
+	fs.IntVar(&l.MaxFeedsPerIP, "ws-max-clients-per-ip", d.MaxFeedsPerIP, "open live feed websockets per client IPv4 address or IPv6 /64; 0: no cap")
+	fs.DurationVar(&l.FeedPollInterval, "ws-fallback-poll-interval", d.FeedPollInterval, "how often a dashboard refused a live feed reloads over the API")
 }
 
 func cmdServe(args []string) error {
@@ -117,6 +134,9 @@ func runServe(ctx context.Context, cfg serveConfig, log *slog.Logger, ready func
 	}
 	if cfg.NodeID > 255 {
 		return fmt.Errorf("--node-id %d: must be 0-255", cfg.NodeID)
+	}
+	if w := cfg.HTTPLimits.WriteTimeout; w != 0 && w <= web.APIRequestTimeout {
+		return fmt.Errorf("--http-write-timeout %s: must exceed the API's %s request timeout (or be 0)", w, web.APIRequestTimeout)
 	}
 	mask, err := strconv.ParseUint(cfg.VersionMask, 16, 32)
 	if err != nil {
@@ -221,7 +241,8 @@ func runServe(ctx context.Context, cfg serveConfig, log *slog.Logger, ready func
 			return fmt.Errorf("listen http: %w", err)
 		}
 		dash, err = web.New(web.Config{Pool: srv, Events: srv, Ledger: led, Payouts: led, Batcher: batcher, Processor: payouts,
-			Network: params, StratumURL: publicStratumURL(cfg.PublicURL, stratumLn.Addr()), Logger: log.With("component", "web")})
+			Network: params, StratumURL: publicStratumURL(cfg.PublicURL, stratumLn.Addr()), Limits: cfg.HTTPLimits,
+			Logger: log.With("component", "web")})
 		if err != nil {
 			stratumLn.Close()
 			httpLn.Close()
@@ -275,19 +296,7 @@ func runServe(ctx context.Context, cfg serveConfig, log *slog.Logger, ready func
 	})
 	if httpLn != nil {
 		g.Go(func() error { return dash.Run(gctx) })
-		g.Go(func() error {
-			hs := &http.Server{Handler: dash, ReadHeaderTimeout: 10 * time.Second}
-			go func() {
-				<-gctx.Done()
-				sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				defer cancel()
-				hs.Shutdown(sctx)
-			}()
-			if err := hs.Serve(httpLn); !errors.Is(err, http.ErrServerClosed) {
-				return fmt.Errorf("http: %w", err)
-			}
-			return nil
-		})
+		g.Go(func() error { return dash.Serve(gctx, httpLn) })
 	}
 	err = g.Wait()
 	stopBatcher()

@@ -1,11 +1,33 @@
 "use strict";
 // hashforge dashboard. Every page loads its state from the JSON API once,
-// then keeps it current from the websocket feed (/api/v1/ws): no polling,
-// no reload. If the feed drops, the page reconnects with backoff and
-// reloads its state, since messages sent meanwhile are gone.
+// then keeps it current from the websocket feed (/api/v1/ws), without a
+// reload. If the feed drops, the page reconnects with backoff and reloads
+// its state, since messages sent meanwhile are gone. If the server refuses
+// the feed (full, or too many from this address), the page polls the API
+// instead, says so, and tries the feed again now and then.
 
 const $ = (id) => document.getElementById(id);
 const page = document.body.dataset.page;
+// The server's settings (web.pageData): the polling interval when the
+// feed is refused, and the characters shown() escapes.
+const POLL_MS = Number(document.body.dataset.pollMs) || 10000;
+const FEED_RETRY_MS = Math.max(3 * POLL_MS, 3000);
+const HIDDEN = new RegExp("[" + document.body.dataset.hidden + "]", "gu");
+
+// shown is text from outside (a worker name a miner chose, a verdict, an
+// address from the URL) as the page may display it: bidi controls and
+// every other invisible control or format character escaped (\u202E), so
+// no name can pass for another. Same rule as web.Shown on the server. Use
+// it on every such string, and only on those (the browser's own number
+// and date formatting may carry direction marks on purpose).
+function shown(s) {
+  if (s == null) return "";
+  return String(s).replace(HIDDEN, (c) => {
+    const cp = c.codePointAt(0);
+    return cp <= 0xFFFF ? "\\u" + cp.toString(16).toUpperCase().padStart(4, "0")
+      : "\\U" + cp.toString(16).toUpperCase().padStart(8, "0");
+  });
+}
 
 // ---- formatting -----------------------------------------------------------
 
@@ -99,20 +121,49 @@ function setStatus(cls, label) {
 
 // openFeed connects to the websocket and calls onMessage for every
 // message; onOpen runs on every (re)connection so the page can reload
-// what it may have missed.
-function openFeed(query, onMessage, onOpen) {
+// what it may have missed. While the server refuses the feed, poll runs
+// every POLL_MS instead and a notice says so.
+function openFeed(query, onMessage, onOpen, poll) {
+  const path = "/api/v1/ws" + query;
+  const notice = $("feed-notice");
   let delay = 1000;
+  let pollTimer = null;
+  const pollNow = () => poll().then(() => setStatus("polling", "polling"), (e) => setStatus("down", e.message));
+  const startPolling = () => {
+    notice.textContent = "live feed full — updating every " + fmtNum(POLL_MS / 1000, 1) + " s";
+    notice.hidden = false;
+    if (pollTimer === null) { pollNow(); pollTimer = setInterval(pollNow, POLL_MS); }
+  };
+  const stopPolling = () => {
+    clearInterval(pollTimer); pollTimer = null;
+    notice.hidden = true;
+  };
+  // A browser's WebSocket hides why a handshake failed; the server
+  // answers a plain GET of the feed's URL with the same refusal (503 full,
+  // 429 too many from this address) when there is no room.
+  const refused = async () => {
+    try {
+      const r = await fetch(path, { cache: "no-store" });
+      return r.status === 503 || r.status === 429;
+    } catch (_) { return false; }
+  };
   const connect = () => {
     const proto = location.protocol === "https:" ? "wss:" : "ws:";
-    const ws = new WebSocket(proto + "//" + location.host + "/api/v1/ws" + query);
-    ws.onopen = () => { delay = 1000; setStatus("live", "live"); onOpen(); };
+    const ws = new WebSocket(proto + "//" + location.host + path);
+    let opened = false;
+    ws.onopen = () => { opened = true; delay = 1000; stopPolling(); setStatus("live", "live"); onOpen(); };
     ws.onmessage = (e) => {
       let m;
       try { m = JSON.parse(e.data); } catch (_) { return; }
       onMessage(m);
     };
-    ws.onclose = () => {
-      setStatus("down", "reconnecting…");
+    ws.onclose = async () => {
+      if (!opened && await refused()) {
+        startPolling();
+        setTimeout(connect, FEED_RETRY_MS);
+        return;
+      }
+      if (pollTimer === null) setStatus("down", "reconnecting…");
       setTimeout(connect, delay);
       delay = Math.min(delay * 2, 30000);
     };
@@ -173,11 +224,11 @@ function blockRow(tbody, b, live) {
   cell(tr, fmtNum(b.height));
   cell(tr, short(b.hash), "hash mono", b.hash);
   cell(tr, fmtBTC(b.reward_sat), "num");
-  cell(tr, b.finder ? link("/miner/" + encodeURIComponent(b.finder), short(b.finder) + (b.worker ? "." + b.worker : "")) : "–");
+  cell(tr, b.finder ? link("/miner/" + encodeURIComponent(b.finder), shown(short(b.finder) + (b.worker ? "." + b.worker : ""))) : "–");
   // An unknown block (no clear answer from the node) waits for the chain.
   const st = b.accepted || b.status !== "rejected" ? b.status : "rejected: " + b.verdict;
   const cls = b.status === "unknown" ? "" : b.accepted && b.status !== "orphaned" ? "ok" : "bad";
-  cell(tr, st, cls, b.verdict);
+  cell(tr, shown(st), cls, shown(b.verdict));
   timeCell(tr, b.found_at);
   return tr;
 }
@@ -222,9 +273,10 @@ function overview() {
   setInterval(() => { if (lastBlockAt) text("lastblock-ago", ago(lastBlockAt)); }, 10000);
 
   function showStats(s) {
-    text("stratum-url", s.stratum_url);
-    text("connect-example", "hashforge mine --url " + s.stratum_url + " --user YOUR_ADDRESS.rig1\n" +
-      "cpuminer -a sha256d -o " + s.stratum_url + " -u YOUR_ADDRESS.rig1 -p x");
+    const url = shown(s.stratum_url);
+    text("stratum-url", url);
+    text("connect-example", "hashforge mine --url " + url + " --user YOUR_ADDRESS.rig1\n" +
+      "cpuminer -a sha256d -o " + url + " -u YOUR_ADDRESS.rig1 -p x");
     text("hr10m", fmtHashrate(s.hashrate["10m"]));
     text("hr1h", fmtHashrate(s.hashrate["1h"]));
     text("hr24h", fmtHashrate(s.hashrate["24h"]));
@@ -248,15 +300,18 @@ function overview() {
     }
   }
 
+  // refresh reloads the stats and the blocks table: what polling needs
+  // (the chart's history only grows by the stats' newest point).
+  async function refresh() {
+    const [s, b] = await Promise.all([getJSON("/api/v1/stats"), getJSON("/api/v1/blocks?limit=10")]);
+    showStats(s);
+    const tbody = $("blocks");
+    if (b.blocks.length === 0) emptyRow(tbody, 6, "none yet");
+    else { tbody.replaceChildren(); for (const blk of b.blocks) blockRow(tbody, blk, false); }
+  }
   async function load() {
     try {
-      const [s, , b] = await Promise.all([
-        getJSON("/api/v1/stats"), loadHistory(), getJSON("/api/v1/blocks?limit=10"),
-      ]);
-      showStats(s);
-      const tbody = $("blocks");
-      if (b.blocks.length === 0) emptyRow(tbody, 6, "none yet");
-      else { tbody.replaceChildren(); for (const blk of b.blocks) blockRow(tbody, blk, false); }
+      await Promise.all([refresh(), loadHistory()]);
     } catch (e) {
       setStatus("down", e.message);
     }
@@ -286,7 +341,10 @@ function overview() {
           (m.data.clean ? " (new block)" : ""));
         break;
     }
-  }, load);
+  }, load, async () => {
+    if (!historyLoaded) await loadHistory();
+    await refresh();
+  });
 }
 
 // ---- paged tables ---------------------------------------------------------
@@ -307,6 +365,7 @@ function paged(path, key, tbodyId, cols, render) {
     } catch (e) {
       emptyRow(tbody, cols, e.message);
       setStatus("down", "error");
+      throw e;
     }
   }
   const go = (o) => { offset = Math.max(0, o); history.replaceState(null, "", "?offset=" + offset); load(); };
@@ -318,27 +377,28 @@ function paged(path, key, tbodyId, cols, render) {
 function blocksPage() {
   const load = paged("/api/v1/blocks", "blocks", "blocks", 6, (tb, b) => blockRow(tb, b, false));
   // New blocks arrive at the top: reload the first page when one does.
-  openFeed("", (m) => { if (m.type === "block") load(); }, load);
+  const quiet = () => load().catch(() => {}); // load shows its errors
+  openFeed("", (m) => { if (m.type === "block") quiet(); }, quiet, load);
 }
 
 function paymentsPage() {
   paged("/api/v1/payments", "payments", "payments", 6, (tb, p) => {
     const tr = tb.insertRow();
     timeCell(tr, p.created_at);
-    cell(tr, p.state, p.state === "failed" ? "bad" : p.state === "confirmed" ? "ok" : "", p.reason);
+    cell(tr, p.state, p.state === "failed" ? "bad" : p.state === "confirmed" ? "ok" : "", shown(p.reason));
     cell(tr, fmtBTC(p.total_sat), "num");
     cell(tr, fmtBTC(p.fee_sat), "num");
     cell(tr, fmtNum(p.items), "num");
     cell(tr, p.txid ? short(p.txid) : "–", "hash mono", p.txid);
-  })();
+  })().catch(() => {});
 }
 
 // ---- miner page -----------------------------------------------------------
 
 function minerPage() {
   const address = decodeURIComponent(location.pathname.slice("/miner/".length));
-  text("address", address);
-  document.title = short(address) + " · hashforge pool";
+  text("address", shown(address));
+  document.title = shown(short(address)) + " · hashforge pool";
   const charts = new Map(); // worker name → uPlot
   let reloadTimer = null;
 
@@ -356,7 +416,7 @@ function minerPage() {
     for (const w of m.workers) {
       const tr = tbody.insertRow();
       tr.dataset.worker = w.name;
-      cell(tr, w.name || "(unnamed)", "worker-name");
+      cell(tr, shown(w.name) || "(unnamed)", "worker-name");
       cell(tr, w.online ? "online" + (w.connections > 1 ? " ×" + w.connections : "") : "offline", w.online ? "ok" : "muted");
       cell(tr, fmtHashrate(w.hashrate), "num");
       cell(tr, w.online ? fmtDifficulty(w.difficulty) : "–", "num");
@@ -376,10 +436,10 @@ function minerPage() {
       if (!u) {
         const wrap = document.createElement("div");
         wrap.className = "worker-chart";
-        const h = document.createElement("h3"); h.textContent = w.name || "(unnamed)";
+        const h = document.createElement("h3"); h.textContent = shown(w.name) || "(unnamed)";
         const el = document.createElement("div"); el.className = "chart";
         wrap.append(h, el); box.append(wrap);
-        u = hashrateChart(el, w.name || "(unnamed)", PALETTE[i % PALETTE.length], 160);
+        u = hashrateChart(el, shown(w.name) || "(unnamed)", PALETTE[i % PALETTE.length], 160);
         charts.set(w.name, u);
       }
       // As on the overview, the current 10-minute figure is the
@@ -408,9 +468,12 @@ function minerPage() {
     }
   }
 
+  async function fetchAndRender() {
+    render(await getJSON("/api/v1/miners/" + encodeURIComponent(address)));
+  }
   async function load() {
     try {
-      render(await getJSON("/api/v1/miners/" + encodeURIComponent(address)));
+      await fetchAndRender();
     } catch (e) {
       emptyRow($("workers"), 6, e.message);
       setStatus("down", e.message);
@@ -425,7 +488,7 @@ function minerPage() {
     // Hashrates move slowly; a refresh every sixth stats tick (30 s) is enough.
     if (m.type === "stats" && ++ticks % 6 === 0) load();
     if (m.type === "block" && m.data.finder === address) soon();
-  }, load);
+  }, load, fetchAndRender);
 }
 
 // ---- shared header --------------------------------------------------------
