@@ -13,6 +13,7 @@ import (
 
 	"github.com/btcsuite/btcd/chaincfg/v2"
 
+	"github.com/hashforge/hashforge/internal/ban"
 	"github.com/hashforge/hashforge/pow"
 )
 
@@ -61,6 +62,10 @@ type Config struct {
 	// hears back (see BlockJournal). Nil: blocks live in memory until the
 	// ledger took them.
 	BlockJournal BlockJournal
+	// Bans, when set, hears of every share, line and authorization by
+	// client address and bans those that send mostly garbage; its OnBan
+	// closes their connections (the stratum Gate does it). Nil: no bans.
+	Bans *ban.Table
 }
 
 // BlockSubmitter submits a solved block to the node. verdict is "" when the

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -37,6 +38,9 @@ const maxWorkersPerSession = 256
 type session struct {
 	c      conn
 	remote string
+	// key is the client address (IPv4, or IPv6 /64) bans count under;
+	// invalid when the connection has no IP address.
+	key netip.Prefix
 
 	mu            sync.Mutex // first in the lock order: see Server.mu
 	en1           [Extranonce1Size]byte
@@ -155,6 +159,7 @@ func (s *Server) connect(c conn) *session {
 	ss := &session{
 		c:       c,
 		remote:  c.RemoteAddr(),
+		key:     banKey(c),
 		desired: s.cfg.StartDifficulty,
 		vd:      newVardiff(s.cfg.ShareInterval, s.now()),
 	}
@@ -281,6 +286,7 @@ func (s *Server) handleAuthorize(ss *session, req *stratum.Request) {
 	}
 	u, err := ParseUsername(p.User, s.cfg.Network)
 	if err != nil {
+		s.tallyAuthFailure(ss)
 		s.stats.reject("unauthorized")
 		ss.c.ReplyError(req.ID, stratum.Errorf(stratum.CodeUnauthorized, "unauthorized: %s", truncate(err.Error(), 200)))
 		return
@@ -430,6 +436,7 @@ func (s *Server) handleSuggestDifficulty(ss *session, req *stratum.Request) {
 func (s *Server) handleSubmit(ss *session, req *stratum.Request) {
 	p, err := req.Submit()
 	if err != nil {
+		s.tallyShare(ss, true)
 		s.stats.reject("invalid params")
 		ss.c.ReplyError(req.ID, asStratumError(err))
 		return
@@ -444,6 +451,7 @@ func (s *Server) handleSubmit(ss *session, req *stratum.Request) {
 	user, ok := ss.workers.get(p.User)
 	if !ok {
 		ss.mu.Unlock()
+		s.tallyShare(ss, true)
 		s.stats.reject("unauthorized")
 		ss.c.ReplyError(req.ID, stratum.Errorf(stratum.CodeUnauthorized, "unauthorized worker"))
 		return
@@ -473,10 +481,12 @@ func (s *Server) handleSubmit(ss *session, req *stratum.Request) {
 		if !errors.As(err, &re) {
 			re = &RejectError{Code: stratum.CodeOther, Reason: err.Error()}
 		}
+		s.tallyShare(ss, invalidForBans(re))
 		s.stats.reject(re.Reason)
 		ss.c.ReplyError(req.ID, re.Stratum())
 		return
 	}
+	s.tallyShare(ss, false)
 	if res.IsBlock {
 		s.submitBlock(&res, en1[:], p.Extranonce2, user, ss.remote)
 	}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"runtime"
 	"runtime/debug"
@@ -73,6 +74,14 @@ type Handler interface {
 	Disconnected(s *Session, err error)
 }
 
+// LineObserver is implemented by a Handler that wants to hear of every
+// line a session sends, malformed or not (a ban on an address whose lines
+// are mostly garbage needs both counts). It is called on the session's
+// reader, before Handle.
+type LineObserver interface {
+	ObserveLine(s *Session, malformed bool)
+}
+
 // Server accepts Stratum connections and runs one Session per connection.
 // The zero value of every field but Handler is a sensible default.
 type Server struct {
@@ -109,6 +118,9 @@ type Server struct {
 	MaxErrorsPerSecond int
 	// Logger receives connection-level events. Default slog.Default().
 	Logger *slog.Logger
+	// Gate, when set, caps the sessions and refuses banned addresses; one
+	// Gate may serve several Servers. Nil: no caps.
+	Gate *Gate
 
 	// now and sleep are the flood guard's clock, replaceable in tests.
 	now   func() time.Time
@@ -136,6 +148,8 @@ type serverConfig struct {
 	now          func() time.Time
 	sleep        func(ctx context.Context, d time.Duration)
 	handler      Handler
+	lines        LineObserver // the handler, if it observes lines
+	gate         *Gate
 	registerDone func(*Session)
 	// sessions counts the goroutines of live sessions, for Serve to wait
 	// for; nil outside Serve.
@@ -158,7 +172,9 @@ func (srv *Server) config() *serverConfig {
 		now:     srv.now,
 		sleep:   srv.sleep,
 		handler: srv.Handler,
+		gate:    srv.Gate,
 	}
+	c.lines, _ = srv.Handler.(LineObserver)
 	if c.maxLine <= 0 {
 		c.maxLine = DefaultMaxLine
 	}
@@ -308,6 +324,20 @@ func (srv *Server) Serve(ctx context.Context, ln net.Listener) error {
 		}
 		retry.Reset()
 		s := newSession(ctx, srv.nextID.Add(1), conn, cfg)
+		if cfg.gate != nil {
+			evict, err := cfg.gate.admit(s)
+			for _, v := range evict {
+				v.Logger().Info("stratum session evicted", "reason", ErrEvicted)
+				v.closeWith(ErrEvicted, false)
+			}
+			if err != nil {
+				if cfg.log.Enabled(ctx, slog.LevelDebug) {
+					cfg.log.Debug("stratum connection refused", "remote", s.remote, "reason", err)
+				}
+				refuseConn(conn)
+				continue
+			}
+		}
 		srv.mu.Lock()
 		srv.sessions[s] = struct{}{}
 		srv.mu.Unlock()
@@ -383,6 +413,15 @@ type Session struct {
 
 	stateMu sync.Mutex
 	state   any
+
+	// key is the client key (IPv4 address or IPv6 /64) the Gate counts
+	// and bans under. gated, unauthed and gateLinks belong to the Gate,
+	// under its lock: whether it counts the session, whether the session
+	// is in its unauthorized lists, and its links in them.
+	key       netip.Prefix
+	gated     bool
+	unauthed  bool
+	gateLinks [2][2]*Session
 }
 
 func newSession(ctx context.Context, id uint64, conn net.Conn, cfg *serverConfig) *Session {
@@ -393,6 +432,7 @@ func newSession(ctx context.Context, id uint64, conn net.Conn, cfg *serverConfig
 	}
 	if conn != nil {
 		s.remote = conn.RemoteAddr().String()
+		s.key = keyOf(conn)
 	}
 	// Sessions are ended by Serve explicitly, so their context keeps the
 	// server context's values but not its cancellation.
@@ -405,6 +445,10 @@ func (s *Session) ID() uint64 { return s.id }
 
 // RemoteAddr is the miner's address as host:port.
 func (s *Session) RemoteAddr() string { return s.remote }
+
+// Key is the miner's client key: its IPv4 address or IPv6 /64, what caps
+// and bans count.
+func (s *Session) Key() netip.Prefix { return s.key }
 
 // Logger returns the server logger annotated with this session.
 func (s *Session) Logger() *slog.Logger {
@@ -432,8 +476,13 @@ func (s *Session) Err() error { return context.Cause(s.ctx) }
 
 // SetAuthorized marks the session authorized and stops the auth timer.
 func (s *Session) SetAuthorized() {
-	s.authorized.Store(true)
+	if s.authorized.Swap(true) {
+		return
+	}
 	s.stopAuthTimer()
+	if s.cfg.gate != nil {
+		s.cfg.gate.authorized(s)
+	}
 }
 
 func (s *Session) stopAuthTimer() {
@@ -606,6 +655,9 @@ func (s *Session) end() {
 	if s.cfg.log.Enabled(s.ctx, slog.LevelDebug) {
 		s.Logger().Debug("stratum session ended", "err", err)
 	}
+	if s.cfg.gate != nil {
+		s.cfg.gate.release(s)
+	}
 	s.cfg.registerDone(s) // before Disconnected: Sessions agrees with it
 	s.call("Disconnected", func() { s.cfg.handler.Disconnected(s, err) })
 }
@@ -739,6 +791,9 @@ func (r *reader) line(line []byte, err error) bool {
 		r.pace(wait)
 	}
 	req, err := r.dec.Decode(line)
+	if o := s.cfg.lines; o != nil {
+		o.ObserveLine(s, err != nil && err != errNotRequest)
+	}
 	if err == nil {
 		if !s.call("Handle", func() { s.cfg.handler.Handle(s, req) }) {
 			return false

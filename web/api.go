@@ -198,7 +198,7 @@ func (s *Server) buildStats(ls ledgerStats) statsResponse {
 		BlocksFound:       ps.BlocksFound,
 		LastBlock:         ls.lastBlock,
 		SharesKept:        true,
-		Limits:            s.cfg.Limits.json(),
+		Limits:            s.limitsJSON(),
 		UpdatedAt:         time.Now().UTC(),
 	}
 	if s.cfg.Batcher != nil {
@@ -598,6 +598,12 @@ func finite(x float64) float64 {
 		return 0
 	}
 	return x
+}
+
+func (s *Server) limitsJSON() limitsJSON {
+	l := s.cfg.Limits.json()
+	l.guardJSON = guardLimits(s.cfg.Guard)
+	return l
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

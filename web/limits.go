@@ -76,6 +76,8 @@ type limitsJSON struct {
 	WSMaxClients          int     `json:"ws_max_clients"`
 	WSMaxClientsPerIP     int     `json:"ws_max_clients_per_ip"`
 	FeedPollSeconds       float64 `json:"feed_fallback_poll_seconds"`
+	// The Stratum ports' caps and bans, when the server has a Guard.
+	*guardJSON
 }
 
 func (l Limits) json() limitsJSON {

@@ -220,6 +220,9 @@ func (c snapshotCollector) Describe(ch chan<- *prometheus.Desc) {
 		descHTTPMaxHeader, descWSMaxClients} {
 		ch <- d
 	}
+	for _, d := range guardDescs {
+		ch <- d
+	}
 }
 
 func (c snapshotCollector) Collect(ch chan<- prometheus.Metric) {
@@ -337,6 +340,9 @@ func (c snapshotCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge(descHTTPIPs, float64(st.IPs))
 		counter(descHTTPRefused, float64(st.RefusedTotal), "total")
 		counter(descHTTPRefused, float64(st.RefusedPerIP), "per_ip")
+	}
+	if cfg.Guard != nil {
+		collectGuard(cfg.Guard, counter, gauge)
 	}
 }
 

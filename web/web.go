@@ -97,6 +97,9 @@ type Config struct {
 	// Limits bound HTTP connections, requests and live feeds; the zero
 	// value is DefaultLimits.
 	Limits Limits
+	// Guard is the Stratum ports' caps and bans, for /metrics and the
+	// limits in /api/v1/stats.
+	Guard  StratumGuard
 	Logger *slog.Logger
 }
 

@@ -49,12 +49,18 @@ func (l *lockedBuffer) String() string {
 
 func startServeProc(t *testing.T, args ...string) *serveProc {
 	t.Helper()
+	return startServeProcEnv(t, nil, args...)
+}
+
+// startServeProcEnv is startServeProc with extra environment variables.
+func startServeProcEnv(t *testing.T, env []string, args ...string) *serveProc {
+	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
 	p := &serveProc{cmd: exec.Command(exe, append([]string{"serve"}, args...)...), log: &lockedBuffer{}, exited: make(chan struct{})}
-	p.cmd.Env = append(os.Environ(), runAsMainEnv+"=1")
+	p.cmd.Env = append(append(os.Environ(), runAsMainEnv+"=1"), env...)
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	p.cmd.Stderr = p.log
 	p.cmd.Stdout = p.log

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"math"
@@ -14,6 +15,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -30,8 +32,18 @@ import (
 // process without a build step.
 const runAsMainEnv = "HASHFORGE_TEST_RUN_AS_MAIN"
 
+// testNofileEnv, set beside runAsMainEnv, lowers the process's open-file
+// limit (soft and hard) before main runs: a pool on a small machine.
+const testNofileEnv = "HASHFORGE_TEST_NOFILE"
+
 func TestMain(m *testing.M) {
 	if os.Getenv(runAsMainEnv) == "1" {
+		if n, err := strconv.ParseUint(os.Getenv(testNofileEnv), 10, 64); err == nil {
+			if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &syscall.Rlimit{Cur: n, Max: n}); err != nil {
+				fmt.Fprintln(os.Stderr, "setrlimit:", err)
+				os.Exit(2)
+			}
+		}
 		main()
 		os.Exit(0)
 	}

@@ -45,6 +45,7 @@ type serveConfig struct {
 	MaxRequests     int
 	MaxErrors       int
 	HTTPLimits      web.Limits
+	Guard           guardConfig
 	LogLevel        string
 	LogJSON         bool
 	Payout          payoutConfig
@@ -72,6 +73,7 @@ func (c *serveConfig) register(fs *flag.FlagSet) {
 	fs.IntVar(&c.MaxRequests, "max-requests-per-second", 10000, "per-session guard on all Stratum requests (burst 2x); a farm proxy forwards many ASICs' valid shares on one connection")
 	fs.IntVar(&c.MaxErrors, "max-errors-per-second", 100, "per-session pace of what is invalid: malformed lines and requests answered with an error (burst 2x); a session over it is read more slowly")
 	registerHTTPLimits(fs, &c.HTTPLimits)
+	c.Guard.register(fs)
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.BoolVar(&c.LogJSON, "log-json", false, "log as JSON lines")
 	c.Payout.register(fs)
@@ -114,6 +116,7 @@ func cmdServe(args []string) error {
 type listeners struct {
 	Stratum net.Addr
 	HTTP    net.Addr
+	Admin   net.Addr
 }
 
 // runServe runs the pool until ctx ends. ready, when set, is called once
@@ -138,6 +141,13 @@ func runServe(ctx context.Context, cfg serveConfig, log *slog.Logger, ready func
 	if w := cfg.HTTPLimits.WriteTimeout; w != 0 && w <= web.APIRequestTimeout {
 		return fmt.Errorf("--http-write-timeout %s: must exceed the API's %s request timeout (or be 0)", w, web.APIRequestTimeout)
 	}
+	if err := cfg.Guard.validate(); err != nil {
+		return err
+	}
+	if _, err := fdBudget(&cfg.Guard, &cfg.HTTPLimits, log); err != nil {
+		return err
+	}
+	guard := newStratumGuard(cfg.Guard, log.With("component", "stratum"))
 	mask, err := strconv.ParseUint(cfg.VersionMask, 16, 32)
 	if err != nil {
 		return fmt.Errorf("--version-mask %q: %w", cfg.VersionMask, err)
@@ -225,6 +235,7 @@ func runServe(ctx context.Context, cfg serveConfig, log *slog.Logger, ready func
 		SoloSplit:       pay.SoloSplit,
 		SoloFeeAddress:  pay.SoloFeeAddress,
 		BlockJournal:    journal,
+		Bans:            guard.bans,
 	}, rpc, batcher, blocks)
 	if err != nil {
 		return err
@@ -242,17 +253,30 @@ func runServe(ctx context.Context, cfg serveConfig, log *slog.Logger, ready func
 		}
 		dash, err = web.New(web.Config{Pool: srv, Events: srv, Ledger: led, Payouts: led, Batcher: batcher, Processor: payouts,
 			Network: params, StratumURL: publicStratumURL(cfg.PublicURL, stratumLn.Addr()), Limits: cfg.HTTPLimits,
-			Logger: log.With("component", "web")})
+			Guard: guard, Logger: log.With("component", "web")})
 		if err != nil {
 			stratumLn.Close()
 			httpLn.Close()
 			return err
 		}
 	}
+	var adminLn net.Listener
+	if cfg.Guard.AdminAddr != "" {
+		if adminLn, err = net.Listen("tcp", cfg.Guard.AdminAddr); err != nil {
+			stratumLn.Close()
+			if httpLn != nil {
+				httpLn.Close()
+			}
+			return fmt.Errorf("listen admin: %w", err)
+		}
+	}
 	if ready != nil {
 		l := listeners{Stratum: stratumLn.Addr()}
 		if httpLn != nil {
 			l.HTTP = httpLn.Addr()
+		}
+		if adminLn != nil {
+			l.Admin = adminLn.Addr()
 		}
 		ready(l)
 	}
@@ -289,11 +313,10 @@ func runServe(ctx context.Context, cfg serveConfig, log *slog.Logger, ready func
 	// Settles blocks at start (reconciling whatever a previous process
 	// left) and on every --payout-interval.
 	g.Go(func() error { return payouts.Run(gctx, cfg.Payout.Interval) })
-	g.Go(func() error {
-		s := &stratum.Server{Handler: srv, Logger: log.With("component", "stratum"),
-			MaxRequestsPerSecond: cfg.MaxRequests, MaxErrorsPerSecond: cfg.MaxErrors}
-		return s.Serve(gctx, stratumLn)
-	})
+	g.Go(func() error { return newStratumServer(cfg, srv, guard, log).Serve(gctx, stratumLn) })
+	if adminLn != nil {
+		g.Go(func() error { return serveAdmin(gctx, adminLn, guard, log.With("component", "admin")) })
+	}
 	if httpLn != nil {
 		g.Go(func() error { return dash.Run(gctx) })
 		g.Go(func() error { return dash.Serve(gctx, httpLn) })
@@ -307,6 +330,14 @@ func runServe(ctx context.Context, cfg serveConfig, log *slog.Logger, ready func
 		return nil
 	}
 	return err
+}
+
+// newStratumServer makes the server of one Stratum port. Every port gets
+// the same settings and shares one Gate: caps and bans hold whichever
+// port a client uses.
+func newStratumServer(cfg serveConfig, h stratum.Handler, guard *stratumGuard, log *slog.Logger) *stratum.Server {
+	return &stratum.Server{Handler: h, Logger: log.With("component", "stratum"),
+		MaxRequestsPerSecond: cfg.MaxRequests, MaxErrorsPerSecond: cfg.MaxErrors, Gate: guard.gate}
 }
 
 // publicStratumURL is what the dashboard shows miners. A wildcard listen

@@ -383,3 +383,27 @@ func (t *Table) Lift(k netip.Prefix) bool {
 	sh.mu.Unlock()
 	return ok
 }
+
+// FormatKey shows a key as operators write it: an IPv4 key as a bare
+// address, an IPv6 one as its /64.
+func FormatKey(k netip.Prefix) string {
+	if k.Addr().Is4() {
+		return k.Addr().String()
+	}
+	return k.String()
+}
+
+// ParseKey reads what FormatKey prints, and any address (bare, or with a
+// port) as the key it is banned under. Prefixes other than an IPv4 /32
+// or an IPv6 /64 are refused: a ban never covers more than one key.
+func ParseKey(s string) (netip.Prefix, bool) {
+	s = strings.TrimSpace(s)
+	if p, err := netip.ParsePrefix(s); err == nil {
+		a := p.Addr().Unmap()
+		if (a.Is4() && p.Bits() != 32 && p.Bits() != 128) || (!a.Is4() && p.Bits() != 64) {
+			return netip.Prefix{}, false
+		}
+		s = p.Addr().String()
+	}
+	return Key(s)
+}

@@ -220,3 +220,38 @@ func FuzzKey(f *testing.F) {
 		}
 	})
 }
+
+func FuzzParseKey(f *testing.F) {
+	for _, s := range []string{"127.0.0.2", "2001:db8::/64", "2001:db8::1", "::ffff:1.2.3.4", "::ffff:1.2.3.4/128", "10.0.0.0/8",
+		"", "[::1]", "1.2.3.4/32", "fe80::1%eth0", "1.2.3.4:80", "[2001:db8::1]:80"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		k, ok := ParseKey(s)
+		if !ok {
+			return
+		}
+		// What the admin API prints reads back as the same key.
+		if back, ok := ParseKey(FormatKey(k)); !ok || back != k {
+			t.Fatalf("%q: key %v prints as %q, reads back as %v %v", s, k, FormatKey(k), back, ok)
+		}
+		if bits := k.Bits(); (k.Addr().Is4() && bits != 32) || (k.Addr().Is6() && bits != 64) {
+			t.Fatalf("%q: key %v", s, k)
+		}
+	})
+}
+
+func TestParseKey(t *testing.T) {
+	for s, want := range map[string]string{"127.0.0.2": "127.0.0.2/32", "2001:db8::/64": "2001:db8::/64",
+		"2001:db8::5": "2001:db8::/64", "1.2.3.4:80": "1.2.3.4/32", "::ffff:1.2.3.4": "1.2.3.4/32", "10.0.0.0/8": "", "x": ""} {
+		k, ok := ParseKey(s)
+		if got := ""; ok {
+			got = k.String()
+			if got != want {
+				t.Errorf("ParseKey(%q) = %s, want %s", s, got, want)
+			}
+		} else if want != "" {
+			t.Errorf("ParseKey(%q) refused, want %s", s, want)
+		}
+	}
+}
