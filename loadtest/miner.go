@@ -3,6 +3,7 @@ package loadtest
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -152,6 +153,11 @@ func (m *miner) connect(ctx context.Context) error {
 	conn, err := d.DialContext(ctx, "tcp", m.r.hostport)
 	if err != nil {
 		return fmt.Errorf("dial %s: %w", m.r.hostport, err)
+	}
+	if m.r.tls != nil {
+		// The handshake runs on the first write, the subscribe, under
+		// the handshake's deadline.
+		conn = tls.Client(conn, m.r.tls)
 	}
 	m.conn = conn
 	m.lr = stratum.NewLineReader(conn, 0)
