@@ -28,7 +28,7 @@ func dialPool(ctx context.Context, addr string, tlsBase *tls.Config, log *slog.L
 	}
 	if isTLSScheme(u.Scheme) {
 		if conn, err = clientTLS(ctx, conn, u.Hostname(), tlsBase); err != nil {
-			return nil, fmt.Errorf("%s: %w", redactURL(addr), err)
+			return nil, err
 		}
 	}
 	return newPoolClient(conn, log), nil
