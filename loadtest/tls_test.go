@@ -52,7 +52,9 @@ func TestRunOverTLS(t *testing.T) {
 	}
 	p.mu.Unlock()
 
-	rep, err = Run(context.Background(), Config{URL: url, Miners: 2, Duration: 200 * time.Millisecond, Mode: ModeIdle})
+	// A long Duration: the run ends when both connects have failed, and
+	// a slow handshake (under -race) must not end first.
+	rep, err = Run(context.Background(), Config{URL: url, Miners: 2, Duration: time.Minute, Mode: ModeIdle})
 	if err == nil || rep.ConnectErrors != 2 || rep.Sessions != 0 || !strings.Contains(rep.FirstError, "--tls-ca") {
 		t.Errorf("untrusted pool: err %v, %d connect errors, %d sessions, first error %q", err, rep.ConnectErrors, rep.Sessions, rep.FirstError)
 	}
