@@ -12,6 +12,7 @@
 package loadtest
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -52,8 +53,12 @@ const DefaultUser = "bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4"
 
 // Config is one load test run.
 type Config struct {
-	// URL is the pool, stratum+tcp://HOST:PORT (or HOST:PORT).
+	// URL is the pool, stratum+tcp://HOST:PORT (or HOST:PORT), or
+	// stratum+ssl://HOST:PORT for TLS.
 	URL string
+	// TLS is what a stratum+ssl pool is dialled with (ServerName
+	// defaults to the URL's host); nil verifies against the system roots.
+	TLS *tls.Config
 	// Miners is how many sessions to open.
 	Miners int
 	// Duration bounds the run from its start, connecting included; the

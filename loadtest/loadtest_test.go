@@ -402,7 +402,7 @@ func TestConfigDefaults(t *testing.T) {
 			t.Errorf("%+v: want an error", bad)
 		}
 	}
-	if _, err := stripScheme("http://127.0.0.1:1"); err == nil {
+	if _, _, err := stripScheme("http://127.0.0.1:1"); err == nil {
 		t.Error("http:// URL: want an error")
 	}
 }

@@ -3,6 +3,7 @@ package loadtest
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/hashforge/hashforge/internal/tlsreload"
 	"github.com/hashforge/hashforge/pow"
 	"github.com/hashforge/hashforge/stratum"
 )
@@ -152,6 +154,17 @@ func (m *miner) connect(ctx context.Context) error {
 	conn, err := d.DialContext(ctx, "tcp", m.r.hostport)
 	if err != nil {
 		return fmt.Errorf("dial %s: %w", m.r.hostport, err)
+	}
+	if m.r.tls != nil {
+		tc := tls.Client(conn, m.r.tls)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			conn.Close()
+			if tlsreload.IsUntrusted(err) {
+				return fmt.Errorf("%s: pool certificate not trusted: %w (trust it with --tls-ca FILE or --tls-fingerprint SHA256, or --tls-skip-verify)", m.r.cfg.URL, err)
+			}
+			return fmt.Errorf("%s: tls handshake: %w", m.r.cfg.URL, err)
+		}
+		conn = tc
 	}
 	m.conn = conn
 	m.lr = stratum.NewLineReader(conn, 0)

@@ -2,10 +2,12 @@ package loadtest
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"maps"
+	"net"
 	"slices"
 	"strings"
 	"sync"
@@ -78,6 +80,7 @@ const otherReasons = "other reasons"
 type run struct {
 	cfg          Config
 	hostport     string
+	tls          *tls.Config // nil: plain TCP
 	start        time.Time
 	drainEnd     time.Time
 	connectSlots chan struct{}
@@ -105,9 +108,28 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return Report{}, err
 	}
-	hostport, err := stripScheme(cfg.URL)
+	hostport, useTLS, err := stripScheme(cfg.URL)
 	if err != nil {
 		return Report{}, err
+	}
+	var tlsCfg *tls.Config
+	if useTLS {
+		if tlsCfg = cfg.TLS.Clone(); tlsCfg == nil {
+			tlsCfg = &tls.Config{MinVersion: tls.VersionTLS12}
+		}
+		if tlsCfg.ServerName == "" {
+			host, _, err := net.SplitHostPort(hostport)
+			if err != nil {
+				return Report{}, fmt.Errorf("loadtest: URL %q: %w", cfg.URL, err)
+			}
+			tlsCfg.ServerName = host
+		}
+		// One session cache for every miner: the generator measures the
+		// pool's share path, and full handshakes by the thousand would
+		// be its own CPU, not the pool's, anyway.
+		if tlsCfg.ClientSessionCache == nil {
+			tlsCfg.ClientSessionCache = tls.NewLRUClientSessionCache(0)
+		}
 	}
 	var poolCPU0 time.Duration
 	if cfg.PoolPID > 0 {
@@ -116,7 +138,7 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 		}
 	}
 	selfCPU0 := selfCPU()
-	r := &run{cfg: cfg, hostport: hostport, start: time.Now(), connectSlots: make(chan struct{}, cfg.ConnectConcurrency)}
+	r := &run{cfg: cfg, hostport: hostport, tls: tlsCfg, start: time.Now(), connectSlots: make(chan struct{}, cfg.ConnectConcurrency)}
 	runEnd := r.start.Add(cfg.Duration)
 	r.drainEnd = runEnd.Add(cfg.DrainTimeout)
 	runCtx, cancel := context.WithDeadline(ctx, runEnd)
@@ -216,15 +238,20 @@ func report(cfg Config, miners []*miner, elapsed time.Duration) Report {
 	return rep
 }
 
-func stripScheme(url string) (string, error) {
+// stripScheme returns the pool's host:port and whether it speaks TLS
+// (stratum+ssl).
+func stripScheme(url string) (hostport string, useTLS bool, err error) {
 	scheme, rest, ok := strings.Cut(url, "://")
 	if !ok {
-		return url, nil
+		return url, false, nil
 	}
-	if scheme != "stratum+tcp" && scheme != "tcp" {
-		return "", fmt.Errorf("loadtest: URL %q: only stratum+tcp:// is supported", url)
+	switch scheme {
+	case "stratum+tcp", "tcp":
+		return rest, false, nil
+	case "stratum+ssl", "stratum+tls", "ssl", "tls":
+		return rest, true, nil
 	}
-	return rest, nil
+	return "", false, fmt.Errorf("loadtest: URL %q: only stratum+tcp:// and stratum+ssl:// are supported", url)
 }
 
 // WriteText prints the report for a person, one measurement a line.

@@ -50,6 +50,11 @@ func startCheckingPool(t *testing.T, difficulty float64, silent bool) *checkingP
 	if err != nil {
 		t.Fatal(err)
 	}
+	return startCheckingPoolOn(t, ln, n, difficulty, silent)
+}
+
+func startCheckingPoolOn(t *testing.T, ln net.Listener, n stratum.NotifyParams, difficulty float64, silent bool) *checkingPool {
+	t.Helper()
 	target, _ := pow.DifficultyToTarget(difficulty)
 	p := &checkingPool{t: t, ln: ln, notify: n, difficulty: difficulty, target: target, silent: silent, seen: map[string]bool{}, remotes: map[string]int{}}
 	p.wg.Add(1)

@@ -28,4 +28,7 @@
 //     ProbeInterval and the miner returns as soon as one answers.
 //   - Lines from a pool that are not Stratum messages are logged and
 //     skipped; the session continues.
+//   - stratum+ssl URLs handshake TLS before the first Stratum line,
+//     verifying against Config.TLS (system roots when nil); a failover list
+//     may mix them with stratum+tcp ones.
 package worker

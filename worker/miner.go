@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -17,9 +18,9 @@ import (
 // Config configures a Miner. The zero value of every field but URLs and User
 // is a sensible default.
 type Config struct {
-	// URLs are pools in priority order (stratum+tcp://host:port). The miner
-	// fails over down the list and returns to an earlier pool when it is
-	// reachable again.
+	// URLs are pools in priority order (stratum+tcp://host:port or
+	// stratum+ssl://host:port). The miner fails over down the list and
+	// returns to an earlier pool when it is reachable again.
 	URLs []string
 	User string // payout address.worker
 	Pass string // default "x"
@@ -58,8 +59,12 @@ type Config struct {
 	// delay (defaults 1 s and 30 s).
 	BackoffMin, BackoffMax time.Duration
 	DialTimeout            time.Duration // default 10 s
-	CallTimeout            time.Duration // replies to our requests; default 30 s
-	ConfigureTimeout       time.Duration // mining.configure; default 5 s
+	// TLS is what stratum+ssl pools are dialled with (its ServerName
+	// is set per pool when empty); nil verifies against the system
+	// roots. stratum+tcp pools ignore it, so a failover list may mix both.
+	TLS              *tls.Config
+	CallTimeout      time.Duration // replies to our requests; default 30 s
+	ConfigureTimeout time.Duration // mining.configure; default 5 s
 
 	// nonceBits shrinks the nonce space per header so tests reach the
 	// extranonce2 and version-rolling stages quickly; 0 means 32.

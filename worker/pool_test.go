@@ -109,8 +109,15 @@ func startPool(t *testing.T, addr string, mask uint32) *testPool {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return startPoolOn(t, ln, "stratum+tcp://", mask)
+}
+
+// startPoolOn serves the scripted pool on ln, which miners reach at
+// scheme + ln's address.
+func startPoolOn(t *testing.T, ln net.Listener, scheme string, mask uint32) *testPool {
+	t.Helper()
 	p := &testPool{
-		t: t, ln: ln, addr: "stratum+tcp://" + ln.Addr().String(), mask: mask, en2Size: 1,
+		t: t, ln: ln, addr: scheme + ln.Addr().String(), mask: mask, en2Size: 1,
 		jobs: map[string]stratum.NotifyParams{}, sessions: map[*stratum.Session]*poolSession{},
 		byID: map[string]*poolSession{}, changed: make(chan struct{}), done: make(chan struct{}),
 		params: map[string][]json.RawMessage{},

@@ -95,7 +95,7 @@ func newSession(m *Miner, p *poolEntry, addr string) *session {
 func (s *session) run(ctx context.Context) sessionResult {
 	cfg := &s.m.cfg
 	dctx, cancel := context.WithTimeout(ctx, cfg.DialTimeout)
-	c, err := dialPool(dctx, s.addr, s.log)
+	c, err := dialPool(dctx, s.addr, cfg.TLS, s.log)
 	cancel()
 	if err != nil {
 		return sessionResult{err: fmt.Errorf("connect %s: %w", redactURL(s.addr), err)}
@@ -672,7 +672,8 @@ func (s *session) prepareSubmit(sl *Slice, nonce uint32) (params []any, target [
 }
 
 // parseStratumURL accepts stratum+tcp://host:port, tcp://host:port or a bare
-// host:port.
+// host:port, and for TLS stratum+ssl://host:port (or the stratum+tls, ssl
+// and tls spellings other miners use).
 func parseStratumURL(raw string) (*url.URL, error) {
 	if !strings.Contains(raw, "://") {
 		raw = "stratum+tcp://" + raw
@@ -684,12 +685,22 @@ func parseStratumURL(raw string) (*url.URL, error) {
 	switch u.Scheme {
 	case "stratum+tcp", "stratum", "tcp":
 	default:
-		return nil, fmt.Errorf("pool url %q: unsupported scheme %q (want stratum+tcp)", redactURL(raw), u.Scheme)
+		if !isTLSScheme(u.Scheme) {
+			return nil, fmt.Errorf("pool url %q: unsupported scheme %q (want stratum+tcp or stratum+ssl)", redactURL(raw), u.Scheme)
+		}
 	}
 	if u.Hostname() == "" || u.Port() == "" {
 		return nil, fmt.Errorf("pool url %q: want host:port", redactURL(raw))
 	}
 	return u, nil
+}
+
+func isTLSScheme(scheme string) bool {
+	switch scheme {
+	case "stratum+ssl", "stratum+tls", "ssl", "tls":
+		return true
+	}
+	return false
 }
 
 // redactURL drops any user:password from a URL before it is logged.

@@ -6,14 +6,18 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"time"
 
 	"golang.org/x/sync/errgroup"
 
 	"github.com/hashforge/hashforge/internal/devstack"
 	"github.com/hashforge/hashforge/internal/fixturenode"
+	"github.com/hashforge/hashforge/internal/tlsreload"
 	"github.com/hashforge/hashforge/ledger"
 	"github.com/hashforge/hashforge/payout"
 	"github.com/hashforge/hashforge/pool/node"
@@ -24,6 +28,7 @@ import (
 type devConfig struct {
 	DataDir        string
 	StratumAddr    string
+	StratumTLSAddr string
 	HTTPAddr       string
 	MinerThreads   int
 	Fresh          bool
@@ -42,6 +47,7 @@ func cmdDev(args []string) error {
 	fs.StringVar(&cfg.DataDir, "data-dir", ".hashforge-dev", "where the dev stack keeps its chain, wallet, database, keys and logs across restarts")
 	fs.BoolVar(&cfg.Fresh, "fresh", false, "delete what --data-dir kept (chain, wallet, database, keys, ports) and start over")
 	fs.StringVar(&cfg.StratumAddr, "stratum-addr", "127.0.0.1:3333", "Stratum listen address")
+	fs.StringVar(&cfg.StratumTLSAddr, "stratum-tls-addr", "", "stratum+ssl listen address, with a self-signed certificate kept in --data-dir (empty: --stratum-addr's port + 1, or a free port if that is 0)")
 	fs.StringVar(&cfg.HTTPAddr, "http-addr", "127.0.0.1:8080", "dashboard listen address")
 	fs.IntVar(&cfg.MinerThreads, "miner-threads", 1, "threads of the bundled miner (0: no miner)")
 	fs.DurationVar(&cfg.PayoutInterval, "payout-interval", 10*time.Second, "how often the pool settles blocks and sends payments")
@@ -90,7 +96,8 @@ type devNodeSide struct {
 }
 
 // runDev runs the dev stack until ctx ends, printing the lines scripts
-// read (stratum:, dashboard:, node-rpc:, database:, wallet:) to out.
+// read (stratum:, dashboard:, node-rpc:, database:, wallet:, stratum-tls:,
+// stratum-tls-cert:, stratum-tls-sha256:) to out.
 func runDev(ctx context.Context, cfg devConfig, log *slog.Logger, out io.Writer) error {
 	if cfg.Node == "" {
 		cfg.Node = devNodeBtcd
@@ -183,6 +190,16 @@ func runDev(ctx context.Context, cfg devConfig, log *slog.Logger, out io.Writer)
 	scfg := side.serve
 	scfg.DatabaseURL = dbURL
 	scfg.StratumAddr = cfg.StratumAddr
+	if scfg.StratumTLSAddr, err = devTLSAddr(cfg.StratumTLSAddr, cfg.StratumAddr); err != nil {
+		return err
+	}
+	if scfg.StratumTLSCert, scfg.StratumTLSKey, err = devTLSPair(dir, scfg.StratumTLSAddr, dl); err != nil {
+		return err
+	}
+	tlsFP, err := tlsreload.Fingerprint(scfg.StratumTLSCert)
+	if err != nil {
+		return err
+	}
 	scfg.HTTPAddr = cfg.HTTPAddr
 	scfg.CoinbaseTag = "/hashforge-dev/"
 	scfg.Extranonce2Size = 8
@@ -215,7 +232,12 @@ func runDev(ctx context.Context, cfg devConfig, log *slog.Logger, out io.Writer)
 	fmt.Fprintf(out, "node-rpc: %s\n", side.nodeLine)
 	fmt.Fprintf(out, "database: %s\n", dbURL)
 	fmt.Fprintf(out, "wallet: %s\n", side.walletLine)
-	// Scripts read exactly the five lines above from stdout; the rest is log.
+	// After the five older lines, so that scripts reading those by
+	// position still find them there.
+	fmt.Fprintf(out, "stratum-tls: stratum+ssl://%s\n", l.StratumTLS.String())
+	fmt.Fprintf(out, "stratum-tls-cert: %s\n", scfg.StratumTLSCert)
+	fmt.Fprintf(out, "stratum-tls-sha256: %s\n", tlsFP)
+	// Scripts read exactly the lines above from stdout; the rest is log.
 	log.Info("dev stack ready", "data_dir", dir, "node", cfg.Node, "pool_address", scfg.PoolAddress,
 		"miner_address", side.minerAddress, "miner_threads", cfg.MinerThreads)
 
@@ -377,7 +399,7 @@ func clearDevData(ctx context.Context, dir string, log *slog.Logger) error {
 			return err
 		}
 	}
-	for _, f := range []string{"spool", "spool-fixture", devStateFile} {
+	for _, f := range []string{"spool", "spool-fixture", devTLSDir, devStateFile} {
 		if err := os.RemoveAll(filepath.Join(dir, f)); err != nil {
 			return fmt.Errorf("clear data dir: %w", err)
 		}
@@ -430,4 +452,63 @@ func checkDevChain(ctx context.Context, dbURL, nodeURL, dir string) error {
 	return fmt.Errorf("%w: the database records block %s at height %d, but %s (was the chain in %s reset?); "+
 		"run `hashforge dev --fresh` (`make run ARGS=--fresh`) to start over with a new chain, wallet and database",
 		errDevChainMismatch, b.Hash, b.Height, chain, filepath.Join(dir, "btcd"))
+}
+
+// devTLSDir, in the dev data dir, holds the stratum+ssl pair.
+const devTLSDir = "tls"
+
+// devTLSAddr is the dev stack's stratum+ssl address: the one asked for,
+// else the next port after the plain one (a free one when that is 0).
+func devTLSAddr(tlsAddr, stratumAddr string) (string, error) {
+	if tlsAddr != "" {
+		return tlsAddr, nil
+	}
+	host, port, err := net.SplitHostPort(stratumAddr)
+	if err != nil {
+		return "", fmt.Errorf("--stratum-addr %q: %w", stratumAddr, err)
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil || p < 0 || p >= 65535 {
+		return "", fmt.Errorf("--stratum-addr %q: bad port (or give --stratum-tls-addr)", stratumAddr)
+	}
+	if p != 0 {
+		p++
+	}
+	return net.JoinHostPort(host, strconv.Itoa(p)), nil
+}
+
+// devTLSPair returns the self-signed pair in dir/tls, made on first use
+// and kept across runs (miners told to trust it keep trusting it); it is
+// made again when missing, unreadable, within a month of expiry, or not
+// valid for the host the port listens on.
+func devTLSPair(dir, tlsAddr string, log *slog.Logger) (certFile, keyFile string, err error) {
+	tdir := filepath.Join(dir, devTLSDir)
+	certFile, keyFile = filepath.Join(tdir, "stratum.crt"), filepath.Join(tdir, "stratum.key")
+	host, _, _ := net.SplitHostPort(tlsAddr)
+	hosts := []string{"127.0.0.1", "::1", "localhost"}
+	if ip := net.ParseIP(host); host != "" && (ip == nil || !ip.IsUnspecified()) && !slices.Contains(hosts, host) {
+		hosts = append(hosts, host)
+	}
+	if name, err := os.Hostname(); err == nil && name != "" && !slices.Contains(hosts, name) {
+		hosts = append(hosts, name)
+	}
+	need := "127.0.0.1"
+	if ip := net.ParseIP(host); host != "" && (ip == nil || !ip.IsUnspecified()) {
+		need = host
+	}
+	if c, err := tlsreload.Load(certFile, keyFile, log); err == nil {
+		leaf := c.Current().Leaf
+		if time.Until(leaf.NotAfter) > 30*24*time.Hour && leaf.VerifyHostname(need) == nil {
+			return certFile, keyFile, nil
+		}
+		log.Info("dev stratum+ssl certificate expiring or not for this host; making a new one", "cert", certFile, "not_after", leaf.NotAfter)
+	}
+	if err := os.MkdirAll(tdir, 0o700); err != nil {
+		return "", "", fmt.Errorf("dev tls dir: %w", err)
+	}
+	if err := tlsreload.WriteSelfSigned(certFile, keyFile, hosts, 2*365*24*time.Hour); err != nil {
+		return "", "", fmt.Errorf("dev tls certificate: %w", err)
+	}
+	log.Info("made a self-signed stratum+ssl certificate", "cert", certFile, "hosts", hosts)
+	return certFile, keyFile, nil
 }

@@ -24,13 +24,14 @@ import (
 
 	"github.com/hashforge/hashforge/internal/devstack"
 	"github.com/hashforge/hashforge/internal/devstack/devtest"
+	"github.com/hashforge/hashforge/internal/tlsreload"
 	"github.com/hashforge/hashforge/payout/walletrpc"
 	"github.com/hashforge/hashforge/pool/node"
 	"github.com/hashforge/hashforge/stratum"
 )
 
 // devLines are the stdout lines of `hashforge dev` that scripts read.
-var devLines = []string{"stratum", "dashboard", "node-rpc", "database", "wallet"}
+var devLines = []string{"stratum", "dashboard", "node-rpc", "database", "wallet", "stratum-tls", "stratum-tls-cert", "stratum-tls-sha256"}
 
 // devRun is a `hashforge dev` process: the test binary run as hashforge
 // (runAsMainEnv), so it can be interrupted and killed like the real one.
@@ -258,6 +259,7 @@ func TestDevKeepsData(t *testing.T) {
 	}
 	first := run.newestBlock(ctx, 0)
 	st := readDevState(t, dir)
+	tlsFP := checkDevTLS(ctx, t, run, dir)
 	if err := run.stop(os.Interrupt); err != nil {
 		t.Fatalf("hashforge dev after Ctrl-C: %v\n%s", err, run.logTail())
 	}
@@ -276,6 +278,9 @@ func TestDevKeepsData(t *testing.T) {
 	run.hasBlock(ctx, first)
 	if got := readDevState(t, dir); got != st {
 		t.Errorf("state after the restart %+v, want the kept %+v", got, st)
+	}
+	if fp := checkDevTLS(ctx, t, run, dir); fp != tlsFP {
+		t.Errorf("stratum+ssl certificate %s after the restart, want the kept %s", fp, tlsFP)
 	}
 	second := run.newestBlock(ctx, first.count)
 
@@ -312,6 +317,9 @@ func TestDevKeepsData(t *testing.T) {
 	// --fresh starts over: a new wallet, credentials and database.
 	run = mustStartDev(t, dir, "--fresh")
 	fresh := readDevState(t, dir)
+	if fp := checkDevTLS(ctx, t, run, dir); fp == tlsFP {
+		t.Errorf("stratum+ssl certificate kept across --fresh")
+	}
 	if fresh.PoolAddress == st.PoolAddress || fresh.MinerKey == st.MinerKey || fresh.Node.Pass == st.Node.Pass {
 		t.Errorf("state after --fresh %+v, want new addresses and credentials (kept was %+v)", fresh, st)
 	}
@@ -327,6 +335,32 @@ func TestDevKeepsData(t *testing.T) {
 	if err := run.stop(os.Interrupt); err != nil {
 		t.Fatalf("hashforge dev --fresh after Ctrl-C: %v\n%s", err, run.logTail())
 	}
+}
+
+// checkDevTLS holds the dev stack's stratum-tls lines to what it serves:
+// the certificate file in the data dir, its fingerprint, and a Stratum
+// session over TLS that trusts that file and nothing else. It returns the
+// fingerprint.
+func checkDevTLS(ctx context.Context, t *testing.T, run *devRun, dir string) string {
+	t.Helper()
+	addr, ok := strings.CutPrefix(run.lines["stratum-tls"], "stratum+ssl://")
+	if !ok {
+		t.Fatalf("stratum-tls: %q, want stratum+ssl://HOST:PORT", run.lines["stratum-tls"])
+	}
+	certFile := run.lines["stratum-tls-cert"]
+	if certFile != filepath.Join(dir, devTLSDir, "stratum.crt") {
+		t.Errorf("stratum-tls-cert: %q, want the data dir's", certFile)
+	}
+	fp, err := tlsreload.Fingerprint(certFile)
+	if err != nil || fp != run.lines["stratum-tls-sha256"] {
+		t.Fatalf("stratum-tls-sha256: %q, the file's is %q (%v)", run.lines["stratum-tls-sha256"], fp, err)
+	}
+	c := dialTLSStratum(ctx, t, addr, certFile, readDevState(t, dir).MinerAddress+".tls")
+	c.Close()
+	if served := tlsFingerprintOf(t, addr); served != fp {
+		t.Errorf("stratum+ssl port serves %s, the line says %s", served, fp)
+	}
+	return fp
 }
 
 // keptLine is the URL line k of a dev stack with state st.

@@ -2,10 +2,15 @@ package main
 
 import (
 	"bufio"
+	"crypto/tls"
+	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
 	"strings"
+
+	"github.com/hashforge/hashforge/internal/tlsreload"
 )
 
 // envName is the environment variable that sets a flag: --node-url →
@@ -126,4 +131,28 @@ func (m *multiFlag) Set(v string) error {
 		}
 	}
 	return nil
+}
+
+// registerTLSClientFlags declares how `mine` and `loadtest` trust a
+// stratum+ssl pool (docs/decisions.md, "Stratum over TLS").
+func registerTLSClientFlags(fs *flag.FlagSet, o *tlsreload.ClientOptions) {
+	fs.StringVar(&o.CAFile, "tls-ca", "", "stratum+ssl: PEM certificates to trust instead of the system roots (a pool's CA, or hashforge dev's stratum-tls-cert)")
+	fs.StringVar(&o.Fingerprint, "tls-fingerprint", "", "stratum+ssl: accept only the pool certificate with this SHA-256 (64 hex digits, colons allowed); with no --tls-ca the chain is not checked, so a self-signed certificate works")
+	fs.BoolVar(&o.SkipVerify, "tls-skip-verify", false, "stratum+ssl: accept any certificate (insecure: anyone on the path can pose as the pool)")
+}
+
+// clientTLSConfig makes the stratum+ssl client configuration of the
+// TLS flags, warning when nothing is verified.
+func clientTLSConfig(o tlsreload.ClientOptions, log *slog.Logger) (*tls.Config, error) {
+	if o.SkipVerify {
+		if o.CAFile != "" || o.Fingerprint != "" {
+			return nil, errors.New("--tls-skip-verify with --tls-ca or --tls-fingerprint: choose whether to verify")
+		}
+		log.Warn("--tls-skip-verify: the pool's certificate is not checked; anyone on the network path can pose as the pool")
+	}
+	cfg, err := o.Config()
+	if err != nil {
+		return nil, fmt.Errorf("tls flags: %w", err)
+	}
+	return cfg, nil
 }

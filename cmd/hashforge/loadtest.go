@@ -8,6 +8,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/hashforge/hashforge/internal/tlsreload"
 	"github.com/hashforge/hashforge/loadtest"
 )
 
@@ -18,9 +19,10 @@ func cmdLoadtest(args []string) error {
 		cfg                    loadtest.Config
 		rate, mode, ips, level string
 		asJSON                 bool
+		tlsOpt                 tlsreload.ClientOptions
 	)
 	fs := newFlagSet("loadtest", "--url stratum+tcp://HOST:PORT [--miners N] [--duration D] [--rate R|unlimited] [--mode accept|reject|idle] [--json]")
-	fs.StringVar(&cfg.URL, "url", "", "pool to load, stratum+tcp://HOST:PORT (required)")
+	fs.StringVar(&cfg.URL, "url", "", "pool to load, stratum+tcp://HOST:PORT or stratum+ssl://HOST:PORT (required)")
 	fs.IntVar(&cfg.Miners, "miners", 100, "simulated miners, one session each")
 	fs.DurationVar(&cfg.Duration, "duration", 30*time.Second, "how long the run lasts, connecting included")
 	fs.StringVar(&rate, "rate", "unlimited", "shares per second per miner (a number), or unlimited: as fast as --window allows")
@@ -34,6 +36,7 @@ func cmdLoadtest(args []string) error {
 	fs.IntVar(&cfg.PoolPID, "pool-pid", 0, "the pool's process id, to report its CPU time over the run beside ours (Linux /proc)")
 	fs.DurationVar(&cfg.DrainTimeout, "drain-timeout", 5*time.Second, "after --duration, how long to wait for replies to submits in flight")
 	fs.IntVar(&cfg.ConnectConcurrency, "connect-concurrency", 256, "dials and handshakes in progress at once")
+	registerTLSClientFlags(fs, &tlsOpt)
 	fs.StringVar(&level, "log-level", "warn", "debug, info, warn or error (logs go to stderr, the report to stdout)")
 	usage := fs.Usage
 	fs.Usage = func() {
@@ -57,6 +60,9 @@ func cmdLoadtest(args []string) error {
 		return fmt.Errorf("--source-ips: %w", err)
 	}
 	if cfg.Logger, err = newLogger(level, false); err != nil {
+		return err
+	}
+	if cfg.TLS, err = clientTLSConfig(tlsOpt, cfg.Logger); err != nil {
 		return err
 	}
 

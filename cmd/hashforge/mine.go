@@ -3,6 +3,7 @@ package main
 import (
 	"time"
 
+	"github.com/hashforge/hashforge/internal/tlsreload"
 	"github.com/hashforge/hashforge/worker"
 )
 
@@ -10,12 +11,13 @@ import (
 // HASHFORGE_<FLAG>; --url may repeat (or be comma-separated) for failover.
 func cmdMine(args []string) error {
 	var (
-		cfg   worker.Config
-		urls  multiFlag
-		level string
+		cfg    worker.Config
+		urls   multiFlag
+		level  string
+		tlsOpt tlsreload.ClientOptions
 	)
-	fs := newFlagSet("mine", "--url stratum+tcp://HOST:PORT --user ADDRESS.WORKER [flags]")
-	fs.Var(&urls, "url", "pool URL stratum+tcp://host:port; repeat for failover pools in priority order")
+	fs := newFlagSet("mine", "--url stratum+tcp://HOST:PORT|stratum+ssl://HOST:PORT --user ADDRESS.WORKER [flags]")
+	fs.Var(&urls, "url", "pool URL stratum+tcp://host:port or stratum+ssl://host:port (TLS); repeat for failover pools in priority order")
 	fs.StringVar(&cfg.User, "user", "", "payout address and worker name, ADDRESS.WORKER")
 	fs.StringVar(&cfg.Pass, "pass", "x", "pool password")
 	fs.Float64Var(&cfg.SuggestDiff, "suggest-diff", 0, "send mining.suggest_difficulty with this difficulty (0: don't)")
@@ -29,6 +31,7 @@ func cmdMine(args []string) error {
 	fs.BoolVar(&cfg.Quiet, "quiet", false, "no status lines or share logs, only warnings and the summary")
 	fs.BoolVar(&cfg.JSONStats, "json-stats", false, "print status lines as JSON objects, one per line")
 	fs.DurationVar(&cfg.ProbeInterval, "probe-interval", time.Minute, "while on a backup pool, how often to try the earlier ones")
+	registerTLSClientFlags(fs, &tlsOpt)
 	fs.StringVar(&level, "log-level", "info", "debug, info, warn or error")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -41,6 +44,9 @@ func cmdMine(args []string) error {
 		return err
 	}
 	cfg.URLs = urls
+	if cfg.TLS, err = clientTLSConfig(tlsOpt, log); err != nil {
+		return err
+	}
 	cfg.Logger = log
 	m, err := worker.New(cfg)
 	if err != nil {

@@ -2,6 +2,9 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -16,6 +19,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/hashforge/hashforge/internal/backoff"
+	"github.com/hashforge/hashforge/internal/tlsreload"
 	"github.com/hashforge/hashforge/ledger"
 	"github.com/hashforge/hashforge/pool"
 	"github.com/hashforge/hashforge/pool/node"
@@ -32,6 +36,9 @@ type serveConfig struct {
 	PoolAddress     string
 	DatabaseURL     string
 	StratumAddr     string
+	StratumTLSAddr  string
+	StratumTLSCert  string
+	StratumTLSKey   string
 	HTTPAddr        string
 	PublicURL       string
 	StartDifficulty float64
@@ -60,6 +67,9 @@ func (c *serveConfig) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.PoolAddress, "pool-address", "", "address the coinbase pays (required)")
 	fs.StringVar(&c.DatabaseURL, "database-url", "", "PostgreSQL URL, e.g. postgres://user:pass@host/db (required)")
 	fs.StringVar(&c.StratumAddr, "stratum-addr", ":3333", "Stratum listen address")
+	fs.StringVar(&c.StratumTLSAddr, "stratum-tls-addr", "", "stratum+ssl listen address (empty: off); needs --stratum-tls-cert and --stratum-tls-key")
+	fs.StringVar(&c.StratumTLSCert, "stratum-tls-cert", "", "PEM certificate chain (leaf first) of the stratum+ssl port; reloaded when the file changes")
+	fs.StringVar(&c.StratumTLSKey, "stratum-tls-key", "", "PEM private key of --stratum-tls-cert; reloaded when the file changes")
 	fs.StringVar(&c.HTTPAddr, "http-addr", ":8080", "dashboard and API listen address (empty: off)")
 	fs.StringVar(&c.PublicURL, "public-stratum-url", "", "Stratum URL the dashboard tells miners to use (default: from --stratum-addr)")
 	fs.Float64Var(&c.StartDifficulty, "start-difficulty", 1, "share difficulty a new session starts at")
@@ -114,9 +124,10 @@ func cmdServe(args []string) error {
 // listeners are the addresses serve actually bound, reported to dev so it
 // can print them (ports may be chosen by the kernel).
 type listeners struct {
-	Stratum net.Addr
-	HTTP    net.Addr
-	Admin   net.Addr
+	Stratum    net.Addr
+	StratumTLS net.Addr // nil without --stratum-tls-addr
+	HTTP       net.Addr
+	Admin      net.Addr
 }
 
 // runServe runs the pool until ctx ends. ready, when set, is called once
@@ -151,6 +162,19 @@ func runServe(ctx context.Context, cfg serveConfig, log *slog.Logger, ready func
 	mask, err := strconv.ParseUint(cfg.VersionMask, 16, 32)
 	if err != nil {
 		return fmt.Errorf("--version-mask %q: %w", cfg.VersionMask, err)
+	}
+	// The pair is loaded before anything starts: a wrong path is an
+	// operator's typo, better refused at once than found by miners.
+	var certs *tlsreload.Certs
+	if cfg.StratumTLSAddr != "" {
+		if cfg.StratumTLSCert == "" || cfg.StratumTLSKey == "" {
+			return errors.New("--stratum-tls-addr needs --stratum-tls-cert and --stratum-tls-key")
+		}
+		if certs, err = tlsreload.Load(cfg.StratumTLSCert, cfg.StratumTLSKey, log.With("component", "stratum-tls")); err != nil {
+			return fmt.Errorf("--stratum-tls-cert/--stratum-tls-key: %w", err)
+		}
+	} else if cfg.StratumTLSCert != "" || cfg.StratumTLSKey != "" {
+		return errors.New("--stratum-tls-cert and --stratum-tls-key need --stratum-tls-addr")
 	}
 
 	led, err := ledger.Open(ctx, cfg.DatabaseURL)
@@ -245,10 +269,18 @@ func runServe(ctx context.Context, cfg serveConfig, log *slog.Logger, ready func
 	if err != nil {
 		return fmt.Errorf("listen stratum: %w", err)
 	}
+	var tlsLn net.Listener
+	if certs != nil {
+		if tlsLn, err = net.Listen("tcp", cfg.StratumTLSAddr); err != nil {
+			stratumLn.Close()
+			return fmt.Errorf("listen stratum tls: %w", err)
+		}
+	}
 	var httpLn net.Listener
 	if cfg.HTTPAddr != "" {
 		if httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
 			stratumLn.Close()
+			closeListener(tlsLn)
 			return fmt.Errorf("listen http: %w", err)
 		}
 		dash, err = web.New(web.Config{Pool: srv, Events: srv, Ledger: led, Payouts: led, Batcher: batcher, Processor: payouts,
@@ -256,6 +288,7 @@ func runServe(ctx context.Context, cfg serveConfig, log *slog.Logger, ready func
 			Guard: guard, Logger: log.With("component", "web")})
 		if err != nil {
 			stratumLn.Close()
+			closeListener(tlsLn)
 			httpLn.Close()
 			return err
 		}
@@ -264,14 +297,16 @@ func runServe(ctx context.Context, cfg serveConfig, log *slog.Logger, ready func
 	if cfg.Guard.AdminAddr != "" {
 		if adminLn, err = net.Listen("tcp", cfg.Guard.AdminAddr); err != nil {
 			stratumLn.Close()
-			if httpLn != nil {
-				httpLn.Close()
-			}
+			closeListener(tlsLn)
+			closeListener(httpLn)
 			return fmt.Errorf("listen admin: %w", err)
 		}
 	}
 	if ready != nil {
 		l := listeners{Stratum: stratumLn.Addr()}
+		if tlsLn != nil {
+			l.StratumTLS = tlsLn.Addr()
+		}
 		if httpLn != nil {
 			l.HTTP = httpLn.Addr()
 		}
@@ -281,6 +316,12 @@ func runServe(ctx context.Context, cfg serveConfig, log *slog.Logger, ready func
 		ready(l)
 	}
 	log.Info("pool listening", "stratum", stratumLn.Addr().String(), "network", cfg.Network, "node", redactURL(cfg.NodeURL))
+	if tlsLn != nil {
+		leaf := certs.Current().Leaf
+		sum := sha256.Sum256(leaf.Raw)
+		log.Info("pool listening for stratum+ssl", "stratum_tls", tlsLn.Addr().String(), "cert", cfg.StratumTLSCert,
+			"sha256", hex.EncodeToString(sum[:]), "subject", leaf.Subject.String(), "not_after", leaf.NotAfter)
+	}
 
 	// The batcher outlives the pool: it gets its own context so that on
 	// shutdown the accepted shares still queued are flushed (or spooled).
@@ -313,7 +354,14 @@ func runServe(ctx context.Context, cfg serveConfig, log *slog.Logger, ready func
 	// Settles blocks at start (reconciling whatever a previous process
 	// left) and on every --payout-interval.
 	g.Go(func() error { return payouts.Run(gctx, cfg.Payout.Interval) })
-	g.Go(func() error { return newStratumServer(cfg, srv, guard, log).Serve(gctx, stratumLn) })
+	g.Go(func() error { return newStratumServer(cfg, srv, guard, log, "stratum").Serve(gctx, stratumLn) })
+	if tlsLn != nil {
+		// A Server serves one listener; the second shares the Handler,
+		// so both ports are one pool.
+		g.Go(func() error {
+			return newStratumServer(cfg, srv, guard, log, "stratum-tls").Serve(gctx, tls.NewListener(tlsLn, certs.Config()))
+		})
+	}
 	if adminLn != nil {
 		g.Go(func() error { return serveAdmin(gctx, adminLn, guard, log.With("component", "admin")) })
 	}
@@ -332,12 +380,21 @@ func runServe(ctx context.Context, cfg serveConfig, log *slog.Logger, ready func
 	return err
 }
 
-// newStratumServer makes the server of one Stratum port. Every port gets
-// the same settings and shares one Gate: caps and bans hold whichever
-// port a client uses.
-func newStratumServer(cfg serveConfig, h stratum.Handler, guard *stratumGuard, log *slog.Logger) *stratum.Server {
-	return &stratum.Server{Handler: h, Logger: log.With("component", "stratum"),
+// newStratumServer is the one place a Stratum port's server is made, so
+// the plain and the TLS port get the same limits and share one Gate: caps
+// and bans hold whichever port a client uses. name is its log component.
+// A TLS handshake is bounded by the session's auth timeout: it runs on the
+// session's first read, and a client that never finishes it is never
+// authorized (and gives way first when a cap is reached).
+func newStratumServer(cfg serveConfig, h stratum.Handler, guard *stratumGuard, log *slog.Logger, name string) *stratum.Server {
+	return &stratum.Server{Handler: h, Logger: log.With("component", name),
 		MaxRequestsPerSecond: cfg.MaxRequests, MaxErrorsPerSecond: cfg.MaxErrors, Gate: guard.gate}
+}
+
+func closeListener(ln net.Listener) {
+	if ln != nil {
+		ln.Close()
+	}
 }
 
 // publicStratumURL is what the dashboard shows miners. A wildcard listen

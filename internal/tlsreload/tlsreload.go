@@ -3,6 +3,7 @@
 // pool's stratum+ssl certificate without restarting it and dropping every
 // miner. A pair that fails to load (a half-written file, a key that does
 // not match) leaves the previous one in service and is reported once.
+// ClientOptions is the other side: how a miner decides to trust a pool.
 package tlsreload
 
 import (
