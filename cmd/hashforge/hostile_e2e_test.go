@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -21,6 +23,7 @@ import (
 	"github.com/hashforge/hashforge/internal/devstack"
 	"github.com/hashforge/hashforge/internal/devstack/devtest"
 	"github.com/hashforge/hashforge/internal/fixturenode"
+	"github.com/hashforge/hashforge/internal/tlsreload"
 	"github.com/hashforge/hashforge/loadtest"
 	"github.com/hashforge/hashforge/pow"
 	"github.com/hashforge/hashforge/stratum"
@@ -78,6 +81,12 @@ func TestFloodBannedHonestServed(t *testing.T) {
 		MaxErrors: 100000, // the ban, not the error pacing, is what stops this flood
 	}
 	cfg.Guard.AdminAddr = "127.0.0.1:0"
+	// A TLS port beside the plain one: the same Gate, so the same bans.
+	dir := t.TempDir()
+	cfg.StratumTLSAddr, cfg.StratumTLSCert, cfg.StratumTLSKey = "127.0.0.1:0", filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := tlsreload.WriteSelfSigned(cfg.StratumTLSCert, cfg.StratumTLSKey, []string{"127.0.0.1"}, time.Hour); err != nil {
+		t.Fatal(err)
+	}
 	l := startServeLog(ctx, t, cfg, testLogger(slog.LevelInfo))
 	url := "stratum+tcp://" + l.Stratum.String()
 	log := testLogger(slog.LevelInfo)
@@ -121,13 +130,24 @@ func TestFloodBannedHonestServed(t *testing.T) {
 	if len(bans) != 1 || bans[0].Addr != "127.0.0.2" || !strings.Contains(bans[0].Reason, "invalid") {
 		t.Fatalf("bans %+v; want 127.0.0.2 for invalid shares", bans)
 	}
-	// Banned: a new connection from there is refused.
-	if c, err := (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.2")}}).Dial("tcp", l.Stratum.String()); err == nil {
+	// Banned: a new connection from there is refused, on either port.
+	from2 := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.2")}}
+	if c, err := from2.Dial("tcp", l.Stratum.String()); err == nil {
 		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
 		fmt.Fprintf(c, `{"id":1,"method":"mining.subscribe","params":[]}`+"\n")
 		if n, _ := c.Read(make([]byte, 1)); n != 0 {
 			t.Error("a banned address was answered")
 		}
+		c.Close()
+	}
+	if c, err := tls.DialWithDialer(from2, "tcp", l.StratumTLS.String(), &tls.Config{InsecureSkipVerify: true}); err == nil {
+		c.Close()
+		t.Error("a banned address completed a TLS handshake on the stratum+ssl port")
+	}
+	// The honest address is served on the TLS port.
+	if c, err := tls.Dial("tcp", l.StratumTLS.String(), &tls.Config{InsecureSkipVerify: true}); err != nil {
+		t.Errorf("honest TLS connection: %v", err)
+	} else {
 		c.Close()
 	}
 	// Every share the honest miner heard accepted is a row.
