@@ -97,7 +97,7 @@ type devNodeSide struct {
 
 // runDev runs the dev stack until ctx ends, printing the lines scripts
 // read (stratum:, dashboard:, node-rpc:, database:, wallet:, stratum-tls:,
-// stratum-tls-cert:, stratum-tls-sha256:) to out.
+// stratum-tls-cert:, stratum-tls-sha256:, admin:) to out.
 func runDev(ctx context.Context, cfg devConfig, log *slog.Logger, out io.Writer) error {
 	if cfg.Node == "" {
 		cfg.Node = devNodeBtcd
@@ -205,6 +205,8 @@ func runDev(ctx context.Context, cfg devConfig, log *slog.Logger, out io.Writer)
 	scfg.Extranonce2Size = 8
 	scfg.VersionMask = "1fffe000"
 	scfg.SpoolDir = filepath.Join(dir, "spool")
+	// The operator's API (bans, profiler) on a free loopback port.
+	scfg.Guard.AdminAddr = "127.0.0.1:0"
 	if cfg.Node == devNodeFixture {
 		// Its own spool: a batch of the fixture's shares must never be
 		// replayed into the simnet database, nor the other way round.
@@ -237,6 +239,7 @@ func runDev(ctx context.Context, cfg devConfig, log *slog.Logger, out io.Writer)
 	fmt.Fprintf(out, "stratum-tls: stratum+ssl://%s\n", l.StratumTLS.String())
 	fmt.Fprintf(out, "stratum-tls-cert: %s\n", scfg.StratumTLSCert)
 	fmt.Fprintf(out, "stratum-tls-sha256: %s\n", tlsFP)
+	fmt.Fprintf(out, "admin: http://%s/\n", l.Admin.String())
 	// Scripts read exactly the lines above from stdout; the rest is log.
 	log.Info("dev stack ready", "data_dir", dir, "node", cfg.Node, "pool_address", scfg.PoolAddress,
 		"miner_address", side.minerAddress, "miner_threads", cfg.MinerThreads)

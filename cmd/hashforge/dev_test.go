@@ -5,8 +5,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"math/big"
+	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
@@ -31,7 +33,7 @@ import (
 )
 
 // devLines are the stdout lines of `hashforge dev` that scripts read.
-var devLines = []string{"stratum", "dashboard", "node-rpc", "database", "wallet", "stratum-tls", "stratum-tls-cert", "stratum-tls-sha256"}
+var devLines = []string{"stratum", "dashboard", "node-rpc", "database", "wallet", "stratum-tls", "stratum-tls-cert", "stratum-tls-sha256", "admin"}
 
 // devRun is a `hashforge dev` process: the test binary run as hashforge
 // (runAsMainEnv), so it can be interrupted and killed like the real one.
@@ -357,6 +359,16 @@ func checkDevTLS(ctx context.Context, t *testing.T, run *devRun, dir string) str
 	}
 	c := dialTLSStratum(ctx, t, addr, certFile, readDevState(t, dir).MinerAddress+".tls")
 	c.Close()
+	// The admin line is the operator's API: the (empty) ban list.
+	resp, err := http.Get(run.lines["admin"] + "api/v1/bans")
+	if err != nil {
+		t.Fatalf("admin: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(body) != "{\"bans\":[]}\n" {
+		t.Errorf("admin %s: GET api/v1/bans: %d %s", run.lines["admin"], resp.StatusCode, body)
+	}
 	if served := tlsFingerprintOf(t, addr); served != fp {
 		t.Errorf("stratum+ssl port serves %s, the line says %s", served, fp)
 	}
