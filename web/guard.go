@@ -22,6 +22,9 @@ type StratumGuard interface {
 	// BansIssued counts bans since start.
 	BansIssued() uint64
 	LiftBan(k netip.Prefix) bool
+	// SessionRates are each session's request and error paces (per
+	// second, bursts of twice that).
+	SessionRates() (requests, errors int)
 }
 
 var (
@@ -39,12 +42,14 @@ var (
 		"Client addresses (IPv4, IPv6 /64) banned now.", nil, nil)
 	descBansIssued = prometheus.NewDesc("hashforge_bans_total",
 		"Bans issued since start.", nil, nil)
+	descSessionRate = prometheus.NewDesc("hashforge_stratum_session_rate_limit",
+		"Configured per-session paces, per second (bursts of twice that): requests (--max-requests-per-second) and errors (--max-errors-per-second).", []string{"kind"}, nil)
 	descBanLimit = prometheus.NewDesc("hashforge_ban_limit",
 		"Configured ban limits: window_seconds, min_shares, invalid_ratio, min_lines, malformed_ratio, auth_failures, duration_seconds (negative: banning off).", []string{"limit"}, nil)
 )
 
 var guardDescs = []*prometheus.Desc{descStratumMaxConns, descStratumConns, descStratumIPs, descStratumRefused,
-	descStratumEvicted, descBansActive, descBansIssued, descBanLimit}
+	descStratumEvicted, descBansActive, descBansIssued, descBanLimit, descSessionRate}
 
 func collectGuard(g StratumGuard, counter, gauge func(d *prometheus.Desc, v float64, labels ...string)) {
 	st := g.GateStats()
@@ -59,6 +64,9 @@ func collectGuard(g StratumGuard, counter, gauge func(d *prometheus.Desc, v floa
 	counter(descStratumEvicted, float64(st.Evicted))
 	gauge(descBansActive, float64(len(g.Bans(time.Now()))))
 	counter(descBansIssued, float64(g.BansIssued()))
+	req, errs := g.SessionRates()
+	gauge(descSessionRate, float64(req), "requests")
+	gauge(descSessionRate, float64(errs), "errors")
 	c := g.BanConfig()
 	gauge(descBanLimit, c.Window.Seconds(), "window_seconds")
 	gauge(descBanLimit, float64(c.MinShares), "min_shares")
@@ -73,6 +81,8 @@ func collectGuard(g StratumGuard, counter, gauge func(d *prometheus.Desc, v floa
 type guardJSON struct {
 	StratumMaxConns      int     `json:"stratum_max_conns"`
 	StratumMaxConnsPerIP int     `json:"stratum_max_conns_per_ip"`
+	StratumMaxRequests   int     `json:"stratum_max_requests_per_second"`
+	StratumMaxErrors     int     `json:"stratum_max_errors_per_second"`
 	BanWindow            float64 `json:"ban_window_seconds"`
 	BanMinShares         int     `json:"ban_min_shares"`
 	BanInvalidRatio      float64 `json:"ban_invalid_ratio"`
@@ -88,7 +98,9 @@ func guardLimits(g StratumGuard) *guardJSON {
 		return nil
 	}
 	l, c := g.GateStats().Limits, g.BanConfig()
+	req, errs := g.SessionRates()
 	return &guardJSON{StratumMaxConns: l.MaxSessions, StratumMaxConnsPerIP: l.MaxSessionsPerIP,
+		StratumMaxRequests: req, StratumMaxErrors: errs,
 		BanWindow: c.Window.Seconds(), BanMinShares: c.MinShares, BanInvalidRatio: c.MaxInvalidRatio,
 		BanMinLines: c.MinLines, BanMalformedRatio: c.MaxMalformedRatio, BanAuthFailures: c.MaxAuthFailures,
 		BanDuration: c.Duration.Seconds(), BansActive: len(g.Bans(time.Now()))}

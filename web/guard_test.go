@@ -32,6 +32,7 @@ func (g *testGuard) BanConfig() ban.Config        { return g.bans.Config() }
 func (g *testGuard) Bans(now time.Time) []ban.Ban { return g.bans.List(now) }
 func (g *testGuard) BansIssued() uint64           { return g.issued.Load() }
 func (g *testGuard) LiftBan(k netip.Prefix) bool  { return g.bans.Lift(k) }
+func (g *testGuard) SessionRates() (int, int)     { return 10000, 100 }
 
 func (g *testGuard) ban(t *testing.T, addr string) {
 	t.Helper()
@@ -62,6 +63,7 @@ func TestGuardExposed(t *testing.T) {
 		`hashforge_bans_total 1`,
 		`hashforge_ban_limit{limit="min_shares"} 50`,
 		`hashforge_ban_limit{limit="duration_seconds"} 600`,
+		`hashforge_stratum_session_rate_limit{kind="errors"} 100`,
 	} {
 		if !strings.Contains(body, want+"\n") {
 			t.Errorf("/metrics lacks %s", want)
@@ -70,7 +72,7 @@ func TestGuardExposed(t *testing.T) {
 	var s struct{ Limits map[string]float64 }
 	get(t, env.srv.URL+"/api/v1/stats", 200, &s)
 	for k, v := range map[string]float64{"stratum_max_conns": 100, "stratum_max_conns_per_ip": 10, "ban_window_seconds": 60,
-		"ban_invalid_ratio": 0.5, "ban_auth_failures": 20, "bans_active": 1} {
+		"ban_invalid_ratio": 0.5, "ban_auth_failures": 20, "bans_active": 1, "stratum_max_requests_per_second": 10000} {
 		if got, ok := s.Limits[k]; !ok || got != v {
 			t.Errorf("stats limits[%s] = %v, want %v", k, got, v)
 		}

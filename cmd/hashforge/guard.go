@@ -104,13 +104,14 @@ func fdBudget(g *guardConfig, httpLimits *web.Limits, log *slog.Logger) (fdlimit
 // stratumGuard is the Gate every Stratum port shares and the ban table
 // that feeds it, as web.StratumGuard.
 type stratumGuard struct {
-	gate   *stratum.Gate
-	bans   *ban.Table
-	issued atomic.Uint64
+	gate                *stratum.Gate
+	bans                *ban.Table
+	issued              atomic.Uint64
+	maxRequests, maxErr int
 }
 
-func newStratumGuard(g guardConfig, log *slog.Logger) *stratumGuard {
-	sg := &stratumGuard{
+func newStratumGuard(g guardConfig, maxRequests, maxErrors int, log *slog.Logger) *stratumGuard {
+	sg := &stratumGuard{maxRequests: maxRequests, maxErr: maxErrors,
 		gate: stratum.NewGate(stratum.GateLimits{MaxSessions: g.MaxConns, MaxSessionsPerIP: g.MaxConnsPerIP}),
 		bans: ban.New(g.Ban),
 	}
@@ -136,6 +137,7 @@ func (g *stratumGuard) BanConfig() ban.Config        { return g.bans.Config() }
 func (g *stratumGuard) Bans(now time.Time) []ban.Ban { return g.bans.List(now) }
 func (g *stratumGuard) BansIssued() uint64           { return g.issued.Load() }
 func (g *stratumGuard) LiftBan(k netip.Prefix) bool  { return g.bans.Lift(k) }
+func (g *stratumGuard) SessionRates() (int, int)     { return g.maxRequests, g.maxErr }
 
 // serveAdmin serves the operator API on ln until ctx ends.
 func serveAdmin(ctx context.Context, ln net.Listener, g *stratumGuard, log *slog.Logger) error {

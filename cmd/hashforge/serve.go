@@ -158,7 +158,7 @@ func runServe(ctx context.Context, cfg serveConfig, log *slog.Logger, ready func
 	if _, err := fdBudget(&cfg.Guard, &cfg.HTTPLimits, log); err != nil {
 		return err
 	}
-	guard := newStratumGuard(cfg.Guard, log.With("component", "stratum"))
+	guard := newStratumGuard(cfg.Guard, cfg.MaxRequests, cfg.MaxErrors, log.With("component", "stratum"))
 	mask, err := strconv.ParseUint(cfg.VersionMask, 16, 32)
 	if err != nil {
 		return fmt.Errorf("--version-mask %q: %w", cfg.VersionMask, err)
