@@ -22,6 +22,9 @@ var ErrNotKept = errors.New("ledger: shares cannot be kept now (spool and databa
 
 // BatcherOptions configures a Batcher. Zero values select the defaults.
 type BatcherOptions struct {
+	// NodeID is the pool node (serve --node-id) the shares are recorded
+	// as accepted by.
+	NodeID int16
 	// MaxBatch is the most shares one database transaction applies
 	// (default 5000). The writer takes whatever the log holds up to it:
 	// batches are sized by what is waiting.

@@ -56,8 +56,8 @@ func (l *Ledger) RecordBlock(ctx context.Context, b record.Block) error {
 	}
 	status := b.Status()
 	_, err := l.pool.Exec(ctx, `
-		INSERT INTO blocks (height, hash, reward, finder_address, finder_worker, accepted, verdict, found_at, status)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+		INSERT INTO blocks (height, hash, reward, finder_address, finder_worker, accepted, verdict, found_at, status, node_id)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 		ON CONFLICT (hash) DO UPDATE SET
 			accepted = blocks.accepted OR EXCLUDED.accepted,
 			verdict  = CASE WHEN blocks.accepted THEN blocks.verdict ELSE EXCLUDED.verdict END,
@@ -67,7 +67,7 @@ func (l *Ledger) RecordBlock(ctx context.Context, b record.Block) error {
 				ELSE blocks.status END,
 			reward   = CASE WHEN blocks.accepted THEN blocks.reward ELSE EXCLUDED.reward END,
 			found_at = LEAST(blocks.found_at, EXCLUDED.found_at)`,
-		b.Height, hash, b.Reward, cleanText(b.Address), cleanText(b.Worker), b.Accepted, cleanText(b.Verdict), found, status)
+		b.Height, hash, b.Reward, cleanText(b.Address), cleanText(b.Worker), b.Accepted, cleanText(b.Verdict), found, status, l.nodeID)
 	if err != nil {
 		return fmt.Errorf("record block %s: %w", hash, err)
 	}

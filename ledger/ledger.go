@@ -10,6 +10,9 @@ import (
 // Ledger is a handle on the pool database. It is safe for concurrent use.
 type Ledger struct {
 	pool *pgxpool.Pool
+	// nodeID is the pool node whose blocks this ledger records (see
+	// SetNodeID).
+	nodeID int16
 }
 
 // Open connects to the database at databaseURL (a postgres:// URL or a

@@ -20,7 +20,7 @@ import (
 var shareColumns = []string{
 	"time", "worker_id", "job_id", "difficulty", "actual_difficulty",
 	"height", "is_block", "block_hash", "remote_addr", "extranonce1",
-	"network_difficulty",
+	"network_difficulty", "node_id",
 }
 
 type workerKey struct{ address, name string }
@@ -255,7 +255,7 @@ func (b *Batcher) insertShares(ctx context.Context, tx pgx.Tx, batchID string, s
 		rows[i] = []any{
 			s.Time, ids[workerKey{s.Address, s.Worker}], s.JobID, s.Difficulty, s.ActualDiff,
 			s.Height, s.IsBlock, nullIfEmpty(s.BlockHash), nullIfEmpty(s.RemoteAddr), nullIfEmpty(s.ExtraNonce1),
-			s.NetworkDifficulty,
+			s.NetworkDifficulty, b.opts.NodeID,
 		}
 	}
 	n, err := tx.CopyFrom(ctx, pgx.Identifier{"shares"}, shareColumns, pgx.CopyFromRows(rows))

@@ -32,18 +32,20 @@ type statsResponse struct {
 	// shares in the ledger (so it is the whole pool's, every node's).
 	Hashrate        map[string]float64 `json:"hashrate"`
 	SharesPerSecond float64            `json:"shares_per_second"` // accepted, over the last 10 minutes
-	MinersOnline    int                `json:"miners_online"`     // distinct payout addresses connected to this node
-	WorkersOnline   int                `json:"workers_online"`
-	Sessions        int                `json:"sessions"`
-	Accepted        uint64             `json:"shares_accepted"` // by this node since it started
-	RejectedTotal   uint64             `json:"shares_rejected_total"`
-	Rejected        map[string]uint64  `json:"shares_rejected"` // by reason
+	// Miners (distinct payout addresses), workers and sessions online on
+	// every live pool node (a miner on two nodes counts on each).
+	MinersOnline  int               `json:"miners_online"`
+	WorkersOnline int               `json:"workers_online"`
+	Sessions      int               `json:"sessions"`
+	Accepted      uint64            `json:"shares_accepted"` // by this node since it started
+	RejectedTotal uint64            `json:"shares_rejected_total"`
+	Rejected      map[string]uint64 `json:"shares_rejected"` // by reason
 	// The height of the chain's tip (the current job builds the block
 	// after it) and the network difficulty of the current job; 0 before
 	// the first job.
 	NetworkHeight     int64      `json:"network_height"`
 	NetworkDifficulty float64    `json:"network_difficulty"`
-	BlocksFound       uint64     `json:"blocks_found"` // accepted by the node, since this node started
+	BlocksFound       uint64     `json:"blocks_found"` // accepted by the node, since each live pool node started
 	LastBlock         *blockJSON `json:"last_block"`   // newest block in the ledger, or null
 	// SharesKept is false while this node answers valid shares with a
 	// temporary error because neither its spool nor PostgreSQL can keep
@@ -51,7 +53,11 @@ type statsResponse struct {
 	SharesKept          bool   `json:"shares_kept"`
 	SharesNotKeptReason string `json:"shares_not_kept_reason,omitempty"`
 	// Limits are the HTTP and live feed limits this server enforces.
-	Limits    limitsJSON `json:"limits"`
+	Limits limitsJSON `json:"limits"`
+	// NodeID is the node answering (serve --node-id); Nodes every live
+	// pool node sharing the database, this one's figures live.
+	NodeID    int        `json:"node_id"`
+	Nodes     []nodeJSON `json:"nodes"`
 	UpdatedAt time.Time  `json:"updated_at"`
 }
 
@@ -99,6 +105,7 @@ type ledgerStats struct {
 	hashrate        map[string]float64
 	sharesPerSecond float64
 	lastBlock       *blockJSON
+	nodes           []nodeJSON // every live pool node's lease row
 }
 
 // statsWindows are the hashrate windows of /stats, by their JSON name.
@@ -168,6 +175,9 @@ func (s *Server) readLedgerStats(ctx context.Context) (ledgerStats, error) {
 		b := blockFromRow(last[0])
 		d.lastBlock = &b
 	}
+	if d.nodes, err = s.readNodes(ctx); err != nil {
+		return ledgerStats{}, fmt.Errorf("pool nodes: %w", err)
+	}
 	return d, nil
 }
 
@@ -199,7 +209,24 @@ func (s *Server) buildStats(ls ledgerStats) statsResponse {
 		LastBlock:         ls.lastBlock,
 		SharesKept:        true,
 		Limits:            s.limitsJSON(),
+		NodeID:            s.cfg.NodeID,
 		UpdatedAt:         time.Now().UTC(),
+	}
+	// The whole pool: this node's live counts plus the other nodes' last
+	// heartbeat.
+	live := pool.NodeStats{Sessions: ps.Sessions, WorkersOnline: ps.AuthorizedWorkers, MinersOnline: resp.MinersOnline,
+		Accepted: ps.Accepted, BlocksFound: ps.BlocksFound, Hashrate: finite(ps.Hashrate), JobHeight: ps.JobHeight}
+	for _, n := range ps.Rejected {
+		live.Rejected += n
+	}
+	resp.Nodes = s.withThisNode(ls.nodes, live)
+	for _, n := range resp.Nodes {
+		if !n.This {
+			resp.MinersOnline += n.MinersOnline
+			resp.WorkersOnline += n.WorkersOnline
+			resp.Sessions += n.Sessions
+			resp.BlocksFound += n.BlocksFound
+		}
 	}
 	if s.cfg.Batcher != nil {
 		if why := s.cfg.Batcher.Stats().Refusing; why != "" {

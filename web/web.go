@@ -99,7 +99,11 @@ type Config struct {
 	Limits Limits
 	// Guard is the Stratum ports' caps and bans, for /metrics and the
 	// limits in /api/v1/stats.
-	Guard  StratumGuard
+	Guard StratumGuard
+	// Nodes lists the pool nodes sharing the database, for the whole
+	// pool's figures; NodeID is this node's id among them.
+	Nodes  NodeDirectory
+	NodeID int
 	Logger *slog.Logger
 }
 
@@ -118,6 +122,9 @@ type Server struct {
 	apiTimeout time.Duration
 	// conns is the capped listener while Serve runs, for /metrics.
 	conns atomic.Pointer[connlimit.Listener]
+	// started is when this server was made: this node's start, for the
+	// node list when its lease row is missing.
+	started time.Time
 	// When a refusal was last logged (Unix ns), per kind.
 	connRefusalLogged, feedRefusalLogged atomic.Int64
 }
@@ -140,7 +147,7 @@ func New(cfg Config) (*Server, error) {
 	if err := cfg.Limits.validate(); err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, apiTimeout: defaultAPITimeout}
+	s := &Server{cfg: cfg, log: cfg.Logger, apiTimeout: defaultAPITimeout, started: time.Now()}
 	s.metrics = newMetrics(s)
 	s.hub = newHub(s)
 

@@ -189,6 +189,13 @@ func runServe(ctx context.Context, cfg serveConfig, log *slog.Logger, ready func
 	if len(applied) > 0 {
 		log.Info("database migrated", "applied", applied)
 	}
+	nodeID := int16(cfg.NodeID)
+	holder, releaseNode, err := claimNode(ctx, led, nodeID, log)
+	if err != nil {
+		return err
+	}
+	defer releaseNode()
+	led.SetNodeID(nodeID)
 
 	rpc, err := node.New(cfg.NodeURL, cfg.NodeUser, cfg.NodePass)
 	if err != nil {
@@ -237,7 +244,7 @@ func runServe(ctx context.Context, cfg serveConfig, log *slog.Logger, ready func
 		return err
 	}
 	defer journal.Close()
-	bopts := ledger.BatcherOptions{SpoolDir: spool, Logger: log.With("component", "ledger")}
+	bopts := ledger.BatcherOptions{SpoolDir: spool, NodeID: nodeID, Logger: log.With("component", "ledger")}
 	bopts.OnBatch = onBatch // PPS: credits each share batch in its own transaction
 	// The dashboard (made below, before the batcher runs; nil without
 	// --http-addr) observes every batch write for its metrics.
@@ -285,7 +292,7 @@ func runServe(ctx context.Context, cfg serveConfig, log *slog.Logger, ready func
 		}
 		dash, err = web.New(web.Config{Pool: srv, Events: srv, Ledger: led, Payouts: led, Batcher: batcher, Processor: payouts,
 			Network: params, StratumURL: publicStratumURL(cfg.PublicURL, stratumLn.Addr()), Limits: cfg.HTTPLimits,
-			Guard: guard, Logger: log.With("component", "web")})
+			Guard: guard, Nodes: led, NodeID: int(nodeID), Logger: log.With("component", "web")})
 		if err != nil {
 			stratumLn.Close()
 			closeListener(tlsLn)
@@ -345,6 +352,7 @@ func runServe(ctx context.Context, cfg serveConfig, log *slog.Logger, ready func
 		return nil
 	})
 	g.Go(func() error { return srv.Run(gctx, templates) })
+	g.Go(func() error { return holdNode(gctx, led, nodeID, holder, srv, log) })
 	// Blocks a previous process found but did not record: from the
 	// journal first (it knows their finders), then from the chain.
 	g.Go(func() error {
