@@ -128,6 +128,7 @@ type Server struct {
 
 	mu       sync.Mutex
 	serving  bool
+	draining bool // StopAccepting was called
 	ln       net.Listener
 	ready    chan struct{}
 	sessions map[*Session]struct{} // live sessions; Sessions counts them
@@ -310,6 +311,11 @@ func (srv *Server) Serve(ctx context.Context, ln net.Listener) error {
 			if ctx.Err() != nil {
 				return nil
 			}
+			if srv.isDraining() {
+				// Sessions go on until ctx ends (see StopAccepting).
+				<-ctx.Done()
+				return nil
+			}
 			if !isTemporaryAcceptError(err) {
 				return fmt.Errorf("stratum: accept: %w", err)
 			}
@@ -344,6 +350,26 @@ func (srv *Server) Serve(ctx context.Context, ln net.Listener) error {
 		wg.Go(s.run)
 
 	}
+}
+
+// StopAccepting closes the listener and keeps the sessions: a pool node
+// going down tells its miners to reconnect elsewhere and gives them time
+// to leave, and to have their last shares answered, before Serve's
+// context ends them.
+func (srv *Server) StopAccepting() {
+	srv.mu.Lock()
+	srv.draining = true
+	ln := srv.ln
+	srv.mu.Unlock()
+	if ln != nil {
+		_ = ln.Close()
+	}
+}
+
+func (srv *Server) isDraining() bool {
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	return srv.draining
 }
 
 func (srv *Server) unregister(s *Session) {
@@ -899,6 +925,14 @@ func (s *Session) writeShared() {
 		batch := s.queue
 		s.queue, s.spare = s.spare[:0], nil
 		s.wmu.Unlock()
+		if !s.wdeadline.IsZero() {
+			// A deadline a blocking write left behind would fail this
+			// write once it passed (the poller checks it before any
+			// write, even one that cannot wait), however long ago that
+			// write was. These writes never wait: they need none.
+			_ = s.conn.SetWriteDeadline(time.Time{})
+			s.wdeadline = time.Time{}
+		}
 		lines, partial, ok, err := s.raw.write(s.conn, batch)
 		s.wmu.Lock()
 		if err != nil {

@@ -713,3 +713,25 @@ func TestServerRepliesFromOtherGoroutines(t *testing.T) {
 		t.Fatal("SendLine on an ended session reported success")
 	}
 }
+
+// A write deadline set by a reply long ago must not kill the session at
+// the next broadcast: the shared writers' non-blocking writes go through
+// the same poller, which refuses any write once the deadline has passed.
+func TestServerBroadcastAfterOldWriteDeadline(t *testing.T) {
+	h := newTestHandler()
+	addr, _ := startServer(t, &Server{Handler: h, WriteTimeout: 50 * time.Millisecond})
+	c := dialRaw(t, addr)
+	c.send(`{"id":1,"method":"mining.subscribe","params":[]}`)
+	c.recv()
+	s := <-h.sessions
+	// The reply above set a write deadline; let it pass.
+	time.Sleep(200 * time.Millisecond)
+	s.Notify("mining.set_difficulty", []float64{2})
+	if m := c.recv(); string(m["method"]) != `"mining.set_difficulty"` {
+		t.Fatalf("got %v", m)
+	}
+	c.send(`{"id":2,"method":"echo","params":[1]}`)
+	if m := c.recv(); string(m["id"]) != "2" {
+		t.Fatalf("session gone after the broadcast: %v (%v)", m, s.Err())
+	}
+}
