@@ -36,6 +36,8 @@ type serveConfig struct {
 	PoolAddress     string
 	DatabaseURL     string
 	StratumAddr     string
+	ReconnectTo     string
+	ShutdownGrace   time.Duration
 	StratumTLSAddr  string
 	StratumTLSCert  string
 	StratumTLSKey   string
@@ -82,6 +84,8 @@ func (c *serveConfig) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.SpoolDir, "spool-dir", "hashforge-spool", "write-ahead spool and block journal: every accepted share is fsynced here before the miner hears \"accepted\" (one directory per pool process)")
 	fs.IntVar(&c.MaxRequests, "max-requests-per-second", 10000, "per-session guard on all Stratum requests (burst 2x); a farm proxy forwards many ASICs' valid shares on one connection")
 	fs.IntVar(&c.MaxErrors, "max-errors-per-second", 100, "per-session pace of what is invalid: malformed lines and requests answered with an error (burst 2x); a session over it is read more slowly")
+	fs.StringVar(&c.ReconnectTo, "reconnect-to", "", "HOST:PORT miners are sent to (client.reconnect) when this node stops; empty: they reconnect to the address they used (another node behind DNS or a load balancer)")
+	fs.DurationVar(&c.ShutdownGrace, "shutdown-grace", 10*time.Second, "on SIGTERM: how long miners have to leave after client.reconnect, and their last shares to be answered, before the rest are closed")
 	registerHTTPLimits(fs, &c.HTTPLimits)
 	c.Guard.register(fs)
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
@@ -152,6 +156,14 @@ func runServe(ctx context.Context, cfg serveConfig, log *slog.Logger, ready func
 	if w := cfg.HTTPLimits.WriteTimeout; w != 0 && w <= web.APIRequestTimeout {
 		return fmt.Errorf("--http-write-timeout %s: must exceed the API's %s request timeout (or be 0)", w, web.APIRequestTimeout)
 	}
+	reconnectHost, reconnectPort, err := parseReconnectTo(cfg.ReconnectTo)
+	if err != nil {
+		return err
+	}
+	cfg.ReconnectTo = net.JoinHostPort(reconnectHost, strconv.Itoa(reconnectPort))
+	if reconnectHost == "" {
+		cfg.ReconnectTo = ""
+	}
 	if err := cfg.Guard.validate(); err != nil {
 		return err
 	}
@@ -189,13 +201,6 @@ func runServe(ctx context.Context, cfg serveConfig, log *slog.Logger, ready func
 	if len(applied) > 0 {
 		log.Info("database migrated", "applied", applied)
 	}
-	nodeID := int16(cfg.NodeID)
-	holder, releaseNode, err := claimNode(ctx, led, nodeID, log)
-	if err != nil {
-		return err
-	}
-	defer releaseNode()
-	led.SetNodeID(nodeID)
 
 	rpc, err := node.New(cfg.NodeURL, cfg.NodeUser, cfg.NodePass)
 	if err != nil {
@@ -226,6 +231,15 @@ func runServe(ctx context.Context, cfg serveConfig, log *slog.Logger, ready func
 		log.Warn("cannot reach the node to check its network; retrying in the background, no work for miners until it answers",
 			"node", redactURL(cfg.NodeURL), "err", err)
 	}
+	// The node id last among the start-up checks: a process refused for
+	// its configuration never held it.
+	nodeID := int16(cfg.NodeID)
+	holder, releaseNode, err := claimNode(ctx, led, nodeID, log)
+	if err != nil {
+		return err
+	}
+	defer releaseNode()
+	led.SetNodeID(nodeID)
 	spool, err := filepath.Abs(cfg.SpoolDir)
 	if err != nil {
 		return fmt.Errorf("spool dir: %w", err)
@@ -362,14 +376,25 @@ func runServe(ctx context.Context, cfg serveConfig, log *slog.Logger, ready func
 	// Settles blocks at start (reconciling whatever a previous process
 	// left) and on every --payout-interval.
 	g.Go(func() error { return payouts.Run(gctx, cfg.Payout.Interval) })
-	g.Go(func() error { return newStratumServer(cfg, srv, guard, log, "stratum").Serve(gctx, stratumLn) })
+	// The Stratum ports outlive gctx by the shutdown grace (drain): their
+	// sessions end when stratumCtx does.
+	stratumCtx, stopStratum := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopStratum()
+	ports := []*stratum.Server{newStratumServer(cfg, srv, guard, log, "stratum")}
+	g.Go(func() error { return ports[0].Serve(stratumCtx, stratumLn) })
 	if tlsLn != nil {
 		// A Server serves one listener; the second shares the Handler,
 		// so both ports are one pool.
-		g.Go(func() error {
-			return newStratumServer(cfg, srv, guard, log, "stratum-tls").Serve(gctx, tls.NewListener(tlsLn, certs.Config()))
-		})
+		tlsPort := newStratumServer(cfg, srv, guard, log, "stratum-tls")
+		ports = append(ports, tlsPort)
+		g.Go(func() error { return tlsPort.Serve(stratumCtx, tls.NewListener(tlsLn, certs.Config())) })
 	}
+	g.Go(func() error {
+		<-gctx.Done()
+		drain(ports, srv, cfg, log)
+		stopStratum()
+		return nil
+	})
 	if adminLn != nil {
 		g.Go(func() error { return serveAdmin(gctx, adminLn, guard, log.With("component", "admin")) })
 	}
