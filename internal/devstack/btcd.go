@@ -70,7 +70,7 @@ type Btcd struct {
 	rpcChild
 	// P2PHost is the peer-to-peer address (127.0.0.1:port) when
 	// BtcdOptions.Listen was set, else "".
-	P2PHost string
+	P2PHost    string
 	Network    string // "regtest" or "simnet"
 	MiningAddr string
 	// MiningKey is the WIF private key of MiningAddr when StartBtcd
