@@ -126,10 +126,18 @@ func TestServeNodeFailover(t *testing.T) {
 	// Credentials in the URLs override the (wrong) defaults for all.
 	cfg.NodeURL = a.RPCURL() + "," + b.RPCURL()
 	cfg.NodeUser, cfg.NodePass = "nobody", "wrong"
-	cfg.StartDifficulty, cfg.MinDifficulty = 0.0001, 0.0001 // every share is a block
+	// Still above regtest's network difficulty (every share is a block),
+	// and a few dozen hashes each: the test's miner must never go quiet
+	// long, even under -race (see the report on stratum write deadlines).
+	cfg.StartDifficulty, cfg.MinDifficulty = 1e-8, 1e-8
 	cfg.nodeTuning = node.SetOptions{ProbeInterval: 100 * time.Millisecond, ReturnAfter: time.Second}
 	logs := &lockedBuffer{}
-	l := startServeLog(ctx, t, cfg, slog.New(slog.NewTextHandler(logs, nil)))
+	l := startServeLog(ctx, t, cfg, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("serve log:\n%s", logs)
+		}
+	})
 
 	c, err := stratum.Dial(ctx, l.Stratum.String())
 	if err != nil {
