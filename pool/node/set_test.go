@@ -570,3 +570,55 @@ func TestBtcdSetBehindNode(t *testing.T) {
 		}
 	}
 }
+
+// TestBtcdSetNetworks: a node on another chain fails the set at start,
+// even when the first is right; a node merely unreachable does not, and is
+// not used until it answers.
+func TestBtcdSetNetworks(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	reg := devtest.Btcd(t, devstack.BtcdOptions{})
+	sim := devtest.Btcd(t, devstack.BtcdOptions{Network: "simnet"})
+	s, err := NewSet([]string{reg.RPCURL(), sim.RPCURL()}, "", "", SetOptions{Network: &chaincfg.RegressionNetParams})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mm *NetworkMismatchError
+	if err := s.CheckNetwork(ctx, &chaincfg.RegressionNetParams); !errors.As(err, &mm) || mm.Endpoint != newBtcdClient(t, sim).Endpoint() {
+		t.Fatalf("CheckNetwork with a simnet node in a regtest set: %v, want a mismatch naming it", err)
+	}
+
+	// A closed port: nothing listens there.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	down := "http://" + l.Addr().String()
+	l.Close()
+	logs := &logBuffer{}
+	s, err = NewSet([]string{down, reg.RPCURL()}, "", "", SetOptions{Network: &chaincfg.RegressionNetParams, Logger: logs.logger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.WaitNetwork(ctx, &chaincfg.RegressionNetParams, nil, 0); err != nil {
+		t.Fatalf("WaitNetwork with the first node down: %v", err)
+	}
+	out := make(chan *Template, 4)
+	wctx, stopWatch := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.WatchTemplates(wctx, WatchOptions{Logger: logs.logger()}, out)
+	}()
+	defer func() { stopWatch(); <-done }()
+	best, err := newBtcdClient(t, reg).GetBestBlockHash(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tp := receive(t, ctx, out); tp.PreviousBlockHash.String() != best {
+		t.Fatalf("first template on %s, want the reachable node's tip %s", tp.PreviousBlockHash, best)
+	}
+	if s.Active() != s.members[1].c || !strings.Contains(logs.String(), "has not answered yet") {
+		t.Fatalf("active %s; log:\n%s", s.Active().Endpoint(), logs)
+	}
+}
