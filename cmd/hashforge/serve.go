@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -58,14 +59,18 @@ type serveConfig struct {
 	LogLevel        string
 	LogJSON         bool
 	Payout          payoutConfig
+
+	// nodeTuning shortens the node set's waits in tests (zero: defaults).
+	nodeTuning node.SetOptions
 }
 
 func (c *serveConfig) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.Network, "network", "mainnet", "chain: mainnet, testnet, testnet4, signet (one whose challenge is OP_TRUE), regtest or simnet")
-	fs.StringVar(&c.NodeURL, "node-url", "http://127.0.0.1:8332", "JSON-RPC URL of a bitcoind-compatible node")
-	fs.StringVar(&c.NodeUser, "node-user", "", "node RPC user")
-	fs.StringVar(&c.NodePass, "node-pass", "", "node RPC password")
-	fs.StringVar(&c.NodeZMQ, "node-zmq", "", "ZMQ address of the node's hashblock notices (Bitcoin Core -zmqpubhashblock), e.g. tcp://127.0.0.1:28332; empty: off")
+	c.NodeURL = "http://127.0.0.1:8332"
+	fs.Var(&nodeURLFlag{list: &c.NodeURL}, "node-url", "JSON-RPC URL of a bitcoind-compatible node; repeat it (or give a comma-separated list) for failover nodes, in priority order; http://user:pass@host:port overrides --node-user/--node-pass for that node")
+	fs.StringVar(&c.NodeUser, "node-user", "", "node RPC user (for every --node-url without its own)")
+	fs.StringVar(&c.NodePass, "node-pass", "", "node RPC password (for every --node-url without its own)")
+	fs.StringVar(&c.NodeZMQ, "node-zmq", "", "ZMQ address of the first node's hashblock notices (Bitcoin Core -zmqpubhashblock), e.g. tcp://127.0.0.1:28332; empty: off")
 	fs.StringVar(&c.PoolAddress, "pool-address", "", "address the coinbase pays (required)")
 	fs.StringVar(&c.DatabaseURL, "database-url", "", "PostgreSQL URL, e.g. postgres://user:pass@host/db (required)")
 	fs.StringVar(&c.StratumAddr, "stratum-addr", ":3333", "Stratum listen address")
@@ -202,9 +207,11 @@ func runServe(ctx context.Context, cfg serveConfig, log *slog.Logger, ready func
 		log.Info("database migrated", "applied", applied)
 	}
 
-	rpc, err := node.New(cfg.NodeURL, cfg.NodeUser, cfg.NodePass)
+	tuning := cfg.nodeTuning
+	tuning.Network, tuning.Logger = params, log.With("component", "node")
+	nodes, err := node.NewSet(node.SplitURLs(cfg.NodeURL), cfg.NodeUser, cfg.NodePass, tuning)
 	if err != nil {
-		return err
+		return fmt.Errorf("--node-url: %w", err)
 	}
 	// New-block notices from the node's ZMQ publisher, when configured.
 	// The subscription lives as long as serve and redials by itself.
@@ -216,12 +223,12 @@ func runServe(ctx context.Context, cfg serveConfig, log *slog.Logger, ready func
 			return fmt.Errorf("--node-zmq: %w", err)
 		}
 	}
-	// The node must serve the chain --network names. A node that cannot
-	// be asked now is waited for (the template watcher checks before the
+	// Every node must serve the chain --network names. Nodes that cannot
+	// be asked now are waited for (the template watcher checks before the
 	// first job); a node on another chain, or on a signet whose blocks
 	// must be signed (node.SignetChallengeError), is refused.
 	checkCtx, cancelCheck := context.WithTimeout(ctx, 5*time.Second)
-	err = rpc.CheckNetwork(checkCtx, params)
+	err = nodes.CheckNetwork(checkCtx, params)
 	cancelCheck()
 	networkChecked := err == nil
 	switch {
@@ -229,7 +236,7 @@ func runServe(ctx context.Context, cfg serveConfig, log *slog.Logger, ready func
 		return fmt.Errorf("--network %s: %w", cfg.Network, err)
 	case err != nil:
 		log.Warn("cannot reach the node to check its network; retrying in the background, no work for miners until it answers",
-			"node", redactURL(cfg.NodeURL), "err", err)
+			"node", redactURLs(cfg.NodeURL), "err", err)
 	}
 	// The node id last among the start-up checks: a process refused for
 	// its configuration never held it.
@@ -244,7 +251,7 @@ func runServe(ctx context.Context, cfg serveConfig, log *slog.Logger, ready func
 	if err != nil {
 		return fmt.Errorf("spool dir: %w", err)
 	}
-	pay, err := cfg.Payout.setup(led, rpc, params, cfg.PoolAddress, log)
+	pay, err := cfg.Payout.setup(led, nodes.Client(), params, cfg.PoolAddress, log)
 	if err != nil {
 		return err
 	}
@@ -281,7 +288,7 @@ func runServe(ctx context.Context, cfg serveConfig, log *slog.Logger, ready func
 		SoloFeeAddress:  pay.SoloFeeAddress,
 		BlockJournal:    journal,
 		Bans:            guard.bans,
-	}, rpc, batcher, blocks)
+	}, nodes, batcher, blocks)
 	if err != nil {
 		return err
 	}
@@ -336,7 +343,7 @@ func runServe(ctx context.Context, cfg serveConfig, log *slog.Logger, ready func
 		}
 		ready(l)
 	}
-	log.Info("pool listening", "stratum", stratumLn.Addr().String(), "network", cfg.Network, "node", redactURL(cfg.NodeURL))
+	log.Info("pool listening", "stratum", stratumLn.Addr().String(), "network", cfg.Network, "node", redactURLs(cfg.NodeURL))
 	if tlsLn != nil {
 		leaf := certs.Current().Leaf
 		sum := sha256.Sum256(leaf.Raw)
@@ -354,7 +361,7 @@ func runServe(ctx context.Context, cfg serveConfig, log *slog.Logger, ready func
 	templates := make(chan *node.Template, 4)
 	g.Go(func() error {
 		if !networkChecked {
-			if err := rpc.WaitNetwork(gctx, params, log.With("component", "node"), 0); err != nil {
+			if err := nodes.WaitNetwork(gctx, params, log.With("component", "node"), 0); err != nil {
 				if gctx.Err() != nil {
 					return nil
 				}
@@ -362,7 +369,7 @@ func runServe(ctx context.Context, cfg serveConfig, log *slog.Logger, ready func
 			}
 			log.Info("node reachable, network checked", "network", cfg.Network)
 		}
-		rpc.WatchTemplates(gctx, watchOpts, templates)
+		nodes.WatchTemplates(gctx, watchOpts, templates)
 		return nil
 	})
 	g.Go(func() error { return srv.Run(gctx, templates) })
@@ -370,7 +377,7 @@ func runServe(ctx context.Context, cfg serveConfig, log *slog.Logger, ready func
 	// Blocks a previous process found but did not record: from the
 	// journal first (it knows their finders), then from the chain.
 	g.Go(func() error {
-		recoverBlocks(gctx, journal, led, rpc, blocks, srv.ReconcileConfig(), log)
+		recoverBlocks(gctx, journal, led, nodes, blocks, srv.ReconcileConfig(), log)
 		return nil
 	})
 	// Settles blocks at start (reconciling whatever a previous process
@@ -455,6 +462,42 @@ func redactURL(raw string) string {
 		return "(unparsable URL)"
 	}
 	return u.Redacted()
+}
+
+// redactURLs is redactURL for a comma-separated list of URLs.
+func redactURLs(list string) string {
+	urls := node.SplitURLs(list)
+	for i, u := range urls {
+		urls[i] = redactURL(u)
+	}
+	return strings.Join(urls, ",")
+}
+
+// nodeURLFlag is --node-url: each use appends to the comma-separated list
+// (the form HASHFORGE_NODE_URL and config files give in one value), the
+// first replacing the default.
+type nodeURLFlag struct {
+	list *string
+	set  bool
+}
+
+func (f *nodeURLFlag) String() string {
+	if f.list == nil { // flag.isZeroValue makes one with no list
+		return ""
+	}
+	return *f.list
+}
+
+func (f *nodeURLFlag) Set(v string) error {
+	if len(node.SplitURLs(v)) == 0 {
+		return errors.New("no URL")
+	}
+	if f.set {
+		*f.list += "," + v
+	} else {
+		*f.list, f.set = v, true
+	}
+	return nil
 }
 
 // recoverBlocks records what a previous process left unrecorded: the

@@ -47,15 +47,30 @@ type BtcdOptions struct {
 	// refuses getblocktemplate while its tip is older than 24 hours: every
 	// test network's genesis is, and so is a kept chain left for a day.
 	NoInitialBlock bool
+	// Listen opens btcd's peer-to-peer port on 127.0.0.1 (Btcd.P2PHost),
+	// so that other nodes can peer with it. Without it btcd takes no
+	// peers, which is what a lone test node wants.
+	Listen bool
+	// P2PPort is the peer-to-peer port when Listen is set; 0 picks a free
+	// one. A node restarted on the same port gets its peers back.
+	P2PPort int
+	// AddPeers are peer-to-peer addresses (another node's P2PHost) that
+	// btcd keeps connected to, reconnecting when they come back, so that
+	// a block mined or submitted on one node reaches the others.
+	AddPeers []string
 	// ReadyTimeout bounds the wait for the RPC server; 0 means 30 s.
 	ReadyTimeout time.Duration
 	// Logger receives progress lines; nil means slog.Default().
 	Logger *slog.Logger
 }
 
-// Btcd is a running btcd node without peers.
+// Btcd is a running btcd node, without peers unless BtcdOptions asked
+// for them.
 type Btcd struct {
 	rpcChild
+	// P2PHost is the peer-to-peer address (127.0.0.1:port) when
+	// BtcdOptions.Listen was set, else "".
+	P2PHost    string
 	Network    string // "regtest" or "simnet"
 	MiningAddr string
 	// MiningKey is the WIF private key of MiningAddr when StartBtcd
@@ -123,13 +138,27 @@ func StartBtcd(ctx context.Context, opts BtcdOptions) (*Btcd, error) {
 		"--datadir=" + filepath.Join(b.DataDir, "data"),
 		"--logdir=" + filepath.Join(b.DataDir, "logs"),
 		"--notls",
-		"--nolisten",
 		"--nodnsseed",
 		"--rpclisten=" + b.RPCHost,
 		"--rpcuser=" + b.RPCUser,
 		"--rpcpass=" + b.RPCPass,
 		"--utxocachemaxsize=10",
 		"--miningaddr=" + b.MiningAddr,
+	}
+	if opts.Listen {
+		port := opts.P2PPort
+		if port == 0 {
+			if port, err = freePort(); err != nil {
+				return fail(err)
+			}
+		}
+		b.P2PHost = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		args = append(args, "--listen="+b.P2PHost)
+	} else {
+		args = append(args, "--nolisten")
+	}
+	for _, p := range opts.AddPeers {
+		args = append(args, "--addpeer="+p)
 	}
 	// Not CommandContext: the node must outlive the start-up context.
 	if err := b.launch(ctx, exec.Command(bin, args...), b.outputPath()); err != nil {

@@ -329,3 +329,43 @@ func TestBtcdKeepsChain(t *testing.T) {
 		t.Errorf("btcd took the hinted port %s that another process holds", other.RPCHost)
 	}
 }
+
+// TestBtcdPeered is what the several-nodes tests stand on: two regtest
+// nodes peered over loopback see each other's blocks, both ways, and the
+// second, started on a bare genesis, syncs the first's chain.
+func TestBtcdPeered(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	a := devtest.Btcd(t, devstack.BtcdOptions{Listen: true})
+	if a.P2PHost == "" {
+		t.Fatal("Listen set but no P2PHost")
+	}
+	b := devtest.Btcd(t, devstack.BtcdOptions{Listen: true, NoInitialBlock: true, AddPeers: []string{a.P2PHost}})
+	waitBest := func(n *devstack.Btcd, want string) {
+		t.Helper()
+		for {
+			if rpc[string](t, ctx, n, "getbestblockhash") == want {
+				return
+			}
+			select {
+			case <-ctx.Done():
+				t.Fatalf("node %s never reached block %s; its log:\n%s", n.RPCHost, want, n.LogTail(30))
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}
+	waitBest(b, rpc[string](t, ctx, a, "getbestblockhash"))
+	fromA, err := a.Generate(ctx, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitBest(b, fromA[1])
+	fromB, err := b.Generate(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitBest(a, fromB[0])
+	if n := rpc[int64](t, ctx, a, "getblockcount"); n != 4 {
+		t.Fatalf("getblockcount %d on the first node, want 4 (initial block, 2 from it, 1 from its peer)", n)
+	}
+}

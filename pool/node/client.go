@@ -64,6 +64,11 @@ type Client struct {
 
 	// signetRule is set once the node asked for the "signet" rule.
 	signetRule atomic.Bool
+
+	// route, when set, makes this a stand-in for whichever node it names
+	// at each call (Set.Client): payouts and block recovery take a
+	// *Client and must follow the set's active node.
+	route func() *Client
 }
 
 // New returns a client for the node at rawURL ("http://host:port", or
@@ -91,7 +96,12 @@ func New(rawURL, user, pass string) (*Client, error) {
 }
 
 // Endpoint is the node URL without credentials, fit for logs.
-func (c *Client) Endpoint() string { return c.ep.URL }
+func (c *Client) Endpoint() string {
+	if c.route != nil {
+		return c.route().Endpoint()
+	}
+	return c.ep.URL
+}
 
 // Call invokes method with params and decodes the result into out (nil to
 // discard it). A refusal by the node is returned as *RPCError; anything else
@@ -101,6 +111,13 @@ func (c *Client) Call(ctx context.Context, method string, params []any, out any)
 }
 
 func (c *Client) call(ctx context.Context, hc *http.Client, method string, params []any, out any) error {
+	if c.route != nil {
+		to := c.route()
+		if hc == c.longPoll {
+			return to.call(ctx, to.longPoll, method, params, out)
+		}
+		return to.call(ctx, to.http, method, params, out)
+	}
 	r, err := c.ep.Post(ctx, hc, c.nextID.Add(1), method, params, func(req *http.Request) {
 		// Lets net/http resend the request when a reused keep-alive
 		// connection turns out to be closed before any response arrived.

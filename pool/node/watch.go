@@ -39,6 +39,10 @@ type WatchOptions struct {
 	MaxBackoff time.Duration
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
+
+	// onFetch, when set, hears every getblocktemplate attempt's outcome
+	// (nil: a template): a Set leaves a node that refuses templates.
+	onFetch func(error)
 }
 
 func (o *WatchOptions) setDefaults() {
@@ -260,6 +264,9 @@ func (w *watcher) fetch(ctx context.Context) (*Template, error) {
 	retry := backoff.Backoff{Min: 250 * time.Millisecond, Max: w.opts.MaxBackoff}
 	for {
 		t, err := w.c.GetBlockTemplate(ctx, "")
+		if w.opts.onFetch != nil && ctx.Err() == nil {
+			w.opts.onFetch(err)
+		}
 		if err == nil {
 			if !w.downSince.IsZero() {
 				w.log.Info("node back", "height", t.Height, "down_for", time.Since(w.downSince).Round(time.Millisecond))
