@@ -46,6 +46,30 @@ var partitionBound = regexp.MustCompile(`^FOR VALUES FROM \((MINVALUE|'[^']+')\)
 // DateStyle ISO (set by inTx below).
 const boundLayout = "2006-01-02 15:04:05-07"
 
+// parsePartitionBound reads pg_get_expr's text of a shares partition
+// bound. A zero from is MINVALUE.
+func parsePartitionBound(bound string) (from, to time.Time, isDefault bool, err error) {
+	if bound == "DEFAULT" {
+		return time.Time{}, time.Time{}, true, nil
+	}
+	m := partitionBound.FindStringSubmatch(bound)
+	if m == nil {
+		return time.Time{}, time.Time{}, false, fmt.Errorf("unexpected bound %q", bound)
+	}
+	if m[1] != "MINVALUE" {
+		if from, err = time.Parse(boundLayout, m[1][1:len(m[1])-1]); err != nil {
+			return time.Time{}, time.Time{}, false, fmt.Errorf("bound %q: %w", bound, err)
+		}
+	}
+	if to, err = time.Parse(boundLayout, m[2]); err != nil {
+		return time.Time{}, time.Time{}, false, fmt.Errorf("bound %q: %w", bound, err)
+	}
+	if to.IsZero() || (!from.IsZero() && !from.Before(to)) {
+		return time.Time{}, time.Time{}, false, fmt.Errorf("bound %q: empty range", bound)
+	}
+	return from, to, false, nil
+}
+
 // listPartitions returns the range partitions of shares, oldest first.
 func listPartitions(ctx context.Context, tx pgx.Tx) ([]sharePartition, error) {
 	rows, err := tx.Query(ctx, `
@@ -58,24 +82,13 @@ func listPartitions(ctx context.Context, tx pgx.Tx) ([]sharePartition, error) {
 	var out []sharePartition
 	var name, bound string
 	if _, err := pgx.ForEachRow(rows, []any{&name, &bound}, func() error {
-		if bound == "DEFAULT" {
-			return nil
+		from, to, isDefault, err := parsePartitionBound(bound)
+		if err != nil {
+			return fmt.Errorf("partition %s: %w", name, err)
 		}
-		m := partitionBound.FindStringSubmatch(bound)
-		if m == nil {
-			return fmt.Errorf("partition %s: unexpected bound %q", name, bound)
+		if !isDefault {
+			out = append(out, sharePartition{Name: name, From: from, To: to})
 		}
-		p := sharePartition{Name: name}
-		var err error
-		if m[1] != "MINVALUE" {
-			if p.From, err = time.Parse(boundLayout, m[1][1:len(m[1])-1]); err != nil {
-				return fmt.Errorf("partition %s: bound %q: %w", name, bound, err)
-			}
-		}
-		if p.To, err = time.Parse(boundLayout, m[2]); err != nil {
-			return fmt.Errorf("partition %s: bound %q: %w", name, bound, err)
-		}
-		out = append(out, p)
 		return nil
 	}); err != nil {
 		return nil, fmt.Errorf("list share partitions: %w", err)
@@ -253,6 +266,13 @@ func (l *Ledger) ApplyRetention(ctx context.Context, now time.Time, p RetentionP
 					best_difficulty = GREATEST(r.best_difficulty, EXCLUDED.best_difficulty),
 					blocks = r.blocks + EXCLUDED.blocks`); err != nil {
 				return fmt.Errorf("roll up %s: %w", old.Name, err)
+			}
+			// DROP needs shares exclusively for a moment: it waits for the
+			// batcher's open COPY, and every new COPY queues behind it.
+			// A long reader (a payout's share walk) would stall writes
+			// for as long; give up instead and retry at the next run.
+			if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = '5s'"); err != nil {
+				return err
 			}
 			if _, err := tx.Exec(ctx, "DROP TABLE "+ident); err != nil {
 				return fmt.Errorf("drop %s: %w", old.Name, err)

@@ -704,3 +704,51 @@ func BenchmarkMigrate0008(b *testing.B) {
 		cancel()
 	}
 }
+
+func TestParsePartitionBound(t *testing.T) {
+	day := time.Date(2026, 7, 1, 0, 0, 0, 0, time.UTC)
+	for _, c := range []struct {
+		in       string
+		from, to time.Time
+		def, bad bool
+	}{
+		{in: "FOR VALUES FROM ('2026-07-01 00:00:00+00') TO ('2026-07-02 00:00:00+00')", from: day, to: day.AddDate(0, 0, 1)},
+		{in: "FOR VALUES FROM (MINVALUE) TO ('2026-07-01 00:00:00+00')", to: day},
+		{in: "DEFAULT", def: true},
+		{in: "FOR VALUES FROM ('2026-07-02 00:00:00+00') TO ('2026-07-01 00:00:00+00')", bad: true},
+		{in: "FOR VALUES FROM ('2026-07-01') TO ('2026-07-02')", bad: true},
+		{in: "FOR VALUES IN (1)", bad: true},
+	} {
+		from, to, def, err := parsePartitionBound(c.in)
+		if (err != nil) != c.bad || def != c.def || !from.Equal(c.from) || !to.Equal(c.to) {
+			t.Errorf("%q: %v %v %v %v", c.in, from, to, def, err)
+		}
+	}
+}
+
+// The bound text comes from the database catalog; whatever it holds must
+// give an error or a non-empty range, never a panic.
+func FuzzParsePartitionBound(f *testing.F) {
+	f.Add("FOR VALUES FROM ('2026-07-01 00:00:00+00') TO ('2026-07-02 00:00:00+00')")
+	f.Add("FOR VALUES FROM (MINVALUE) TO ('2026-07-01 00:00:00+00')")
+	f.Add("DEFAULT")
+	f.Add("FOR VALUES FROM ('') TO ('')")
+	f.Fuzz(func(t *testing.T, s string) {
+		from, to, def, err := parsePartitionBound(s)
+		if err != nil || def {
+			return
+		}
+		if to.IsZero() || (!from.IsZero() && !from.Before(to)) {
+			t.Fatalf("%q: accepted range [%v, %v)", s, from, to)
+		}
+		// Printed back as PostgreSQL prints it, the bound reads the same.
+		again := "FOR VALUES FROM (MINVALUE) TO ('" + to.Format(boundLayout) + "')"
+		if !from.IsZero() {
+			again = "FOR VALUES FROM ('" + from.Format(boundLayout) + "') TO ('" + to.Format(boundLayout) + "')"
+		}
+		f2, t2, _, err := parsePartitionBound(again)
+		if err != nil || !f2.Equal(from) || !t2.Equal(to) {
+			t.Fatalf("%q: reprinted %q reads %v %v %v", s, again, f2, t2, err)
+		}
+	})
+}
