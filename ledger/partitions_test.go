@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/hashforge/hashforge/internal/devstack/devtest"
 	"github.com/hashforge/hashforge/payout"
 	"github.com/hashforge/hashforge/record"
@@ -169,19 +171,33 @@ func TestMigration0008PartitionsExistingShares(t *testing.T) {
 		t.Errorf("block share: %v %v", blockTime, err)
 	}
 
+	// shares_legacy reaches to the end of the (UTC) day the migration
+	// ran; the clock below is that day's, read from the database, so a
+	// run across midnight expects the same.
+	var parts []sharePartition
+	if err := l.underPartitionLock(ctx, func(tx pgx.Tx) (err error) {
+		parts, err = listPartitions(ctx, tx)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(parts) != 1 || !parts[0].From.IsZero() || !parts[0].To.Equal(utcDay(parts[0].To)) || !parts[0].To.After(shares[len(shares)-1].Time) {
+		t.Fatalf("partitions %+v: want shares_legacy from MINVALUE to a UTC midnight after the newest share", parts)
+	}
+	tomorrow := parts[0].To
+
 	// New days get their own partitions, and a range query on one of
 	// them reads only it.
-	created, err := l.MaintainPartitions(ctx, time.Now(), 2)
+	created, err := l.MaintainPartitions(ctx, tomorrow.Add(-time.Hour), 2)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Today is inside shares_legacy (it reaches to the end of the day the
-	// migration ran), so only the days after it are new.
-	want := []string{"shares_p" + today.AddDate(0, 0, 1).Format("20060102"), "shares_p" + today.AddDate(0, 0, 2).Format("20060102")}
+	// The migration's day is inside shares_legacy, so only the days
+	// after it are new.
+	want := []string{"shares_p" + tomorrow.Format("20060102"), "shares_p" + tomorrow.AddDate(0, 0, 1).Format("20060102")}
 	if !slices.Equal(created, want) {
 		t.Fatalf("created %v, want %v", created, want)
 	}
-	tomorrow := today.AddDate(0, 0, 1)
 	plan := explain(t, l, "SELECT count(*) FROM shares WHERE time >= $1 AND time < $2", tomorrow.Add(time.Hour), tomorrow.Add(2*time.Hour))
 	if !strings.Contains(plan, want[0]) || strings.Contains(plan, "shares_legacy") || strings.Contains(plan, want[1]) || strings.Contains(plan, "shares_default") {
 		t.Errorf("a range inside %s is not pruned to it:\n%s", want[0], plan)
