@@ -664,7 +664,8 @@ func TestRunPartitionMaintenance(t *testing.T) {
 
 // BenchmarkMigrate0008 times migration 0008 on a database holding
 // HASHFORGE_MIGRATE_ROWS shares (default 10,000,000) over 30 days and
-// 1,000 workers, filled in the pre-0008 schema. Not run by go test (a
+// 1,000 workers, filled in the pre-0008 schema, and then retention
+// rolling that history up and dropping it. Not run by go test (a
 // benchmark); run it with
 //
 //	CI=true go test -run '^$' -bench BenchmarkMigrate0008 -benchtime 1x -timeout 30m ./ledger/
@@ -716,6 +717,21 @@ func BenchmarkMigrate0008(b *testing.B) {
 		}
 		b.Logf("migration 0008 on %d shares took %v", rows, took.Round(time.Millisecond))
 		b.ReportMetric(took.Seconds(), "migrate-s")
+
+		// A month later the whole pre-0008 history is past retention:
+		// rolled up and dropped in one transaction.
+		start = time.Now()
+		dropped, err := l.ApplyRetention(ctx, time.Now().AddDate(0, 0, 32), RetentionPolicy{Keep: 30 * 24 * time.Hour, Scheme: payout.PPS})
+		if err != nil || !slices.Equal(dropped, []string{"shares_legacy"}) {
+			b.Fatalf("retention dropped %v (%v), want shares_legacy", dropped, err)
+		}
+		took = time.Since(start)
+		var rolled int64
+		if err := l.Pool().QueryRow(ctx, "SELECT sum(shares)::bigint FROM share_rollups").Scan(&rolled); err != nil || rolled != rows {
+			b.Fatalf("rollups hold %d shares (%v), want %d", rolled, err, rows)
+		}
+		b.Logf("rolling up and dropping shares_legacy (%d shares) took %v", rows, took.Round(time.Millisecond))
+		b.ReportMetric(took.Seconds(), "rollup-drop-s")
 		l.Close()
 		cancel()
 	}
