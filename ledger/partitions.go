@@ -226,11 +226,18 @@ const retentionMargin = 24 * time.Hour
 // oldestNeededShare. Run MaintainPartitions first: a partition is created
 // for each day that has rows in DEFAULT, and only then can it be rolled up.
 func (l *Ledger) ApplyRetention(ctx context.Context, now time.Time, p RetentionPolicy) (dropped []string, err error) {
+	dropped, _, err = l.applyRetention(ctx, now, p)
+	return dropped, err
+}
+
+// applyRetention is ApplyRetention; held, when not empty, says which
+// partition past the retention a payout still needs, and why.
+func (l *Ledger) applyRetention(ctx context.Context, now time.Time, p RetentionPolicy) (dropped []string, held string, err error) {
 	if p.Keep == 0 {
-		return nil, nil
+		return nil, "", nil
 	}
 	if p.Keep < MinShareRetention {
-		return nil, fmt.Errorf("share retention %v is shorter than the %v the charts need", p.Keep, MinShareRetention)
+		return nil, "", fmt.Errorf("share retention %v is shorter than the %v the charts need", p.Keep, MinShareRetention)
 	}
 	horizon := utcDay(now.Add(-p.Keep))
 	for {
@@ -245,12 +252,13 @@ func (l *Ledger) ApplyRetention(ctx context.Context, now time.Time, p RetentionP
 			}
 			// Read after the lock, in this transaction: a block recorded
 			// a moment ago counts.
-			needed, err := oldestNeededShare(ctx, tx, now, p)
+			needed, why, err := oldestNeededShare(ctx, tx, now, p)
 			if err != nil {
 				return err
 			}
 			old := parts[0]
 			if old.To.After(needed.Add(-retentionMargin)) {
+				held = old.Name + ": " + why
 				return nil
 			}
 			ident := pgx.Identifier{old.Name}.Sanitize()
@@ -287,10 +295,10 @@ func (l *Ledger) ApplyRetention(ctx context.Context, now time.Time, p RetentionP
 			return nil
 		})
 		if err != nil {
-			return dropped, fmt.Errorf("share retention: %w", err)
+			return dropped, "", fmt.Errorf("share retention: %w", err)
 		}
 		if name == "" {
-			return dropped, nil
+			return dropped, held, nil
 		}
 		dropped = append(dropped, name)
 	}
@@ -312,8 +320,9 @@ const maxRetarget = 4
 // recorded block, maxRetarget x the newest share's for the next); PROP
 // reaches back to the end of the previous accepted block; PPS and SOLO
 // need no shares after acceptance.
-func oldestNeededShare(ctx context.Context, tx pgx.Tx, now time.Time, p RetentionPolicy) (time.Time, error) {
+func oldestNeededShare(ctx context.Context, tx pgx.Tx, now time.Time, p RetentionPolicy) (time.Time, string, error) {
 	type end struct {
+		what    string
 		scheme  payout.Scheme
 		at      time.Time
 		netDiff float64
@@ -321,7 +330,7 @@ func oldestNeededShare(ctx context.Context, tx pgx.Tx, now time.Time, p Retentio
 		id      int64
 	}
 	rows, err := tx.Query(ctx, `
-		SELECT b.id, COALESCE(t.scheme, ''), b.found_at,
+		SELECT 'uncredited block ' || b.hash, b.id, COALESCE(t.scheme, ''), b.found_at,
 		       GREATEST(b.found_at, s.time), COALESCE(s.network_difficulty, 0)
 		FROM blocks b
 		LEFT JOIN block_terms t ON t.hash = b.hash
@@ -331,12 +340,12 @@ func oldestNeededShare(ctx context.Context, tx pgx.Tx, now time.Time, p Retentio
 		) s ON true
 		WHERE b.status IN ('pending', 'unknown') AND b.credited_at IS NULL`)
 	if err != nil {
-		return time.Time{}, fmt.Errorf("uncredited blocks: %w", err)
+		return time.Time{}, "", fmt.Errorf("uncredited blocks: %w", err)
 	}
 	var ends []end
 	var e end
 	var scheme string
-	if _, err := pgx.ForEachRow(rows, []any{&e.id, &scheme, &e.found, &e.at, &e.netDiff}, func() error {
+	if _, err := pgx.ForEachRow(rows, []any{&e.what, &e.id, &scheme, &e.found, &e.at, &e.netDiff}, func() error {
 		e.scheme = payout.Scheme(scheme)
 		if e.scheme == "" {
 			e.scheme = p.Scheme
@@ -344,20 +353,22 @@ func oldestNeededShare(ctx context.Context, tx pgx.Tx, now time.Time, p Retentio
 		ends = append(ends, e)
 		return nil
 	}); err != nil {
-		return time.Time{}, fmt.Errorf("uncredited blocks: %w", err)
+		return time.Time{}, "", fmt.Errorf("uncredited blocks: %w", err)
 	}
-	next := end{scheme: p.Scheme, at: now, found: now}
+	next := end{what: "the next block", scheme: p.Scheme, at: now, found: now}
 	if p.Scheme == payout.PPLNS {
 		err := tx.QueryRow(ctx, "SELECT network_difficulty FROM shares ORDER BY time DESC LIMIT 1").Scan(&next.netDiff)
 		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
-			return time.Time{}, fmt.Errorf("newest network difficulty: %w", err)
+			return time.Time{}, "", fmt.Errorf("newest network difficulty: %w", err)
 		}
 		next.netDiff *= maxRetarget
 	}
 	ends = append(ends, next)
 
 	oldest := now
+	var whyOldest string
 	for _, e := range ends {
+		why := fmt.Sprintf("%s (%s)", e.what, e.scheme)
 		var from time.Time
 		switch e.scheme {
 		case payout.PPS, payout.SOLO:
@@ -365,7 +376,7 @@ func oldestNeededShare(ctx context.Context, tx pgx.Tx, now time.Time, p Retentio
 		case payout.PPLNS:
 			limit := p.PPLNSWindow * e.netDiff
 			if !(limit > 0) {
-				return time.Time{}, nil
+				return time.Time{}, why + ": network difficulty unknown", nil
 			}
 			// The running sum stops the scan at the share that fills
 			// the window: it reads what the payout itself will read.
@@ -375,10 +386,10 @@ func oldestNeededShare(ctx context.Context, tx pgx.Tx, now time.Time, p Retentio
 					FROM shares WHERE time <= $1 AND difficulty > 0
 				) w WHERE acc >= $2 LIMIT 1`, e.at, limit).Scan(&from)
 			if errors.Is(err, pgx.ErrNoRows) {
-				return time.Time{}, nil
+				return time.Time{}, why + ": its window reaches past the oldest share", nil
 			}
 			if err != nil {
-				return time.Time{}, fmt.Errorf("PPLNS window: %w", err)
+				return time.Time{}, "", fmt.Errorf("PPLNS window: %w", err)
 			}
 		case payout.PROP:
 			// payout.Store.PreviousBlock: the round starts at the end of
@@ -391,19 +402,21 @@ func oldestNeededShare(ctx context.Context, tx pgx.Tx, now time.Time, p Retentio
 				WHERE b.accepted AND b.id <> $2 AND (b.found_at, b.id) < ($1, $2)
 				ORDER BY b.found_at DESC, b.id DESC LIMIT 1`, args...).Scan(&from)
 			if errors.Is(err, pgx.ErrNoRows) {
-				return time.Time{}, nil
+				return time.Time{}, why + ": no block before it, the round is every share", nil
 			}
 			if err != nil {
-				return time.Time{}, fmt.Errorf("PROP round start: %w", err)
+				return time.Time{}, "", fmt.Errorf("PROP round start: %w", err)
 			}
 		default:
-			return time.Time{}, fmt.Errorf("payout scheme %q unknown", e.scheme)
+			return time.Time{}, "", fmt.Errorf("payout scheme %q unknown", e.scheme)
 		}
 		if from.Before(oldest) {
 			oldest = from
+			why = fmt.Sprintf("%s: its window starts at %s", why, from.UTC().Format(time.RFC3339))
+			whyOldest = why
 		}
 	}
-	return oldest, nil
+	return oldest, whyOldest, nil
 }
 
 // PartitionMaintenance configures RunPartitionMaintenance.
@@ -434,8 +447,14 @@ func (l *Ledger) RunPartitionMaintenance(ctx context.Context, m PartitionMainten
 		now := time.Now()
 		created, err := l.MaintainPartitions(ctx, now, m.Ahead)
 		var dropped []string
+		var held string
 		if err == nil {
-			dropped, err = l.ApplyRetention(ctx, now, m.Retention)
+			dropped, held, err = l.applyRetention(ctx, now, m.Retention)
+		}
+		if held != "" && err == nil {
+			// Not an error: storage grows past the retention until the
+			// payout is done with the shares (docs/scaling.md).
+			log.Info("share partitions past retention kept: a payout still needs them", "oldest", held)
 		}
 		switch {
 		case ctx.Err() != nil:

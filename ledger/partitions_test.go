@@ -555,9 +555,13 @@ func TestRetentionKeepsWhatPayoutsNeed(t *testing.T) {
 	}
 
 	pplns := RetentionPolicy{Keep: MinShareRetention, Scheme: payout.PPLNS, PPLNSWindow: 2}
-	dropped, err := l.ApplyRetention(ctx, now, pplns)
+	dropped, held, err := l.applyRetention(ctx, now, pplns)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// What the log tells the operator.
+	if !strings.Contains(held, "uncredited block "+hash+" (pplns)") {
+		t.Errorf("retention held back by %q, want the uncredited block named", held)
 	}
 	// Only days that end a full margin before the window's start go.
 	var want []string
@@ -613,8 +617,8 @@ func TestRetentionUnderPROPKeepsTheRound(t *testing.T) {
 	}
 	prop := RetentionPolicy{Keep: MinShareRetention, Scheme: payout.PROP}
 	// No block yet: the current round is every share there is.
-	if dropped, err := l.ApplyRetention(ctx, now, prop); err != nil || len(dropped) != 0 {
-		t.Fatalf("PROP without a block dropped %v (%v)", dropped, err)
+	if dropped, held, err := l.applyRetention(ctx, now, prop); err != nil || len(dropped) != 0 || !strings.Contains(held, "the next block (prop)") {
+		t.Fatalf("PROP without a block dropped %v, held by %q (%v)", dropped, held, err)
 	}
 	// A block on day -10 ends that round; the next one starts there.
 	if err := l.RecordBlock(ctx, record.Block{Time: day(-10).Add(6 * time.Hour), Height: 1, Hash: strings.Repeat("01", 32),
