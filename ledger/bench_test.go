@@ -18,6 +18,11 @@ func BenchmarkBatcher(b *testing.B) {
 	for _, mode := range []string{"spool", "direct"} {
 		b.Run(mode, func(b *testing.B) {
 			l, _ := newTestLedger(b)
+			// As serve does at start: the shares go to today's
+			// partition, not to DEFAULT.
+			if _, err := l.MaintainPartitions(testCtx(b), time.Now(), 1); err != nil {
+				b.Fatal(err)
+			}
 			shares := makeShares(b.N, 1000, "bench")
 			opts := BatcherOptions{}
 			if mode == "spool" {

@@ -14,7 +14,7 @@ import (
 )
 
 // migrationsBefore is the embedded migrations numbered below version.
-func migrationsBefore(t *testing.T, version string) fstest.MapFS {
+func migrationsBefore(t testing.TB, version string) fstest.MapFS {
 	t.Helper()
 	out := fstest.MapFS{}
 	entries, err := fs.ReadDir(migrations.FS, ".")

@@ -88,21 +88,30 @@ func (l *Ledger) poolHashrateSeries(ctx context.Context, now time.Time, window, 
 	}
 	secs := int64(bucket / time.Second)
 	// The bounds are computed here and passed as timestamps, so the
-	// planner sees a plain range on shares_time_idx.
+	// planner sees a plain range on shares_time_idx (and prunes the
+	// partitions outside it). Days retention dropped come from the
+	// rollups, split at the horizon in this one statement.
 	rows, err := l.pool.Query(ctx, `
-		SELECT floor(extract(epoch FROM time) / $3)::bigint AS b, sum(difficulty)
+		WITH h AS (`+horizonSQL+`)
+		SELECT false, floor(extract(epoch FROM time) / $3)::bigint AS b, sum(difficulty)
 		FROM shares
-		WHERE time >= $1 AND time < $2
-		GROUP BY b`,
+		WHERE time >= GREATEST($1::timestamptz, (SELECT t FROM h)) AND time < $2
+		GROUP BY b
+		UNION ALL
+		SELECT true, extract(epoch FROM bucket_start)::bigint, sum(difficulty_sum)
+		FROM share_rollups
+		WHERE bucket_start > $1::timestamptz - interval '1 hour' AND bucket_start < LEAST($2::timestamptz, (SELECT t FROM h))
+		GROUP BY bucket_start`,
 		time.Unix(first*secs, 0), time.Unix((first+int64(n))*secs, 0), secs)
 	if err != nil {
 		return nil, fmt.Errorf("pool hashrate series: %w", err)
 	}
 	sums := make(map[int64]float64, n)
+	var rolled bool
 	var b int64
 	var sum float64
-	if _, err := pgx.ForEachRow(rows, []any{&b, &sum}, func() error {
-		sums[b] = sum
+	if _, err := pgx.ForEachRow(rows, []any{&rolled, &b, &sum}, func() error {
+		addSum(sums, rolled, b, sum, first, n, secs)
 		return nil
 	}); err != nil {
 		return nil, fmt.Errorf("pool hashrate series: %w", err)
@@ -120,43 +129,78 @@ func (l *Ledger) workerHashrateSeries(ctx context.Context, now time.Time, addres
 	}
 	secs := int64(bucket / time.Second)
 	// One index range scan on shares_worker_time_idx per worker of the
-	// address (the workers_address_name_key index finds them).
+	// address (the workers_address_name_key index finds them), and one
+	// on the rollups' primary key for days retention dropped.
 	rows, err := l.pool.Query(ctx, `
-		SELECT w.name, floor(extract(epoch FROM s.time) / $4)::bigint AS b, sum(s.difficulty)
+		WITH h AS (`+horizonSQL+`)
+		SELECT w.name, false, floor(extract(epoch FROM s.time) / $4)::bigint AS b, sum(s.difficulty)
 		FROM workers w
-		JOIN shares s ON s.worker_id = w.id AND s.time >= $2 AND s.time < $3
+		JOIN shares s ON s.worker_id = w.id
+		     AND s.time >= GREATEST($2::timestamptz, (SELECT t FROM h)) AND s.time < $3
 		WHERE w.address = $1
 		GROUP BY w.name, b
-		ORDER BY w.name`,
+		UNION ALL
+		SELECT w.name, true, extract(epoch FROM r.bucket_start)::bigint, r.difficulty_sum
+		FROM workers w
+		JOIN share_rollups r ON r.worker_id = w.id
+		     AND r.bucket_start > $2::timestamptz - interval '1 hour'
+		     AND r.bucket_start < LEAST($3::timestamptz, (SELECT t FROM h))
+		WHERE w.address = $1
+		ORDER BY 1`,
 		address, time.Unix(first*secs, 0), time.Unix((first+int64(n))*secs, 0), secs)
 	if err != nil {
 		return nil, fmt.Errorf("worker hashrate series of %q: %w", address, err)
 	}
 	var (
-		out  []WorkerSeries
-		sums map[int64]float64
-		name string
-		cur  string
-		b    int64
-		sum  float64
+		out    []WorkerSeries
+		sums   map[int64]float64
+		name   string
+		cur    string
+		rolled bool
+		b      int64
+		sum    float64
 	)
 	flush := func() {
 		if sums != nil {
 			out = append(out, WorkerSeries{Name: cur, Points: densePoints(first, n, secs, sums)})
 		}
 	}
-	if _, err := pgx.ForEachRow(rows, []any{&name, &b, &sum}, func() error {
+	if _, err := pgx.ForEachRow(rows, []any{&name, &rolled, &b, &sum}, func() error {
 		if sums == nil || name != cur {
 			flush()
 			cur, sums = name, make(map[int64]float64)
 		}
-		sums[b] = sum
+		addSum(sums, rolled, b, sum, first, n, secs)
 		return nil
 	}); err != nil {
 		return nil, fmt.Errorf("worker hashrate series of %q: %w", address, err)
 	}
 	flush()
 	return out, nil
+}
+
+// horizonSQL selects, as t, the time before which shares are only in
+// share_rollups (-infinity while retention has dropped nothing).
+const horizonSQL = `SELECT COALESCE((SELECT rolled_until FROM share_retention), '-infinity') AS t`
+
+// addSum adds a difficulty sum to the buckets of a series: a raw one to
+// its bucket b, a rolled-up hour starting at Unix second b to the buckets
+// it overlaps, in proportion. A bucket that is a multiple of the hour (the
+// charts that reach back past retention) gets whole hours, exactly; a
+// finer one gets the hour's average, the best the rollup still knows.
+func addSum(sums map[int64]float64, rolled bool, b int64, sum float64, first int64, n int, secs int64) {
+	if !rolled {
+		sums[b] += sum
+		return
+	}
+	width := int64(RollupInterval / time.Second)
+	start, end := b, b+width
+	for idx := max(start/secs, first); idx < first+int64(n) && idx*secs < end; idx++ {
+		lo, hi := max(start, idx*secs), min(end, (idx+1)*secs)
+		if hi > lo {
+			sums[idx] += sum * float64(hi-lo) / float64(width)
+		}
+	}
 }
 
 // densePoints turns per-bucket difficulty sums into n points from bucket

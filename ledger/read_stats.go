@@ -99,8 +99,9 @@ func (l *Ledger) poolShareWindows(ctx context.Context, now time.Time, windows []
 		fmt.Fprintf(&q, "count(*) FILTER (WHERE time > $%d), COALESCE(sum(difficulty) FILTER (WHERE time > $%d), 0)", p, p)
 		args = append(args, since[i])
 	}
-	// The first share ever is one step down the time index.
-	q.WriteString(", (SELECT min(time) FROM shares) FROM shares WHERE time > $1")
+	// The first share ever is one step down the time index, or down the
+	// rollups' once retention has dropped it (LEAST ignores NULLs).
+	q.WriteString(", LEAST((SELECT min(time) FROM shares), (SELECT min(bucket_start) FROM share_rollups)) FROM shares WHERE time > $1")
 	counts := make([]int64, len(windows))
 	sums := make([]float64, len(windows))
 	dest := make([]any, 0, 2*len(windows)+1)

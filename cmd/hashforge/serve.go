@@ -62,6 +62,9 @@ type serveConfig struct {
 
 	// nodeTuning shortens the node set's waits in tests (zero: defaults).
 	nodeTuning node.SetOptions
+	// Shares table upkeep (docs/scaling.md).
+	PartitionsAhead int
+	SharesRetention time.Duration
 }
 
 func (c *serveConfig) register(fs *flag.FlagSet) {
@@ -96,6 +99,8 @@ func (c *serveConfig) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.BoolVar(&c.LogJSON, "log-json", false, "log as JSON lines")
 	c.Payout.register(fs)
+	fs.IntVar(&c.PartitionsAhead, "shares-partitions-ahead", ledger.DefaultPartitionsAhead, "days of shares partitions created ahead of today (hourly, by every pool node)")
+	fs.DurationVar(&c.SharesRetention, "shares-retention", 30*24*time.Hour, "raw shares older than this are rolled up into hourly per-worker statistics and dropped, a day at a time, unless a payout still needs them; at least 192h (the charts' reach); 0: keep forever")
 }
 
 // registerHTTPLimits declares the dashboard's limits (docs/decisions.md,
@@ -151,6 +156,10 @@ func runServe(ctx context.Context, cfg serveConfig, log *slog.Logger, ready func
 	}
 	if cfg.PoolAddress, err = pool.ParseAddress(cfg.PoolAddress, params); err != nil {
 		return fmt.Errorf("--pool-address: %w", err)
+	}
+	if r := cfg.SharesRetention; r < 0 || (r > 0 && r < ledger.MinShareRetention) || cfg.PartitionsAhead < 0 {
+		return fmt.Errorf("--shares-retention %v must be 0 or at least %v, --shares-partitions-ahead %d not negative",
+			r, ledger.MinShareRetention, cfg.PartitionsAhead)
 	}
 	if cfg.DatabaseURL == "" {
 		return errors.New("--database-url is required")
@@ -396,6 +405,13 @@ func runServe(ctx context.Context, cfg serveConfig, log *slog.Logger, ready func
 		ports = append(ports, tlsPort)
 		g.Go(func() error { return tlsPort.Serve(stratumCtx, tls.NewListener(tlsLn, certs.Config())) })
 	}
+	// Partitions ahead, DEFAULT emptied, retention: at start and hourly.
+	g.Go(func() error {
+		led.RunPartitionMaintenance(gctx, ledger.PartitionMaintenance{Ahead: cfg.PartitionsAhead,
+			Retention: ledger.RetentionPolicy{Keep: cfg.SharesRetention, Scheme: pay.Terms.Scheme,
+				PPLNSWindow: cfg.Payout.PPLNSWindow}, Logger: log.With("component", "ledger")})
+		return nil
+	})
 	g.Go(func() error {
 		<-gctx.Done()
 		drain(ports, srv, cfg, log)
