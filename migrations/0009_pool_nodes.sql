@@ -21,5 +21,5 @@ CREATE TABLE pool_nodes (
 -- Which node accepted a share or found a block. NULL on rows written
 -- before this migration. No default: adding a nullable column without
 -- one is a catalogue change, instant on a table of billions of rows.
-ALTER TABLE shares ADD COLUMN node_id smallint;
-ALTER TABLE blocks ADD COLUMN node_id smallint;
+ALTER TABLE shares ADD COLUMN IF NOT EXISTS node_id smallint;
+ALTER TABLE blocks ADD COLUMN IF NOT EXISTS node_id smallint;
