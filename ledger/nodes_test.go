@@ -1,8 +1,10 @@
 package ledger
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -61,5 +63,40 @@ func TestNodeLease(t *testing.T) {
 	}
 	if err := l.ClaimNode(ctx, 3, "d:4", time.Minute); err != nil {
 		t.Fatalf("claim after release: %v", err)
+	}
+}
+
+func TestBlockAnnouncements(t *testing.T) {
+	ctx := testCtx(t)
+	l, _ := newTestLedger(t)
+	got := make(chan BlockNotice, 4)
+	lctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		l.ListenBlocks(lctx, 2, slog.New(slog.DiscardHandler), func(n BlockNotice) { got <- n })
+	}()
+	defer func() { cancel(); <-done }()
+	// LISTEN takes effect asynchronously: announce until heard.
+	want := BlockNotice{NodeID: 1, Height: 10, Hash: "aa", PrevHash: "bb", Time: 1700000000}
+	mine := BlockNotice{NodeID: 2, Height: 11, Hash: "cc", PrevHash: "aa"}
+	deadline := time.After(10 * time.Second)
+	for heard := false; !heard; {
+		if err := l.AnnounceBlock(ctx, mine); err != nil { // its own: never heard
+			t.Fatal(err)
+		}
+		if err := l.AnnounceBlock(ctx, want); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case n := <-got:
+			if n != want {
+				t.Fatalf("heard %+v, want %+v", n, want)
+			}
+			heard = true
+		case <-time.After(100 * time.Millisecond):
+		case <-deadline:
+			t.Fatal("no announcement heard")
+		}
 	}
 }

@@ -69,6 +69,11 @@ type Job struct {
 	outputs      []TxOut
 	scriptSigLen int
 
+	// ahead: an empty job on a block another pool node announced, made
+	// without the node; the node's first template on that tip replaces it
+	// at once (see Server.workAhead).
+	ahead bool
+
 	// mining.notify lines, encoded once for all sessions (encodeLines).
 	lineClean, lineNoClean []byte
 

@@ -38,6 +38,7 @@ func (s *Server) Run(ctx context.Context, templates <-chan *node.Template) error
 	defer s.rec.shutdown()
 	var (
 		pending   *node.Template
+		last      *node.Template // the newest template taken
 		lastSent  time.Time
 		refresh   = time.NewTimer(time.Hour)
 		refreshOn bool
@@ -55,6 +56,7 @@ func (s *Server) Run(ctx context.Context, templates <-chan *node.Template) error
 			if t == nil {
 				continue
 			}
+			last = t
 			cur := s.jobs.Current()
 			newBlock := cur == nil || cur.prevHash != [32]byte(t.PreviousBlockHash)
 			if cur != nil && !newBlock && t.Height != cur.Height {
@@ -63,7 +65,7 @@ func (s *Server) Run(ctx context.Context, templates <-chan *node.Template) error
 				continue
 			}
 			since := s.now().Sub(lastSent)
-			if !newBlock && since < s.cfg.JobRefresh {
+			if !newBlock && since < s.cfg.JobRefresh && !cur.ahead {
 				pending = t
 				if !refreshOn {
 					refresh.Reset(s.cfg.JobRefresh - since)
@@ -72,7 +74,13 @@ func (s *Server) Run(ctx context.Context, templates <-chan *node.Template) error
 				continue
 			}
 			pending = nil
-			if s.publish(t, newBlock) {
+			// After an empty job made ahead of the node, its template on
+			// the same tip is clean too: miners leave the empty block.
+			if s.publish(t, newBlock || (cur != nil && cur.ahead)) {
+				lastSent = s.now()
+			}
+		case b := <-s.external:
+			if s.workAhead(b, last) {
 				lastSent = s.now()
 			}
 		case <-refresh.C:
@@ -89,6 +97,12 @@ func (s *Server) Run(ctx context.Context, templates <-chan *node.Template) error
 
 // publish turns a template into the current job and broadcasts it.
 func (s *Server) publish(t *node.Template, clean bool) bool {
+	return s.publishJobOf(t, clean, false)
+}
+
+// publishJobOf is publish, marking the job as made ahead of the node
+// (see workAhead).
+func (s *Server) publishJobOf(t *node.Template, clean, ahead bool) bool {
 	id, seq := s.jobs.next()
 	j, err := NewJob(t, JobParams{
 		ID:              id,
@@ -108,6 +122,7 @@ func (s *Server) publish(t *node.Template, clean bool) bool {
 		s.log.Error("cannot build job from template", "height", t.Height, "prev", t.PreviousBlockHash.String(), "err", err)
 		return false
 	}
+	j.ahead = ahead
 	s.jobs.Add(j)
 	s.log.Info("new job", "job", j.ID, "height", j.Height, "clean", clean, "txs", len(j.txData),
 		"network_difficulty", j.netDiff)

@@ -121,6 +121,8 @@ type Server struct {
 	// default, shortened by tests.
 	submitBackoff []time.Duration
 	rec           *blockRecorder
+	// external carries blocks other pool nodes announced to Run.
+	external chan AnnouncedBlock
 }
 
 // NewServer validates cfg, applies defaults and returns a Server ready to be
@@ -188,6 +190,7 @@ func NewServer(cfg Config, submit BlockSubmitter, shares ShareSink, blocks Block
 		jobs:     jobManager{JobBook: NewJobBook(DefaultJobBookSize), base: hex.EncodeToString(seed[:4])},
 		now:      time.Now,
 		sessions: make(map[*session]struct{}),
+		external: make(chan AnnouncedBlock, 8),
 
 		submitBackoff: submitBackoff,
 	}

@@ -23,6 +23,7 @@ import (
 
 	"github.com/hashforge/hashforge/internal/devstack"
 	"github.com/hashforge/hashforge/internal/devstack/devtest"
+	"github.com/hashforge/hashforge/ledger"
 	"github.com/hashforge/hashforge/pool/node"
 	"github.com/hashforge/hashforge/stratum"
 )
@@ -359,6 +360,37 @@ func TestServeEndToEnd(t *testing.T) {
 	err = m.submit(ctx, user, job, en2, nonce, nil)
 	wantCode(t, "low difficulty", err, stratum.CodeLowDifficulty)
 
+	// Another pool node listening on the database hears of the block.
+	heard := make(chan ledger.BlockNotice, 16)
+	{
+		led, err := ledger.Open(ctx, dbURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lctx, stopListen := context.WithCancel(ctx)
+		listened := make(chan struct{})
+		go func() {
+			defer close(listened)
+			led.ListenBlocks(lctx, 99, testLogger(slog.LevelInfo), func(n ledger.BlockNotice) { heard <- n })
+		}()
+		defer func() { stopListen(); <-listened; led.Close() }()
+		// Listening once a probe of its own is heard.
+		for probed := false; !probed; {
+			if err := led.AnnounceBlock(ctx, ledger.BlockNotice{NodeID: 98, Hash: "probe"}); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case <-heard:
+				probed = true
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}
+	tipBefore, err := rpc.GetBestBlockHash(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+
 	// A valid share. On regtest the network target is easier than the
 	// session's, so it is a block too.
 	nonce, hash := m.solve(job, en2, version, true)
@@ -376,6 +408,18 @@ func TestServeEndToEnd(t *testing.T) {
 	}
 	if best != blockHash {
 		t.Fatalf("node's best block %s, want our share's hash %s", best, blockHash)
+	}
+	select {
+	case n := <-heard:
+		height, err := rpc.GetBlockCount(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n.NodeID != 7 || n.Hash != blockHash || n.Height != height || n.PrevHash != tipBefore || n.Time == 0 {
+			t.Errorf("announcement %+v; want node 7's block %s at height %d on %s", n, blockHash, height, tipBefore)
+		}
+	case <-time.After(30 * time.Second):
+		t.Error("the block was not announced to the other pool nodes")
 	}
 
 	// The pool moves to the new tip with a clean job; mine a version-rolled

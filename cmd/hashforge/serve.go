@@ -383,6 +383,9 @@ func runServe(ctx context.Context, cfg serveConfig, log *slog.Logger, ready func
 	})
 	g.Go(func() error { return srv.Run(gctx, templates) })
 	g.Go(func() error { return holdNode(gctx, led, nodeID, holder, srv, log) })
+	// Blocks found by one pool node reach the others' miners at once.
+	g.Go(func() error { announceBlocks(gctx, srv, led, nodeID, log); return nil })
+	g.Go(func() error { hearBlocks(gctx, srv, led, nodeID, log.With("component", "ledger")); return nil })
 	// Blocks a previous process found but did not record: from the
 	// journal first (it knows their finders), then from the chain.
 	g.Go(func() error {
