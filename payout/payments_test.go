@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"math/big"
@@ -438,7 +439,39 @@ func TestPaymentsThroughRealWallet(t *testing.T) {
 	// storing; a fresh processor on the same database and wallet then
 	// finishes the job.
 	for _, at := range []string{"planned", "sent", "stored"} {
-		if err := newProc(crash(at)).RunOnce(ctx); err == nil || !strings.Contains(err.Error(), "simulated crash") {
+		hook := crash(at)
+		if at == "sent" {
+			// Here the holder dies as a killed pool node does: the money
+			// is sent, the txid not stored, and its database session (and
+			// with it the payout lock) is gone. Until then another node's
+			// run finds the lock taken and does nothing.
+			hook = func(step string, b *payout.Batch) error {
+				if step != at {
+					return nil
+				}
+				other := newProc(nil)
+				if err := other.RunOnce(ctx); err != nil {
+					return fmt.Errorf("other node's run while the lock is held: %w", err)
+				}
+				if st := other.Stats(); st.BatchesPlanned != 0 || st.BatchesSent != 0 || st.BlocksCredited != 0 {
+					return fmt.Errorf("another node paid while the holder ran: %+v", st)
+				}
+				var killed int
+				if err := l.Pool().QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_locks
+					WHERE locktype = 'advisory' AND granted AND pid <> pg_backend_pid()`).Scan(&killed); err != nil || killed != 1 {
+					return fmt.Errorf("killing the lock holder's session: %d sessions, %v", killed, err)
+				}
+				// pg_terminate_backend only signals: the lock goes when
+				// the session has ended.
+				for held := 1; held > 0; time.Sleep(10 * time.Millisecond) {
+					if err := l.Pool().QueryRow(ctx, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted`).Scan(&held); err != nil {
+						return err
+					}
+				}
+				return errors.New("simulated crash: the node died after " + step)
+			}
+		}
+		if err := newProc(hook).RunOnce(ctx); err == nil || !strings.Contains(err.Error(), "simulated crash") {
 			t.Fatalf("crash after %s: run returned %v", at, err)
 		}
 		if err := newProc(nil).RunOnce(ctx); err != nil {
