@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -105,4 +106,21 @@ func (l *Ledger) PoolNodes(ctx context.Context, live time.Duration) ([]PoolNode,
 		n.Stats = stats
 		return n, err
 	})
+}
+
+// PoolSecret returns the pool-wide secret called name, making it (size
+// random bytes) if no node has yet. Every node gets the same bytes.
+func (l *Ledger) PoolSecret(ctx context.Context, name string, size int) ([]byte, error) {
+	fresh := make([]byte, size)
+	if _, err := rand.Read(fresh); err != nil {
+		return nil, err
+	}
+	if _, err := l.pool.Exec(ctx, `INSERT INTO pool_secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING`, name, fresh); err != nil {
+		return nil, fmt.Errorf("ledger: pool secret %s: %w", name, err)
+	}
+	var v []byte
+	if err := l.pool.QueryRow(ctx, `SELECT value FROM pool_secrets WHERE name = $1`, name).Scan(&v); err != nil {
+		return nil, fmt.Errorf("ledger: pool secret %s: %w", name, err)
+	}
+	return v, nil
 }

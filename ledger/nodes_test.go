@@ -100,3 +100,19 @@ func TestBlockAnnouncements(t *testing.T) {
 		}
 	}
 }
+
+func TestPoolSecret(t *testing.T) {
+	ctx := testCtx(t)
+	l, _ := newTestLedger(t)
+	a, err := l.PoolSecret(ctx, "session-resume", 32)
+	if err != nil || len(a) != 32 {
+		t.Fatalf("%x %v", a, err)
+	}
+	b, err := l.PoolSecret(ctx, "session-resume", 32)
+	if err != nil || string(a) != string(b) {
+		t.Fatalf("second read %x, first %x (%v)", b, a, err)
+	}
+	if c, _ := l.PoolSecret(ctx, "other", 32); string(c) == string(a) {
+		t.Fatal("two secrets alike")
+	}
+}

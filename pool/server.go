@@ -3,6 +3,7 @@ package pool
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
@@ -66,6 +67,11 @@ type Config struct {
 	// client address and bans those that send mostly garbage; its OnBan
 	// closes their connections (the stratum Gate does it). Nil: no bans.
 	Bans *ban.Table
+	// ResumeKey authenticates the session ids miners resume with. Every
+	// node of a pool shares it (serve keeps it in the database), so a
+	// restarted node takes back the ids it handed out before. Empty: a
+	// random key per process.
+	ResumeKey []byte
 }
 
 // BlockSubmitter submits a solved block to the node. verdict is "" when the
@@ -194,14 +200,16 @@ func NewServer(cfg Config, submit BlockSubmitter, shares ShareSink, blocks Block
 
 		submitBackoff: submitBackoff,
 	}
-	if _, err := rand.Read(s.resumeKey[:]); err != nil {
+	if len(cfg.ResumeKey) > 0 {
+		s.resumeKey = sha256.Sum256(cfg.ResumeKey)
+	} else if _, err := rand.Read(s.resumeKey[:]); err != nil {
 		return nil, fmt.Errorf("pool: random session key: %w", err)
 	}
 	s.rec = newBlockRecorder(blocks, s.log, s.publishBlock)
 	s.rec.journaled = cfg.BlockJournal != nil
 	// A random start spreads restarted nodes over the counter space, so
 	// a restart does not hand yesterday's extranonce1 to a new miner.
-	s.en1 = newExtranonceAllocator(cfg.NodeID, binary.LittleEndian.Uint32(seed[4:]))
+	s.en1 = newExtranonceAllocator(cfg.NodeID, binary.LittleEndian.Uint32(seed[4:]), s.now())
 	s.stats.init(s.now())
 	return s, nil
 }

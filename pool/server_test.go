@@ -906,3 +906,42 @@ func TestFloodingSessionWaitsAlone(t *testing.T) {
 		t.Fatalf("%d shares handed over, want %d", got, flood+1)
 	}
 }
+
+// TestSessionResumeAfterRestart: with the pool's shared key, a restarted
+// node gives its previous process's miners their extranonce1 back for a
+// resume window after its start; a node with another id never hands out
+// an extranonce1 of this node's.
+func TestSessionResumeAfterRestart(t *testing.T) {
+	key := []byte("the pool's resume key")
+	withKey := func(c *Config) { c.ResumeKey = key }
+	tp := newTestPool(t, withKey)
+	ss := subscribeAuthorize(t, tp.srv, &memConn{}, regtestAddr, []any{"m"})
+	old, id := ss.en1Hex, subscriptionID(t, ss.c.(*memConn))
+
+	restarted := newTestPool(t, withKey)
+	restarted.srv.en1.started = restarted.clock.now()
+	back := subscribeAuthorize(t, restarted.srv, &memConn{}, regtestAddr, []any{"m", id})
+	if back.en1Hex != old {
+		t.Fatalf("after a restart the id gave %s, want %s", back.en1Hex, old)
+	}
+	// Taken now: a second claim gets a fresh one.
+	if again := subscribeAuthorize(t, restarted.srv, &memConn{}, regtestAddr, []any{"m", id}); again.en1Hex == old {
+		t.Fatal("extranonce1 handed out twice after a restart")
+	}
+
+	other := newTestPool(t, func(c *Config) { withKey(c); c.NodeID = 9 })
+	other.srv.en1.started = other.clock.now()
+	if _, ok := other.srv.parseSessionID(id); !ok {
+		t.Fatal("the pool's key does not verify on another node")
+	}
+	if g := subscribeAuthorize(t, other.srv, &memConn{}, regtestAddr, []any{"m", id}); g.en1Hex == old || g.en1[0] != 9 {
+		t.Fatalf("node 9 gave %s for node 7's id", g.en1Hex)
+	}
+
+	late := newTestPool(t, withKey)
+	late.srv.en1.started = late.clock.now()
+	late.clock.add(resumeTTL + time.Second)
+	if g := subscribeAuthorize(t, late.srv, &memConn{}, regtestAddr, []any{"m", id}); g.en1Hex == old {
+		t.Fatal("resume honoured past the window after a restart")
+	}
+}

@@ -742,19 +742,21 @@ type parkedEn1 struct {
 // byte, a counter in the rest, skipping values in use or parked for resume.
 // Guarded by Server.mu.
 type extranonceAllocator struct {
-	prefix uint32
-	next   uint32
-	inUse  map[uint32]struct{}
-	parked map[uint32]time.Time
-	queue  []parkedEn1 // parking order, for expiry
+	started time.Time // the process's start: see acquire
+	prefix  uint32
+	next    uint32
+	inUse   map[uint32]struct{}
+	parked  map[uint32]time.Time
+	queue   []parkedEn1 // parking order, for expiry
 }
 
-func newExtranonceAllocator(nodeID uint8, start uint32) extranonceAllocator {
+func newExtranonceAllocator(nodeID uint8, start uint32, now time.Time) extranonceAllocator {
 	return extranonceAllocator{
-		prefix: uint32(nodeID) << 24,
-		next:   start & en1CounterMask,
-		inUse:  make(map[uint32]struct{}),
-		parked: make(map[uint32]time.Time),
+		started: now,
+		prefix:  uint32(nodeID) << 24,
+		next:    start & en1CounterMask,
+		inUse:   make(map[uint32]struct{}),
+		parked:  make(map[uint32]time.Time),
 	}
 }
 
@@ -767,6 +769,14 @@ func (a *extranonceAllocator) acquire(resume uint32, hasResume bool, now time.Ti
 	if hasResume && resume&^en1CounterMask == a.prefix {
 		if _, parked := a.parked[resume]; parked {
 			delete(a.parked, resume)
+			a.inUse[resume] = struct{}{}
+			return resume, true, nil
+		}
+		// Just after a restart nothing is parked, but the miners of the
+		// previous process come back with its ids (the key is the
+		// pool's, Config.ResumeKey): for a resume window after the
+		// start they get their extranonce1 back, if no one has it.
+		if _, used := a.inUse[resume]; !used && now.Sub(a.started) < resumeTTL {
 			a.inUse[resume] = struct{}{}
 			return resume, true, nil
 		}

@@ -256,6 +256,10 @@ func runServe(ctx context.Context, cfg serveConfig, log *slog.Logger, ready func
 	}
 	defer releaseNode()
 	led.SetNodeID(nodeID)
+	resumeKey, err := led.PoolSecret(ctx, "session-resume", 32)
+	if err != nil {
+		return err
+	}
 	spool, err := filepath.Abs(cfg.SpoolDir)
 	if err != nil {
 		return fmt.Errorf("spool dir: %w", err)
@@ -297,6 +301,7 @@ func runServe(ctx context.Context, cfg serveConfig, log *slog.Logger, ready func
 		SoloFeeAddress:  pay.SoloFeeAddress,
 		BlockJournal:    journal,
 		Bans:            guard.bans,
+		ResumeKey:       resumeKey,
 	}, nodes, batcher, blocks)
 	if err != nil {
 		return err
