@@ -223,6 +223,9 @@ func (c snapshotCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range guardDescs {
 		ch <- d
 	}
+	for _, d := range nodeDescs {
+		ch <- d
+	}
 }
 
 func (c snapshotCollector) Collect(ch chan<- prometheus.Metric) {
@@ -254,6 +257,10 @@ func (c snapshotCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	gauge(descSessions, float64(ps.Sessions))
 	gauge(descWorkers, float64(ps.AuthorizedWorkers))
+	if cfg.Nodes != nil {
+		live := pool.NodeStats{Sessions: ps.Sessions, WorkersOnline: ps.AuthorizedWorkers, MinersOnline: countMiners(cfg.Pool.Online())}
+		m.s.collectNodes(live, gauge)
+	}
 	gauge(descHashrate, finite(ps.Hashrate))
 	gauge(descHeight, float64(ps.JobHeight))
 	gauge(descNetDiff, finite(ps.NetworkDifficulty))

@@ -3,7 +3,10 @@ package web
 import (
 	"context"
 	"encoding/json"
+	"strconv"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/hashforge/hashforge/ledger"
 	"github.com/hashforge/hashforge/pool"
@@ -62,4 +65,43 @@ func (s *Server) withThisNode(nodes []nodeJSON, live pool.NodeStats) []nodeJSON 
 		out = append(out, nodeJSON{NodeID: s.cfg.NodeID, This: true, StartedAt: s.started.UTC(), NodeStats: live})
 	}
 	return out
+}
+
+var (
+	descPoolNodes = prometheus.NewDesc("hashforge_pool_nodes",
+		"Pool nodes sharing the database with a live lease (this one included).", nil, nil)
+	descPoolSessions = prometheus.NewDesc("hashforge_pool_sessions",
+		"Stratum sessions on every live pool node, by node (node ids; this node's live, the others' from their last heartbeat).", []string{"node"}, nil)
+	descPoolWorkers = prometheus.NewDesc("hashforge_pool_workers_online",
+		"Authorized workers on every live pool node, by node.", []string{"node"}, nil)
+	descPoolMiners = prometheus.NewDesc("hashforge_pool_miners_online",
+		"Distinct payout addresses connected to each live pool node, by node (a miner on two nodes counts on each).", []string{"node"}, nil)
+	descPoolHeartbeat = prometheus.NewDesc("hashforge_pool_node_heartbeat_age_seconds",
+		"Age of each live pool node's figures (0 for this node's own).", []string{"node"}, nil)
+)
+
+var nodeDescs = []*prometheus.Desc{descPoolNodes, descPoolSessions, descPoolWorkers, descPoolMiners, descPoolHeartbeat}
+
+// collectNodes reads the pool nodes at scrape time (one small query): any
+// node's /metrics shows the whole pool, per node.
+func (s *Server) collectNodes(live pool.NodeStats, gauge func(d *prometheus.Desc, v float64, labels ...string)) {
+	if s.cfg.Nodes == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	nodes, err := s.readNodes(ctx)
+	if err != nil {
+		s.metrics.dbErrors.Add(1)
+		return
+	}
+	nodes = s.withThisNode(nodes, live)
+	gauge(descPoolNodes, float64(len(nodes)))
+	for _, n := range nodes {
+		id := strconv.Itoa(n.NodeID)
+		gauge(descPoolSessions, float64(n.Sessions), id)
+		gauge(descPoolWorkers, float64(n.WorkersOnline), id)
+		gauge(descPoolMiners, float64(n.MinersOnline), id)
+		gauge(descPoolHeartbeat, n.HeartbeatAge, id)
+	}
 }

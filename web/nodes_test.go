@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -41,5 +42,13 @@ func TestStatsShowWholePool(t *testing.T) {
 	}
 	if s.Sessions != 3+5 || s.WorkersOnline != 2+4 || s.MinersOnline != 2+3 || s.BlocksFound != 1 {
 		t.Fatalf("pool-wide: %d sessions, %d workers, %d miners, %d blocks", s.Sessions, s.WorkersOnline, s.MinersOnline, s.BlocksFound)
+	}
+	// /metrics too, per node.
+	body := scrape(t, env)
+	for _, want := range []string{`hashforge_pool_nodes 2`, `hashforge_pool_sessions{node="1"} 5`, `hashforge_pool_sessions{node="2"} 3`,
+		`hashforge_pool_miners_online{node="2"} 2`, `hashforge_pool_workers_online{node="1"} 4`, `hashforge_pool_node_heartbeat_age_seconds{node="2"} 0`} {
+		if !strings.Contains(body, want+"\n") {
+			t.Errorf("/metrics lacks %s", want)
+		}
 	}
 }
