@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"github.com/chromedp/chromedp"
 	"strings"
 	"testing"
 	"time"
@@ -50,5 +51,31 @@ func TestStatsShowWholePool(t *testing.T) {
 		if !strings.Contains(body, want+"\n") {
 			t.Errorf("/metrics lacks %s", want)
 		}
+	}
+}
+
+// TestDashboardShowsPoolNodes: in a real browser, the dashboard of one of
+// two pool nodes shows the whole pool's workers and a row per node.
+func TestDashboardShowsPoolNodes(t *testing.T) {
+	env := newTestEnvWith(t, func(c *Config) { c.NodeID = 2 }, nil)
+	env.web.cfg.Nodes = env.led
+	ctx := context.Background()
+	if err := env.led.ClaimNode(ctx, 1, "other:1", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if err := env.led.HeartbeatNode(ctx, 1, "other:1", pool.NodeStats{Sessions: 5, WorkersOnline: 4, MinersOnline: 3}); err != nil {
+		t.Fatal(err)
+	}
+	addr := serveReal(t, env)
+	bctx := startChromium(t)
+	c, cancel := context.WithTimeout(bctx, 30*time.Second)
+	defer cancel()
+	if err := chromedp.Do(c, chromedp.Navigate("http://"+addr+"/")); err != nil {
+		t.Fatal(err)
+	}
+	waitIn(t, bctx, "the pool nodes", `!document.getElementById("nodes-section").hidden && document.querySelectorAll("#nodes tr").length === 2`)
+	waitIn(t, bctx, "the pool's workers", `document.getElementById("workers").textContent === "6"`)
+	if got := evalIn[string](t, bctx, `document.querySelector("#nodes tr.this td").textContent`); got != "2 (this one)" {
+		t.Fatalf("this node's row starts %q", got)
 	}
 }

@@ -286,6 +286,7 @@ function overview() {
     text("shares", fmtNum(s.shares_accepted) + " / " + fmtNum(s.shares_rejected_total));
     text("height", s.network_height ? fmtNum(s.network_height) : "–");
     text("netdiff", fmtDifficulty(s.network_difficulty));
+    showNodes(s.nodes || []);
     if (s.last_block) showLastBlock(s.last_block.height, s.last_block.found_at);
     else showLastBlock(null, null);
     $("lastblock").title = s.last_block ? s.last_block.hash : "";
@@ -297,6 +298,28 @@ function overview() {
         series[0].push(t); series[1].push(s.hashrate["10m"]);
         chart.setData(series);
       }
+    }
+  }
+
+  // showNodes lists the pool nodes when there is more than one: the
+  // figures above are the whole pool's, these each node's.
+  function showNodes(nodes) {
+    const section = $("nodes-section");
+    if (!section) return;
+    section.hidden = nodes.length < 2;
+    const tbody = $("nodes");
+    tbody.replaceChildren();
+    for (const n of nodes) {
+      const tr = tbody.insertRow();
+      if (n.this) tr.className = "this";
+      cell(tr, n.node_id + (n.this ? " (this one)" : ""));
+      cell(tr, fmtNum(n.sessions), "num");
+      cell(tr, fmtNum(n.workers_online), "num");
+      cell(tr, fmtNum(n.miners_online), "num");
+      cell(tr, fmtNum(n.shares_accepted), "num");
+      cell(tr, fmtNum(n.blocks_found), "num");
+      timeCell(tr, n.started_at);
+      cell(tr, n.this ? "live" : fmtNum(n.heartbeat_age_seconds, 0) + " s", "num");
     }
   }
 
