@@ -90,4 +90,3 @@ func (s *Server) workAhead(b AnnouncedBlock, last *node.Template) bool {
 		"height", b.Height, "hash", b.Hash)
 	return s.publishJobOf(t, true, true)
 }
-

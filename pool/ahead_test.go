@@ -65,7 +65,10 @@ func TestWorkAheadOfTheNode(t *testing.T) {
 }
 
 func TestAheadTemplateRefusesUnknowableBits(t *testing.T) {
-	tp := newTestPool(t, func(c *Config) { c.Network = &chaincfg.MainNetParams; c.PoolAddress = "bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4" })
+	tp := newTestPool(t, func(c *Config) {
+		c.Network = &chaincfg.MainNetParams
+		c.PoolAddress = "bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4"
+	})
 	base := testTemplate(t, 2015, 0, false) // the next block (2016) retargets
 	if !tp.srv.publish(base, true) {
 		t.Fatal("publish")
