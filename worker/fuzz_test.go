@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"io"
 	"log/slog"
 	"math"
@@ -194,6 +195,31 @@ func TestNotifyFixtureState(t *testing.T) {
 	}
 }
 
+// maxFuzzMessages bounds FuzzMinerNotification's input while fuzzing. Go's
+// minimizer tries ~n²/2 candidates for every n-byte input that finds new
+// coverage, and with this binary's coverage map each try costs the fuzz
+// worker tens of microseconds whatever the harness does: a mutant of a
+// 1.3 kB recorded notify kept the worker minimizing until the 60 s limit
+// (27 execs reported in 31 s, on a fresh fuzz cache), and the coordinator
+// counts no exec until a minimization ends. Under the bound a
+// minimization takes a second or two. The long seeds still run, and are
+// checked, in plain `go test`.
+const maxFuzzMessages = 256
+
+// shortNotify and shortNotifyBranch are valid notifies small enough to fuzz
+// from: one-byte coinbase halves, no branch or one entry.
+const (
+	shortNotify       = `["j2","0f905d563ac60486afeb835cf8c40d46acdaaf1600032b910000000000000000","02","ff",[],"20000000","207fffff","666106c1",false]`
+	shortNotifyBranch = `["j3","0f905d563ac60486afeb835cf8c40d46acdaaf1600032b910000000000000000","","",["2fdd3998d4a54d7687fcd5e30b510329c161c4ddd7939d00a3ba2b05ccbe8aed"],"20000000","170355f0","666106c1",true]`
+)
+
+// fuzzing reports whether the test runs under -fuzz (as the coordinator or
+// one of its workers) rather than over the seeds only.
+func fuzzing() bool {
+	fl := flag.Lookup("test.fuzz")
+	return fl != nil && fl.Value.String() != ""
+}
+
 // FuzzMinerNotification feeds two arbitrary server→client messages (method
 // and params) to a live, authorized miner session that already has a job,
 // a difficulty and version rolling: the path of every mining.notify,
@@ -227,8 +253,29 @@ func FuzzMinerNotification(f *testing.F) {
 	for _, s := range seeds {
 		f.Add(s.m1, []byte(s.p1), s.m2, []byte(s.p2))
 	}
+	// Small notifies for the fuzzer to grow from: the seeds above are too
+	// long for it (see maxFuzzMessages).
+	for _, n := range []string{shortNotify, shortNotifyBranch} {
+		f.Add("mining.notify", []byte(n), "mining.set_difficulty", []byte(`[2]`))
+		f.Add("mining.set_extranonce", []byte(`["c0ffee",2]`), "mining.notify", []byte(n))
+	}
+	f.Add("mining.set_version_mask", []byte(`["00ffe000"]`), "mining.notify", []byte(shortNotify))
+	for _, n := range []string{shortNotify, shortNotifyBranch} {
+		if p, err := stratum.ParseNotify(json.RawMessage(n)); err != nil {
+			f.Fatal(err)
+		} else if _, err := ParseJob(&p); err != nil {
+			f.Fatal(err)
+		}
+	}
 	fx := newNotifyFixture(f)
+	limit := math.MaxInt
+	if fuzzing() {
+		limit = maxFuzzMessages
+	}
 	f.Fuzz(func(t *testing.T, method1 string, params1 []byte, method2 string, params2 []byte) {
+		if len(method1)+len(params1)+len(method2)+len(params2) > limit {
+			return
+		}
 		s := fx.session()
 		defer fx.m.sessionDown(s)
 		ctx := context.Background()
@@ -344,7 +391,17 @@ func FuzzPoolGarbage(f *testing.F) {
 	f.Add([]byte("\v{\"id\":null}\n\f\n \t{\"id\":2}\r\n"))
 	f.Add([]byte("{\"id\":null,\"method\":\"mining.notify\",\"params\":" + fuzzNotify + "}\n"))
 	f.Add([]byte("\xc2\xa0{}\n{\"METHOD\":1}\n{\"method\":\"a\",\"Method\":2}\n"))
+	f.Add([]byte("{\"id\":null,\"method\":\"mining.notify\",\"params\":" + shortNotify + "}\n"))
+	limit := math.MaxInt
+	if fuzzing() {
+		limit = maxFuzzMessages
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
+		// A few lines reach every path; longer inputs only make the
+		// minimizer's ~n²/2 tries slow (see maxFuzzMessages).
+		if len(data) > limit {
+			return
+		}
 		pool, cli := net.Pipe()
 		go func() {
 			pool.Write(data)
