@@ -37,15 +37,13 @@ test: lint build
 	$(TESTENV) $(GO) test -count=1 -tags opencl -timeout 10m ./kernels/ ./worker/... && $(TESTENV) $(GO) test -count=1 -tags opencl -run OpenCL ./cmd/hashforge/
 	@echo "make test: all tests passed"
 
-# Every fuzz target for FUZZTIME each (the seeds alone run in `make test`).
-FUZZTIME ?= 30s
+# Every fuzz target (found with `go test -list`) for FUZZTIME each, then a
+# table of executions per minute; the seeds alone run in `make test`.
+# FUZZFLAGS="-parallel 1" keeps it to one worker on a shared machine.
+FUZZTIME ?= 10s
+FUZZFLAGS ?=
 fuzz:
-	@for pkg in $$($(GO) list ./...); do \
-	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
-	    echo "== $$pkg $$f"; \
-	    $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
-	  done; \
-	done
+	GO=$(GO) FUZZTIME=$(FUZZTIME) FUZZFLAGS="$(FUZZFLAGS)" ./scripts/fuzz.sh
 
 bench: build
 	./$(BIN) bench --impl all --threads 1 --seconds 3

@@ -174,6 +174,12 @@ func FuzzParseCallID(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, raw []byte) {
+		// The longest id is 20 digits, quoted and padded; longer inputs
+		// only make the minimizer's ~n²/2 tries per new-coverage input
+		// slow (124,441 execs/min measured without the bound).
+		if len(raw) > 128 {
+			return
+		}
 		id, ok := parseCallID(raw)
 		if ok {
 			text := string(bytes.TrimSpace(raw))

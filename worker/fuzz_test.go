@@ -5,13 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"io"
 	"log/slog"
 	"math"
 	"net"
 	"strconv"
 	"testing"
-	"time"
 
 	"github.com/hashforge/hashforge/stratum"
 )
@@ -70,6 +70,156 @@ func liveSession(m *Miner) (*session, func()) {
 
 const fuzzNotify = `["j1","0f905d563ac60486afeb835cf8c40d46acdaaf1600032b910000000000000000","02000000010000000000000000000000000000000000000000000000000000000000000000ffffffff170358eb0c5075626c69632d506f6f6c","ffffffff029a9ab215000000001600144e28940485d09e0d7d6cb94a1c7259c176e1710c0000000000000000266a24aa21a9ed330c4457d7cc5a089843273490f191dfbbf3cd9ffcc5553030380d92c741fabb00000000",["2fdd3998d4a54d7687fcd5e30b510329c161c4ddd7939d00a3ba2b05ccbe8aed"],"20000000","170355f0","666106c1",true]`
 
+// notifyFixture is what FuzzMinerNotification reuses across inputs: one
+// miner, the base job parsed once, and a Stratum client over an in-memory
+// pipe that is replaced only when an input closed it (client.reconnect).
+// Building all of this per input (a pipe, two goroutines, parsing the base
+// job again, formatting discarded log records) made an exec four times
+// dearer, and Go's minimizer, which tries on the order of n²/2 candidates
+// for an n-byte input, then kept the worker on one ~1.3 kB recorded notify
+// until its 60 s limit: the coordinator counts no execs until a
+// minimization ends, so the target looked stalled.
+type notifyFixture struct {
+	m       *Miner
+	job     *Job
+	diff    float64
+	target  [32]byte
+	cli     *stratum.Client
+	srv     net.Conn
+	stopped context.Context // already cancelled: published work must not be waited for
+}
+
+func newNotifyFixture(t testing.TB) *notifyFixture {
+	m, err := New(Config{
+		URLs: []string{"stratum+tcp://pool.example:3333"}, User: "bc1qtest.fuzz",
+		Devices: []Device{idleDevice{}},
+		// Disabled, not discarded: formatting records nobody reads would
+		// be most of an exec's cost.
+		Logger: slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := stratum.ParseNotify(json.RawMessage(fuzzNotify))
+	if err != nil {
+		t.Fatal(err)
+	}
+	job, err := ParseJob(&p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const diff = 0.001
+	target, err := DifficultyTarget(diff)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopped, cancel := context.WithCancel(context.Background())
+	cancel()
+	fx := &notifyFixture{m: m, job: job, diff: diff, target: target, stopped: stopped}
+	t.Cleanup(fx.closeClient)
+	return fx
+}
+
+func (fx *notifyFixture) closeClient() {
+	if fx.cli != nil {
+		fx.cli.Close()
+		fx.srv.Close()
+		fx.cli, fx.srv = nil, nil
+	}
+}
+
+// client returns a live client, replacing one an earlier input closed.
+func (fx *notifyFixture) client() *stratum.Client {
+	if fx.cli != nil && fx.cli.Err() != nil {
+		fx.closeClient()
+	}
+	if fx.cli == nil {
+		cli, srv := net.Pipe()
+		go io.Copy(io.Discard, srv)
+		fx.cli, fx.srv = stratum.NewClient(cli), srv
+	}
+	return fx.cli
+}
+
+// session returns a fresh authorized session with a 4-byte extranonce1, a
+// 4-byte extranonce2, version rolling on 1fffe000, difficulty 0.001 and
+// fuzzNotify as its current, published job: the state handling
+// set_difficulty [0.001] and then fuzzNotify leaves (TestNotifyFixtureState
+// holds the two to each other).
+func (fx *notifyFixture) session() *session {
+	m := fx.m
+	s := newSession(m, m.pools[0], m.pools[0].url)
+	s.client = fx.client()
+	s.en1, s.en2Size = []byte{1, 2, 3, 4}, 4
+	s.rolling, s.mask = true, 0x1fffe000
+	s.authorized = true
+	s.diff, s.target, s.haveDiff = fx.diff, fx.target, true
+	rec := &jobRecord{job: fx.job, target: fx.target, diff: fx.diff}
+	s.jobs[fx.job.ID] = rec
+	s.jobOrder = append(s.jobOrder, fx.job.ID)
+	s.current = rec
+	m.setDifficulty(fx.diff)
+	m.sessionUp(s)
+	s.publish()
+	return s
+}
+
+// The shortcut the fixture takes must be the state the real messages
+// produce, or the fuzzer would explore a session no pool can reach.
+func TestNotifyFixtureState(t *testing.T) {
+	fx := newNotifyFixture(t)
+	want := fx.session()
+	fx.m.sessionDown(want)
+
+	m := fuzzMiner(t)
+	got, done := liveSession(m)
+	defer done()
+	ctx := context.Background()
+	got.handle(ctx, stratum.Notification{Method: "mining.set_difficulty", Params: json.RawMessage(`[0.001]`)})
+	got.handle(ctx, stratum.Notification{Method: "mining.notify", Params: json.RawMessage(fuzzNotify)})
+
+	rec, wrec := got.current, want.current
+	if got.diff != want.diff || got.target != want.target || !got.haveDiff || !want.haveDiff ||
+		!bytes.Equal(got.en1, want.en1) || got.en2Size != want.en2Size || got.mask != want.mask || got.rolling != want.rolling ||
+		len(got.jobs) != 1 || len(want.jobs) != 1 || len(got.jobOrder) != 1 || len(want.jobOrder) != 1 ||
+		rec.diff != wrec.diff || rec.target != wrec.target {
+		t.Fatalf("fixture session %+v differs from handled session %+v", want, got)
+	}
+	if gj, wj := *rec.job, *wrec.job; gj.ID != wj.ID || gj.PrevHash != wj.PrevHash || !bytes.Equal(gj.Coinb1, wj.Coinb1) ||
+		!bytes.Equal(gj.Coinb2, wj.Coinb2) || len(gj.Branch) != len(wj.Branch) || gj.Version != wj.Version ||
+		gj.NBits != wj.NBits || gj.NTime != wj.NTime || gj.Clean != wj.Clean || gj.NetTarget != wj.NetTarget {
+		t.Fatalf("fixture job %+v differs from parsed job %+v", wj, gj)
+	}
+	if gt, wt := m.sched.current(), fx.m.sched.current(); wt != nil || gt == nil || gt.rec != rec {
+		t.Fatalf("published work: handled %v, fixture (session down) %v", gt, wt)
+	}
+}
+
+// maxFuzzMessages bounds FuzzMinerNotification's input while fuzzing. Go's
+// minimizer tries ~n²/2 candidates for every n-byte input that finds new
+// coverage, and with this binary's coverage map each try costs the fuzz
+// worker tens of microseconds whatever the harness does: a mutant of a
+// 1.3 kB recorded notify kept the worker minimizing until the 60 s limit
+// (27 execs reported in 31 s, on a fresh fuzz cache), and the coordinator
+// counts no exec until a minimization ends. Under the bound a
+// minimization takes a second or two. The long seeds still run, and are
+// checked, in plain `go test`.
+const maxFuzzMessages = 256
+
+// shortNotify and shortNotifyBranch are valid notifies small enough to fuzz
+// from: one-byte coinbase halves, no branch or one entry.
+const (
+	shortNotify       = `["j2","0f905d563ac60486afeb835cf8c40d46acdaaf1600032b910000000000000000","02","ff",[],"20000000","207fffff","666106c1",false]`
+	shortNotifyBranch = `["j3","0f905d563ac60486afeb835cf8c40d46acdaaf1600032b910000000000000000","","",["2fdd3998d4a54d7687fcd5e30b510329c161c4ddd7939d00a3ba2b05ccbe8aed"],"20000000","170355f0","666106c1",true]`
+)
+
+// fuzzing reports whether the test runs under -fuzz (as the coordinator or
+// one of its workers) rather than over the seeds only.
+func fuzzing() bool {
+	fl := flag.Lookup("test.fuzz")
+	return fl != nil && fl.Value.String() != ""
+}
+
 // FuzzMinerNotification feeds two arbitrary server→client messages (method
 // and params) to a live, authorized miner session that already has a job,
 // a difficulty and version rolling: the path of every mining.notify,
@@ -78,7 +228,6 @@ const fuzzNotify = `["j1","0f905d563ac60486afeb835cf8c40d46acdaaf1600032b9100000
 // the rest of the miner relies on; the work the scheduler then hands out
 // must be built from the current job exactly.
 func FuzzMinerNotification(f *testing.F) {
-	m := fuzzMiner(f)
 	notifies := recordedNotifyParams(f)
 	for _, n := range notifies {
 		f.Add("mining.notify", n, "mining.set_difficulty", []byte(`[0.5]`))
@@ -104,20 +253,36 @@ func FuzzMinerNotification(f *testing.F) {
 	for _, s := range seeds {
 		f.Add(s.m1, []byte(s.p1), s.m2, []byte(s.p2))
 	}
-	f.Fuzz(func(t *testing.T, method1 string, params1 []byte, method2 string, params2 []byte) {
-		s, done := liveSession(m)
-		defer done()
-		ctx := context.Background()
-		for _, n := range []stratum.Notification{
-			{Method: "mining.set_difficulty", Params: json.RawMessage(`[0.001]`)},
-			{Method: "mining.notify", Params: json.RawMessage(fuzzNotify)},
-			{Method: method1, Params: json.RawMessage(params1), ID: json.RawMessage(`5`)},
-			{Method: method2, Params: json.RawMessage(params2)},
-		} {
-			s.handle(ctx, n)
+	// Small notifies for the fuzzer to grow from: the seeds above are too
+	// long for it (see maxFuzzMessages).
+	for _, n := range []string{shortNotify, shortNotifyBranch} {
+		f.Add("mining.notify", []byte(n), "mining.set_difficulty", []byte(`[2]`))
+		f.Add("mining.set_extranonce", []byte(`["c0ffee",2]`), "mining.notify", []byte(n))
+	}
+	f.Add("mining.set_version_mask", []byte(`["00ffe000"]`), "mining.notify", []byte(shortNotify))
+	for _, n := range []string{shortNotify, shortNotifyBranch} {
+		if p, err := stratum.ParseNotify(json.RawMessage(n)); err != nil {
+			f.Fatal(err)
+		} else if _, err := ParseJob(&p); err != nil {
+			f.Fatal(err)
 		}
+	}
+	fx := newNotifyFixture(f)
+	limit := math.MaxInt
+	if fuzzing() {
+		limit = maxFuzzMessages
+	}
+	f.Fuzz(func(t *testing.T, method1 string, params1 []byte, method2 string, params2 []byte) {
+		if len(method1)+len(params1)+len(method2)+len(params2) > limit {
+			return
+		}
+		s := fx.session()
+		defer fx.m.sessionDown(s)
+		ctx := context.Background()
+		s.handle(ctx, stratum.Notification{Method: method1, Params: json.RawMessage(params1), ID: json.RawMessage(`5`)})
+		s.handle(ctx, stratum.Notification{Method: method2, Params: json.RawMessage(params2)})
 		checkSession(t, s)
-		checkWork(t, m, s)
+		checkWork(t, fx.m, s, fx.stopped)
 	})
 }
 
@@ -185,7 +350,7 @@ func checkJob(t *testing.T, j *Job) {
 
 // checkWork pulls a slice and checks that it is the session's current job
 // as the session sees it now.
-func checkWork(t *testing.T, m *Miner, s *session) {
+func checkWork(t *testing.T, m *Miner, s *session, stopped context.Context) {
 	t.Helper()
 	tmpl := m.sched.current()
 	if !m.isCurrent(s) {
@@ -202,9 +367,9 @@ func checkWork(t *testing.T, m *Miner, s *session) {
 	if tmpl.owner != s || tmpl.rec != cur || !bytes.Equal(tmpl.en1, en1) || tmpl.en2Size != en2Size || tmpl.mask != mask {
 		t.Fatalf("published work is not the session's current state")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	sl, err := m.sched.Next(ctx, 16)
+	// Work is published, so Next must hand a slice out without waiting:
+	// stopped is already cancelled and fails any wait at once.
+	sl, err := m.sched.Next(stopped, 16)
 	if err != nil {
 		t.Fatalf("no slice for published work: %v", err)
 	}
@@ -226,7 +391,17 @@ func FuzzPoolGarbage(f *testing.F) {
 	f.Add([]byte("\v{\"id\":null}\n\f\n \t{\"id\":2}\r\n"))
 	f.Add([]byte("{\"id\":null,\"method\":\"mining.notify\",\"params\":" + fuzzNotify + "}\n"))
 	f.Add([]byte("\xc2\xa0{}\n{\"METHOD\":1}\n{\"method\":\"a\",\"Method\":2}\n"))
+	f.Add([]byte("{\"id\":null,\"method\":\"mining.notify\",\"params\":" + shortNotify + "}\n"))
+	limit := math.MaxInt
+	if fuzzing() {
+		limit = maxFuzzMessages
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
+		// A few lines reach every path; longer inputs only make the
+		// minimizer's ~n²/2 tries slow (see maxFuzzMessages).
+		if len(data) > limit {
+			return
+		}
 		pool, cli := net.Pipe()
 		go func() {
 			pool.Write(data)

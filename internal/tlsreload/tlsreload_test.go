@@ -2,6 +2,7 @@ package tlsreload
 
 import (
 	"bytes"
+	"crypto"
 	"crypto/tls"
 	"crypto/x509"
 	"log/slog"
@@ -134,8 +135,23 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n"), kb)
 	f.Fuzz(func(t *testing.T, certPEM, keyPEM []byte) {
 		cert, err := Parse(certPEM, keyPEM)
-		if err == nil && (cert.Leaf == nil || len(cert.Certificate) == 0 || cert.PrivateKey == nil) {
+		if err != nil {
+			return
+		}
+		if cert.Leaf == nil || len(cert.Certificate) == 0 || cert.PrivateKey == nil {
 			t.Fatalf("Parse accepted an incomplete pair: %+v", cert)
+		}
+		// What is served (Certificate[0]) is the leaf the reload logs and
+		// checks, and the key is that leaf's.
+		if !bytes.Equal(cert.Leaf.Raw, cert.Certificate[0]) {
+			t.Fatal("Leaf is not the first certificate of the chain")
+		}
+		pub, ok := cert.PrivateKey.(crypto.Signer)
+		if !ok {
+			t.Fatalf("private key %T cannot sign", cert.PrivateKey)
+		}
+		if eq, ok := pub.Public().(interface{ Equal(crypto.PublicKey) bool }); !ok || !eq.Equal(cert.Leaf.PublicKey) {
+			t.Fatal("private key does not match the leaf's public key")
 		}
 	})
 }
