@@ -164,7 +164,9 @@ func readSegment(path string, fn func(batch) error) (torn bool, err error) {
 		return false, fmt.Errorf("stat spool segment: %w", err)
 	}
 	size := st.Size()
-	r := bufio.NewReaderSize(f, 1<<20)
+	// A buffer the size of the segment, up to 1 MiB: a replay reads many
+	// small segments.
+	r := bufio.NewReaderSize(f, int(min(max(size, 4096), 1<<20)))
 	var off int64
 	var hdr [recordHeaderLen]byte
 	for {
@@ -188,6 +190,9 @@ func readSegment(path string, fn func(batch) error) (torn bool, err error) {
 				return true, nil
 			}
 			return false, fmt.Errorf("%w: record length %d at offset %d", errCorrupt, length, off)
+		}
+		if end > size {
+			return true, nil // the tail of a write cut short: nothing to allocate for
 		}
 		payload := make([]byte, length)
 		if _, err := io.ReadFull(r, payload); err != nil {

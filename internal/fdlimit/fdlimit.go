@@ -22,6 +22,7 @@ const MinReserve = 128
 // takes the default share; explicit wants larger than what is left are
 // cut down, so a misconfigured cap cannot eat the reserve.
 func Share(limit, stratumWant, httpWant int) Budget {
+	limit = max(limit, 0) // no limit below nothing (and no overflow below)
 	b := Budget{Limit: limit, Reserve: max(MinReserve, limit/10)}
 	left := max(0, limit-b.Reserve)
 	if httpWant <= 0 {

@@ -9,20 +9,21 @@ import "testing"
 // explicit cap that fits is kept as asked.
 func FuzzShare(f *testing.F) {
 	for _, c := range []struct{ limit, s, h int }{
-		{1024, 0, 0}, {20000, 0, 0}, {20000, 100000, 100000}, {1 << 20, 0, 0}, {200, 0, 0}, {0, 0, 0},
+		{1024, 0, 0}, {20000, 0, 0}, {20000, 100000, 100000}, {1 << 20, 0, 0}, {200, 0, 0}, {0, 0, 0}, {-1 << 62, 0, 0}, {-(int(^uint(0) >> 1)) - 1, 5, 5},
 		{20000, 500, 100}, {0, -1, -1}, {int(^uint(0) >> 1), 0, 0}, {MinReserve, 1, 1}, {MinReserve + 3, 0, 5},
 	} {
 		f.Add(c.limit, c.s, c.h)
 	}
 	f.Fuzz(func(t *testing.T, limit, stratumWant, httpWant int) {
-		// An open-file limit is never negative (Raise returns 0..2^30).
-		// Share does not guard against one: for limits within Reserve of
-		// the most negative int, limit-Reserve wraps and it hands out
-		// nearly 2^63 descriptors. Left for fdlimit to refuse; not fuzzed.
+		b := Share(limit, stratumWant, httpWant)
+		// A negative limit (Raise never returns one) is no limit at all:
+		// nothing to hand out.
 		if limit < 0 {
+			if b.Limit != 0 || b.Stratum != 0 || b.HTTP != 0 {
+				t.Fatalf("Share(%d, …) = %+v", limit, b)
+			}
 			return
 		}
-		b := Share(limit, stratumWant, httpWant)
 		if b.Limit != limit || b.Reserve != max(MinReserve, limit/10) {
 			t.Fatalf("Share(%d, %d, %d) = %+v: reserve", limit, stratumWant, httpWant, b)
 		}

@@ -207,6 +207,11 @@ func (c *Client) SubmitBlock(ctx context.Context, blockHex string) (verdict stri
 	err = c.Call(ctx, "submitblock", []any{blockHex}, &result)
 	var re *RPCError
 	if errors.As(err, &re) && (re.Code == CodeDeserializationError || re.Code == CodeVerifyError) {
+		if re.Message == "" {
+			// "" is the accepted verdict: a refusal without a reason
+			// must not read as one.
+			return fmt.Sprintf("rejected (error %d)", re.Code), nil
+		}
 		return re.Message, nil
 	}
 	if err != nil {
