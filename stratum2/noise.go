@@ -253,7 +253,8 @@ type Conn struct {
 
 	wmu  sync.Mutex
 	send *cipherState
-	wbuf []byte
+	wbuf []byte // ciphertext of the frame being written
+	mbuf []byte // plaintext payload WriteMessage encodes into
 	werr error
 
 	cert SignatureNoiseMessage
@@ -349,6 +350,10 @@ func (c *Conn) WriteFrame(h Header, payload []byte) error {
 	}
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	return c.writeLocked(h, payload)
+}
+
+func (c *Conn) writeLocked(h Header, payload []byte) error {
 	if c.werr != nil {
 		return c.werr
 	}
@@ -365,17 +370,22 @@ func (c *Conn) WriteFrame(h Header, payload []byte) error {
 }
 
 // WriteMessage encodes m and sends it with the extension type and channel
-// bit its type has in the message-type table.
+// bit its type has in the message-type table. An encoding error (a field too
+// long) is returned without touching the connection.
 func (c *Conn) WriteMessage(m Message) error {
-	var buf [256]byte
-	p, err := m.Encode(buf[:0])
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	p, err := m.Encode(c.mbuf[:0])
 	if err != nil {
 		return err
 	}
-	return c.WriteFrame(Header{ExtensionType: extensionFor(m.MsgType()), MsgType: m.MsgType()}, p)
+	if cap(p) <= 1<<16 {
+		c.mbuf = p
+	}
+	return c.writeLocked(Header{ExtensionType: extensionFor(m.MsgType()), MsgType: m.MsgType()}, p)
 }
 
-// openFrame decrypts one frame from r into the Conn's buffers.
+// readFrame decrypts one frame from r into the Conn's buffers.
 func (c *Conn) readFrame(r io.Reader) (Frame, error) {
 	if _, err := io.ReadFull(r, c.rhdr[:]); err != nil {
 		return Frame{}, err
@@ -426,4 +436,17 @@ func (c *Conn) ReadFrame() (Frame, error) {
 	f, err := c.readFrame(c.nc)
 	c.rerr = err
 	return f, err
+}
+
+// ReadMessage reads a frame and decodes it into a new message. Byte slices in
+// the message alias the Conn's buffer until the next read. A frame of an
+// unknown type returns ErrUnknownMessage with the connection still usable:
+// the frame was authenticated and consumed whole.
+func (c *Conn) ReadMessage() (Message, Frame, error) {
+	f, err := c.ReadFrame()
+	if err != nil {
+		return nil, f, err
+	}
+	m, err := DecodeFrame(f)
+	return m, f, err
 }

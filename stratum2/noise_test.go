@@ -53,11 +53,7 @@ func exchange(t *testing.T, srv, cli *Conn) {
 			done <- nil
 		}()
 		for _, want := range msgs {
-			f, err := dir.to.ReadFrame()
-			if err != nil {
-				t.Fatalf("%s: %v", dir.name, err)
-			}
-			got, err := DecodeFrame(f)
+			got, _, err := dir.to.ReadMessage()
 			if err != nil {
 				t.Fatalf("%s: %v", dir.name, err)
 			}
@@ -386,5 +382,40 @@ func TestConnReadErrorIsFinal(t *testing.T) {
 	go cli.WriteMessage(sampleMessages()[16])
 	if _, err := srv.ReadFrame(); !errors.Is(err, ErrDecrypt) {
 		t.Fatalf("after failure: %v, want the same ErrDecrypt", err)
+	}
+}
+
+// An unknown message type and a message too long to encode are the caller's
+// business: neither breaks the session.
+func TestConnSurvivesUnknownAndUnencodable(t *testing.T) {
+	auth, sk := testServer(t)
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	srv, cli, se, ce := handshake(t, a, b, sk, AuthorityPubKeyOf(auth))
+	if se != nil || ce != nil {
+		t.Fatal(se, ce)
+	}
+	if err := cli.WriteMessage(&SubmitSharesExtended{Extranonce: make([]byte, 40)}); !errors.Is(err, ErrTooLong) {
+		t.Fatalf("40-byte extranonce: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		if err := cli.WriteFrame(Header{ExtensionType: 0x0001, MsgType: 0x42}, []byte{1, 2, 3}); err != nil {
+			done <- err
+			return
+		}
+		done <- cli.WriteMessage(sampleMessages()[16])
+	}()
+	_, f, err := srv.ReadMessage()
+	if !errors.Is(err, ErrUnknownMessage) || f.Extension() != 1 || f.MsgType != 0x42 {
+		t.Fatalf("unknown frame: %+v %v", f.Header, err)
+	}
+	m, _, err := srv.ReadMessage()
+	if err != nil || !reflect.DeepEqual(m, sampleMessages()[16]) {
+		t.Fatalf("next message: %+v %v", m, err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }
