@@ -419,3 +419,23 @@ func TestConnSurvivesUnknownAndUnencodable(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// The largest message the spec allows fits the default read limit, through
+// the chunked transport (three Noise chunks).
+func TestLargestJobFitsDefaultLimit(t *testing.T) {
+	cSend, _, sRecv, _ := pairedStates(t)
+	job := &NewExtendedMiningJob{ChannelID: 1, JobID: 2, MinNTime: ptr(3), MerklePath: make([]U256, 255),
+		CoinbaseTxPrefix: bytes.Repeat([]byte{1}, 65535), CoinbaseTxSuffix: bytes.Repeat([]byte{2}, 65535)}
+	w := sealed(t, cSend, job)
+	f, err := readerConn(sRecv).readFrame(bytes.NewReader(w))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := DecodeFrame(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, job) {
+		t.Fatal("largest job changed in transit")
+	}
+}
