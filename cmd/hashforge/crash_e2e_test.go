@@ -145,10 +145,13 @@ func TestCrashLosesNothing(t *testing.T) {
 		// blocks recorded during the outage must be found in the chain.
 		loseJournal bool
 		wantLog     string
+		// graceful stops it with SIGTERM instead (a restart, not a crash).
+		graceful bool
 	}{
-		{"database up", false, false, ""},
-		{"after a database outage", true, false, "block journal recorded in the ledger"},
-		{"after a database outage, journal lost", true, true, "BLOCK FOUND IN THE CHAIN THAT THE LEDGER DID NOT HAVE"},
+		{"database up", false, false, "", false},
+		{"after a database outage", true, false, "block journal recorded in the ledger", false},
+		{"after a database outage, journal lost", true, true, "BLOCK FOUND IN THE CHAIN THAT THE LEDGER DID NOT HAVE", false},
+		{"graceful restart under load", false, false, "", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dbURL, err := pg.CreateDatabase(ctx, fmt.Sprintf("crash_%d", i))
@@ -191,7 +194,11 @@ func TestCrashLosesNothing(t *testing.T) {
 			} else {
 				time.Sleep(4 * time.Second)
 			}
-			p.signal(syscall.SIGKILL)
+			if tc.graceful {
+				p.signal(syscall.SIGTERM)
+			} else {
+				p.signal(syscall.SIGKILL)
+			}
 			<-p.exited
 			res := <-ran
 			if res.err != nil {
@@ -239,6 +246,10 @@ func TestCrashLosesNothing(t *testing.T) {
 			// before the kill: at most the unanswered ones are extra.
 			if rows < rep.Accepted || rows > rep.Accepted+rep.Unanswered || distinct != rows {
 				t.Fatalf("%d rows (%d distinct) for %d shares heard accepted and %d unanswered", rows, distinct, rep.Accepted, rep.Unanswered)
+			}
+			// A graceful stop answers every share it took before it goes.
+			if tc.graceful && (rep.Unanswered != 0 || rows != rep.Accepted) {
+				t.Fatalf("graceful stop: %d rows for %d shares heard accepted, %d unanswered", rows, rep.Accepted, rep.Unanswered)
 			}
 
 			tipAfter, err := rpc.GetBlockCount(ctx)

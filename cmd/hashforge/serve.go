@@ -372,21 +372,26 @@ func runServe(ctx context.Context, cfg serveConfig, log *slog.Logger, ready func
 	go func() { batchDone <- batcher.Run(batchCtx) }()
 
 	g, gctx := errgroup.WithContext(ctx)
+	// The Stratum ports, and the jobs they send, outlive gctx by the
+	// shutdown grace (drain): miners still connected keep getting work
+	// on the current tip until stratumCtx ends.
+	stratumCtx, stopStratum := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopStratum()
 	templates := make(chan *node.Template, 4)
 	g.Go(func() error {
 		if !networkChecked {
-			if err := nodes.WaitNetwork(gctx, params, log.With("component", "node"), 0); err != nil {
-				if gctx.Err() != nil {
+			if err := nodes.WaitNetwork(stratumCtx, params, log.With("component", "node"), 0); err != nil {
+				if stratumCtx.Err() != nil || gctx.Err() != nil {
 					return nil
 				}
 				return fmt.Errorf("--network %s: %w", cfg.Network, err)
 			}
 			log.Info("node reachable, network checked", "network", cfg.Network)
 		}
-		nodes.WatchTemplates(gctx, watchOpts, templates)
+		nodes.WatchTemplates(stratumCtx, watchOpts, templates)
 		return nil
 	})
-	g.Go(func() error { return srv.Run(gctx, templates) })
+	g.Go(func() error { return srv.Run(stratumCtx, templates) })
 	g.Go(func() error { return holdNode(gctx, led, nodeID, holder, srv, log) })
 	// Blocks found by one pool node reach the others' miners at once.
 	g.Go(func() error { announceBlocks(gctx, srv, led, nodeID, log); return nil })
@@ -400,10 +405,6 @@ func runServe(ctx context.Context, cfg serveConfig, log *slog.Logger, ready func
 	// Settles blocks at start (reconciling whatever a previous process
 	// left) and on every --payout-interval.
 	g.Go(func() error { return payouts.Run(gctx, cfg.Payout.Interval) })
-	// The Stratum ports outlive gctx by the shutdown grace (drain): their
-	// sessions end when stratumCtx does.
-	stratumCtx, stopStratum := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopStratum()
 	ports := []*stratum.Server{newStratumServer(cfg, srv, guard, log, "stratum")}
 	g.Go(func() error { return ports[0].Serve(stratumCtx, stratumLn) })
 	if tlsLn != nil {
