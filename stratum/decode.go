@@ -418,3 +418,10 @@ func (f *fastRequest) scanParams(b []byte, i int) int {
 		i = skipJSONSpace(b, i+1)
 	}
 }
+
+// NewSubmitRequest is a mining.submit with its parameters already
+// parsed: what a Stratum V2 channel hands the pool for each share, with
+// no JSON in between.
+func NewSubmitRequest(id json.RawMessage, p SubmitParams) *Request {
+	return &Request{ID: id, Method: "mining.submit", submit: p, hasSubmit: true}
+}

@@ -97,7 +97,7 @@ type devNodeSide struct {
 
 // runDev runs the dev stack until ctx ends, printing the lines scripts
 // read (stratum:, dashboard:, node-rpc:, database:, wallet:, stratum-tls:,
-// stratum-tls-cert:, stratum-tls-sha256:, admin:) to out.
+// stratum-tls-cert:, stratum-tls-sha256:, admin:, stratum2:) to out.
 func runDev(ctx context.Context, cfg devConfig, log *slog.Logger, out io.Writer) error {
 	if cfg.Node == "" {
 		cfg.Node = devNodeBtcd
@@ -207,6 +207,10 @@ func runDev(ctx context.Context, cfg devConfig, log *slog.Logger, out io.Writer)
 	scfg.SpoolDir = filepath.Join(dir, "spool")
 	// The operator's API (bans, profiler) on a free loopback port.
 	scfg.Guard.AdminAddr = "127.0.0.1:0"
+	// Stratum V2 on a free port beside, its authority key kept in the
+	// data dir (the URL stays the same across restarts).
+	scfg.SV2Addr = net.JoinHostPort(devHost(cfg.StratumAddr), "0")
+	scfg.SV2Authority = filepath.Join(dir, "sv2-authority.key")
 	if cfg.Node == devNodeFixture {
 		// Its own spool: a batch of the fixture's shares must never be
 		// replayed into the simnet database, nor the other way round.
@@ -240,6 +244,7 @@ func runDev(ctx context.Context, cfg devConfig, log *slog.Logger, out io.Writer)
 	fmt.Fprintf(out, "stratum-tls-cert: %s\n", scfg.StratumTLSCert)
 	fmt.Fprintf(out, "stratum-tls-sha256: %s\n", tlsFP)
 	fmt.Fprintf(out, "admin: http://%s/\n", l.Admin.String())
+	fmt.Fprintf(out, "stratum2: %s\n", l.StratumV2)
 	// Scripts read exactly the lines above from stdout; the rest is log.
 	log.Info("dev stack ready", "data_dir", dir, "node", cfg.Node, "pool_address", scfg.PoolAddress,
 		"miner_address", side.minerAddress, "miner_threads", cfg.MinerThreads)
@@ -514,4 +519,13 @@ func devTLSPair(dir, tlsAddr string, log *slog.Logger) (certFile, keyFile string
 	}
 	log.Info("made a self-signed stratum+ssl certificate", "cert", certFile, "hosts", hosts)
 	return certFile, keyFile, nil
+}
+
+// devHost is the host part of a listen address ("" for a wildcard).
+func devHost(addr string) string {
+	h, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "127.0.0.1"
+	}
+	return h
 }

@@ -30,10 +30,11 @@ import (
 	"github.com/hashforge/hashforge/payout/walletrpc"
 	"github.com/hashforge/hashforge/pool/node"
 	"github.com/hashforge/hashforge/stratum"
+	"github.com/hashforge/hashforge/stratum2"
 )
 
 // devLines are the stdout lines of `hashforge dev` that scripts read.
-var devLines = []string{"stratum", "dashboard", "node-rpc", "database", "wallet", "stratum-tls", "stratum-tls-cert", "stratum-tls-sha256", "admin"}
+var devLines = []string{"stratum", "dashboard", "node-rpc", "database", "wallet", "stratum-tls", "stratum-tls-cert", "stratum-tls-sha256", "admin", "stratum2"}
 
 // devRun is a `hashforge dev` process: the test binary run as hashforge
 // (runAsMainEnv), so it can be interrupted and killed like the real one.
@@ -369,6 +370,14 @@ func checkDevTLS(ctx context.Context, t *testing.T, run *devRun, dir string) str
 	if resp.StatusCode != 200 || string(body) != "{\"bans\":[]}\n" {
 		t.Errorf("admin %s: GET api/v1/bans: %d %s", run.lines["admin"], resp.StatusCode, body)
 	}
+	// The stratum2 line is a Stratum V2 URL whose authority key the
+	// port's certificate verifies against, and a channel opens there.
+	v2 := dialV2(ctx, t, run.lines["stratum2"])
+	v2.send(&stratum2.OpenExtendedMiningChannel{RequestID: 1, UserIdentity: readDevState(t, dir).MinerAddress + ".v2"})
+	if _, ok := v2.next().(*stratum2.OpenExtendedMiningChannelSuccess); !ok {
+		t.Errorf("stratum2 %s: no channel", run.lines["stratum2"])
+	}
+	v2.c.Close()
 	if served := tlsFingerprintOf(t, addr); served != fp {
 		t.Errorf("stratum+ssl port serves %s, the line says %s", served, fp)
 	}

@@ -37,6 +37,8 @@ type serveConfig struct {
 	PoolAddress     string
 	DatabaseURL     string
 	StratumAddr     string
+	SV2Addr         string
+	SV2Authority    string
 	ReconnectTo     string
 	ShutdownGrace   time.Duration
 	StratumTLSAddr  string
@@ -92,6 +94,8 @@ func (c *serveConfig) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.SpoolDir, "spool-dir", "hashforge-spool", "write-ahead spool and block journal: every accepted share is fsynced here before the miner hears \"accepted\" (one directory per pool process)")
 	fs.IntVar(&c.MaxRequests, "max-requests-per-second", 10000, "per-session guard on all Stratum requests (burst 2x); a farm proxy forwards many ASICs' valid shares on one connection")
 	fs.IntVar(&c.MaxErrors, "max-errors-per-second", 100, "per-session pace of what is invalid: malformed lines and requests answered with an error (burst 2x); a session over it is read more slowly")
+	fs.StringVar(&c.SV2Addr, "sv2-addr", "", "Stratum V2 listen address (encrypted, binary; docs/stratum-v2.md); empty: off")
+	fs.StringVar(&c.SV2Authority, "sv2-authority-key", "hashforge-sv2-authority.key", "the pool's Stratum V2 authority key file, made on first use (mode 0600); its public key is part of the URL miners use: back it up")
 	fs.StringVar(&c.ReconnectTo, "reconnect-to", "", "HOST:PORT miners are sent to (client.reconnect) when this node stops; empty: they reconnect to the address they used (another node behind DNS or a load balancer)")
 	fs.DurationVar(&c.ShutdownGrace, "shutdown-grace", 10*time.Second, "on SIGTERM: how long miners have to leave after client.reconnect, and their last shares to be answered, before the rest are closed")
 	registerHTTPLimits(fs, &c.HTTPLimits)
@@ -140,6 +144,9 @@ func cmdServe(args []string) error {
 type listeners struct {
 	Stratum    net.Addr
 	StratumTLS net.Addr // nil without --stratum-tls-addr
+	// StratumV2 is the V2 port's URL (with the authority key); empty
+	// without --sv2-addr.
+	StratumV2 string
 	HTTP       net.Addr
 	Admin      net.Addr
 }
@@ -335,12 +342,22 @@ func runServe(ctx context.Context, cfg serveConfig, log *slog.Logger, ready func
 			return err
 		}
 	}
+	v2, err := listenV2(cfg, srv, guard, log)
+	if err != nil {
+		stratumLn.Close()
+		closeListener(tlsLn)
+		closeListener(httpLn)
+		return err
+	}
 	var adminLn net.Listener
 	if cfg.Guard.AdminAddr != "" {
 		if adminLn, err = net.Listen("tcp", cfg.Guard.AdminAddr); err != nil {
 			stratumLn.Close()
 			closeListener(tlsLn)
 			closeListener(httpLn)
+			if v2 != nil {
+				v2.ln.Close()
+			}
 			return fmt.Errorf("listen admin: %w", err)
 		}
 	}
@@ -354,6 +371,9 @@ func runServe(ctx context.Context, cfg serveConfig, log *slog.Logger, ready func
 		}
 		if adminLn != nil {
 			l.Admin = adminLn.Addr()
+		}
+		if v2 != nil {
+			l.StratumV2 = v2.url
 		}
 		ready(l)
 	}
@@ -429,6 +449,9 @@ func runServe(ctx context.Context, cfg serveConfig, log *slog.Logger, ready func
 	})
 	if adminLn != nil {
 		g.Go(func() error { return serveAdmin(gctx, adminLn, guard, log.With("component", "admin")) })
+	}
+	if v2 != nil {
+		g.Go(func() error { return v2.srv.Serve(stratumCtx, v2.ln) })
 	}
 	if httpLn != nil {
 		g.Go(func() error { return dash.Run(gctx) })
