@@ -147,8 +147,8 @@ type listeners struct {
 	// StratumV2 is the V2 port's URL (with the authority key); empty
 	// without --sv2-addr.
 	StratumV2 string
-	HTTP       net.Addr
-	Admin      net.Addr
+	HTTP      net.Addr
+	Admin     net.Addr
 }
 
 // runServe runs the pool until ctx ends. ready, when set, is called once
