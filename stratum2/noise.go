@@ -1,6 +1,7 @@
 package stratum2
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -243,6 +244,10 @@ type Conn struct {
 
 	rmu  sync.Mutex
 	recv *cipherState
+	// br buffers reads after the handshake: a frame is two reads (its
+	// header, then its payload), and a busy miner's frames arrive
+	// together; one read syscall then serves many. Made on first use.
+	br   *bufio.Reader
 	rhdr [EncryptedHeaderLen]byte
 	rct  []byte
 	rpt  []byte
@@ -385,6 +390,40 @@ func (c *Conn) WriteMessage(m Message) error {
 	return c.writeLocked(Header{ExtensionType: extensionFor(m.MsgType()), MsgType: m.MsgType()}, p)
 }
 
+// WriteMessages encodes and sends several messages in one write (a
+// sender that has several queued saves a syscall each).
+func (c *Conn) WriteMessages(ms ...Message) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.werr != nil {
+		return c.werr
+	}
+	out := c.wbuf[:0]
+	for _, m := range ms {
+		p, err := m.Encode(c.mbuf[:0])
+		if err != nil {
+			return err
+		}
+		if cap(p) <= 1<<16 {
+			c.mbuf = p
+		}
+		if len(p) > MaxPayload {
+			return ErrFrameLarge
+		}
+		if out, err = sealFrame(c.send, out, Header{ExtensionType: extensionFor(m.MsgType()), MsgType: m.MsgType()}, p); err != nil {
+			c.werr = err
+			return err
+		}
+	}
+	_, err := c.nc.Write(out)
+	c.wbuf = out
+	if cap(c.wbuf) > 1<<16 {
+		c.wbuf = nil
+	}
+	c.werr = err
+	return err
+}
+
 // readFrame decrypts one frame from r into the Conn's buffers.
 func (c *Conn) readFrame(r io.Reader) (Frame, error) {
 	if _, err := io.ReadFull(r, c.rhdr[:]); err != nil {
@@ -433,7 +472,10 @@ func (c *Conn) ReadFrame() (Frame, error) {
 	if c.rerr != nil {
 		return Frame{}, c.rerr
 	}
-	f, err := c.readFrame(c.nc)
+	if c.br == nil {
+		c.br = bufio.NewReaderSize(c.nc, 4096)
+	}
+	f, err := c.readFrame(c.br)
 	c.rerr = err
 	return f, err
 }

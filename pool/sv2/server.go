@@ -243,20 +243,46 @@ func (c *connection) send(m stratum2.Message) {
 	}
 }
 
+// writeLoop writes what is queued, everything queued at once in one
+// write: a burst of acknowledgements (a share batch kept together) or a
+// job's messages cost one syscall.
 func (c *connection) writeLoop() {
+	batch := make([]stratum2.Message, 0, maxWriteBatch)
+	var deadline time.Time
 	for {
 		select {
 		case <-c.done:
 			return
 		case m := <-c.out:
-			_ = c.nc.SetWriteDeadline(time.Now().Add(10 * time.Second))
-			if err := c.c.WriteMessage(m); err != nil {
-				c.close(fmt.Errorf("write: %w", err))
-				return
+			batch = append(batch[:0], m)
+		}
+	more:
+		for len(batch) < maxWriteBatch {
+			select {
+			case m := <-c.out:
+				batch = append(batch, m)
+			default:
+				break more
 			}
 		}
+		// Moved only when due, as the V1 writers do: a busy channel does
+		// not reset a runtime timer per write.
+		if now := time.Now(); deadline.Before(now.Add(writeTimeout)) {
+			deadline = now.Add(writeTimeout + writeTimeout/10)
+			_ = c.nc.SetWriteDeadline(deadline)
+		}
+		if err := c.c.WriteMessages(batch...); err != nil {
+			c.close(fmt.Errorf("write: %w", err))
+			return
+		}
+		clear(batch)
 	}
 }
+
+const (
+	writeTimeout  = 10 * time.Second
+	maxWriteBatch = 64
+)
 
 func (c *connection) close(why error) {
 	c.closeOnce.Do(func() {
