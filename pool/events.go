@@ -186,6 +186,9 @@ type OnlineWorker struct {
 	// Difficulty is vardiff's current share difficulty for the worker (of
 	// one of its connections, when it has several).
 	Difficulty float64
+	// Protocol is what the worker speaks (ProtocolV1, ProtocolV2; of one
+	// of its connections, when it has several).
+	Protocol string
 }
 
 // Online lists the workers on open connections, one entry per address and
@@ -214,6 +217,7 @@ func (s *Server) Online() []OnlineWorker {
 			}
 			out[i].Connections++
 			out[i].Difficulty = ss.desired
+			out[i].Protocol = protocolNames[ss.proto]
 		}
 		ss.mu.Unlock()
 	}

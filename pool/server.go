@@ -121,7 +121,8 @@ type Server struct {
 	resumeKey [32]byte
 	events    eventBus
 
-	stats stats
+	stats  stats
+	protos protoStats
 
 	// submitBackoff is the submitblock retry schedule; the package
 	// default, shortened by tests.

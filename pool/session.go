@@ -41,6 +41,8 @@ type session struct {
 	// key is the client address (IPv4, or IPv6 /64) bans count under;
 	// invalid when the connection has no IP address.
 	key netip.Prefix
+	// proto indexes protocolNames: the protocol the miner speaks.
+	proto uint8
 
 	mu            sync.Mutex // first in the lock order: see Server.mu
 	en1           [Extranonce1Size]byte
@@ -160,16 +162,19 @@ func (s *Server) connect(c conn) *session {
 		c:       c,
 		remote:  c.RemoteAddr(),
 		key:     banKey(c),
+		proto:   protocolOf(c),
 		desired: s.cfg.StartDifficulty,
 		vd:      newVardiff(s.cfg.ShareInterval, s.now()),
 	}
 	s.mu.Lock()
 	s.sessions[ss] = struct{}{}
 	s.mu.Unlock()
+	s.protos.sessions[ss.proto].Add(1)
 	return ss
 }
 
 func (s *Server) disconnect(ss *session) {
+	s.protos.sessions[ss.proto].Add(-1)
 	ss.mu.Lock()
 	subscribed, en1 := ss.subscribed, binary.BigEndian.Uint32(ss.en1[:])
 	s.stats.workers.Add(-int64(ss.workers.len()))
@@ -437,6 +442,7 @@ func (s *Server) handleSubmit(ss *session, req *stratum.Request) {
 	p, err := req.Submit()
 	if err != nil {
 		s.tallyShare(ss, true)
+		s.protos.rejected[ss.proto].Add(1)
 		s.stats.reject("invalid params")
 		ss.c.ReplyError(req.ID, asStratumError(err))
 		return
@@ -444,6 +450,7 @@ func (s *Server) handleSubmit(ss *session, req *stratum.Request) {
 	ss.mu.Lock()
 	if !ss.subscribed {
 		ss.mu.Unlock()
+		s.protos.rejected[ss.proto].Add(1)
 		s.stats.reject("not subscribed")
 		ss.c.ReplyError(req.ID, stratum.Errorf(stratum.CodeNotSubscribed, "not subscribed"))
 		return
@@ -452,6 +459,7 @@ func (s *Server) handleSubmit(ss *session, req *stratum.Request) {
 	if !ok {
 		ss.mu.Unlock()
 		s.tallyShare(ss, true)
+		s.protos.rejected[ss.proto].Add(1)
 		s.stats.reject("unauthorized")
 		ss.c.ReplyError(req.ID, stratum.Errorf(stratum.CodeUnauthorized, "unauthorized worker"))
 		return
@@ -482,6 +490,7 @@ func (s *Server) handleSubmit(ss *session, req *stratum.Request) {
 			re = &RejectError{Code: stratum.CodeOther, Reason: err.Error()}
 		}
 		s.tallyShare(ss, invalidForBans(re))
+		s.protos.rejected[ss.proto].Add(1)
 		s.stats.reject(re.Reason)
 		ss.c.ReplyError(req.ID, re.Stratum())
 		return
@@ -529,11 +538,13 @@ func (s *Server) handleSubmit(ss *session, req *stratum.Request) {
 	s.shares.AddShare(share, func(err error) {
 		<-keeping
 		if err != nil {
+			s.protos.rejected[ss.proto].Add(1)
 			s.stats.reject(reasonNotKept)
 			ss.c.ReplyError(id, stratum.Errorf(stratum.CodeOther, reasonNotKept))
 			return
 		}
 		s.stats.accept(diff, now)
+		s.protos.accepted[ss.proto].Add(1)
 		ss.c.Reply(id, true)
 	})
 

@@ -56,9 +56,12 @@ type statsResponse struct {
 	Limits limitsJSON `json:"limits"`
 	// NodeID is the node answering (serve --node-id); Nodes every live
 	// pool node sharing the database, this one's figures live.
-	NodeID    int        `json:"node_id"`
-	Nodes     []nodeJSON `json:"nodes"`
-	UpdatedAt time.Time  `json:"updated_at"`
+	NodeID int        `json:"node_id"`
+	Nodes  []nodeJSON `json:"nodes"`
+	// Protocols are this node's sessions and shares by protocol
+	// (stratum1, stratum2).
+	Protocols map[string]protocolJSON `json:"protocols,omitempty"`
+	UpdatedAt time.Time               `json:"updated_at"`
 }
 
 type blockJSON struct {
@@ -210,6 +213,7 @@ func (s *Server) buildStats(ls ledgerStats) statsResponse {
 		SharesKept:        true,
 		Limits:            s.limitsJSON(),
 		NodeID:            s.cfg.NodeID,
+		Protocols:         s.protocols(),
 		UpdatedAt:         time.Now().UTC(),
 	}
 	// The whole pool: this node's live counts plus the other nodes' last
@@ -361,8 +365,9 @@ type workerJSON struct {
 	Name        string     `json:"name"`
 	Online      bool       `json:"online"`
 	Connections int        `json:"connections"`
-	Difficulty  float64    `json:"difficulty"` // current share difficulty; 0 when offline
-	Hashrate    float64    `json:"hashrate"`   // H/s over the last 10 minutes
+	Protocol    string     `json:"protocol,omitempty"` // stratum1 or stratum2, while online
+	Difficulty  float64    `json:"difficulty"`         // current share difficulty; 0 when offline
+	Hashrate    float64    `json:"hashrate"`           // H/s over the last 10 minutes
 	Shares      int64      `json:"shares_10m"`
 	FirstSeen   *time.Time `json:"first_seen"` // null until its first share is in the ledger
 	LastSeen    *time.Time `json:"last_seen"`
@@ -456,7 +461,7 @@ func (s *Server) miner(w http.ResponseWriter, r *http.Request) {
 	}
 	for _, on := range online {
 		wj := byName[on.Worker]
-		wj.Online, wj.Connections, wj.Difficulty = true, on.Connections, finite(on.Difficulty)
+		wj.Online, wj.Connections, wj.Difficulty, wj.Protocol = true, on.Connections, finite(on.Difficulty), on.Protocol
 	}
 	resp.WorkersOnline = len(online)
 	var times []int64

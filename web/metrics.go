@@ -226,6 +226,8 @@ func (c snapshotCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range nodeDescs {
 		ch <- d
 	}
+	ch <- descProtoSessions
+	ch <- descProtoShares
 }
 
 func (c snapshotCollector) Collect(ch chan<- prometheus.Metric) {
@@ -351,6 +353,7 @@ func (c snapshotCollector) Collect(ch chan<- prometheus.Metric) {
 	if cfg.Guard != nil {
 		collectGuard(cfg.Guard, counter, gauge)
 	}
+	m.s.collectProtocols(counter, gauge)
 }
 
 func boolGauge(b bool) float64 {

@@ -309,6 +309,32 @@ func TestStratumV2EndToEnd(t *testing.T) {
 		t.Fatalf("V1 authorize: %s %v", res, err)
 	}
 
+	// The API and metrics tell the protocols apart.
+	var stats struct {
+		Protocols map[string]struct {
+			Sessions int    `json:"sessions"`
+			Accepted uint64 `json:"shares_accepted"`
+		} `json:"protocols"`
+	}
+	getJSON(t, "http://"+l.HTTP.String()+"/api/v1/stats", &stats)
+	if v2, v1 := stats.Protocols["stratum2"], stats.Protocols["stratum1"]; v2.Sessions != 2 || v2.Accepted != 2 || v1.Sessions != 1 {
+		t.Errorf("protocols %+v; want 2 stratum2 channels with 2 shares, 1 stratum1 session", stats.Protocols)
+	}
+	var miner struct {
+		Workers []struct {
+			Name     string `json:"name"`
+			Protocol string `json:"protocol"`
+		} `json:"workers"`
+	}
+	getJSON(t, "http://"+l.HTTP.String()+"/api/v1/miners/"+btcd.MiningAddr, &miner)
+	protos := map[string]string{}
+	for _, w := range miner.Workers {
+		protos[w.Name] = w.Protocol
+	}
+	if protos["v2rig"] != "stratum2" || protos["v2std"] != "stratum2" || protos["v1rig"] != "stratum1" {
+		t.Errorf("workers' protocols %v", protos)
+	}
+
 	// Both V2 shares are rows, with their workers and this node's id.
 	conn, err := pgx.Connect(ctx, dbURL)
 	if err != nil {

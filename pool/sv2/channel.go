@@ -541,3 +541,6 @@ func (c *lineCache) parse(b []byte) line {
 	}
 	return l
 }
+
+// Protocol tells the pool this session speaks Stratum V2.
+func (ch *channel) Protocol() string { return pool.ProtocolV2 }
