@@ -265,8 +265,14 @@ func mineV2(nc net.Conn, auth stratum2.AuthorityPubKey, i, window int, ready cha
 		if err != nil {
 			return
 		}
-		switch m.(type) {
-		case *stratum2.SubmitSharesSuccess, *stratum2.SubmitSharesError:
+		n := 0
+		switch m := m.(type) {
+		case *stratum2.SubmitSharesSuccess:
+			n = int(m.NewSubmitsAcceptedCount) // a batched acknowledgement
+		case *stratum2.SubmitSharesError:
+			n = 1
+		}
+		for range n {
 			if submit() != nil {
 				return
 			}

@@ -265,6 +265,7 @@ func (c *connection) writeLoop() {
 				break more
 			}
 		}
+		batch = coalesceAcks(batch)
 		// Moved only when due, as the V1 writers do: a busy channel does
 		// not reset a runtime timer per write.
 		if now := time.Now(); deadline.Before(now.Add(writeTimeout)) {
@@ -277,6 +278,29 @@ func (c *connection) writeLoop() {
 		}
 		clear(batch)
 	}
+}
+
+// coalesceAcks merges the SubmitShares.Success messages of one channel
+// queued one after another into one (the specification's batched
+// acknowledgement: the last sequence number, the count and the sum). An
+// error in between ends a run, so the order of verdicts is kept.
+func coalesceAcks(batch []stratum2.Message) []stratum2.Message {
+	out := batch[:0]
+	for _, m := range batch {
+		if s, ok := m.(*stratum2.SubmitSharesSuccess); ok && len(out) > 0 {
+			if prev, ok := out[len(out)-1].(*stratum2.SubmitSharesSuccess); ok && prev.ChannelID == s.ChannelID {
+				merged := *prev
+				merged.LastSequenceNumber = s.LastSequenceNumber
+				merged.NewSubmitsAcceptedCount += s.NewSubmitsAcceptedCount
+				merged.NewSharesSum += s.NewSharesSum
+				out[len(out)-1] = &merged
+				continue
+			}
+		}
+		out = append(out, m)
+	}
+	clear(batch[len(out):])
+	return out
 }
 
 const (
