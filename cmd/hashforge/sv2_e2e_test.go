@@ -275,6 +275,9 @@ func TestStratumV2EndToEnd(t *testing.T) {
 			ssucc = s
 		}
 	}
+	if ssucc.GroupChannelID == 0 || ssucc.GroupChannelID == ssucc.ChannelID || ssucc.GroupChannelID == w.channel {
+		t.Fatalf("standard channel %d in group %d", ssucc.ChannelID, ssucc.GroupChannelID)
+	}
 	sw := &v2Work{channel: ssucc.ChannelID, target: pow.TargetFromHash((*[32]byte)(&ssucc.Target))}
 	for sw.std == nil || !sw.hasPrevJob {
 		sw.apply(m.next())

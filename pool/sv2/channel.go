@@ -83,6 +83,15 @@ func (c *connection) open(reqID uint32, user string, hashrate float32, minExtran
 	}
 	c.nextID++
 	id := c.nextID
+	if standard && c.groupID == 0 {
+		// Standard channels belong to a group channel (the
+		// specification); ours is one per connection. Jobs still go to
+		// each channel as standard jobs, which a group's members may
+		// always be sent.
+		c.nextID++
+		c.groupID = c.nextID
+	}
+	group := c.groupID
 	c.mu.Unlock()
 
 	ch := &channel{conn: c, id: id, standard: standard, user: user, remote: c.nc.RemoteAddr().String(),
@@ -157,7 +166,7 @@ func (c *connection) open(reqID uint32, user string, hashrate float32, minExtran
 	target := ch.target.Hash()
 	if standard {
 		c.send(&stratum2.OpenStandardMiningChannelSuccess{RequestID: reqID, ChannelID: id, Target: stratum2.U256(target),
-			ExtranoncePrefix: ch.fullExtranonce(), GroupChannelID: 0})
+			ExtranoncePrefix: ch.fullExtranonce(), GroupChannelID: group})
 	} else {
 		c.send(&stratum2.OpenExtendedMiningChannelSuccess{RequestID: reqID, ChannelID: id, Target: stratum2.U256(target),
 			ExtranonceSize: uint16(en2Size), ExtranoncePrefix: en1})

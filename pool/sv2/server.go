@@ -231,6 +231,7 @@ type connection struct {
 	mu       sync.Mutex
 	channels map[uint32]*channel
 	nextID   uint32
+	groupID  uint32 // the group channel of its standard channels, once there is one
 }
 
 // send queues m without waiting; a full queue closes the connection.
