@@ -95,7 +95,7 @@ func dialV2(ctx context.Context, m *Miner, log *slog.Logger, raw string) (*v2con
 	if err != nil {
 		nc.Close()
 		if errors.Is(err, stratum2.ErrCertSignature) {
-			return nil, fmt.Errorf("%w (%s): check the key after the address, or the address is not that pool's", errWrongAuthority, redactURL(raw))
+			return nil, fmt.Errorf("%w: check the key after the address, or the address is not that pool's", errWrongAuthority)
 		}
 		return nil, err
 	}

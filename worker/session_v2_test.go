@@ -117,6 +117,23 @@ func refHashMeets(header []byte, target *big.Int) bool {
 	return new(big.Int).SetBytes(hash).Cmp(target) <= 0
 }
 
+// serveOpen answers SetupConnection and OpenExtendedMiningChannel as a pool
+// does, with the given prefix, rolled extranonce size and target.
+func serveOpen(t *testing.T, c *stratum2.Conn, channel uint32, prefix []byte, size uint16, target *big.Int) {
+	t.Helper()
+	sc := v2Read[*stratum2.SetupConnection](t, c)
+	if sc.Protocol != stratum2.ProtocolMining || sc.MinVersion != 2 || sc.MaxVersion != 2 || sc.Flags&stratum2.FlagRequiresWorkSelection != 0 {
+		t.Fatalf("SetupConnection %+v", sc)
+	}
+	v2Send(t, c, &stratum2.SetupConnectionSuccess{UsedVersion: 2})
+	open := v2Read[*stratum2.OpenExtendedMiningChannel](t, c)
+	if open.UserIdentity != "bcrt1qtest.w1" {
+		t.Fatalf("OpenExtendedMiningChannel %+v", open)
+	}
+	v2Send(t, c, &stratum2.OpenExtendedMiningChannelSuccess{RequestID: open.RequestID, ChannelID: channel,
+		Target: targetU256(target), ExtranonceSize: size, ExtranoncePrefix: prefix})
+}
+
 // The header the miner builds from a V2 job and its previous block equals
 // the one the spec gives.
 func TestV2JobHeader(t *testing.T) {
@@ -148,20 +165,10 @@ func TestV2SessionMines(t *testing.T) {
 	m, stop := testMinerCfg(t, Config{URLs: []string{p.url}})
 	c := p.accept()
 
-	sc := v2Read[*stratum2.SetupConnection](t, c)
-	if sc.Protocol != stratum2.ProtocolMining || sc.MinVersion != 2 || sc.MaxVersion != 2 || sc.Flags&stratum2.FlagRequiresWorkSelection != 0 {
-		t.Fatalf("SetupConnection %+v", sc)
-	}
-	v2Send(t, c, &stratum2.SetupConnectionSuccess{UsedVersion: 2})
-	open := v2Read[*stratum2.OpenExtendedMiningChannel](t, c)
-	if open.UserIdentity != "bcrt1qtest.w1" {
-		t.Fatalf("OpenExtendedMiningChannel %+v", open)
-	}
 	prefix := []byte{0xaa, 0xbb, 0xcc, 0xdd}
 	const channel = 7
 	target := refTarget(testDiff)
-	v2Send(t, c, &stratum2.OpenExtendedMiningChannelSuccess{RequestID: open.RequestID, ChannelID: channel,
-		Target: targetU256(refTarget(testDiff / 16)), ExtranonceSize: 1, ExtranoncePrefix: prefix})
+	serveOpen(t, c, channel, prefix, 1, refTarget(testDiff/16))
 	// Harder than the channel's first target: every share must meet it.
 	v2Send(t, c, &stratum2.SetTarget{ChannelID: channel, MaximumTarget: targetU256(target)})
 
@@ -285,4 +292,37 @@ func TestV2Reconnect(t *testing.T) {
 			t.Errorf("Reconnect %q:%d: %+v %v, want %s", c.host, c.port, rr, err, c.want)
 		}
 	}
+}
+
+// A failover list may mix protocols: with its V2 pool down the miner mines
+// on the V1 backup, its probe of the V2 pool opens a channel, and it moves
+// back and mines there.
+func TestV2FailoverMixesProtocols(t *testing.T) {
+	v2p := startV2Pool(t)
+	v1p := startPool(t, "", 0)
+	_, _ = testMinerCfg(t, Config{URLs: []string{v2p.url, v1p.addr}, ProbeInterval: 50 * time.Millisecond})
+	nc, err := v2p.ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc.Close() // down: hangs up before the handshake
+	v1p.waitFor("a share on the V1 backup", func() bool { return v1p.validShares(nil) > 0 })
+
+	probe := v2p.accept()
+	serveOpen(t, probe, 1, []byte{1, 2, 3, 4}, 4, refTarget(testDiff))
+	c := v2p.accept()
+	prefix := []byte{5, 6, 7, 8}
+	serveOpen(t, c, 2, prefix, 4, refTarget(testDiff))
+	j := &stratum2.NewExtendedMiningJob{ChannelID: 2, JobID: 1, Version: 0x20000000,
+		MerklePath: []stratum2.U256{{3}}, CoinbaseTxPrefix: mustDecode(testCoinb1), CoinbaseTxSuffix: mustDecode(testCoinb2)}
+	v2Send(t, c, j)
+	prev := [32]byte{7: 7}
+	v2Send(t, c, &stratum2.SetNewPrevHash{ChannelID: 2, JobID: 1, PrevHash: stratum2.U256(prev), MinNTime: 0x66000000, NBits: 0x1d00ffff})
+	sub := v2Read[*stratum2.SubmitSharesExtended](t, c)
+	// The job does not allow version rolling: the version is the job's.
+	if sub.ChannelID != 2 || sub.JobID != 1 || sub.Version != j.Version || sub.NTime != 0x66000000 ||
+		!refHashMeets(v2RefHeader(j, prefix, prev, 0x1d00ffff, sub), refTarget(testDiff)) {
+		t.Fatalf("share on the V2 pool after failing back: %+v", sub)
+	}
+	v1p.assertNoInvalid()
 }
