@@ -42,12 +42,8 @@ func FuzzV2PoolMessages(f *testing.F) {
 	f.Add(enc(&stratum2.SetExtranoncePrefix{ChannelID: 7, ExtranoncePrefix: make([]byte, 32)}, &stratum2.SetTarget{ChannelID: 7}))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		m := fuzzMiner(t)
-		s, done := liveSession(m)
+		s, v, done := liveV2Session(m)
 		defer done()
-		u, _ := stratum2.ParseURL("stratum2+tcp://pool.example:34254/9bXiEd8boQVhq7WddEcERUL5tyyJVFYdU8th3HfbNXK3Yw6GRXh")
-		v := &v2conn{m: m, s: s, log: m.log, url: u, channel: 7, done: make(chan struct{}),
-			pending: map[uint32]chan v2ack{}, futures: map[uint32]*stratum2.NewExtendedMiningJob{}}
-		s.v2 = v
 		data = bytes.Clone(data) // payloads are scribbled on below
 		for len(data) >= 3 {
 			typ, n := data[0], int(binary.LittleEndian.Uint16(data[1:]))
@@ -83,4 +79,15 @@ func FuzzV2PoolMessages(f *testing.F) {
 			_ = j.Header(s.en1, make([]byte, s.en2Size), j.Version, j.NTime, 0)
 		}
 	})
+}
+
+// liveV2Session is liveSession with a V2 connection state on channel 7
+// whose messages are handed to v.handle directly.
+func liveV2Session(m *Miner) (*session, *v2conn, func()) {
+	s, done := liveSession(m)
+	u, _ := stratum2.ParseURL("stratum2+tcp://pool.example:34254/9bXiEd8boQVhq7WddEcERUL5tyyJVFYdU8th3HfbNXK3Yw6GRXh")
+	v := &v2conn{m: m, s: s, log: m.log, url: u, channel: 7, done: make(chan struct{}),
+		pending: map[uint32]chan v2ack{}, futures: map[uint32]*stratum2.NewExtendedMiningJob{}}
+	s.v2 = v
+	return s, v, done
 }

@@ -309,7 +309,15 @@ func (v *v2conn) handle(msg stratum2.Message) error {
 		clear(v.futures)
 		v.futureOrder = v.futureOrder[:0]
 		if j == nil {
+			// Whatever the devices mine is on the old block now: idle them
+			// until the pool sends a job for the new one.
 			v.log.Warn("SetNewPrevHash for a job the pool never sent", "job", msg.JobID)
+			s.mu.Lock()
+			clear(s.jobs)
+			s.jobOrder = s.jobOrder[:0]
+			s.current = nil
+			s.mu.Unlock()
+			s.m.publish(s, nil, [32]byte{})
 			break
 		}
 		v.activate(j, msg.MinNTime, true)

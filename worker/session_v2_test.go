@@ -326,3 +326,32 @@ func TestV2FailoverMixesProtocols(t *testing.T) {
 	}
 	v1p.assertNoInvalid()
 }
+
+// A SetNewPrevHash whose job never came leaves nothing to mine: the job
+// on the old block must not stay current.
+func TestV2UnknownPrevHashIdles(t *testing.T) {
+	m := fuzzMiner(t)
+	s, v, done := liveV2Session(m)
+	defer done()
+	j := &stratum2.NewExtendedMiningJob{ChannelID: 7, JobID: 1, CoinbaseTxPrefix: []byte{1}, CoinbaseTxSuffix: []byte{2}}
+	for _, msg := range []stratum2.Message{j, &stratum2.SetNewPrevHash{ChannelID: 7, JobID: 1, PrevHash: stratum2.U256{1}, NBits: 0x1d00ffff}} {
+		if err := v.handle(msg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.mu.Lock()
+	cur := s.current
+	s.mu.Unlock()
+	if cur == nil || cur.job.ID != "1" || cur.job.PrevHash != [32]byte{1} {
+		t.Fatalf("current job %+v after its SetNewPrevHash", cur)
+	}
+	if err := v.handle(&stratum2.SetNewPrevHash{ChannelID: 7, JobID: 2, PrevHash: stratum2.U256{2}}); err != nil {
+		t.Fatal(err)
+	}
+	s.mu.Lock()
+	cur, n := s.current, len(s.jobs)
+	s.mu.Unlock()
+	if cur != nil || n != 0 {
+		t.Fatalf("after a SetNewPrevHash for an unknown job: current %+v, %d jobs kept", cur, n)
+	}
+}
