@@ -176,6 +176,9 @@ func (m *Miner) probe(ctx context.Context, after []time.Time, switchTo chan<- in
 func (m *Miner) probeOne(ctx context.Context, addr string) bool {
 	ctx, cancel := context.WithTimeout(ctx, m.cfg.DialTimeout)
 	defer cancel()
+	if isV2URL(addr) {
+		return m.probeV2(ctx, addr)
+	}
 	c, err := dialPool(ctx, addr, m.cfg.TLS, m.log)
 	if err != nil {
 		return false

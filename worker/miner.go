@@ -18,9 +18,10 @@ import (
 // Config configures a Miner. The zero value of every field but URLs and User
 // is a sensible default.
 type Config struct {
-	// URLs are pools in priority order (stratum+tcp://host:port or
-	// stratum+ssl://host:port). The miner fails over down the list and
-	// returns to an earlier pool when it is reachable again.
+	// URLs are pools in priority order (stratum+tcp://host:port,
+	// stratum+ssl://host:port or, for Stratum V2,
+	// stratum2+tcp://host:port/AUTHORITY_PUBKEY). The miner fails over down
+	// the list and returns to an earlier pool when it is reachable again.
 	URLs []string
 	User string // payout address.worker
 	Pass string // default "x"

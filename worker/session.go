@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/hashforge/hashforge/stratum"
+	"github.com/hashforge/hashforge/stratum2"
 )
 
 // requestedVersionMask is what the miner offers to roll in mining.configure.
@@ -37,6 +38,7 @@ type session struct {
 	pool   *poolEntry
 	addr   string
 	client *stratum.Client
+	v2     *v2conn // set instead of client on a Stratum V2 pool
 	log    *slog.Logger
 
 	mu         sync.Mutex
@@ -93,6 +95,9 @@ func newSession(m *Miner, p *poolEntry, addr string) *session {
 // run connects, performs the handshake and serves the connection until it
 // ends or ctx is cancelled.
 func (s *session) run(ctx context.Context) sessionResult {
+	if isV2URL(s.addr) {
+		return s.runV2(ctx)
+	}
 	cfg := &s.m.cfg
 	dctx, cancel := context.WithTimeout(ctx, cfg.DialTimeout)
 	c, err := dialPool(dctx, s.addr, cfg.TLS, s.log)
@@ -380,6 +385,12 @@ func (s *session) onNotify(params json.RawMessage) error {
 	if err != nil {
 		return err
 	}
+	s.addJob(job)
+	return nil
+}
+
+// addJob makes job the current one, whichever protocol it came in.
+func (s *session) addJob(job *Job) {
 	s.mu.Lock()
 	if job.Clean {
 		// Every older job is now stale: candidates for them are dropped.
@@ -410,7 +421,6 @@ func (s *session) onNotify(params json.RawMessage) error {
 	s.mu.Unlock()
 	s.log.Debug("new job", "job", job.ID, "clean", job.Clean, "diff", rec.diff)
 	s.publish()
-	return nil
 }
 
 // onSetDifficulty records the new difficulty. It applies in full to the next
@@ -438,6 +448,12 @@ func (s *session) onSetDifficulty(params json.RawMessage) error {
 	if err != nil {
 		return fmt.Errorf("mining.set_difficulty: %w", err)
 	}
+	s.setShareTarget(diff, target)
+	return nil
+}
+
+// setShareTarget is the part of a difficulty change both protocols share.
+func (s *session) setShareTarget(diff float64, target [32]byte) {
 	s.mu.Lock()
 	s.diff, s.target, s.haveDiff = diff, target, true
 	for _, rec := range s.jobs {
@@ -454,7 +470,6 @@ func (s *session) onSetDifficulty(params json.RawMessage) error {
 		s.m.sched.setTarget(cur)
 	}
 	s.log.Info("difficulty set", "diff", diff)
-	return nil
 }
 
 // onSetExtranonce switches extranonce1 at once (as cpuminer-opt does): the
@@ -672,8 +687,9 @@ func (s *session) prepareSubmit(sl *Slice, nonce uint32) (params []any, target [
 }
 
 // parseStratumURL accepts stratum+tcp://host:port, tcp://host:port or a bare
-// host:port, and for TLS stratum+ssl://host:port (or the stratum+tls, ssl
-// and tls spellings other miners use).
+// host:port, for TLS stratum+ssl://host:port (or the stratum+tls, ssl
+// and tls spellings other miners use), and for Stratum V2
+// stratum2+tcp://host:port/AUTHORITY_PUBKEY.
 func parseStratumURL(raw string) (*url.URL, error) {
 	if !strings.Contains(raw, "://") {
 		raw = "stratum+tcp://" + raw
@@ -684,9 +700,15 @@ func parseStratumURL(raw string) (*url.URL, error) {
 	}
 	switch u.Scheme {
 	case "stratum+tcp", "stratum", "tcp":
+	case stratum2.URLScheme:
+		// The key is what authenticates the pool: a V2 URL without a
+		// valid one is refused here, before any connection.
+		if _, err := stratum2.ParseURL(raw); err != nil {
+			return nil, fmt.Errorf("pool url %q: %w", redactURL(raw), err)
+		}
 	default:
 		if !isTLSScheme(u.Scheme) {
-			return nil, fmt.Errorf("pool url %q: unsupported scheme %q (want stratum+tcp or stratum+ssl)", redactURL(raw), u.Scheme)
+			return nil, fmt.Errorf("pool url %q: unsupported scheme %q (want stratum+tcp, stratum+ssl or stratum2+tcp)", redactURL(raw), u.Scheme)
 		}
 	}
 	if u.Hostname() == "" || u.Port() == "" {

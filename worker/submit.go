@@ -84,7 +84,12 @@ func (m *Miner) handleCandidate(ctx context.Context, c candidate) {
 	}
 	m.inflight.Add(1)
 	defer m.inflight.Add(-1)
-	accepted := m.submit(ctx, s, params, &hash)
+	var accepted bool
+	if s.v2 != nil {
+		accepted = s.v2.submit(ctx, sl, c.nonce, &hash)
+	} else {
+		accepted = m.submit(ctx, s, params, &hash)
+	}
 	switch {
 	case paused && !accepted:
 		m.sched.resume(sl.tmpl)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/hashforge/hashforge/internal/tlsreload"
+	"github.com/hashforge/hashforge/stratum2"
 )
 
 // tlsPair writes a self-signed pair for 127.0.0.1 and returns its files
@@ -185,7 +186,10 @@ func TestParseStratumURLSchemes(t *testing.T) {
 }
 
 func FuzzParseStratumURL(f *testing.F) {
-	for _, s := range []string{"stratum+tcp://pool.example:3333", "stratum+ssl://[::1]:3334", "h:1", "ssl://u:p@h:1/x?y#z", "stratum+ssl://h"} {
+	for _, s := range []string{"stratum+tcp://pool.example:3333", "stratum+ssl://[::1]:3334", "h:1", "ssl://u:p@h:1/x?y#z", "stratum+ssl://h",
+		"stratum2+tcp://pool.example:34254/9bXiEd8boQVhq7WddEcERUL5tyyJVFYdU8th3HfbNXK3Yw6GRXh",
+		"stratum2+tcp://[::1]:34254/9bXiEd8boQVhq7WddEcERUL5tyyJVFYdU8th3HfbNXK3Yw6GRXh/",
+		"stratum2+tcp://pool.example:34254/", "stratum2+tcp://pool.example/9bXiEd8boQVhq7WddEcERUL5tyyJVFYdU8th3HfbNXK3Yw6GRXh"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, raw string) {
@@ -200,6 +204,15 @@ func FuzzParseStratumURL(f *testing.F) {
 		}
 		switch u.Scheme {
 		case "stratum+tcp", "stratum", "tcp", "stratum+ssl", "stratum+tls", "ssl", "tls":
+		case stratum2.URLScheme:
+			// A V2 URL is dialled with its authority key: it must parse
+			// as one, key included.
+			if !isV2URL(raw) {
+				t.Fatalf("%q accepted as V2 but not dialled as V2", raw)
+			}
+			if _, err := stratum2.ParseURL(raw); err != nil {
+				t.Fatalf("%q accepted without a usable authority key: %v", raw, err)
+			}
 		default:
 			t.Fatalf("%q accepted with scheme %q", raw, u.Scheme)
 		}

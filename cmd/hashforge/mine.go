@@ -16,8 +16,8 @@ func cmdMine(args []string) error {
 		level  string
 		tlsOpt tlsreload.ClientOptions
 	)
-	fs := newFlagSet("mine", "--url stratum+tcp://HOST:PORT|stratum+ssl://HOST:PORT --user ADDRESS.WORKER [flags]")
-	fs.Var(&urls, "url", "pool URL stratum+tcp://host:port or stratum+ssl://host:port (TLS); repeat for failover pools in priority order")
+	fs := newFlagSet("mine", "--url stratum+tcp://HOST:PORT|stratum+ssl://HOST:PORT|stratum2+tcp://HOST:PORT/AUTHORITY_PUBKEY --user ADDRESS.WORKER [flags]")
+	fs.Var(&urls, "url", "pool URL stratum+tcp://host:port, stratum+ssl://host:port (TLS) or stratum2+tcp://host:port/AUTHORITY_PUBKEY (Stratum V2); repeat for failover pools in priority order")
 	fs.StringVar(&cfg.User, "user", "", "payout address and worker name, ADDRESS.WORKER")
 	fs.StringVar(&cfg.Pass, "pass", "x", "pool password")
 	fs.Float64Var(&cfg.SuggestDiff, "suggest-diff", 0, "send mining.suggest_difficulty with this difficulty (0: don't)")

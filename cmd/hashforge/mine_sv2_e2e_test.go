@@ -1,0 +1,200 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/hashforge/hashforge/stratum2"
+	"github.com/hashforge/hashforge/worker"
+)
+
+// mineV2Shares is how many accepted shares each miner of
+// TestMineStratumV2EndToEnd mines; on regtest each is a block.
+const mineV2Shares = 20
+
+// TestMineStratumV2EndToEnd runs the bundled miner over Stratum V2 (the
+// stratum2+tcp URL the pool prints) and a V1 miner beside it against the
+// real serve on btcd regtest and PostgreSQL: both find blocks btcd
+// accepts, and the V2 miner's shares are ledger rows under its
+// worker name. A URL with another authority key is refused with an error
+// that says why.
+func TestMineStratumV2EndToEnd(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	btcd, dbURL, rpc := regtestStack(t)
+	cfg := regtestServe(t, btcd, dbURL, "hashforge-mine-sv2")
+	cfg.StartDifficulty, cfg.MinDifficulty, cfg.NodeID = 0.0001, 0.0001, 3
+	cfg.SV2Addr, cfg.SV2Authority = "127.0.0.1:0", filepath.Join(t.TempDir(), "authority.key")
+	l := startServe(ctx, t, cfg)
+	if !strings.HasPrefix(l.StratumV2, "stratum2+tcp://") {
+		t.Fatalf("stratum2 URL %q", l.StratumV2)
+	}
+
+	newMiner := func(url, user, pass string, log *slog.Logger) *worker.Miner {
+		m, err := worker.New(worker.Config{URLs: []string{url}, User: user, Pass: pass, Threads: 1, Device: "cpu",
+			Quiet: true, Output: io.Discard, Logger: log})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	v2 := newMiner(l.StratumV2, btcd.MiningAddr+".v2miner", "", testLogger(slog.LevelInfo))
+	v1 := newMiner("stratum+tcp://"+l.Stratum.String(), btcd.MiningAddr+".v1miner", "x,d=0.0001", testLogger(slog.LevelInfo))
+	minerCtx, stopMiners := context.WithCancel(ctx)
+	mined := make(chan error, 2)
+	go func() { mined <- v2.Run(minerCtx) }()
+	go func() { mined <- v1.Run(minerCtx) }()
+	deadline := time.Now().Add(2 * time.Minute)
+	for v2.Stats().Accepted < mineV2Shares || v1.Stats().Accepted < mineV2Shares {
+		if time.Now().After(deadline) {
+			stopMiners()
+			t.Fatalf("in 2 minutes: V2 miner %+v, V1 miner %+v", v2.Stats(), v1.Stats())
+		}
+		select {
+		case err := <-mined:
+			stopMiners()
+			t.Fatalf("a miner stopped early: %v", err)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	stopMiners()
+	for range 2 {
+		if err := <-mined; err != nil {
+			t.Fatalf("miner: %v", err)
+		}
+	}
+	for name, m := range map[string]*worker.Miner{"V2": v2, "V1": v1} {
+		s := m.Stats()
+		t.Logf("%s miner: %d accepted, %d stale, %d discarded", name, s.Accepted, s.Stale, s.Discarded)
+		// Stale is the one refusal a miner cannot avoid: a block share sent
+		// just as the pool moved to the next block.
+		if s.Rejected != 0 || s.HWErrors != 0 || s.Lost != 0 {
+			t.Errorf("%s miner: %d rejected, %d hardware errors, %d lost; want 0", name, s.Rejected, s.HWErrors, s.Lost)
+		}
+	}
+
+	// Every accepted share is a row of its worker, and on regtest a block
+	// in btcd's main chain. Shares are written in batches: poll.
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	count := func(name string) (shares, blocks int) {
+		if err := conn.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE s.is_block) FROM shares s
+			JOIN workers w ON w.id = s.worker_id WHERE w.address = $1 AND w.name = $2 AND s.node_id = 3`,
+			btcd.MiningAddr, name).Scan(&shares, &blocks); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	for wait := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		s2, b2 := count("v2miner")
+		s1, b1 := count("v1miner")
+		if uint64(s2) == v2.Stats().Accepted && b2 == s2 && uint64(s1) == v1.Stats().Accepted && b1 == s1 {
+			break
+		}
+		if time.Now().After(wait) {
+			t.Fatalf("ledger: v2miner %d shares (%d blocks) for %d accepted, v1miner %d (%d) for %d",
+				s2, b2, v2.Stats().Accepted, s1, b1, v1.Stats().Accepted)
+		}
+	}
+	rows, err := conn.Query(ctx, `SELECT s.block_hash FROM shares s JOIN workers w ON w.id = s.worker_id
+		WHERE w.address = $1 AND w.name = 'v2miner' AND s.is_block`, btcd.MiningAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hashes []string
+	for rows.Next() {
+		var h string
+		if err := rows.Scan(&h); err != nil {
+			t.Fatal(err)
+		}
+		hashes = append(hashes, h)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	// Two miners on one pool find blocks at the same height now and then:
+	// btcd keeps the one it saw second on a side chain (and getblockheader
+	// answers only for the main chain). Every V2 block must be one btcd
+	// accepted at submitblock, and most are in its main chain.
+	inMain := 0
+	for _, h := range hashes {
+		var accepted bool
+		var verdict string
+		if err := conn.QueryRow(ctx, `SELECT accepted, verdict FROM blocks WHERE hash = $1`, h).Scan(&accepted, &verdict); err != nil ||
+			!accepted || verdict != "accepted" {
+			t.Fatalf("V2 miner's block %s: accepted %v, verdict %q (%v); want a block btcd accepted", h, accepted, verdict, err)
+		}
+		var hdr struct {
+			Confirmations int64 `json:"confirmations"`
+		}
+		if rpc.Call(ctx, "getblockheader", []any{h, true}, &hdr) == nil && hdr.Confirmations >= 1 {
+			inMain++
+		}
+	}
+	if len(hashes) == 0 || inMain*2 < len(hashes) {
+		t.Fatalf("%d of the V2 miner's %d blocks are in btcd's main chain", inMain, len(hashes))
+	}
+
+	// Another authority key in the URL: the miner says the certificate is
+	// not signed by it, naming the URL, and never opens a channel.
+	u, err := stratum2.ParseURL(l.StratumV2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := stratum2.LoadOrGenerateAuthorityKeyFile(filepath.Join(t.TempDir(), "other.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Authority = stratum2.AuthorityPubKeyOf(other)
+	log := &certLog{want: "certificate is not signed by the authority key in the URL", seen: make(chan string, 1)}
+	bad := newMiner(u.String(), btcd.MiningAddr+".wrongkey", "", slog.New(slog.NewTextHandler(log, nil)))
+	badCtx, stopBad := context.WithCancel(ctx)
+	badDone := make(chan error, 1)
+	go func() { badDone <- bad.Run(badCtx) }()
+	select {
+	case line := <-log.seen:
+		if !strings.Contains(line, u.Addr) {
+			t.Errorf("the error does not name the pool: %s", line)
+		}
+	case <-ctx.Done():
+		t.Fatal("no error for a URL with another authority key")
+	}
+	stopBad()
+	if err := <-badDone; err != nil {
+		t.Fatal(err)
+	}
+	if s := bad.Stats(); s.Submitted != 0 {
+		t.Errorf("miner with a wrong key submitted %d shares", s.Submitted)
+	}
+}
+
+// certLog hands the first log line containing want to seen.
+type certLog struct {
+	want string
+	seen chan string
+	once sync.Once
+	mu   sync.Mutex
+	buf  bytes.Buffer
+}
+
+func (w *certLog) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf.Write(p)
+	if bytes.Contains(w.buf.Bytes(), []byte(w.want)) {
+		w.once.Do(func() { w.seen <- w.buf.String() })
+	}
+	return len(p), nil
+}
