@@ -300,7 +300,11 @@ func TestV2Reconnect(t *testing.T) {
 func TestV2FailoverMixesProtocols(t *testing.T) {
 	v2p := startV2Pool(t)
 	v1p := startPool(t, "", 0)
-	_, _ = testMinerCfg(t, Config{URLs: []string{v2p.url, v1p.addr}, ProbeInterval: 50 * time.Millisecond})
+	// The backup's jobs have a one-byte extranonce2 and no version
+	// rolling: with testMinerCfg's 10-bit nonce slices a job held 262,144
+	// hashes, about four shares, and one time in fifty none (the pool
+	// sends no second job). A full 32-bit nonce makes that impossible.
+	_, _ = testMinerCfg(t, Config{URLs: []string{v2p.url, v1p.addr}, ProbeInterval: 50 * time.Millisecond, nonceBits: 32})
 	nc, err := v2p.ln.Accept()
 	if err != nil {
 		t.Fatal(err)

@@ -358,4 +358,10 @@ func TestStratumV2EndToEnd(t *testing.T) {
 			t.Fatalf("%d V2 block shares in the ledger, want 2", n)
 		}
 	}
+	// The blocks' rows say which node found them.
+	var blocks int
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM blocks WHERE hash = ANY($1) AND node_id = 3 AND accepted`,
+		[]string{displayHash(hash), displayHash(shash)}).Scan(&blocks); err != nil || blocks != 2 {
+		t.Fatalf("%d of the 2 V2 blocks recorded as node 3's (%v)", blocks, err)
+	}
 }
