@@ -394,11 +394,23 @@ func (b *Batcher) touchWorkers(ctx context.Context, tx pgx.Tx, spans map[workerK
 	return touched, nil
 }
 
+// racedAttach reports a row refused by a partition's constraint: no share
+// can belong nowhere (the DEFAULT partition takes any time), so this is a
+// COPY that routed a row to DEFAULT while partition maintenance attached
+// the partition of its day; tried again, the row goes to that partition.
+// The routine names it whatever the server's language.
+func racedAttach(e *pgconn.PgError) bool {
+	return e.Code == "23514" && (e.Routine == "ExecPartitionCheckEmitError" || strings.Contains(e.Message, "partition constraint"))
+}
+
 // permanent reports whether err is the database refusing the data itself,
 // which no retry will change, as opposed to the database being away.
 func permanent(err error) bool {
 	var pgErr *pgconn.PgError
 	if !errors.As(err, &pgErr) {
+		return false
+	}
+	if racedAttach(pgErr) {
 		return false
 	}
 	switch pgErr.SQLState()[:2] {

@@ -245,7 +245,15 @@ func TestCrashLosesNothing(t *testing.T) {
 			// A share can be kept (fsynced) and its reply never leave
 			// before the kill: at most the unanswered ones are extra.
 			if rows < rep.Accepted || rows > rep.Accepted+rep.Unanswered || distinct != rows {
-				t.Fatalf("%d rows (%d distinct) for %d shares heard accepted and %d unanswered", rows, distinct, rep.Accepted, rep.Unanswered)
+				// On regtest every share is a block: the blocks without a
+				// share row name what went missing.
+				var missing []string
+				if r, err := db.Query(ctx, `SELECT height || ' ' || hash || ' ' || found_at FROM blocks b
+					WHERE NOT EXISTS (SELECT 1 FROM shares s WHERE s.block_hash = b.hash) ORDER BY height`); err == nil {
+					missing, _ = pgx.CollectRows(r, pgx.RowTo[string])
+				}
+				t.Fatalf("%d rows (%d distinct) for %d shares heard accepted and %d unanswered; blocks without a share row %v\nthe killed pool logged:\n%s\nthe restarted pool logged:\n%s",
+					rows, distinct, rep.Accepted, rep.Unanswered, missing, p.log.String(), p2.log.String())
 			}
 			// A graceful stop answers every share it took before it goes.
 			if tc.graceful && (rep.Unanswered != 0 || rows != rep.Accepted) {
