@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"github.com/hashforge/hashforge/internal/cpuclock"
 	"io"
 	"maps"
 	"net"
@@ -137,7 +138,7 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 			return Report{}, fmt.Errorf("loadtest: pool CPU: %w", err)
 		}
 	}
-	selfCPU0 := selfCPU()
+	selfCPU0 := cpuclock.Self()
 	r := &run{cfg: cfg, hostport: hostport, tls: tlsCfg, start: time.Now(), connectSlots: make(chan struct{}, cfg.ConnectConcurrency)}
 	runEnd := r.start.Add(cfg.Duration)
 	r.drainEnd = runEnd.Add(cfg.DrainTimeout)
@@ -160,7 +161,7 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	}
 
 	rep := report(cfg, miners, elapsed)
-	rep.CPUSelfSec = (selfCPU() - selfCPU0).Seconds()
+	rep.CPUSelfSec = (cpuclock.Self() - selfCPU0).Seconds()
 	if cfg.PoolPID > 0 {
 		if c, err := processCPU(cfg.PoolPID); err == nil {
 			s := (c - poolCPU0).Seconds()

@@ -2,13 +2,18 @@ package pool
 
 import (
 	"net/netip"
+	"time"
 
 	"github.com/hashforge/hashforge/internal/ban"
 	"github.com/hashforge/hashforge/stratum"
 )
 
-// banKey is what bans count a connection under.
+// banKey is what bans count a connection under: the stratum session's
+// own key (the one its Gate counts), else its remote address's.
 func banKey(c conn) netip.Prefix {
+	if kc, ok := c.(interface{ Key() netip.Prefix }); ok {
+		return kc.Key()
+	}
 	k, _ := ban.Key(c.RemoteAddr())
 	return k
 }
@@ -25,9 +30,9 @@ func invalidForBans(re *RejectError) bool {
 	return true
 }
 
-func (s *Server) tallyShare(ss *session, invalid bool) {
+func (s *Server) tallyShare(ss *session, invalid bool, now time.Time) {
 	if s.cfg.Bans != nil && ss.key.IsValid() {
-		s.cfg.Bans.Share(ss.key, invalid, s.now())
+		s.cfg.Bans.Share(ss.key, invalid, now)
 	}
 }
 

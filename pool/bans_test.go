@@ -1,7 +1,6 @@
 package pool
 
 import (
-	"context"
 	"errors"
 	"net"
 	"net/netip"
@@ -20,22 +19,7 @@ func startGated(t *testing.T, tp *testPool, bans *ban.Table) (string, *stratum.G
 	gate := stratum.NewGate(stratum.GateLimits{})
 	gate.Banned = func(k netip.Prefix) bool { _, ok := bans.Banned(k, time.Now()); return ok }
 	bans.OnBan = func(b ban.Ban) { gate.CloseKey(b.Addr, stratum.ErrBanned) }
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	st := &stratum.Server{Handler: tp.srv, Logger: quietLogger(), Gate: gate}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = st.Serve(ctx, ln)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
-	return ln.Addr().String(), gate
+	return serveStratum(t, &stratum.Server{Handler: tp.srv, Logger: quietLogger(), Gate: gate}), gate
 }
 
 func dialFrom(t *testing.T, from, addr string) (*stratum.Client, error) {

@@ -439,29 +439,24 @@ func (s *Server) handleSuggestDifficulty(ss *session, req *stratum.Request) {
 }
 
 func (s *Server) handleSubmit(ss *session, req *stratum.Request) {
+	now := s.now()
 	p, err := req.Submit()
 	if err != nil {
-		s.tallyShare(ss, true)
-		s.protos.rejected[ss.proto].Add(1)
-		s.stats.reject("invalid params")
-		ss.c.ReplyError(req.ID, asStratumError(err))
+		s.tallyShare(ss, true, now)
+		s.refuseShare(ss, req.ID, "invalid params", asStratumError(err))
 		return
 	}
 	ss.mu.Lock()
 	if !ss.subscribed {
 		ss.mu.Unlock()
-		s.protos.rejected[ss.proto].Add(1)
-		s.stats.reject("not subscribed")
-		ss.c.ReplyError(req.ID, stratum.Errorf(stratum.CodeNotSubscribed, "not subscribed"))
+		s.refuseShare(ss, req.ID, "not subscribed", stratum.Errorf(stratum.CodeNotSubscribed, "not subscribed"))
 		return
 	}
 	user, ok := ss.workers.get(p.User)
 	if !ok {
 		ss.mu.Unlock()
-		s.tallyShare(ss, true)
-		s.protos.rejected[ss.proto].Add(1)
-		s.stats.reject("unauthorized")
-		ss.c.ReplyError(req.ID, stratum.Errorf(stratum.CodeUnauthorized, "unauthorized worker"))
+		s.tallyShare(ss, true, now)
+		s.refuseShare(ss, req.ID, "unauthorized", stratum.Errorf(stratum.CodeUnauthorized, "unauthorized worker"))
 		return
 	}
 	en1, en1Hex := ss.en1, ss.en1Hex
@@ -489,18 +484,15 @@ func (s *Server) handleSubmit(ss *session, req *stratum.Request) {
 		if !errors.As(err, &re) {
 			re = &RejectError{Code: stratum.CodeOther, Reason: err.Error()}
 		}
-		s.tallyShare(ss, invalidForBans(re))
-		s.protos.rejected[ss.proto].Add(1)
-		s.stats.reject(re.Reason)
-		ss.c.ReplyError(req.ID, re.Stratum())
+		s.tallyShare(ss, invalidForBans(re), now)
+		s.refuseShare(ss, req.ID, re.Reason, re.Stratum())
 		return
 	}
-	s.tallyShare(ss, false)
+	s.tallyShare(ss, false, now)
 	if res.IsBlock {
 		s.submitBlock(&res, en1[:], p.Extranonce2, user, ss.remote)
 	}
 
-	now := s.now()
 	share := record.Share{
 		Time:              now,
 		Address:           user.Address,
@@ -538,9 +530,7 @@ func (s *Server) handleSubmit(ss *session, req *stratum.Request) {
 	s.shares.AddShare(share, func(err error) {
 		<-keeping
 		if err != nil {
-			s.protos.rejected[ss.proto].Add(1)
-			s.stats.reject(reasonNotKept)
-			ss.c.ReplyError(id, stratum.Errorf(stratum.CodeOther, reasonNotKept))
+			s.refuseShare(ss, id, reasonNotKept, stratum.Errorf(stratum.CodeOther, reasonNotKept))
 			return
 		}
 		s.stats.accept(diff, now)
@@ -555,6 +545,14 @@ func (s *Server) handleSubmit(ss *session, req *stratum.Request) {
 		}
 	}
 	ss.mu.Unlock()
+}
+
+// refuseShare answers a submit with serr and counts the refusal, by
+// reason and by protocol.
+func (s *Server) refuseShare(ss *session, id json.RawMessage, reason string, serr *stratum.Error) {
+	s.protos.rejected[ss.proto].Add(1)
+	s.stats.reject(reason)
+	ss.c.ReplyError(id, serr)
 }
 
 // reasonNotKept answers a valid share the pool cannot keep (its spool and

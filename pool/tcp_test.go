@@ -20,11 +20,16 @@ import (
 
 func startStratum(t *testing.T, tp *testPool) string {
 	t.Helper()
+	return serveStratum(t, &stratum.Server{Handler: tp.srv, Logger: quietLogger()})
+}
+
+// serveStratum runs st on a loopback port until the test ends.
+func serveStratum(t *testing.T, st *stratum.Server) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	st := &stratum.Server{Handler: tp.srv, Logger: quietLogger()}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {

@@ -118,12 +118,10 @@ func (g *Gate) admit(s *Session) (evict []*Session, refused error) {
 		g.removeLocked(v)
 		evict = append(evict, v)
 	}
-	if p == nil || len(p.all) == 0 {
-		// The peer may have been emptied by the eviction just above.
-		if p = g.peers[s.key]; p == nil {
-			p = &gatePeer{all: make(map[*Session]struct{})}
-			g.peers[s.key] = p
-		}
+	// Looked up again: an eviction above may have removed the peer.
+	if p = g.peers[s.key]; p == nil {
+		p = &gatePeer{all: make(map[*Session]struct{})}
+		g.peers[s.key] = p
 	}
 	p.all[s] = struct{}{}
 	g.open++

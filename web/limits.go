@@ -54,6 +54,15 @@ func DefaultLimits() Limits {
 // must be longer, or a slow answer is cut off instead of becoming a 504.
 const APIRequestTimeout = defaultAPITimeout
 
+// OrDefaults is l, or DefaultLimits for the zero Limits (a Config that
+// sets none).
+func (l Limits) OrDefaults() Limits {
+	if l == (Limits{}) {
+		return DefaultLimits()
+	}
+	return l
+}
+
 // LogAttrs are the limits as log attributes, for the line that says at
 // start what the server enforces.
 func (l Limits) LogAttrs() []any {

@@ -141,9 +141,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	if cfg.Limits == (Limits{}) {
-		cfg.Limits = DefaultLimits()
-	}
+	cfg.Limits = cfg.Limits.OrDefaults()
 	if err := cfg.Limits.validate(); err != nil {
 		return nil, err
 	}

@@ -427,16 +427,7 @@ func TestDevPaysMiners(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	m := &testMiner{t: t, c: c}
-	res, err := c.Call(ctx, "mining.subscribe", []any{"dev-test/1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sub, err := stratum.ParseSubscribeResult(res)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m.en1, m.en2Size = mustHex(t, sub.Extranonce1), sub.Extranonce2Size
+	m := subscribedMiner(ctx, t, c, "dev-test/1")
 	// The pool's least difficulty: quick to solve here, should the
 	// session's difficulty be above the network's.
 	if _, err := c.Call(ctx, "mining.suggest_difficulty", []any{1e-12}); err != nil {

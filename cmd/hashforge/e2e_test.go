@@ -139,6 +139,21 @@ type testMiner struct {
 	job     *testJob
 }
 
+// subscribedMiner subscribes on c (as agent) and returns the test's
+// miner for that session.
+func subscribedMiner(ctx context.Context, t *testing.T, c *stratum.Client, agent string) *testMiner {
+	t.Helper()
+	res, err := c.Call(ctx, "mining.subscribe", []any{agent})
+	if err != nil {
+		t.Fatalf("subscribe: %v", err)
+	}
+	sub, err := stratum.ParseSubscribeResult(res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &testMiner{t: t, c: c, en1: mustHex(t, sub.Extranonce1), en2Size: sub.Extranonce2Size}
+}
+
 // next waits for the next mining.notify (applying set_difficulty on the way).
 func (m *testMiner) next(ctx context.Context, wantClean bool) testJob {
 	m.t.Helper()

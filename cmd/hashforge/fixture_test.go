@@ -66,16 +66,7 @@ func TestFixtureDevStack(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	m := &testMiner{t: t, c: c}
-	res, err := c.Call(ctx, "mining.subscribe", []any{"fixture-test/1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sub, err := stratum.ParseSubscribeResult(res)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m.en1, m.en2Size = mustHex(t, sub.Extranonce1), sub.Extranonce2Size
+	m := subscribedMiner(ctx, t, c, "fixture-test/1")
 	// Below the stack's floor: the session gets the floor.
 	if _, err := c.Call(ctx, "mining.suggest_difficulty", []any{1e-12}); err != nil {
 		t.Fatal(err)
@@ -160,37 +151,16 @@ func TestFixtureServeFindsBlock(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	dbURL := devtest.Postgres(t)
-	fx, err := fixturenode.Start(ctx, fixturenode.Options{Bits: 0x207fffff, BlockInterval: time.Hour, Logger: testLogger(slog.LevelDebug)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fx.Stop(context.Background())
-	a, err := address.NewAddressWitnessPubKeyHash(bytes.Repeat([]byte{0x42}, 20), &chaincfg.MainNetParams)
-	if err != nil {
-		t.Fatal(err)
-	}
-	poolAddr := a.EncodeAddress()
-	l := startServe(ctx, t, serveConfig{
-		Network: "mainnet", NodeURL: "http://" + fx.Host, NodeUser: fx.User, NodePass: fx.Pass,
-		PoolAddress: poolAddr, DatabaseURL: dbURL, StratumAddr: "127.0.0.1:0",
-		StartDifficulty: 1e-9, MinDifficulty: 1e-9, ShareInterval: 10 * time.Second,
-		CoinbaseTag: "/fixture-e2e/", Extranonce2Size: 8, VersionMask: "1fffe000", SpoolDir: t.TempDir(),
-	})
+	fx, cfg := fixtureServe(ctx, t, fixturenode.Options{Bits: 0x207fffff, BlockInterval: time.Hour, Logger: testLogger(slog.LevelDebug)}, dbURL, "/fixture-e2e/", 0x42)
+	poolAddr := cfg.PoolAddress
+	cfg.ShareInterval = 10 * time.Second
+	l := startServe(ctx, t, cfg)
 	c, err := stratum.Dial(ctx, l.Stratum.String())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	m := &testMiner{t: t, c: c}
-	res, err := c.Call(ctx, "mining.subscribe", []any{"fixture-test/1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sub, err := stratum.ParseSubscribeResult(res)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m.en1, m.en2Size = mustHex(t, sub.Extranonce1), sub.Extranonce2Size
+	m := subscribedMiner(ctx, t, c, "fixture-test/1")
 	user := poolAddr + ".rig"
 	if res, err := c.Call(ctx, "mining.authorize", []any{user, "x"}); err != nil || string(res) != "true" {
 		t.Fatalf("authorize: %s %v", res, err)
@@ -224,5 +194,29 @@ func TestFixtureServeFindsBlock(t *testing.T) {
 		t.Fatal(err)
 	}
 	for next := m.next(ctx, true); next.n.PrevHash != want; next = m.next(ctx, true) {
+	}
+}
+
+// fixtureServe starts a fixture node for the test (stopped when it ends)
+// and returns it with the serve configuration the fixture tests share:
+// mainnet, a pool address of 20 fill bytes, shares at difficulty 1e-9
+// that vardiff leaves alone (one share an hour wanted), coinbase tag,
+// a spool of the test's own.
+func fixtureServe(ctx context.Context, t *testing.T, opts fixturenode.Options, dbURL, tag string, fill byte) (*fixturenode.Node, serveConfig) {
+	t.Helper()
+	fx, err := fixturenode.Start(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { fx.Stop(context.Background()) })
+	a, err := address.NewAddressWitnessPubKeyHash(bytes.Repeat([]byte{fill}, 20), &chaincfg.MainNetParams)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fx, serveConfig{
+		Network: "mainnet", NodeURL: "http://" + fx.Host, NodeUser: fx.User, NodePass: fx.Pass,
+		PoolAddress: a.EncodeAddress(), DatabaseURL: dbURL, StratumAddr: "127.0.0.1:0",
+		StartDifficulty: 1e-9, MinDifficulty: 1e-9, ShareInterval: time.Hour,
+		CoinbaseTag: tag, Extranonce2Size: 8, VersionMask: "1fffe000", SpoolDir: t.TempDir(),
 	}
 }

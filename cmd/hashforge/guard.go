@@ -82,9 +82,7 @@ func fdBudget(g *guardConfig, httpLimits *web.Limits, log *slog.Logger) (fdlimit
 	if err != nil {
 		return fdlimit.Budget{}, fmt.Errorf("open-file limit: %w", err)
 	}
-	if *httpLimits == (web.Limits{}) {
-		*httpLimits = web.DefaultLimits() // what web.New would take
-	}
+	*httpLimits = httpLimits.OrDefaults() // what web.New would take
 	b := fdlimit.Share(limit, g.MaxConns, httpLimits.MaxConns)
 	if g.MaxConns != 0 && g.MaxConns > b.Stratum {
 		log.Warn("--stratum-max-conns cut down to fit the open-file limit", "configured", g.MaxConns, "cap", b.Stratum)

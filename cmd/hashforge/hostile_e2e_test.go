@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -16,9 +15,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/btcsuite/btcd/address/v2"
-	"github.com/btcsuite/btcd/chaincfg/v2"
 
 	"github.com/hashforge/hashforge/internal/devstack"
 	"github.com/hashforge/hashforge/internal/devstack/devtest"
@@ -63,23 +59,9 @@ func TestFloodBannedHonestServed(t *testing.T) {
 	defer cancel()
 	dbURL := devtest.Postgres(t)
 	// A mainnet-like template: shares are shares, not blocks.
-	fx, err := fixturenode.Start(ctx, fixturenode.Options{BlockInterval: time.Hour, Logger: testLogger(slog.LevelInfo)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fx.Stop(context.Background())
-	a, err := address.NewAddressWitnessPubKeyHash(bytes.Repeat([]byte{0x43}, 20), &chaincfg.MainNetParams)
-	if err != nil {
-		t.Fatal(err)
-	}
-	poolAddr := a.EncodeAddress()
-	cfg := serveConfig{
-		Network: "mainnet", NodeURL: "http://" + fx.Host, NodeUser: fx.User, NodePass: fx.Pass,
-		PoolAddress: poolAddr, DatabaseURL: dbURL, StratumAddr: "127.0.0.1:0",
-		StartDifficulty: 1e-9, MinDifficulty: 1e-9, ShareInterval: time.Hour,
-		CoinbaseTag: "/flood-e2e/", Extranonce2Size: 8, VersionMask: "1fffe000", SpoolDir: t.TempDir(),
-		MaxErrors: 100000, // the ban, not the error pacing, is what stops this flood
-	}
+	_, cfg := fixtureServe(ctx, t, fixturenode.Options{BlockInterval: time.Hour, Logger: testLogger(slog.LevelInfo)}, dbURL, "/flood-e2e/", 0x43)
+	poolAddr := cfg.PoolAddress
+	cfg.MaxErrors = 100000 // the ban, not the error pacing, is what stops this flood
 	cfg.Guard.AdminAddr = "127.0.0.1:0"
 	// A TLS port beside the plain one: the same Gate, so the same bans.
 	dir := t.TempDir()
@@ -300,16 +282,7 @@ func TestFDLimitAttackHonestServed(t *testing.T) {
 	}
 	c := stratum.NewClient(conn)
 	defer c.Close()
-	m := &testMiner{t: t, c: c}
-	res, err := c.Call(ctx, "mining.subscribe", []any{"honest/1.0"})
-	if err != nil {
-		t.Fatalf("honest subscribe: %v", err)
-	}
-	sub, err := stratum.ParseSubscribeResult(res)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m.en1, m.en2Size = mustHex(t, sub.Extranonce1), sub.Extranonce2Size
+	m := subscribedMiner(ctx, t, c, "honest/1.0")
 	user := btcd.MiningAddr + ".honest"
 	if res, err := c.Call(ctx, "mining.authorize", []any{user, ""}); err != nil || string(res) != "true" {
 		t.Fatalf("honest authorize: %s %v", res, err)

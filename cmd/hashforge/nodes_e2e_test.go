@@ -144,18 +144,9 @@ func TestServeNodeFailover(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	m := &testMiner{t: t, c: c}
-	res, err := c.Call(ctx, "mining.subscribe", []any{"failover-test/1.0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sub, err := stratum.ParseSubscribeResult(res)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m.en1, m.en2Size = mustHex(t, sub.Extranonce1), sub.Extranonce2Size
+	m := subscribedMiner(ctx, t, c, "failover-test/1.0")
 	user := a.MiningAddr + ".failover"
-	if res, err = c.Call(ctx, "mining.authorize", []any{user, "x"}); err != nil || string(res) != "true" {
+	if res, err := c.Call(ctx, "mining.authorize", []any{user, "x"}); err != nil || string(res) != "true" {
 		t.Fatalf("authorize: %s %v", res, err)
 	}
 	var found []string

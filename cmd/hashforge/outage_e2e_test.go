@@ -1,14 +1,11 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"testing"
 	"time"
 
-	"github.com/btcsuite/btcd/address/v2"
-	"github.com/btcsuite/btcd/chaincfg/v2"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/hashforge/hashforge/internal/devstack"
@@ -34,22 +31,9 @@ func TestDatabaseAwayUnderLoad(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fx, err := fixturenode.Start(ctx, fixturenode.Options{BlockInterval: 2 * time.Second, Logger: testLogger(slog.LevelInfo)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fx.Stop(context.Background())
-	a, err := address.NewAddressWitnessPubKeyHash(bytes.Repeat([]byte{0x45}, 20), &chaincfg.MainNetParams)
-	if err != nil {
-		t.Fatal(err)
-	}
-	poolAddr := a.EncodeAddress()
-	l := startServeLog(ctx, t, serveConfig{
-		Network: "mainnet", NodeURL: "http://" + fx.Host, NodeUser: fx.User, NodePass: fx.Pass,
-		PoolAddress: poolAddr, DatabaseURL: dbURL, StratumAddr: "127.0.0.1:0",
-		StartDifficulty: 1e-9, MinDifficulty: 1e-9, ShareInterval: time.Hour,
-		CoinbaseTag: "/outage/", Extranonce2Size: 8, VersionMask: "1fffe000", SpoolDir: t.TempDir(),
-	}, testLogger(slog.LevelInfo))
+	_, cfg := fixtureServe(ctx, t, fixturenode.Options{BlockInterval: 2 * time.Second, Logger: testLogger(slog.LevelInfo)}, dbURL, "/outage/", 0x45)
+	poolAddr := cfg.PoolAddress
+	l := startServeLog(ctx, t, cfg, testLogger(slog.LevelInfo))
 	url := "stratum+tcp://" + l.Stratum.String()
 	run := func(worker string, d time.Duration) loadtest.Report {
 		t.Helper()

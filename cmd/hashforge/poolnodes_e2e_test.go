@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -10,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/btcsuite/btcd/address/v2"
-	"github.com/btcsuite/btcd/chaincfg/v2"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/hashforge/hashforge/internal/devstack/devtest"
@@ -33,22 +30,8 @@ func TestTwoNodesOneDatabase(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	dbURL := devtest.Postgres(t)
-	fx, err := fixturenode.Start(ctx, fixturenode.Options{BlockInterval: time.Hour, Logger: testLogger(slog.LevelInfo)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fx.Stop(context.Background())
-	a, err := address.NewAddressWitnessPubKeyHash(bytes.Repeat([]byte{0x44}, 20), &chaincfg.MainNetParams)
-	if err != nil {
-		t.Fatal(err)
-	}
-	poolAddr := a.EncodeAddress()
-	base := serveConfig{
-		Network: "mainnet", NodeURL: "http://" + fx.Host, NodeUser: fx.User, NodePass: fx.Pass,
-		PoolAddress: poolAddr, DatabaseURL: dbURL, StratumAddr: "127.0.0.1:0",
-		StartDifficulty: 1e-9, MinDifficulty: 1e-9, ShareInterval: time.Hour,
-		CoinbaseTag: "/two-nodes/", Extranonce2Size: 8, VersionMask: "1fffe000",
-	}
+	_, base := fixtureServe(ctx, t, fixturenode.Options{BlockInterval: time.Hour, Logger: testLogger(slog.LevelInfo)}, dbURL, "/two-nodes/", 0x44)
+	poolAddr := base.PoolAddress
 	log := testLogger(slog.LevelInfo)
 
 	cfg2 := base
@@ -73,7 +56,7 @@ func TestTwoNodesOneDatabase(t *testing.T) {
 	// A second process with node id 1 is refused, naming the flag.
 	dup := base
 	dup.NodeID, dup.SpoolDir = 1, t.TempDir()
-	err = runServe(ctx, dup, log, func(listeners) { t.Error("a second node 1 listened") })
+	err := runServe(ctx, dup, log, func(listeners) { t.Error("a second node 1 listened") })
 	var held *ledger.NodeHeldError
 	if !errors.As(err, &held) || !strings.Contains(err.Error(), "--node-id") {
 		t.Fatalf("second node 1: %v", err)

@@ -14,6 +14,7 @@ package ban
 
 import (
 	"fmt"
+	"github.com/hashforge/hashforge/internal/connlimit"
 	"net/netip"
 	"slices"
 	"strings"
@@ -102,28 +103,18 @@ type Ban struct {
 	Until  time.Time
 }
 
-// Key returns what a remote address is tallied and banned under: the IP
-// of an "ip:port" or bare IP, IPv4-mapped IPv6 as IPv4, IPv6 as its /64.
+// Key returns what a remote address is tallied and banned under: the
+// client key of connection caps (connlimit.KeyOfIP) of an "ip:port" or a
+// bare IP, so that caps and bans count one address the same way.
 func Key(remote string) (netip.Prefix, bool) {
-	s := remote
-	if ap, err := netip.ParseAddrPort(remote); err == nil {
-		return keyOf(ap.Addr()), true
+	if k, ok := connlimit.KeyOfString(remote); ok {
+		return k, true
 	}
-	s = strings.TrimSuffix(strings.TrimPrefix(s, "["), "]")
-	a, err := netip.ParseAddr(s)
+	a, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(remote, "["), "]"))
 	if err != nil {
 		return netip.Prefix{}, false
 	}
-	return keyOf(a), true
-}
-
-func keyOf(a netip.Addr) netip.Prefix {
-	a = a.Unmap().WithZone("")
-	if a.Is4() {
-		return netip.PrefixFrom(a, 32)
-	}
-	p, _ := a.Prefix(64)
-	return p
+	return connlimit.KeyOfIP(a), true
 }
 
 // window is a sliding-window counter of events and of the bad ones among

@@ -166,7 +166,7 @@ func KeyOf(a net.Addr) netip.Prefix {
 		}
 		ip = ap.Addr()
 	}
-	return keyOfIP(ip)
+	return KeyOfIP(ip)
 }
 
 // KeyOfString is KeyOf for an "ip:port" string such as
@@ -176,10 +176,12 @@ func KeyOfString(s string) (key netip.Prefix, ok bool) {
 	if err != nil {
 		return netip.Prefix{}, false
 	}
-	return keyOfIP(ap.Addr()), true
+	return KeyOfIP(ap.Addr()), true
 }
 
-func keyOfIP(ip netip.Addr) netip.Prefix {
+// KeyOfIP is the client key of an IP address: IPv4 (an IPv4-mapped IPv6
+// address counts as IPv4) as itself, IPv6 as its /64.
+func KeyOfIP(ip netip.Addr) netip.Prefix {
 	if !ip.IsValid() {
 		return netip.Prefix{}
 	}

@@ -3,65 +3,15 @@ package jsonrpc
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
-	"io"
+	"github.com/hashforge/hashforge/internal/jsonrpc/jsonrpctest"
 	"net/http"
-	"strings"
 	"testing"
 )
-
-// replyTransport answers every request with one canned HTTP response, so a
-// fuzzed reply goes through net/http's client and Post without a socket.
-type replyTransport struct {
-	status int
-	body   []byte
-}
-
-func (rt *replyTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	if req.Body != nil {
-		req.Body.Close()
-	}
-	return &http.Response{
-		StatusCode: rt.status, Status: http.StatusText(rt.status), Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
-		Header: http.Header{}, Body: io.NopCloser(bytes.NewReader(rt.body)), ContentLength: int64(len(rt.body)), Request: req,
-	}, nil
-}
 
 // replyStatuses are what nodes and wallets answer with: Core sends RPC
 // errors as 404 or 500, refused credentials as 401 or 403.
 var replyStatuses = []int{200, 401, 403, 404, 500, 503}
-
-// envelope decodes a reply body the slow, explicit way: a JSON object (or
-// null) whose members named result and error, in any case, last one
-// winning, are the reply's parts.
-func envelope(data []byte) (result, rerr json.RawMessage, ok bool) {
-	if !json.Valid(data) {
-		return nil, nil, false
-	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	tok, _ := dec.Token()
-	if tok == nil {
-		return nil, nil, true // null
-	}
-	if d, isDelim := tok.(json.Delim); !isDelim || d != '{' {
-		return nil, nil, false
-	}
-	for dec.More() {
-		k, _ := dec.Token()
-		var v json.RawMessage
-		if err := dec.Decode(&v); err != nil {
-			return nil, nil, false
-		}
-		switch key, _ := k.(string); {
-		case strings.EqualFold(key, "result"):
-			result = v
-		case strings.EqualFold(key, "error"):
-			rerr = v
-		}
-	}
-	return result, rerr, true
-}
 
 // maxFuzzBody bounds FuzzPost's bodies; Post's messages quote 200 bytes of
 // a bad body, so longer ones are still reached.
@@ -93,16 +43,16 @@ func FuzzPost(f *testing.F) {
 		if len(body) > maxFuzzBody {
 			return
 		}
-		rt := &replyTransport{status: replyStatuses[int(status)%len(replyStatuses)], body: body}
+		rt := &jsonrpctest.Canned{Status: replyStatuses[int(status)%len(replyStatuses)], Body: body}
 		hc.Transport = rt
 		rep, err := ep.Post(ctx, hc, 1, "getblockchaininfo", nil, nil)
-		if rt.status == http.StatusUnauthorized || rt.status == http.StatusForbidden {
+		if rt.Status == http.StatusUnauthorized || rt.Status == http.StatusForbidden {
 			if !errors.Is(err, ErrAuth) || rep != nil {
-				t.Fatalf("HTTP %d: %+v, %v; want ErrAuth", rt.status, rep, err)
+				t.Fatalf("HTTP %d: %+v, %v; want ErrAuth", rt.Status, rep, err)
 			}
 			return
 		}
-		result, rerr, ok := envelope(body)
+		result, rerr, ok := jsonrpctest.Envelope(body)
 		if (err == nil) != ok || errors.Is(err, ErrAuth) {
 			t.Fatalf("body %q: error %v, want one: %v", body, err, !ok)
 		}
@@ -112,7 +62,7 @@ func FuzzPost(f *testing.F) {
 		if string(rerr) == "null" {
 			rerr = nil
 		}
-		if !bytes.Equal(rep.Result, result) || !bytes.Equal(rep.Error, rerr) || rep.Status != http.StatusText(rt.status) {
+		if !bytes.Equal(rep.Result, result) || !bytes.Equal(rep.Error, rerr) || rep.Status != http.StatusText(rt.Status) {
 			t.Fatalf("body %q: reply %q / %q (%s); want %q / %q", body, rep.Result, rep.Error, rep.Status, result, rerr)
 		}
 	})

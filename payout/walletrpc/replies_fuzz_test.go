@@ -1,62 +1,26 @@
 package walletrpc
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/hashforge/hashforge/internal/jsonrpc"
+	"github.com/hashforge/hashforge/internal/jsonrpc/jsonrpctest"
 	"github.com/hashforge/hashforge/payout"
 )
-
-// cannedTransport answers every request with one HTTP response, so a
-// fuzzed wallet reply reaches the client's decoding without a socket.
-type cannedTransport struct {
-	status int
-	body   []byte
-}
-
-func (rt *cannedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	if req.Body != nil {
-		req.Body.Close()
-	}
-	return &http.Response{
-		StatusCode: rt.status, Status: http.StatusText(rt.status), Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
-		Header: http.Header{}, Body: io.NopCloser(bytes.NewReader(rt.body)), ContentLength: int64(len(rt.body)), Request: req,
-	}, nil
-}
 
 var cannedStatuses = []int{200, 500, 404, 401, 403}
 
 // errorMember returns the error member of a reply as encoding/json would
-// pick it (the last one whose name is "error" in any case), nil when the
-// body is no JSON object or has none, or null.
+// pick it, nil when the body is no JSON object or has none, or null.
 func errorMember(body []byte) json.RawMessage {
-	if !json.Valid(body) {
-		return nil
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	if tok, _ := dec.Token(); tok != json.Delim('{') {
-		return nil
-	}
-	var rerr json.RawMessage
-	for dec.More() {
-		k, _ := dec.Token()
-		var v json.RawMessage
-		if dec.Decode(&v) != nil {
-			return nil
-		}
-		if key, _ := k.(string); strings.EqualFold(key, "error") {
-			rerr = v
-		}
-	}
-	if string(rerr) == "null" {
+	_, rerr, ok := jsonrpctest.Envelope(body)
+	if !ok || string(rerr) == "null" {
 		return nil
 	}
 	return rerr
@@ -94,9 +58,9 @@ func FuzzWalletReplies(f *testing.F) {
 		if len(body) > 512 {
 			return
 		}
-		rt := &cannedTransport{status: cannedStatuses[int(status)%len(cannedStatuses)], body: body}
+		rt := &jsonrpctest.Canned{Status: cannedStatuses[int(status)%len(cannedStatuses)], Body: body}
 		c := &Client{ep: jsonrpc.Endpoint{URL: "http://wallet.invalid:8332/", Version: "1.0"}, http: &http.Client{Transport: rt}}
-		authRefused := rt.status == http.StatusUnauthorized || rt.status == http.StatusForbidden
+		authRefused := rt.Status == http.StatusUnauthorized || rt.Status == http.StatusForbidden
 		var we *payout.WalletError
 		if raw := errorMember(body); raw != nil {
 			we = &payout.WalletError{}
@@ -111,10 +75,10 @@ func FuzzWalletReplies(f *testing.F) {
 			}
 			refusal := payout.IsRefusal(err)
 			if refusal && !authRefused && errorMember(body) == nil {
-				t.Fatalf("%s: body %q (HTTP %d) read as a refusal: %v", call, body, rt.status, err)
+				t.Fatalf("%s: body %q (HTTP %d) read as a refusal: %v", call, body, rt.Status, err)
 			}
 			if !refusal && (authRefused || we != nil) {
-				t.Fatalf("%s: body %q (HTTP %d) not read as a refusal: %v", call, body, rt.status, err)
+				t.Fatalf("%s: body %q (HTTP %d) not read as a refusal: %v", call, body, rt.Status, err)
 			}
 		}
 

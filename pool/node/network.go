@@ -109,12 +109,20 @@ func (c *Client) WaitNetwork(ctx context.Context, params *chaincfg.Params, log *
 	if log == nil {
 		log = slog.Default()
 	}
+	return waitNetwork(ctx, func(ctx context.Context) error { return c.CheckNetwork(ctx, params) }, log, maxBackoff,
+		"cannot check the node's network yet, retrying", "node", c.ep.URL)
+}
+
+// waitNetwork runs check until it succeeds, fails for good
+// (IsFinalNetworkError) or ctx ends, logging msg with attrs before each
+// retry: the one loop of Client.WaitNetwork and Set.WaitNetwork.
+func waitNetwork(ctx context.Context, check func(context.Context) error, log *slog.Logger, maxBackoff time.Duration, msg string, attrs ...any) error {
 	if maxBackoff <= 0 {
 		maxBackoff = 30 * time.Second
 	}
 	retry := backoff.Backoff{Min: 500 * time.Millisecond, Max: maxBackoff}
 	for {
-		err := c.CheckNetwork(ctx, params)
+		err := check(ctx)
 		switch {
 		case err == nil:
 			return nil
@@ -124,7 +132,7 @@ func (c *Client) WaitNetwork(ctx context.Context, params *chaincfg.Params, log *
 			return ctx.Err()
 		}
 		delay := retry.Next()
-		log.Warn("cannot check the node's network yet, retrying", "node", c.ep.URL, "in", delay, "err", err)
+		log.Warn(msg, append(attrs, "in", delay, "err", err)...)
 		if !backoff.Sleep(ctx, delay) {
 			return ctx.Err()
 		}

@@ -1,69 +1,16 @@
 package node
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"io"
 	"net/http"
-	"strings"
 	"testing"
 
 	"github.com/hashforge/hashforge/internal/jsonrpc"
+	"github.com/hashforge/hashforge/internal/jsonrpc/jsonrpctest"
 )
-
-// cannedTransport answers every request with one HTTP response, so a
-// fuzzed reply reaches the client's decoding without a socket.
-type cannedTransport struct {
-	status int
-	body   []byte
-	calls  int
-}
-
-func (rt *cannedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	rt.calls++
-	if req.Body != nil {
-		req.Body.Close()
-	}
-	return &http.Response{
-		StatusCode: rt.status, Status: http.StatusText(rt.status), Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
-		Header: http.Header{}, Body: io.NopCloser(bytes.NewReader(rt.body)), ContentLength: int64(len(rt.body)), Request: req,
-	}, nil
-}
 
 // Statuses Bitcoin Core and btcd answer with: errors come as 404 or 500.
 var cannedStatuses = []int{200, 404, 500, 401, 403}
-
-// members returns the last "result" and "error" members of a JSON object,
-// names matched in any case as encoding/json matches them; ok is false
-// when data is not a JSON object or null.
-func members(data []byte) (result, rerr json.RawMessage, ok bool) {
-	if !json.Valid(data) {
-		return nil, nil, false
-	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	tok, _ := dec.Token()
-	if tok == nil {
-		return nil, nil, true
-	}
-	if d, isDelim := tok.(json.Delim); !isDelim || d != '{' {
-		return nil, nil, false
-	}
-	for dec.More() {
-		k, _ := dec.Token()
-		var v json.RawMessage
-		if err := dec.Decode(&v); err != nil {
-			return nil, nil, false
-		}
-		switch key, _ := k.(string); {
-		case strings.EqualFold(key, "result"):
-			result = v
-		case strings.EqualFold(key, "error"):
-			rerr = v
-		}
-	}
-	return result, rerr, true
-}
 
 // FuzzNodeReplies feeds arbitrary submitblock and getblockchaininfo
 // replies to the client. Nothing panics; a block reads as accepted (no
@@ -92,16 +39,16 @@ func FuzzNodeReplies(f *testing.F) {
 		if len(body) > 256 {
 			return
 		}
-		rt := &cannedTransport{status: cannedStatuses[int(status)%len(cannedStatuses)], body: body}
+		rt := &jsonrpctest.Canned{Status: cannedStatuses[int(status)%len(cannedStatuses)], Body: body}
 		c := &Client{ep: jsonrpc.Endpoint{URL: "http://node.invalid:8332/", Version: "2.0"}, http: &http.Client{Transport: rt}}
 		c.longPoll = c.http
-		authRefused := rt.status == http.StatusUnauthorized || rt.status == http.StatusForbidden
-		result, rerr, ok := members(body)
+		authRefused := rt.Status == http.StatusUnauthorized || rt.Status == http.StatusForbidden
+		result, rerr, ok := jsonrpctest.Envelope(body)
 		noError := len(rerr) == 0 || string(rerr) == "null"
 
 		verdict, err := c.SubmitBlock(ctx, "00")
 		if authRefused && err == nil {
-			t.Fatalf("HTTP %d: verdict %q, no error", rt.status, verdict)
+			t.Fatalf("HTTP %d: verdict %q, no error", rt.Status, verdict)
 		}
 		if err == nil && !ok {
 			t.Fatalf("body %q is no envelope, but verdict %q", body, verdict)
@@ -113,11 +60,11 @@ func FuzzNodeReplies(f *testing.F) {
 		chain, err := c.Chain(ctx)
 		if err == nil {
 			if chain == "" || !ok || !noError || authRefused {
-				t.Fatalf("body %q (HTTP %d): chain %q", body, rt.status, chain)
+				t.Fatalf("body %q (HTTP %d): chain %q", body, rt.Status, chain)
 			}
-			calls := rt.calls
-			if again, err := c.Chain(ctx); err != nil || again != chain || rt.calls != calls {
-				t.Fatalf("second Chain = %q, %v after %d more calls; want the cached %q", again, err, rt.calls-calls, chain)
+			calls := rt.Calls
+			if again, err := c.Chain(ctx); err != nil || again != chain || rt.Calls != calls {
+				t.Fatalf("second Chain = %q, %v after %d more calls; want the cached %q", again, err, rt.Calls-calls, chain)
 			}
 		}
 	})

@@ -11,7 +11,6 @@ import (
 
 	"github.com/btcsuite/btcd/chaincfg/v2"
 
-	"github.com/hashforge/hashforge/internal/backoff"
 	"github.com/hashforge/hashforge/internal/jsonrpc"
 )
 
@@ -236,26 +235,8 @@ func (s *Set) WaitNetwork(ctx context.Context, params *chaincfg.Params, log *slo
 	if log == nil {
 		log = s.log
 	}
-	if maxBackoff <= 0 {
-		maxBackoff = 30 * time.Second
-	}
-	retry := backoff.Backoff{Min: 500 * time.Millisecond, Max: maxBackoff}
-	for {
-		err := s.CheckNetwork(ctx, params)
-		switch {
-		case err == nil:
-			return nil
-		case IsFinalNetworkError(err):
-			return err
-		case ctx.Err() != nil:
-			return ctx.Err()
-		}
-		delay := retry.Next()
-		log.Warn("cannot check any node's network yet, retrying", "in", delay, "err", err)
-		if !backoff.Sleep(ctx, delay) {
-			return ctx.Err()
-		}
-	}
+	return waitNetwork(ctx, func(ctx context.Context) error { return s.CheckNetwork(ctx, params) }, log, maxBackoff,
+		"cannot check any node's network yet, retrying")
 }
 
 // WatchTemplates is Client.WatchTemplates on the active node, moved to

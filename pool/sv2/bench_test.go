@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"github.com/hashforge/hashforge/internal/cpuclock"
 	"log/slog"
 	"net"
 	"os"
@@ -14,7 +15,6 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -98,8 +98,8 @@ func benchSharePath(b *testing.B, v2 bool) {
 	}
 	defer func() { cancel(); <-served }()
 
-	helper := exec.Command(os.Args[0], "-test.run=^TestSharePathMiners$")
-	helper.Env = append(os.Environ(), "SV2_SHARE_MINERS="+spec)
+	helper := exec.Command(os.Args[0])
+	helper.Env = append(os.Environ(), minersEnv+"="+spec)
 	stdin, _ := helper.StdinPipe()
 	stdout, _ := helper.StdoutPipe()
 	helper.Stderr = os.Stderr
@@ -111,9 +111,9 @@ func benchSharePath(b *testing.B, v2 bool) {
 		b.Fatalf("miners: %q, %v", l, err)
 	}
 	time.Sleep(500 * time.Millisecond) // warm up
-	s0, c0, t0 := sink.n.Load(), processCPU(), time.Now()
+	s0, c0, t0 := sink.n.Load(), cpuclock.Self(), time.Now()
 	time.Sleep(time.Duration(seconds) * time.Second)
-	s1, c1, t1 := sink.n.Load(), processCPU(), time.Now()
+	s1, c1, t1 := sink.n.Load(), cpuclock.Self(), time.Now()
 	for b.Loop() { // the window above is the measurement
 	}
 	shares := float64(s1 - s0)
@@ -127,12 +127,6 @@ func benchSharePath(b *testing.B, v2 bool) {
 	}
 }
 
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
 func envInt(name string, def int) int {
 	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
 		return v
@@ -140,14 +134,19 @@ func envInt(name string, def int) int {
 	return def
 }
 
-// TestSharePathMiners is the benchmarks' miners, in a child process: each
+// minersEnv makes the test binary the benchmarks' miners (TestMain): each
 // opens its session or channel, waits for a job and keeps a window of
 // distinct shares in flight until stdin closes.
-func TestSharePathMiners(t *testing.T) {
-	spec := os.Getenv("SV2_SHARE_MINERS")
-	if spec == "" {
-		t.Skip("helper process for BenchmarkSharePathV1/V2")
+const minersEnv = "SV2_SHARE_MINERS"
+
+func TestMain(m *testing.M) {
+	if spec := os.Getenv(minersEnv); spec != "" {
+		os.Exit(runMiners(spec))
 	}
+	os.Exit(m.Run())
+}
+
+func runMiners(spec string) int {
 	f := strings.Split(spec, ",")
 	n, _ := strconv.Atoi(f[2])
 	window, _ := strconv.Atoi(f[3])
@@ -155,12 +154,14 @@ func TestSharePathMiners(t *testing.T) {
 	for i := range n {
 		c, err := net.Dial("tcp", f[1])
 		if err != nil {
-			t.Fatal(err)
+			fmt.Fprintln(os.Stderr, err)
+			return 1
 		}
 		if f[0] == "v2" {
 			auth, err := stratum2.ParseAuthorityPubKey(f[4])
 			if err != nil {
-				t.Fatal(err)
+				fmt.Fprintln(os.Stderr, err)
+				return 1
 			}
 			go mineV2(c, auth, i, window, ready)
 		} else {
@@ -172,7 +173,7 @@ func TestSharePathMiners(t *testing.T) {
 	}
 	fmt.Println("mining")
 	_, _ = bufio.NewReader(os.Stdin).ReadString('\n')
-	os.Exit(0)
+	return 0
 }
 
 func mineV1(c net.Conn, i, window int, ready chan<- struct{}) {

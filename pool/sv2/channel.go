@@ -190,26 +190,24 @@ func (ch *channel) call(method, params string) (any, *stratum.Error) {
 	return ch.step.result, ch.step.err
 }
 
+// subscribeResult reads the pool's subscribe reply, the Go value
+// stratum.SubscribeResult makes (never decoded JSON: the channel is in
+// the pool's process).
 func subscribeResult(res any) (en1 []byte, en2Size int, ok bool) {
 	arr, isArr := res.([]any)
 	if !isArr || len(arr) < 3 {
 		return nil, 0, false
 	}
 	s, isStr := arr[1].(string)
-	n, isNum := arr[2].(float64)
-	if !isStr || !isNum {
-		// Replies made in process are Go values, not JSON-decoded ones.
-		n2, isInt := arr[2].(int)
-		if !isStr || !isInt {
-			return nil, 0, false
-		}
-		n = float64(n2)
-	}
-	b, err := hex.DecodeString(s)
-	if err != nil || n < 1 || n > 32 {
+	n, isInt := arr[2].(int)
+	if !isStr || !isInt || n < 1 || n > 32 {
 		return nil, 0, false
 	}
-	return b, int(n), true
+	b, err := hex.DecodeString(s)
+	if err != nil {
+		return nil, 0, false
+	}
+	return b, n, true
 }
 
 // fullExtranonce is a standard channel's whole extranonce: the prefix and
