@@ -21,6 +21,10 @@ import (
 // TestMineStratumV2EndToEnd mines; on regtest each is a block.
 const mineV2Shares = 20
 
+// mineV2Alone is how many more the V2 miner mines after the V1 miner
+// stopped: blocks no other miner races, so they extend btcd's main chain.
+const mineV2Alone = 3
+
 // TestMineStratumV2EndToEnd runs the bundled miner over Stratum V2 (the
 // stratum2+tcp URL the pool prints) and a V1 miner beside it against the
 // real serve on btcd regtest and PostgreSQL: both find blocks btcd
@@ -49,28 +53,41 @@ func TestMineStratumV2EndToEnd(t *testing.T) {
 	}
 	v2 := newMiner(l.StratumV2, btcd.MiningAddr+".v2miner", "", testLogger(slog.LevelInfo))
 	v1 := newMiner("stratum+tcp://"+l.Stratum.String(), btcd.MiningAddr+".v1miner", "x,d=0.0001", testLogger(slog.LevelInfo))
-	minerCtx, stopMiners := context.WithCancel(ctx)
-	mined := make(chan error, 2)
-	go func() { mined <- v2.Run(minerCtx) }()
-	go func() { mined <- v1.Run(minerCtx) }()
-	deadline := time.Now().Add(2 * time.Minute)
-	for v2.Stats().Accepted < mineV2Shares || v1.Stats().Accepted < mineV2Shares {
-		if time.Now().After(deadline) {
-			stopMiners()
-			t.Fatalf("in 2 minutes: V2 miner %+v, V1 miner %+v", v2.Stats(), v1.Stats())
-		}
-		select {
-		case err := <-mined:
-			stopMiners()
-			t.Fatalf("a miner stopped early: %v", err)
-		case <-time.After(50 * time.Millisecond):
+	// Each miner has its own context: the V1 miner stops first and the V2
+	// miner then mines alone, so the chain's tip is the V2 miner's block
+	// whoever won the races while both mined.
+	v2Ctx, stopV2 := context.WithCancel(ctx)
+	v1Ctx, stopV1 := context.WithCancel(ctx)
+	defer stopV2()
+	defer stopV1()
+	v2Done, v1Done := make(chan error, 1), make(chan error, 1)
+	go func() { v2Done <- v2.Run(v2Ctx) }()
+	go func() { v1Done <- v1.Run(v1Ctx) }()
+	waitAccepted := func(what string, done func() bool) {
+		deadline := time.Now().Add(2 * time.Minute)
+		for !done() {
+			if time.Now().After(deadline) {
+				t.Fatalf("in 2 minutes (%s): V2 miner %+v, V1 miner %+v", what, v2.Stats(), v1.Stats())
+			}
+			select {
+			case err := <-v2Done:
+				t.Fatalf("the V2 miner stopped early: %v", err)
+			case <-time.After(50 * time.Millisecond):
+			}
 		}
 	}
-	stopMiners()
-	for range 2 {
-		if err := <-mined; err != nil {
-			t.Fatalf("miner: %v", err)
-		}
+	waitAccepted("both mining", func() bool {
+		return v2.Stats().Accepted >= mineV2Shares && v1.Stats().Accepted >= mineV2Shares
+	})
+	stopV1()
+	if err := <-v1Done; err != nil {
+		t.Fatalf("V1 miner: %v", err)
+	}
+	alone := v2.Stats().Accepted + mineV2Alone
+	waitAccepted("V2 alone", func() bool { return v2.Stats().Accepted >= alone })
+	stopV2()
+	if err := <-v2Done; err != nil {
+		t.Fatalf("V2 miner: %v", err)
 	}
 	for name, m := range map[string]*worker.Miner{"V2": v2, "V1": v1} {
 		s := m.Stats()
@@ -125,11 +142,15 @@ func TestMineStratumV2EndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Two miners on one pool find blocks at the same height now and then:
-	// btcd keeps the one it saw second on a side chain (and getblockheader
-	// answers only for the main chain). Every V2 block must be one btcd
-	// accepted at submitblock, and most are in its main chain.
+	// btcd keeps the one it saw first and puts the other on a side chain
+	// (getblockheader answers only for the main chain), so which of the
+	// shared-time blocks are in the main chain is a race. Every V2 block
+	// must be one btcd accepted at submitblock, and the ones mined alone,
+	// with nobody to race, are in the main chain: btcd's tip is one.
+	isV2 := make(map[string]bool, len(hashes))
 	inMain := 0
 	for _, h := range hashes {
+		isV2[h] = true
 		var accepted bool
 		var verdict string
 		if err := conn.QueryRow(ctx, `SELECT accepted, verdict FROM blocks WHERE hash = $1`, h).Scan(&accepted, &verdict); err != nil ||
@@ -143,8 +164,14 @@ func TestMineStratumV2EndToEnd(t *testing.T) {
 			inMain++
 		}
 	}
-	if len(hashes) == 0 || inMain*2 < len(hashes) {
-		t.Fatalf("%d of the V2 miner's %d blocks are in btcd's main chain", inMain, len(hashes))
+	var tip string
+	if err := rpc.Call(ctx, "getbestblockhash", nil, &tip); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d of the V2 miner's %d blocks are in btcd's main chain", inMain, len(hashes))
+	if !isV2[tip] || inMain < mineV2Alone-1 {
+		t.Fatalf("btcd's tip %s is the V2 miner's: %v; %d of its %d blocks in the main chain, want at least %d (mined alone)",
+			tip, isV2[tip], inMain, len(hashes), mineV2Alone-1)
 	}
 
 	// Another authority key in the URL: the miner says the certificate is
