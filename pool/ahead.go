@@ -13,6 +13,7 @@ type AnnouncedBlock struct {
 	Hash     string // display-order hex
 	PrevHash string // display-order hex
 	Time     int64  // header timestamp, unix seconds
+	Ours     bool   // found by this pool node's miners
 }
 
 // ExternalBlock takes a block another pool node announced. When it builds
@@ -32,38 +33,23 @@ func (s *Server) ExternalBlock(b AnnouncedBlock) {
 // current job's tip, or the next block's bits cannot be known without the
 // node (a retarget, a network with minimum-difficulty blocks, a signet).
 func (s *Server) aheadTemplate(b AnnouncedBlock, cur *Job, last *node.Template) *node.Template {
-	p := s.cfg.Network
 	if cur == nil || last == nil || b.Height != cur.Height || b.PrevHash != cur.prevDisplay || b.Hash == cur.prevDisplay ||
-		last.PreviousBlockHash.String() != cur.prevDisplay || last.SignetChallenge != "" {
+		last.PreviousBlockHash.String() != cur.prevDisplay {
 		return nil
 	}
-	next := b.Height + 1
-	if !p.PoWNoRetargeting {
-		if p.ReduceMinDifficulty {
-			return nil // testnet: the bits depend on the block's time
-		}
-		if per := int64(p.TargetTimespan / p.TargetTimePerBlock); per > 0 && next%per == 0 {
-			return nil
-		}
+	t := s.emptyTemplate(last, b.Height+1)
+	if t == nil {
+		return nil
 	}
 	hash, err := chainhash.NewHashFromStr(b.Hash)
 	if err != nil {
 		return nil
 	}
-	now := s.now().Unix()
-	t := &node.Template{
-		Version:           last.Version,
-		PreviousBlockHash: *hash,
-		CoinbaseValue:     subsidy(next, p.SubsidyReductionInterval),
-		Bits:              last.Bits,
-		Height:            next,
-		// Past the announced block's time, so past the median of the
-		// last eleven.
-		MinTime:       b.Time + 1,
-		CurTime:       max(now, b.Time+1, last.CurTime),
-		Rules:         last.Rules,
-		CoinbaseFlags: last.CoinbaseFlags,
-	}
+	t.PreviousBlockHash = *hash
+	// Past the announced block's time, so past the median of the last
+	// eleven.
+	t.MinTime = b.Time + 1
+	t.CurTime = max(s.now().Unix(), b.Time+1, last.CurTime)
 	return t
 }
 
@@ -86,7 +72,10 @@ func (s *Server) workAhead(b AnnouncedBlock, last *node.Template) bool {
 	if t == nil {
 		return false
 	}
-	s.log.Info("another pool node found a block: empty job on it until the node sends a template",
-		"height", b.Height, "hash", b.Hash)
+	who := "another pool node found a block"
+	if b.Ours {
+		who = "block accepted"
+	}
+	s.log.Info(who+": empty job on it until the node sends a template", "height", b.Height, "hash", b.Hash)
 	return s.publishJobOf(t, true, true)
 }

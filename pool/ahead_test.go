@@ -1,14 +1,11 @@
 package pool
 
 import (
-	"context"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/btcsuite/btcd/chaincfg/v2"
-
-	"github.com/hashforge/hashforge/pool/node"
 )
 
 // waitJob waits for Run to make a job other than not.
@@ -25,13 +22,7 @@ func waitJob(t *testing.T, tp *testPool, not *Job) *Job {
 }
 
 func TestWorkAheadOfTheNode(t *testing.T) {
-	tp := newTestPool(t, nil)
-	templates := make(chan *node.Template)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- tp.srv.Run(ctx, templates) }()
-	defer func() { cancel(); <-done }()
-
+	tp, templates := runTestPool(t)
 	base := testTemplate(t, 300, 5, true)
 	templates <- base
 	first := waitJob(t, tp, nil)

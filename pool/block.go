@@ -2,6 +2,7 @@ package pool
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"log/slog"
@@ -68,6 +69,11 @@ func (s *Server) submitBlock(res *ShareResult, en1, en2 []byte, user Username, r
 		b.Accepted, b.Verdict = true, "accepted"
 		s.jobs.Solved(j.prevHash)
 		log.Info("block accepted by node")
+		// Miners move to the next height now, not when the node's next
+		// template comes: an empty job on this block (for Stratum V2
+		// channels, the future job they hold, activated).
+		s.ExternalBlock(AnnouncedBlock{Height: j.Height, Hash: hash, PrevHash: j.prevDisplay,
+			Time: int64(binary.LittleEndian.Uint32(res.Header[68:72])), Ours: true})
 	case isUncertainVerdict(verdict):
 		b.Unknown, b.Verdict = true, verdict
 		log.Info("block not rejected but not on the node's active chain (a lost race, or a block the node already has); the chain will tell",

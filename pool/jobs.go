@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashforge/hashforge/pool/node"
@@ -17,6 +18,9 @@ type jobManager struct {
 	base   string     // per-boot random job id prefix
 	seq    uint64     // owned by Run
 	fanout []*session // broadcast's reusable snapshot; owned by Run
+	// future is the next height's job sent ahead (FutureConn); written by
+	// Run, read by sessions starting work.
+	future atomic.Pointer[futureJob]
 }
 
 // next returns the id and sequence number of the next job. Run only.
@@ -74,14 +78,19 @@ func (s *Server) Run(ctx context.Context, templates <-chan *node.Template) error
 				continue
 			}
 			pending = nil
+			if newBlock {
+				s.activateFuture(t)
+			}
 			// After an empty job made ahead of the node, its template on
 			// the same tip is clean too: miners leave the empty block.
 			if s.publish(t, newBlock || (cur != nil && cur.ahead)) {
 				lastSent = s.now()
+				s.sendFuture(s.jobs.Current(), last)
 			}
 		case b := <-s.external:
 			if s.workAhead(b, last) {
 				lastSent = s.now()
+				s.sendFuture(s.jobs.Current(), last)
 			}
 		case <-refresh.C:
 			refreshOn = false
@@ -101,9 +110,41 @@ func (s *Server) publish(t *node.Template, clean bool) bool {
 }
 
 // publishJobOf is publish, marking the job as made ahead of the node
-// (see workAhead).
+// (see workAhead). An empty job ahead of the node that is the work of the
+// future job already sent takes its id (see FutureConn).
 func (s *Server) publishJobOf(t *node.Template, clean, ahead bool) bool {
 	id, seq := s.jobs.next()
+	futureID, isFuture := "", false
+	if ahead {
+		futureID, isFuture = s.futureIDFor(t)
+	}
+	var j *Job
+	var err error
+	if isFuture {
+		if j, err = s.newJob(t, futureID, seq, clean); err == nil && !s.jobs.future.Load().sameWork(j) {
+			j = nil
+		}
+	}
+	if j == nil && err == nil {
+		j, err = s.newJob(t, id, seq, clean)
+	}
+	if err != nil {
+		// Miners keep the previous job: better stale-ish work than none.
+		s.log.Error("cannot build job from template", "height", t.Height, "prev", t.PreviousBlockHash.String(), "err", err)
+		return false
+	}
+	j.ahead = ahead
+	s.jobs.Add(j)
+	s.log.Info("new job", "job", j.ID, "height", j.Height, "clean", clean, "txs", len(j.txData),
+		"network_difficulty", j.netDiff, "ahead", ahead, "future", j.ID == futureID)
+	start := time.Now()
+	s.broadcast(j)
+	s.publishJob(j, len(s.jobs.fanout), time.Since(start))
+	return true
+}
+
+// newJob builds the job of a template, its lines encoded.
+func (s *Server) newJob(t *node.Template, id string, seq uint64, clean bool) (*Job, error) {
 	j, err := NewJob(t, JobParams{
 		ID:              id,
 		Seq:             seq,
@@ -117,19 +158,7 @@ func (s *Server) publishJobOf(t *node.Template, clean, ahead bool) bool {
 	if err == nil {
 		err = j.encodeLines()
 	}
-	if err != nil {
-		// Miners keep the previous job: better stale-ish work than none.
-		s.log.Error("cannot build job from template", "height", t.Height, "prev", t.PreviousBlockHash.String(), "err", err)
-		return false
-	}
-	j.ahead = ahead
-	s.jobs.Add(j)
-	s.log.Info("new job", "job", j.ID, "height", j.Height, "clean", clean, "txs", len(j.txData),
-		"network_difficulty", j.netDiff)
-	start := time.Now()
-	s.broadcast(j)
-	s.publishJob(j, len(s.jobs.fanout), time.Since(start))
-	return true
+	return j, err
 }
 
 // broadcast sends j to every session that can work. The notify line is

@@ -338,7 +338,9 @@ func (s *Server) startWorkLocked(ss *session) {
 		return
 	}
 	ss.vd.reset(s.now())
-	s.sendJobLocked(ss, j, true)
+	if s.sendJobLocked(ss, j, true) {
+		s.sendFutureLocked(ss)
+	}
 }
 
 func (s *Server) handleConfigure(ss *session, req *stratum.Request) {
@@ -709,8 +711,8 @@ func (s *Server) reassignExtranonce(ss *session) error {
 	if !ss.c.SendLine(line) {
 		return errors.New("pool: session closed")
 	}
-	if j := s.jobs.Current(); j != nil && ss.authorized {
-		s.sendJobLocked(ss, j, true)
+	if j := s.jobs.Current(); j != nil && ss.authorized && s.sendJobLocked(ss, j, true) {
+		s.sendFutureLocked(ss)
 	}
 	return nil
 }

@@ -66,9 +66,33 @@ type Gate struct {
 
 // gatePeer is one client key's sessions.
 type gatePeer struct {
-	all    map[*Session]struct{}
+	all    map[*GateSlot]struct{}
 	unauth gateList // this key's unauthorized sessions, oldest first
 }
+
+// A GateSlot is one connection's place in a Gate. A Session has one; so
+// has a Stratum V2 connection (pool/sv2), so that one Gate caps the
+// pool's connections on every port, V1 and V2 alike.
+type GateSlot struct {
+	key netip.Prefix
+	// close ends the connection (evicted, or its address banned); it is
+	// called without the Gate's lock and must not block.
+	close func(error)
+	// Under the Gate's lock: whether it counts the connection, whether
+	// the connection is in its unauthorized lists, and its links in them.
+	gated    bool
+	unauthed bool
+	links    [2][2]*GateSlot
+}
+
+// NewGateSlot is a slot for a connection from client key key (see
+// connlimit.KeyOf), ended by close.
+func NewGateSlot(key netip.Prefix, close func(error)) *GateSlot {
+	return &GateSlot{key: key, close: close}
+}
+
+// Key is the connection's client key.
+func (s *GateSlot) Key() netip.Prefix { return s.key }
 
 // NewGate returns a Gate with the given caps.
 func NewGate(l GateLimits) *Gate {
@@ -90,9 +114,18 @@ func (g *Gate) Stats() GateStats {
 	return st
 }
 
-// admit takes s in, or reports why not. Sessions it evicts to make room
-// are returned, to be closed once the lock is released.
-func (g *Gate) admit(s *Session) (evict []*Session, refused error) {
+// Admit takes a new connection's slot in, or reports why not (the
+// connection must then be closed). The connections it evicts to make
+// room have been ended (their close called) when it returns.
+func (g *Gate) Admit(s *GateSlot) error {
+	evict, err := g.admit(s)
+	for _, v := range evict {
+		v.close(ErrEvicted)
+	}
+	return err
+}
+
+func (g *Gate) admit(s *GateSlot) (evict []*GateSlot, refused error) {
 	if g.Banned != nil && g.Banned(s.key) {
 		g.refusedBanned.Add(1)
 		return nil, ErrBanned
@@ -120,17 +153,15 @@ func (g *Gate) admit(s *Session) (evict []*Session, refused error) {
 	}
 	// Looked up again: an eviction above may have removed the peer.
 	if p = g.peers[s.key]; p == nil {
-		p = &gatePeer{all: make(map[*Session]struct{})}
+		p = &gatePeer{all: make(map[*GateSlot]struct{})}
 		g.peers[s.key] = p
 	}
 	p.all[s] = struct{}{}
 	g.open++
-	s.gated = true
-	if !s.authorized.Load() {
-		s.unauthed = true
-		g.unauth.push(s, globalLinks)
-		p.unauth.push(s, peerLinks)
-	}
+	// A connection is new here: it has not authorized yet.
+	s.gated, s.unauthed = true, true
+	g.unauth.push(s, globalLinks)
+	p.unauth.push(s, peerLinks)
 	g.evicted.Add(uint64(len(evict)))
 	return evict, nil
 }
@@ -140,9 +171,9 @@ var (
 	errPerIPCap = errors.New("stratum: per-address session cap reached")
 )
 
-// authorized moves s out of the unauthorized lists: from now on it keeps
+// Authorized moves s out of the unauthorized lists: from now on it keeps
 // its slot.
-func (g *Gate) authorized(s *Session) {
+func (g *Gate) Authorized(s *GateSlot) {
 	g.mu.Lock()
 	if s.unauthed {
 		g.unauthLocked(s)
@@ -150,7 +181,7 @@ func (g *Gate) authorized(s *Session) {
 	g.mu.Unlock()
 }
 
-func (g *Gate) unauthLocked(s *Session) {
+func (g *Gate) unauthLocked(s *GateSlot) {
 	s.unauthed = false
 	g.unauth.remove(s, globalLinks)
 	if p := g.peers[s.key]; p != nil {
@@ -158,8 +189,9 @@ func (g *Gate) unauthLocked(s *Session) {
 	}
 }
 
-// release gives s's slot back (once; eviction may have done it already).
-func (g *Gate) release(s *Session) {
+// Release gives s's slot back when its connection has ended (once;
+// eviction may have done it already).
+func (g *Gate) Release(s *GateSlot) {
 	g.mu.Lock()
 	if s.gated {
 		g.removeLocked(s)
@@ -167,7 +199,7 @@ func (g *Gate) release(s *Session) {
 	g.mu.Unlock()
 }
 
-func (g *Gate) removeLocked(s *Session) {
+func (g *Gate) removeLocked(s *GateSlot) {
 	s.gated = false
 	if s.unauthed {
 		g.unauthLocked(s)
@@ -185,7 +217,7 @@ func (g *Gate) removeLocked(s *Session) {
 // and reports how many there were.
 func (g *Gate) CloseKey(key netip.Prefix, err error) int {
 	g.mu.Lock()
-	var victims []*Session
+	var victims []*GateSlot
 	if p := g.peers[key]; p != nil {
 		for s := range p.all {
 			victims = append(victims, s)
@@ -193,8 +225,7 @@ func (g *Gate) CloseKey(key netip.Prefix, err error) int {
 	}
 	g.mu.Unlock()
 	for _, s := range victims {
-		s.Logger().Info("stratum session closed", "reason", err)
-		s.closeWith(err, true)
+		s.close(err)
 	}
 	return len(victims)
 }
@@ -218,7 +249,7 @@ func keyOf(c net.Conn) netip.Prefix { return connlimit.KeyOf(c.RemoteAddr()) }
 // is in at most two (the Gate's and its peer's) and an idle session must
 // not pay for list elements of its own.
 type gateList struct {
-	head, tail *Session
+	head, tail *GateSlot
 	n          int
 }
 
@@ -229,13 +260,13 @@ const (
 	peerLinks
 )
 
-func (s *Session) links(which listLinks) *[2]*Session { return &s.gateLinks[which] }
+func (s *GateSlot) linksOf(which listLinks) *[2]*GateSlot { return &s.links[which] }
 
-func (l *gateList) push(s *Session, which listLinks) {
-	ln := s.links(which)
+func (l *gateList) push(s *GateSlot, which listLinks) {
+	ln := s.linksOf(which)
 	ln[0], ln[1] = l.tail, nil
 	if l.tail != nil {
-		l.tail.links(which)[1] = s
+		l.tail.linksOf(which)[1] = s
 	} else {
 		l.head = s
 	}
@@ -243,18 +274,18 @@ func (l *gateList) push(s *Session, which listLinks) {
 	l.n++
 }
 
-func (l *gateList) remove(s *Session, which listLinks) {
-	ln := s.links(which)
+func (l *gateList) remove(s *GateSlot, which listLinks) {
+	ln := s.linksOf(which)
 	prev, next := ln[0], ln[1]
 	if prev != nil {
-		prev.links(which)[1] = next
+		prev.linksOf(which)[1] = next
 	} else if l.head == s {
 		l.head = next
 	} else {
 		return // not in this list
 	}
 	if next != nil {
-		next.links(which)[0] = prev
+		next.linksOf(which)[0] = prev
 	} else {
 		l.tail = prev
 	}

@@ -170,9 +170,9 @@ func TestGateBans(t *testing.T) {
 
 func TestGateList(t *testing.T) {
 	var l gateList
-	s := make([]*Session, 4)
+	s := make([]*GateSlot, 4)
 	for i := range s {
-		s[i] = &Session{id: uint64(i)}
+		s[i] = &GateSlot{}
 		l.push(s[i], peerLinks)
 	}
 	l.remove(s[0], peerLinks) // head

@@ -331,12 +331,7 @@ func (srv *Server) Serve(ctx context.Context, ln net.Listener) error {
 		retry.Reset()
 		s := newSession(ctx, srv.nextID.Add(1), conn, cfg)
 		if cfg.gate != nil {
-			evict, err := cfg.gate.admit(s)
-			for _, v := range evict {
-				v.Logger().Info("stratum session evicted", "reason", ErrEvicted)
-				v.closeWith(ErrEvicted, false)
-			}
-			if err != nil {
+			if err := cfg.gate.Admit(&s.slot); err != nil {
 				if cfg.log.Enabled(ctx, slog.LevelDebug) {
 					cfg.log.Debug("stratum connection refused", "remote", s.remote, "reason", err)
 				}
@@ -440,14 +435,9 @@ type Session struct {
 	stateMu sync.Mutex
 	state   any
 
-	// key is the client key (IPv4 address or IPv6 /64) the Gate counts
-	// and bans under. gated, unauthed and gateLinks belong to the Gate,
-	// under its lock: whether it counts the session, whether the session
-	// is in its unauthorized lists, and its links in them.
-	key       netip.Prefix
-	gated     bool
-	unauthed  bool
-	gateLinks [2][2]*Session
+	// slot is the session's place in the Gate; its key is the client key
+	// (IPv4 address or IPv6 /64) the Gate counts and bans under.
+	slot GateSlot
 }
 
 func newSession(ctx context.Context, id uint64, conn net.Conn, cfg *serverConfig) *Session {
@@ -458,8 +448,9 @@ func newSession(ctx context.Context, id uint64, conn net.Conn, cfg *serverConfig
 	}
 	if conn != nil {
 		s.remote = conn.RemoteAddr().String()
-		s.key = keyOf(conn)
+		s.slot.key = keyOf(conn)
 	}
+	s.slot.close = s.gateClose
 	// Sessions are ended by Serve explicitly, so their context keeps the
 	// server context's values but not its cancellation.
 	s.ctx, s.cancel = context.WithCancelCause(context.WithoutCancel(ctx))
@@ -474,7 +465,7 @@ func (s *Session) RemoteAddr() string { return s.remote }
 
 // Key is the miner's client key: its IPv4 address or IPv6 /64, what caps
 // and bans count.
-func (s *Session) Key() netip.Prefix { return s.key }
+func (s *Session) Key() netip.Prefix { return s.slot.key }
 
 // Logger returns the server logger annotated with this session.
 func (s *Session) Logger() *slog.Logger {
@@ -507,8 +498,20 @@ func (s *Session) SetAuthorized() {
 	}
 	s.stopAuthTimer()
 	if s.cfg.gate != nil {
-		s.cfg.gate.authorized(s)
+		s.cfg.gate.Authorized(&s.slot)
 	}
+}
+
+// gateClose ends the session for the Gate: evicted to make room (no
+// flush: it never authorized) or its address banned.
+func (s *Session) gateClose(err error) {
+	if errors.Is(err, ErrEvicted) {
+		s.Logger().Info("stratum session evicted", "reason", err)
+		s.closeWith(err, false)
+		return
+	}
+	s.Logger().Info("stratum session closed", "reason", err)
+	s.closeWith(err, true)
 }
 
 func (s *Session) stopAuthTimer() {
@@ -682,7 +685,7 @@ func (s *Session) end() {
 		s.Logger().Debug("stratum session ended", "err", err)
 	}
 	if s.cfg.gate != nil {
-		s.cfg.gate.release(s)
+		s.cfg.gate.Release(&s.slot)
 	}
 	s.cfg.registerDone(s) // before Disconnected: Sessions agrees with it
 	s.call("Disconnected", func() { s.cfg.handler.Disconnected(s, err) })

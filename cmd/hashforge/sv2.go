@@ -4,9 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/netip"
 	"os"
-	"time"
 
 	"github.com/hashforge/hashforge/pool"
 	"github.com/hashforge/hashforge/pool/sv2"
@@ -45,10 +43,7 @@ func listenV2(cfg serveConfig, srv *pool.Server, guard *stratumGuard, log *slog.
 	return &v2Port{ln: ln, url: url, srv: &sv2.Server{
 		Pool:      srv,
 		Authority: auth,
-		Banned: func(k netip.Prefix) bool {
-			_, banned := guard.bans.Banned(k, time.Now())
-			return banned
-		},
-		Logger: log.With("component", "stratum-v2"),
+		Gate:      guard.gate,
+		Logger:    log.With("component", "stratum-v2"),
 	}}, nil
 }

@@ -80,7 +80,12 @@ type v2Work struct {
 	nbits      uint32
 	activeJob  uint32
 	hasPrevJob bool
-	newPrev    bool // a SetNewPrevHash came since the flag was cleared
+	newPrev    bool   // a SetNewPrevHash came since the flag was cleared
+	prevJob    uint32 // the job the last SetNewPrevHash started
+	// Jobs by id: a SetNewPrevHash may start a future job sent long
+	// before (the next height's, sent ahead), not the last one.
+	jobs map[uint32]*stratum2.NewExtendedMiningJob
+	stds map[uint32]*stratum2.NewMiningJob
 }
 
 // apply takes a message for the channel into w and reports whether it
@@ -99,8 +104,12 @@ func (w *v2Work) apply(msg stratum2.Message) bool {
 		msg.CoinbaseTxPrefix = bytes.Clone(msg.CoinbaseTxPrefix)
 		msg.CoinbaseTxSuffix = bytes.Clone(msg.CoinbaseTxSuffix)
 		msg.MerklePath = slices.Clone(msg.MerklePath)
-		w.job = msg
+		if w.jobs == nil {
+			w.jobs = map[uint32]*stratum2.NewExtendedMiningJob{}
+		}
+		w.jobs[msg.JobID] = msg
 		if msg.MinNTime != nil && w.hasPrevJob {
+			w.job = msg
 			w.activeJob, w.ntime = msg.JobID, *msg.MinNTime
 			return true
 		}
@@ -108,8 +117,12 @@ func (w *v2Work) apply(msg stratum2.Message) bool {
 		if msg.ChannelID != w.channel {
 			return false
 		}
-		w.std = msg
+		if w.stds == nil {
+			w.stds = map[uint32]*stratum2.NewMiningJob{}
+		}
+		w.stds[msg.JobID] = msg
 		if msg.MinNTime != nil && w.hasPrevJob {
+			w.std = msg
 			w.activeJob, w.ntime = msg.JobID, *msg.MinNTime
 			return true
 		}
@@ -118,7 +131,12 @@ func (w *v2Work) apply(msg stratum2.Message) bool {
 			return false
 		}
 		w.prev, w.ntime, w.nbits, w.activeJob, w.hasPrevJob = [32]byte(msg.PrevHash), msg.MinNTime, msg.NBits, msg.JobID, true
-		w.newPrev = true
+		w.newPrev, w.prevJob = true, msg.JobID
+		if j, ok := w.jobs[msg.JobID]; ok {
+			w.job = j
+		} else if j, ok := w.stds[msg.JobID]; ok {
+			w.std = j
+		}
 		return true
 	}
 	return false
@@ -212,6 +230,16 @@ func TestStratumV2EndToEnd(t *testing.T) {
 	w := &v2Work{channel: succ.ChannelID, target: pow.TargetFromHash((*[32]byte)(&succ.Target)), prefix: succ.ExtranoncePrefix,
 		en2Size: int(succ.ExtranonceSize)}
 	m.work(w)
+	// With its first job the channel gets the next height's as a future
+	// job, held for the block that will start it.
+	heldFuture := map[uint32]bool{}
+	for len(heldFuture) == 0 {
+		msg := m.next()
+		w.apply(msg)
+		if j, ok := msg.(*stratum2.NewExtendedMiningJob); ok && j.ChannelID == w.channel && j.MinNTime == nil {
+			heldFuture[j.JobID] = true
+		}
+	}
 	tipBefore, err := rpc.GetBestBlockHash(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -251,6 +279,11 @@ func TestStratumV2EndToEnd(t *testing.T) {
 	// old job is then stale, and a share at the wrong job id is refused.
 	for !w.newPrev {
 		w.apply(m.next())
+	}
+	// It starts the future job the channel held: whether the pool's empty
+	// job on its own block or the node's template on it came first.
+	if !heldFuture[w.prevJob] {
+		t.Fatalf("the block started job %d; want the future job held before it (%v)", w.prevJob, heldFuture)
 	}
 	m.send(&stratum2.SubmitSharesExtended{ChannelID: w.channel, SequenceNumber: 8, JobID: oldJob, Nonce: nonce,
 		NTime: oldNTime, Version: w.job.Version, Extranonce: []byte{9, 9, 9, 9, 9, 9, 9, 9}})

@@ -42,7 +42,7 @@ func (noBlocks) RecordBlock(context.Context, record.Block) error     { return ni
 // benchPool is a pool on a difficulty-1 network whose sessions sit at a
 // tiny difficulty (vardiff aiming at a share a nanosecond): every share is
 // accepted, almost none is a block, and the ledger is a counter.
-func benchPool(b *testing.B) (*pool.Server, *countShares, context.CancelFunc) {
+func benchPool(b testing.TB) (*pool.Server, *countShares, context.CancelFunc) {
 	b.Helper()
 	sink := &countShares{}
 	srv, err := pool.NewServer(pool.Config{Network: &chaincfg.RegressionNetParams, PoolAddress: benchAddr,

@@ -36,7 +36,7 @@ type channel struct {
 	// channel's Success has gone out; step is the reply to the request
 	// being made while opening.
 	opening bool
-	pending [][]byte
+	pending []pendingLine
 	step    stepReply
 
 	en1     []byte // the extranonce prefix (the session's extranonce1)
@@ -51,7 +51,17 @@ type channel struct {
 	nextJob    uint32
 	prev       [32]byte // the previous block of the last job, header order
 	hasPrev    bool
-	closed     bool
+	// future is the V2 id of the future job the miner holds (0: none)
+	// and futureV1 the pool's id of it: the pool's job under that id is
+	// its activation, sent as SetNewPrevHash alone.
+	future   uint32
+	futureV1 string
+	closed   bool
+}
+
+type pendingLine struct {
+	line   []byte
+	future bool // a future job (pool.FutureConn)
 }
 
 type stepReply struct {
@@ -151,6 +161,11 @@ func (c *connection) open(reqID uint32, user string, hashrate float32, minExtran
 	c.channels[id] = ch
 	c.mu.Unlock()
 	ok = true
+	if c.slot != nil {
+		// A connection with an open channel keeps its place when the
+		// caps are reached, as an authorized V1 session does.
+		c.srv.Gate.Authorized(c.slot)
+	}
 
 	ch.mu.Lock()
 	defer ch.mu.Unlock()
@@ -158,8 +173,8 @@ func (c *connection) open(reqID uint32, user string, hashrate float32, minExtran
 	ch.opening, ch.pending = false, nil
 	// The pool's set_difficulty is among the pending lines: its target
 	// goes in the Success.
-	for _, line := range pending {
-		if m := parseLine(line); m.Method == "mining.set_difficulty" {
+	for _, p := range pending {
+		if m := parseLine(p.line); m.Method == "mining.set_difficulty" {
 			ch.setDifficultyLocked(m.Params, false)
 		}
 	}
@@ -171,8 +186,12 @@ func (c *connection) open(reqID uint32, user string, hashrate float32, minExtran
 		c.send(&stratum2.OpenExtendedMiningChannelSuccess{RequestID: reqID, ChannelID: id, Target: stratum2.U256(target),
 			ExtranonceSize: uint16(en2Size), ExtranoncePrefix: en1})
 	}
-	for _, line := range pending {
-		ch.lineLocked(line)
+	for _, p := range pending {
+		if p.future {
+			ch.futureLocked(p.line)
+		} else {
+			ch.lineLocked(p.line)
+		}
 	}
 }
 
@@ -349,11 +368,35 @@ func (ch *channel) SendLine(line []byte) bool {
 		return false
 	}
 	if ch.opening {
-		ch.pending = append(ch.pending, append([]byte(nil), line...))
+		ch.pending = append(ch.pending, pendingLine{line: append([]byte(nil), line...)})
 		return true
 	}
 	ch.lineLocked(line)
 	return true
+}
+
+// SendFutureJob implements pool.FutureConn: the next height's job, sent
+// to the miner as a future job before its previous block exists.
+func (ch *channel) SendFutureJob(line []byte) bool {
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	if ch.closed {
+		return false
+	}
+	if ch.opening {
+		ch.pending = append(ch.pending, pendingLine{line: append([]byte(nil), line...), future: true})
+		return true
+	}
+	ch.futureLocked(line)
+	return true
+}
+
+func (ch *channel) futureLocked(line []byte) {
+	m := ch.conn.srv.lines.parse(line)
+	if m.Method != "mining.notify" || !m.notifyOK {
+		return
+	}
+	ch.future, ch.futureV1 = ch.sendJobLocked(m.notify, nil), m.notify.jobID
 }
 
 func (ch *channel) lineLocked(line []byte) {
@@ -369,6 +412,10 @@ func (ch *channel) lineLocked(line []byte) {
 		if json.Unmarshal(m.Params, &p) == nil && len(p) >= 1 && json.Unmarshal(p[0], &en1) == nil {
 			if b, err := hex.DecodeString(en1); err == nil {
 				ch.en1 = b
+				// A standard channel's future job has the old
+				// extranonce in its merkle root: the pool sends
+				// the future job again.
+				ch.future, ch.futureV1 = 0, ""
 				prefix := b
 				if ch.standard {
 					prefix = ch.fullExtranonce()
@@ -406,11 +453,45 @@ func (ch *channel) setDifficultyLocked(params json.RawMessage, send bool) {
 
 // notifyLocked sends a job: a job on a new previous block goes ahead as a
 // future job followed by SetNewPrevHash (one small message switches the
-// miner), any other as a job active at once.
+// miner), any other as a job active at once. The activation of the
+// future job the miner already holds is the SetNewPrevHash alone.
 func (ch *channel) notifyLocked(n *parsedNotify, ok bool) {
 	if !ok {
 		return
 	}
+	if ch.future != 0 && n.jobID == ch.futureV1 {
+		id := ch.future
+		ch.future, ch.futureV1 = 0, ""
+		if slot, held := ch.jobIDs[id]; held && ch.jobs[slot].v1 == n.jobID {
+			ch.prev, ch.hasPrev = n.prev, true
+			ch.conn.send(&stratum2.SetNewPrevHash{ChannelID: ch.id, JobID: id, PrevHash: stratum2.U256(n.prev),
+				MinNTime: n.ntime, NBits: n.nbits})
+			return
+		}
+	}
+	// V1's clean_jobs on the same previous block (the node's template
+	// after an empty job) is no new block in V2: the job starts at once
+	// and the ones before stay valid, as they do at the pool.
+	newPrev := !ch.hasPrev || ch.prev != n.prev
+	ntime := n.ntime
+	var minNTime *uint32
+	if !newPrev {
+		minNTime = &ntime
+	}
+	id := ch.sendJobLocked(n, minNTime)
+	if newPrev {
+		// The miner drops every future job it holds on a SetNewPrevHash
+		// for another job.
+		ch.future, ch.futureV1 = 0, ""
+		ch.prev, ch.hasPrev = n.prev, true
+		ch.conn.send(&stratum2.SetNewPrevHash{ChannelID: ch.id, JobID: id, PrevHash: stratum2.U256(n.prev),
+			MinNTime: ntime, NBits: n.nbits})
+	}
+}
+
+// sendJobLocked gives a pool job a V2 id in this channel and sends it: a
+// future job when minNTime is nil.
+func (ch *channel) sendJobLocked(n *parsedNotify, minNTime *uint32) uint32 {
 	ch.nextJob++
 	id := ch.nextJob
 	slot := int(id % maxJobs)
@@ -419,13 +500,6 @@ func (ch *channel) notifyLocked(n *parsedNotify, ok bool) {
 	}
 	ch.jobs[slot] = jobInfo{v1: n.jobID, v2: id, version: n.version, used: true}
 	ch.jobIDs[id] = slot
-
-	newPrev := n.clean || !ch.hasPrev || ch.prev != n.prev
-	ntime := n.ntime
-	var minNTime *uint32
-	if !newPrev {
-		minNTime = &ntime
-	}
 	if ch.standard {
 		root := n.merkleRoot(ch.fullExtranonce())
 		ch.conn.send(&stratum2.NewMiningJob{ChannelID: ch.id, JobID: id, MinNTime: minNTime, Version: n.version,
@@ -434,11 +508,7 @@ func (ch *channel) notifyLocked(n *parsedNotify, ok bool) {
 		ch.conn.send(&stratum2.NewExtendedMiningJob{ChannelID: ch.id, JobID: id, MinNTime: minNTime, Version: n.version,
 			VersionRollingAllowed: ch.rolling, MerklePath: n.path, CoinbaseTxPrefix: n.coinb1, CoinbaseTxSuffix: n.coinb2})
 	}
-	if newPrev {
-		ch.prev, ch.hasPrev = n.prev, true
-		ch.conn.send(&stratum2.SetNewPrevHash{ChannelID: ch.id, JobID: id, PrevHash: stratum2.U256(n.prev),
-			MinNTime: ntime, NBits: n.nbits})
-	}
+	return id
 }
 
 // parsedNotify is a mining.notify in V2's terms.

@@ -16,7 +16,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/netip"
 	"sync"
 	"time"
 
@@ -24,6 +23,7 @@ import (
 
 	"github.com/hashforge/hashforge/internal/connlimit"
 	"github.com/hashforge/hashforge/pool"
+	"github.com/hashforge/hashforge/stratum"
 	"github.com/hashforge/hashforge/stratum2"
 )
 
@@ -45,9 +45,12 @@ type Server struct {
 	// signs the static keys handshakes use, a fresh one a day, each
 	// valid for a day and an hour (docs/stratum-v2.md).
 	Authority *btcec.PrivateKey
-	// Banned, when set, refuses connections from banned addresses (the
-	// V1 ports' ban table).
-	Banned func(netip.Prefix) bool
+	// Gate, when set, is the V1 ports' Gate: V2 connections count
+	// against the same total and per-address caps (a connection that has
+	// not opened a channel gives way first, as an unauthorized V1
+	// session does), banned addresses are refused at accept and a new
+	// ban closes their connections.
+	Gate   *stratum.Gate
 	Logger *slog.Logger
 
 	// HandshakeTimeout bounds the Noise handshake and SetupConnection;
@@ -133,11 +136,24 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			time.Sleep(50 * time.Millisecond)
 			continue
 		}
-		if s.Banned != nil && s.Banned(connlimit.KeyOf(nc.RemoteAddr())) {
-			nc.Close()
-			continue
+		var slot *stratum.GateSlot
+		if s.Gate != nil {
+			slot = stratum.NewGateSlot(connlimit.KeyOf(nc.RemoteAddr()), func(why error) {
+				s.log().Info("stratum v2 connection closed", "remote", nc.RemoteAddr().String(), "reason", why)
+				nc.Close()
+			})
+			if err := s.Gate.Admit(slot); err != nil {
+				s.log().Debug("stratum v2 connection refused", "remote", nc.RemoteAddr().String(), "reason", err)
+				refuse(nc)
+				continue
+			}
 		}
-		wg.Go(func() { s.serveConn(ctx, nc) })
+		wg.Go(func() {
+			if slot != nil {
+				defer s.Gate.Release(slot)
+			}
+			s.serveConn(ctx, nc, slot)
+		})
 	}
 }
 
@@ -155,7 +171,16 @@ func (s *Server) timeouts() (hs, idle time.Duration, queue int) {
 	return hs, idle, queue
 }
 
-func (s *Server) serveConn(ctx context.Context, nc net.Conn) {
+// refuse closes a connection the Gate did not take, with a reset: the
+// refused peer holds nothing of ours while it notices.
+func refuse(nc net.Conn) {
+	if tc, ok := nc.(*net.TCPConn); ok {
+		_ = tc.SetLinger(0)
+	}
+	_ = nc.Close()
+}
+
+func (s *Server) serveConn(ctx context.Context, nc net.Conn, slot *stratum.GateSlot) {
 	hs, idle, queue := s.timeouts()
 	log := s.log().With("remote", nc.RemoteAddr().String(), "protocol", "sv2")
 	_ = nc.SetDeadline(time.Now().Add(hs))
@@ -177,7 +202,7 @@ func (s *Server) serveConn(ctx context.Context, nc net.Conn) {
 		return
 	}
 	_ = nc.SetDeadline(time.Time{})
-	conn := &connection{srv: s, c: c, nc: nc, log: log, out: make(chan stratum2.Message, queue),
+	conn := &connection{srv: s, c: c, nc: nc, slot: slot, log: log, out: make(chan stratum2.Message, queue),
 		done: make(chan struct{}), channels: make(map[uint32]*channel)}
 	s.mu.Lock()
 	s.conns[conn] = struct{}{}
@@ -219,10 +244,11 @@ func setup(c *stratum2.Conn) error {
 
 // connection is one V2 client and its channels.
 type connection struct {
-	srv *Server
-	c   *stratum2.Conn
-	nc  net.Conn
-	log *slog.Logger
+	srv  *Server
+	c    *stratum2.Conn
+	nc   net.Conn
+	slot *stratum.GateSlot // its place in the Gate, or nil
+	log  *slog.Logger
 
 	out       chan stratum2.Message
 	done      chan struct{}
