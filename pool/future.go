@@ -29,11 +29,10 @@ type futureJob struct {
 
 // emptyTemplate is an empty block's template at height next from the
 // current template, or nil when its bits cannot be known without the node
-// (a retarget, a network with minimum-difficulty blocks, a signet) or the
-// pool pays each finder its own coinbase.
+// (a retarget, a network with minimum-difficulty blocks, a signet).
 func (s *Server) emptyTemplate(last *node.Template, next int64) *node.Template {
 	p := s.cfg.Network
-	if last == nil || last.SignetChallenge != "" || s.cfg.Solo {
+	if last == nil || last.SignetChallenge != "" {
 		return nil
 	}
 	if !p.PoWNoRetargeting {
@@ -66,7 +65,12 @@ func (s *Server) sendFuture(cur *Job, last *node.Template) {
 	if f := s.jobs.future.Load(); f != nil && f.height == next {
 		return
 	}
-	t := s.emptyTemplate(last, next)
+	// In SOLO each finder has a coinbase of its own: no job is the same
+	// work for every session.
+	var t *node.Template
+	if !s.cfg.Solo {
+		t = s.emptyTemplate(last, next)
+	}
 	if t == nil {
 		s.jobs.future.Store(nil)
 		return

@@ -520,7 +520,6 @@ type parsedNotify struct {
 	branch         [][32]byte
 	version, nbits uint32
 	ntime          uint32
-	clean          bool
 }
 
 // merkleRoot is the root of the job's block for a coinbase with the
@@ -536,7 +535,7 @@ func decodeNotify(params json.RawMessage) (*parsedNotify, bool) {
 	if err := json.Unmarshal(params, &p); err != nil {
 		return nil, false
 	}
-	n := &parsedNotify{jobID: p.JobID, clean: p.CleanJobs}
+	n := &parsedNotify{jobID: p.JobID}
 	prev, err := hex.DecodeString(p.PrevHash)
 	if err != nil || len(prev) != 32 {
 		return nil, false
