@@ -40,10 +40,27 @@ func FuzzV2PoolMessages(f *testing.F) {
 	f.Add(enc(&stratum2.SetNewPrevHash{ChannelID: 7, JobID: 9}, job(3, &nt), &stratum2.Reconnect{NewHost: "x", NewPort: 1},
 		&stratum2.CloseChannel{ChannelID: 7, ReasonCode: "bye"}))
 	f.Add(enc(&stratum2.SetExtranoncePrefix{ChannelID: 7, ExtranoncePrefix: make([]byte, 32)}, &stratum2.SetTarget{ChannelID: 7}))
+	// Standard channel (an odd length, see below): header-only jobs, its
+	// group channel's too.
+	std := enc(&stratum2.NewMiningJob{ChannelID: 7, JobID: 1, Version: 0x20000000, MerkleRoot: stratum2.U256{1, 2}},
+		&stratum2.SetNewPrevHash{ChannelID: 7, JobID: 1, MinNTime: 5, NBits: 0x207fffff},
+		&stratum2.NewMiningJob{ChannelID: 6, JobID: 2, MinNTime: &nt, Version: 0x20000000, MerkleRoot: stratum2.U256{3}})
+	if len(std)%2 == 0 {
+		std = append(std, 0)
+	}
+	f.Add(std)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		m := fuzzMiner(t)
 		s, v, done := liveV2Session(m)
 		defer done()
+		// The input's length picks the channel: odd, a standard one in
+		// group 6, with no extranonce to roll.
+		if len(data)%2 == 1 {
+			v.standard, v.group = true, 6
+			s.mu.Lock()
+			s.en2Size = 0
+			s.mu.Unlock()
+		}
 		data = bytes.Clone(data) // payloads are scribbled on below
 		for len(data) >= 3 {
 			typ, n := data[0], int(binary.LittleEndian.Uint16(data[1:]))
@@ -73,7 +90,7 @@ func FuzzV2PoolMessages(f *testing.F) {
 		}
 		if s.current != nil {
 			j := s.current.job
-			if len(j.Branch) > 32 || j.PrevHash != v.prev || j.NBits != v.nbits {
+			if len(j.Branch) > 32 || j.PrevHash != v.prev || j.NBits != v.nbits || (j.Root != nil) != v.standard {
 				t.Fatalf("current job %+v does not match the previous block %x/%08x", j, v.prev, v.nbits)
 			}
 			_ = j.Header(s.en1, make([]byte, s.en2Size), j.Version, j.NTime, 0)
@@ -87,7 +104,7 @@ func liveV2Session(m *Miner) (*session, *v2conn, func()) {
 	s, done := liveSession(m)
 	u, _ := stratum2.ParseURL("stratum2+tcp://pool.example:34254/9bXiEd8boQVhq7WddEcERUL5tyyJVFYdU8th3HfbNXK3Yw6GRXh")
 	v := &v2conn{m: m, s: s, log: m.log, url: u, channel: 7, done: make(chan struct{}),
-		pending: map[uint32]chan v2ack{}, futures: map[uint32]*stratum2.NewExtendedMiningJob{}}
+		pending: map[uint32]chan v2ack{}, futures: map[uint32]v2Future{}}
 	s.v2 = v
 	return s, v, done
 }

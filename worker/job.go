@@ -24,6 +24,10 @@ type Job struct {
 	NBits    uint32
 	NTime    uint32
 	Clean    bool
+	// Root, when set, is the merkle root the pool computed (header-only
+	// work: a Stratum V2 standard job); Coinb1, Coinb2 and Branch are
+	// then unused and there is no extranonce to roll.
+	Root *[32]byte
 	// NetTarget is the block target nbits encodes (little-endian, as the
 	// hash is compared): a share under it solves the block.
 	NetTarget [32]byte
@@ -132,6 +136,9 @@ func (j *Job) Coinbase(en1, en2 []byte) []byte {
 
 // MerkleRoot folds the coinbase txid with the branch.
 func (j *Job) MerkleRoot(en1, en2 []byte) [32]byte {
+	if j.Root != nil {
+		return *j.Root
+	}
 	return pow.FoldMerkleBranch(pow.SHA256d(j.Coinbase(en1, en2)), j.Branch)
 }
 

@@ -30,6 +30,11 @@ type Config struct {
 	SuggestDiff float64
 	// NoVersionRolling skips mining.configure.
 	NoVersionRolling bool
+	// V2Standard opens standard (header-only) channels on Stratum V2
+	// pools instead of extended ones: the pool computes each job's merkle
+	// root, the miner rolls nonces only (no extranonce; versions only
+	// where the pool allows it).
+	V2Standard bool
 	// UserAgent is sent in mining.subscribe and client.get_version.
 	UserAgent string
 

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -41,15 +40,18 @@ var errWrongAuthority = errors.New("the pool's certificate is not signed by the 
 
 func isV2URL(raw string) bool { return strings.HasPrefix(raw, stratum2.URLScheme+"://") }
 
-// v2conn is one encrypted connection with one extended channel.
+// v2conn is one encrypted connection with one channel: extended, or
+// standard (header-only) with Config.V2Standard.
 type v2conn struct {
-	m       *Miner
-	s       *session // nil for a probe
-	log     *slog.Logger
-	conn    *stratum2.Conn
-	url     stratum2.URL
-	raw     string // the URL as configured, for messages
-	channel uint32
+	m        *Miner
+	s        *session // nil for a probe
+	log      *slog.Logger
+	conn     *stratum2.Conn
+	url      stratum2.URL
+	raw      string // the URL as configured, for messages
+	channel  uint32
+	group    uint32 // a standard channel's group channel, whose jobs are its own too
+	standard bool
 
 	done chan struct{} // closed when the read loop ends
 	err  error         // why it ended; read only after done
@@ -59,11 +61,26 @@ type v2conn struct {
 	pending map[uint32]chan v2ack
 
 	// Only the read loop touches these.
-	futures     map[uint32]*stratum2.NewExtendedMiningJob
+	futures     map[uint32]v2Future
 	futureOrder []uint32
 	prev        [32]byte
 	nbits       uint32
 	hasPrev     bool
+}
+
+// v2Future is a job waiting for its SetNewPrevHash: the previous block,
+// bits and time come with that.
+type v2Future struct {
+	job     *Job
+	rolling bool // the pool allows version rolling on it
+}
+
+// v2Channel is what an open channel's Success says, extended or standard.
+type v2Channel struct {
+	id             uint32
+	target         [32]byte
+	prefix         []byte // extranonce prefix (standard: the whole extranonce)
+	extranonceSize int    // bytes the miner rolls (standard: none)
 }
 
 type v2ack struct {
@@ -101,13 +118,12 @@ func dialV2(ctx context.Context, m *Miner, log *slog.Logger, raw string) (*v2con
 	}
 	_ = nc.SetDeadline(time.Time{})
 	return &v2conn{m: m, log: log, conn: c, url: u, raw: raw, done: make(chan struct{}),
-		pending: map[uint32]chan v2ack{}, futures: map[uint32]*stratum2.NewExtendedMiningJob{}}, nil
+		standard: m.cfg.V2Standard, pending: map[uint32]chan v2ack{}, futures: map[uint32]v2Future{}}, nil
 }
 
-// open sets the connection up for mining and opens the extended channel,
-// reading replies synchronously: nothing else is sent before the channel
-// exists.
-func (v *v2conn) open(ctx context.Context) (*stratum2.OpenExtendedMiningChannelSuccess, error) {
+// open sets the connection up for mining and opens the channel, reading
+// replies synchronously: nothing else is sent before the channel exists.
+func (v *v2conn) open(ctx context.Context) (*v2Channel, error) {
 	cfg := &v.m.cfg
 	nc := v.conn.NetConn()
 	dl := time.Now().Add(cfg.CallTimeout)
@@ -153,30 +169,46 @@ func (v *v2conn) open(ctx context.Context) (*stratum2.OpenExtendedMiningChannelS
 	for i := range anyTarget {
 		anyTarget[i] = 0xff
 	}
-	if err := v.conn.WriteMessage(&stratum2.OpenExtendedMiningChannel{RequestID: 1, UserIdentity: cut255(cfg.User),
-		NominalHashRate: hashrate, MaxTarget: anyTarget}); err != nil {
-		return nil, fmt.Errorf("OpenExtendedMiningChannel: %w", err)
+	kind := "OpenExtendedMiningChannel"
+	var open stratum2.Message = &stratum2.OpenExtendedMiningChannel{RequestID: 1, UserIdentity: cut255(cfg.User),
+		NominalHashRate: hashrate, MaxTarget: anyTarget}
+	if v.standard {
+		kind = "OpenStandardMiningChannel"
+		open = &stratum2.OpenStandardMiningChannel{RequestID: 1, UserIdentity: cut255(cfg.User),
+			NominalHashRate: hashrate, MaxTarget: anyTarget}
+	}
+	if err := v.conn.WriteMessage(open); err != nil {
+		return nil, fmt.Errorf("%s: %w", kind, err)
 	}
 	for {
 		msg, err := v.read()
 		if err != nil {
-			return nil, fmt.Errorf("OpenExtendedMiningChannel %s: %w", cfg.User, err)
+			return nil, fmt.Errorf("%s %s: %w", kind, cfg.User, err)
 		}
+		var ch v2Channel
 		switch msg := msg.(type) {
 		case *stratum2.OpenExtendedMiningChannelSuccess:
-			if msg.RequestID != 1 {
+			if msg.RequestID != 1 || v.standard {
 				continue
 			}
-			if len(msg.ExtranoncePrefix)+int(msg.ExtranonceSize) > 32 {
-				return nil, fmt.Errorf("OpenExtendedMiningChannel: extranonce of %d+%d bytes (at most 32)",
-					len(msg.ExtranoncePrefix), msg.ExtranonceSize)
+			ch = v2Channel{id: msg.ChannelID, target: [32]byte(msg.Target), prefix: bytes.Clone(msg.ExtranoncePrefix),
+				extranonceSize: int(msg.ExtranonceSize)}
+		case *stratum2.OpenStandardMiningChannelSuccess:
+			if msg.RequestID != 1 || !v.standard {
+				continue
 			}
-			msg.ExtranoncePrefix = bytes.Clone(msg.ExtranoncePrefix)
-			v.channel = msg.ChannelID
-			return msg, nil
+			ch = v2Channel{id: msg.ChannelID, target: [32]byte(msg.Target), prefix: bytes.Clone(msg.ExtranoncePrefix)}
+			v.group = msg.GroupChannelID
 		case *stratum2.OpenMiningChannelError:
-			return nil, fmt.Errorf("OpenExtendedMiningChannel %s: pool refused the worker: %s", cfg.User, truncate(msg.ErrorCode, 64))
+			return nil, fmt.Errorf("%s %s: pool refused the worker: %s", kind, cfg.User, truncate(msg.ErrorCode, 64))
+		default:
+			continue
 		}
+		if len(ch.prefix)+ch.extranonceSize > 32 {
+			return nil, fmt.Errorf("%s: extranonce of %d+%d bytes (at most 32)", kind, len(ch.prefix), ch.extranonceSize)
+		}
+		v.channel = ch.id
+		return &ch, nil
 	}
 }
 
@@ -214,16 +246,16 @@ func (s *session) runV2(ctx context.Context) sessionResult {
 	if err != nil {
 		return sessionResult{err: err}
 	}
-	target := [32]byte(succ.Target)
+	target := succ.target
 	diff := pow.HashDifficulty(&target)
 	s.mu.Lock()
-	s.en1, s.en2Size = succ.ExtranoncePrefix, int(succ.ExtranonceSize)
+	s.en1, s.en2Size = succ.prefix, succ.extranonceSize
 	s.target, s.diff, s.haveDiff = target, diff, true
 	s.authorized = true
 	s.mu.Unlock()
 	s.m.setDifficulty(diff)
-	s.log.Info("channel open", "channel", succ.ChannelID, "user", cfg.User,
-		"extranonce_prefix", fmt.Sprintf("%x", succ.ExtranoncePrefix), "extranonce_size", succ.ExtranonceSize, "diff", diff)
+	s.log.Info("channel open", "channel", succ.id, "standard", v.standard, "user", cfg.User,
+		"extranonce_prefix", fmt.Sprintf("%x", succ.prefix), "extranonce_size", succ.extranonceSize, "diff", diff)
 
 	upAt := time.Now()
 	s.m.sessionUp(s)
@@ -271,44 +303,34 @@ func (v *v2conn) handle(msg stratum2.Message) error {
 	s := v.s
 	switch msg := msg.(type) {
 	case *stratum2.NewExtendedMiningJob:
-		if msg.ChannelID != v.channel {
+		if msg.ChannelID != v.channel || v.standard {
 			break
 		}
 		if len(msg.CoinbaseTxPrefix) > maxCoinbaseHalf || len(msg.CoinbaseTxSuffix) > maxCoinbaseHalf || len(msg.MerklePath) > 32 {
 			v.log.Warn("ignoring bad job from pool", "job", msg.JobID)
 			break
 		}
-		j := *msg
-		j.CoinbaseTxPrefix = bytes.Clone(msg.CoinbaseTxPrefix)
-		j.CoinbaseTxSuffix = bytes.Clone(msg.CoinbaseTxSuffix)
-		j.MerklePath = slices.Clone(msg.MerklePath)
-		if j.MinNTime == nil {
-			if _, ok := v.futures[j.JobID]; !ok {
-				v.futureOrder = append(v.futureOrder, j.JobID)
-			}
-			v.futures[j.JobID] = &j
-			for len(v.futureOrder) > maxV2FutureJobs {
-				delete(v.futures, v.futureOrder[0])
-				v.futureOrder = v.futureOrder[1:]
-			}
+		v.job(v2Job(msg), msg.MinNTime, msg.VersionRollingAllowed)
+	case *stratum2.NewMiningJob:
+		// A group channel's jobs are its members' (the specification).
+		if !v.standard || msg.ChannelID != v.channel && (v.group == 0 || msg.ChannelID != v.group) {
 			break
 		}
-		if !v.hasPrev {
-			v.log.Warn("ignoring an active job before any SetNewPrevHash", "job", j.JobID)
-			break
-		}
-		v.activate(&j, *j.MinNTime, false)
+		root := [32]byte(msg.MerkleRoot)
+		// Standard jobs roll no version unless the connection asked for
+		// it, which this miner does not.
+		v.job(&Job{ID: strconv.FormatUint(uint64(msg.JobID), 10), Version: msg.Version, Root: &root}, msg.MinNTime, false)
 	case *stratum2.SetNewPrevHash:
 		if msg.ChannelID != v.channel {
 			break
 		}
 		v.prev, v.nbits, v.hasPrev = [32]byte(msg.PrevHash), msg.NBits, true
-		j := v.futures[msg.JobID]
+		f, ok := v.futures[msg.JobID]
 		// Future jobs are all for the block this message starts; none is
 		// any use after it.
 		clear(v.futures)
 		v.futureOrder = v.futureOrder[:0]
-		if j == nil {
+		if !ok {
 			// Whatever the devices mine is on the old block now: idle them
 			// until the pool sends a job for the new one.
 			v.log.Warn("SetNewPrevHash for a job the pool never sent", "job", msg.JobID)
@@ -320,7 +342,7 @@ func (v *v2conn) handle(msg stratum2.Message) error {
 			s.m.publish(s, nil, [32]byte{})
 			break
 		}
-		v.activate(j, msg.MinNTime, true)
+		v.activate(f.job, f.rolling, msg.MinNTime, true)
 	case *stratum2.SetTarget:
 		if msg.ChannelID != v.channel {
 			break
@@ -376,36 +398,58 @@ func (v *v2conn) handle(msg stratum2.Message) error {
 	return nil
 }
 
-// activate turns a V2 job into the session's current job.
-func (v *v2conn) activate(j *stratum2.NewExtendedMiningJob, ntime uint32, clean bool) {
-	s := v.s
-	s.mu.Lock()
-	s.rolling = j.VersionRollingAllowed && !v.m.cfg.NoVersionRolling
-	s.mask = v2VersionMask
-	s.mu.Unlock()
-	s.addJob(v2Job(j, v.prev, v.nbits, ntime, clean))
+// job takes a job message's work: a future job (no min_ntime) waits for
+// its SetNewPrevHash, any other starts at once on the current block.
+func (v *v2conn) job(j *Job, minNTime *uint32, rolling bool) {
+	if minNTime == nil {
+		id, _ := strconv.ParseUint(j.ID, 10, 32)
+		if _, ok := v.futures[uint32(id)]; !ok {
+			v.futureOrder = append(v.futureOrder, uint32(id))
+		}
+		v.futures[uint32(id)] = v2Future{job: j, rolling: rolling}
+		for len(v.futureOrder) > maxV2FutureJobs {
+			delete(v.futures, v.futureOrder[0])
+			v.futureOrder = v.futureOrder[1:]
+		}
+		return
+	}
+	if !v.hasPrev {
+		v.log.Warn("ignoring an active job before any SetNewPrevHash", "job", j.ID)
+		return
+	}
+	v.activate(j, rolling, *minNTime, false)
 }
 
-// v2Job maps an extended job and its previous block into the miner's Job:
-// the coinbase prefix and suffix surround the extranonce prefix (the
-// session's en1) and the rolled extranonce (en2), exactly as coinb1 and
-// coinb2 surround V1's extranonces. prev is already in header order.
-func v2Job(j *stratum2.NewExtendedMiningJob, prev [32]byte, nbits, ntime uint32, clean bool) *Job {
+// activate makes a V2 job the session's current job on the current
+// previous block.
+func (v *v2conn) activate(j *Job, rolling bool, ntime uint32, clean bool) {
+	s := v.s
+	s.mu.Lock()
+	s.rolling = rolling && !v.m.cfg.NoVersionRolling
+	s.mask = v2VersionMask
+	s.mu.Unlock()
+	started := *j
+	started.PrevHash, started.NBits, started.NTime, started.Clean = v.prev, v.nbits, ntime, clean
+	started.NetTarget = netTarget(v.nbits)
+	s.addJob(&started)
+}
+
+// v2Job maps an extended job into the miner's Job (its previous block,
+// bits and time come when it starts): the coinbase prefix and suffix
+// surround the extranonce prefix (the session's en1) and the rolled
+// extranonce (en2), exactly as coinb1 and coinb2 surround V1's
+// extranonces. Decoded slices alias the read buffer: they are copied.
+func v2Job(j *stratum2.NewExtendedMiningJob) *Job {
 	branch := make([][32]byte, len(j.MerklePath))
 	for i := range j.MerklePath {
 		branch[i] = [32]byte(j.MerklePath[i])
 	}
 	return &Job{
-		ID:        strconv.FormatUint(uint64(j.JobID), 10),
-		PrevHash:  prev,
-		Coinb1:    j.CoinbaseTxPrefix,
-		Coinb2:    j.CoinbaseTxSuffix,
-		Branch:    branch,
-		Version:   j.Version,
-		NBits:     nbits,
-		NTime:     ntime,
-		Clean:     clean,
-		NetTarget: netTarget(nbits),
+		ID:      strconv.FormatUint(uint64(j.JobID), 10),
+		Coinb1:  bytes.Clone(j.CoinbaseTxPrefix),
+		Coinb2:  bytes.Clone(j.CoinbaseTxSuffix),
+		Branch:  branch,
+		Version: j.Version,
 	}
 }
 
@@ -451,8 +495,9 @@ func (v *v2conn) resolve(seq uint32, a v2ack) {
 	}
 }
 
-// submit sends one share as SubmitSharesExtended and waits for its
-// verdict; the outcomes are counted as V1's are.
+// submit sends one share (SubmitSharesExtended, or SubmitSharesStandard
+// on a standard channel) and waits for its verdict; the outcomes are
+// counted as V1's are.
 func (v *v2conn) submit(ctx context.Context, sl *Slice, nonce uint32, hash *[32]byte) bool {
 	m := v.m
 	id, err := strconv.ParseUint(sl.JobID, 10, 32)
@@ -475,8 +520,13 @@ func (v *v2conn) submit(ctx context.Context, sl *Slice, nonce uint32, hash *[32]
 	}()
 	m.submitted.Add(1)
 	job, nonceHex := sl.JobID, hexUint32(nonce)
-	err = v.conn.WriteMessage(&stratum2.SubmitSharesExtended{ChannelID: v.channel, SequenceNumber: seq,
-		JobID: uint32(id), Nonce: nonce, NTime: sl.tmpl.job.NTime, Version: sl.Version, Extranonce: sl.Extranonce2})
+	var share stratum2.Message = &stratum2.SubmitSharesExtended{ChannelID: v.channel, SequenceNumber: seq,
+		JobID: uint32(id), Nonce: nonce, NTime: sl.tmpl.job.NTime, Version: sl.Version, Extranonce: sl.Extranonce2}
+	if v.standard {
+		share = &stratum2.SubmitSharesStandard{ChannelID: v.channel, SequenceNumber: seq,
+			JobID: uint32(id), Nonce: nonce, NTime: sl.tmpl.job.NTime, Version: sl.Version}
+	}
+	err = v.conn.WriteMessage(share)
 	if err != nil {
 		m.lost.Add(1)
 		m.log.Warn("share lost: no reply from pool", "job", job, "nonce", nonceHex, "err", err)

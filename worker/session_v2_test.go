@@ -141,10 +141,11 @@ func TestV2JobHeader(t *testing.T) {
 		MerklePath:       []stratum2.U256{{1, 2, 3}, {4, 5, 6}},
 		CoinbaseTxPrefix: mustDecode(testCoinb1), CoinbaseTxSuffix: mustDecode(testCoinb2)}
 	prev := [32]byte{0xde, 0xad, 0xbe, 0xef, 31: 0x77}
-	job := v2Job(j, prev, 0x207fffff, 0x66554433, true)
-	if job.ID != "42" || !job.Clean || job.NTime != 0x66554433 || job.NBits != 0x207fffff {
+	job := v2Job(j)
+	if job.ID != "42" || job.Version != j.Version || job.Root != nil {
 		t.Fatalf("job %+v", job)
 	}
+	job.PrevHash, job.NBits, job.NTime = prev, 0x207fffff, 0x66554433
 	prefix, en2 := []byte{0xaa, 0xbb, 0xcc, 0xdd}, []byte{1, 2, 3, 4, 5, 6, 7, 8}
 	got := job.Header(prefix, en2, 0x20002000, job.NTime, 0x01020304)
 	want := v2RefHeader(j, prefix, prev, 0x207fffff, &stratum2.SubmitSharesExtended{Extranonce: en2,
@@ -229,6 +230,65 @@ func TestV2SessionMines(t *testing.T) {
 		}
 	}
 	stop()
+}
+
+// With V2Standard the miner opens a standard channel and mines
+// header-only jobs: the pool's merkle root, no extranonce, shares as
+// SubmitSharesStandard, valid by the pool's own reckoning; its group
+// channel's jobs are its own too.
+func TestV2StandardChannelMines(t *testing.T) {
+	p := startV2Pool(t)
+	// No extranonce and no version rolling: the nonce is the whole search
+	// space (the other tests shrink it to reach their rolling soon).
+	m, stop := testMinerCfg(t, Config{URLs: []string{p.url}, V2Standard: true, nonceBits: 32})
+	defer stop()
+	c := p.accept()
+	v2Read[*stratum2.SetupConnection](t, c)
+	v2Send(t, c, &stratum2.SetupConnectionSuccess{UsedVersion: 2})
+	open := v2Read[*stratum2.OpenStandardMiningChannel](t, c)
+	if open.UserIdentity != "bcrt1qtest.w1" {
+		t.Fatalf("OpenStandardMiningChannel %+v", open)
+	}
+	const channel, group = 3, 2
+	target := refTarget(testDiff)
+	v2Send(t, c, &stratum2.OpenStandardMiningChannelSuccess{RequestID: open.RequestID, ChannelID: channel,
+		Target: targetU256(target), ExtranoncePrefix: []byte{1, 2, 3, 4, 0, 0, 0, 0}, GroupChannelID: group})
+
+	roots := map[uint32][32]byte{7: {0xab, 0xcd, 31: 0x01}, 8: {0x12, 0x34, 31: 0x02}}
+	ntimes := map[uint32]uint32{7: 0x66000000, 8: 0x66000020}
+	prev := [32]byte{0x44, 0x55, 31: 0x66}
+	const nbits = 0x1d00ffff
+	v2Send(t, c, &stratum2.NewMiningJob{ChannelID: channel, JobID: 7, Version: 0x20000000, MerkleRoot: stratum2.U256(roots[7])})
+	v2Send(t, c, &stratum2.SetNewPrevHash{ChannelID: channel, JobID: 7, PrevHash: stratum2.U256(prev), MinNTime: ntimes[7], NBits: nbits})
+	seen := map[uint32]bool{}
+	for !seen[8] {
+		sub := v2Read[*stratum2.SubmitSharesStandard](t, c)
+		root, ok := roots[sub.JobID]
+		if sub.ChannelID != channel || !ok || sub.NTime != ntimes[sub.JobID] || sub.Version != 0x20000000 {
+			t.Fatalf("share %+v", sub)
+		}
+		var h bytes.Buffer
+		_ = binary.Write(&h, binary.LittleEndian, sub.Version)
+		h.Write(prev[:])
+		h.Write(root[:])
+		_ = binary.Write(&h, binary.LittleEndian, []uint32{sub.NTime, nbits, sub.Nonce})
+		if !refHashMeets(h.Bytes(), target) {
+			t.Fatalf("share %+v does not meet the target", sub)
+		}
+		v2Send(t, c, &stratum2.SubmitSharesSuccess{ChannelID: channel, LastSequenceNumber: sub.SequenceNumber, NewSubmitsAcceptedCount: 1})
+		if !seen[7] {
+			// The group channel's active job on the same block.
+			nt := ntimes[8]
+			v2Send(t, c, &stratum2.NewMiningJob{ChannelID: group, JobID: 8, MinNTime: &nt, Version: 0x20000000,
+				MerkleRoot: stratum2.U256(roots[8])})
+		}
+		seen[sub.JobID] = true
+	}
+	for deadline := time.Now().Add(testWait); m.Stats().Accepted < 2; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("stats %+v", m.Stats())
+		}
+	}
 }
 
 // A URL whose key did not sign the pool's certificate is refused with an

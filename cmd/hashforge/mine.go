@@ -22,6 +22,7 @@ func cmdMine(args []string) error {
 	fs.StringVar(&cfg.Pass, "pass", "x", "pool password")
 	fs.Float64Var(&cfg.SuggestDiff, "suggest-diff", 0, "send mining.suggest_difficulty with this difficulty (0: don't)")
 	fs.BoolVar(&cfg.NoVersionRolling, "no-version-rolling", false, "do not negotiate BIP 310 version rolling")
+	fs.BoolVar(&cfg.V2Standard, "sv2-standard-channel", false, "on Stratum V2 pools, open a standard (header-only) channel instead of an extended one")
 	fs.IntVar(&cfg.Threads, "threads", 0, "CPU hashing threads (0: every core)")
 	fs.StringVar(&cfg.Impl, "impl", "", "force a SHA-256d implementation (see 'hashforge bench'; empty: fastest)")
 	fs.StringVar(&cfg.Device, "device", "cpu", "devices to mine on: cpu, opencl:N, or a comma-separated list")

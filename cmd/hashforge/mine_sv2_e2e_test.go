@@ -207,7 +207,7 @@ func TestMineStratumV2EndToEnd(t *testing.T) {
 	}
 }
 
-// certLog hands the first log line containing want to seen.
+// certLog hands the log so far to seen once it contains want.
 type certLog struct {
 	want string
 	seen chan string
@@ -224,4 +224,73 @@ func (w *certLog) Write(p []byte) (int, error) {
 		w.once.Do(func() { w.seen <- w.buf.String() })
 	}
 	return len(p), nil
+}
+
+// TestMineStratumV2StandardChannel: `hashforge mine --sv2-standard-channel`
+// against the real serve on btcd regtest and PostgreSQL mines header-only
+// work (the pool's merkle roots) on a standard channel: its shares are
+// accepted, rows under its worker, and blocks btcd accepts.
+func TestMineStratumV2StandardChannel(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	btcd, dbURL, rpc := regtestStack(t)
+	cfg := regtestServe(t, btcd, dbURL, "hashforge-mine-sv2-std")
+	cfg.StartDifficulty, cfg.MinDifficulty, cfg.NodeID = 0.0001, 0.0001, 4
+	cfg.SV2Addr, cfg.SV2Authority = "127.0.0.1:0", filepath.Join(t.TempDir(), "authority.key")
+	l := startServe(ctx, t, cfg)
+	opened := &certLog{want: "standard=true", seen: make(chan string, 1)}
+	m, err := worker.New(worker.Config{URLs: []string{l.StratumV2}, User: btcd.MiningAddr + ".v2std", Threads: 1,
+		Device: "cpu", V2Standard: true, Quiet: true, Output: io.Discard, Logger: slog.New(slog.NewTextHandler(opened, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- m.Run(mctx) }()
+	for deadline := time.Now().Add(2 * time.Minute); m.Stats().Accepted < 5; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			stop()
+			t.Fatalf("in 2 minutes: %+v", m.Stats())
+		}
+	}
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	s := m.Stats()
+	if s.Rejected != 0 || s.HWErrors != 0 || s.Lost != 0 {
+		t.Fatalf("standard channel miner: %+v; want none rejected, lost or in error", s)
+	}
+	select {
+	case <-opened.seen:
+	default:
+		t.Fatal("the miner did not open a standard channel")
+	}
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var rows, blocks int
+	for wait := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if err := conn.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE s.is_block) FROM shares s
+			JOIN workers w ON w.id = s.worker_id WHERE w.name = 'v2std' AND s.node_id = 4`).Scan(&rows, &blocks); err != nil {
+			t.Fatal(err)
+		}
+		if uint64(rows) == s.Accepted && blocks == rows {
+			break
+		}
+		if time.Now().After(wait) {
+			t.Fatalf("ledger: %d rows (%d blocks) for %d accepted", rows, blocks, s.Accepted)
+		}
+	}
+	// Mining alone, its last block is btcd's tip.
+	var tip string
+	if err := rpc.Call(ctx, "getbestblockhash", nil, &tip); err != nil {
+		t.Fatal(err)
+	}
+	var accepted bool
+	if err := conn.QueryRow(ctx, `SELECT accepted FROM blocks WHERE hash = $1 AND node_id = 4`, tip).Scan(&accepted); err != nil || !accepted {
+		t.Fatalf("btcd's tip %s is not the standard channel miner's accepted block (%v)", tip, err)
+	}
 }
