@@ -16,7 +16,8 @@ type AnnouncedBlock struct {
 	Ours     bool   // found by this pool node's miners
 }
 
-// ExternalBlock takes a block another pool node announced. When it builds
+// ExternalBlock takes a block another pool node announced, or one of this
+// node's that its node accepted (Ours; submitBlock hands it in). When it builds
 // on this node's current tip, the miners get an empty job on top of it at
 // once, before this node's own node has the block and a template on it:
 // their work on the old tip is worth nothing from this moment. The node's

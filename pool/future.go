@@ -121,19 +121,20 @@ func (s *Server) sendFutureLocked(ss *session) {
 	}
 }
 
-// futureIDFor is the id an activated job built from t takes: the future
-// job's, when that is the same work, so connections that have it need
-// only its previous block.
-func (s *Server) futureIDFor(t *node.Template) (string, bool) {
+// futureJobOf is the job of t, a template for the future job's height on
+// a block now known, under the future job's id when it is the same work
+// (the same coinbase, no transactions), so connections that hold it need
+// only its previous block; nil when it is not.
+func (s *Server) futureJobOf(t *node.Template, seq uint64, clean bool) (*Job, error) {
 	f := s.jobs.future.Load()
 	if f == nil || f.height != t.Height {
-		return "", false
+		return nil, nil
 	}
-	return f.id, true
-}
-
-func (f *futureJob) sameWork(j *Job) bool {
-	return bytes.Equal(f.coinb1, j.coinb1) && bytes.Equal(f.coinb2, j.coinb2) && len(j.branch) == 0
+	j, err := s.newJob(t, f.id, seq, clean)
+	if err != nil || !bytes.Equal(f.coinb1, j.coinb1) || !bytes.Equal(f.coinb2, j.coinb2) || len(j.branch) != 0 {
+		return nil, err
+	}
+	return j, nil
 }
 
 // activateFuture starts the future job on the previous block of t, the
@@ -147,12 +148,12 @@ func (s *Server) activateFuture(t *node.Template) {
 	if f == nil || f.height != t.Height {
 		return
 	}
-	s.jobs.future.Store(nil)
 	et := *f.tmpl
 	et.PreviousBlockHash, et.Bits, et.MinTime, et.CurTime = t.PreviousBlockHash, t.Bits, t.MinTime, t.CurTime
 	_, seq := s.jobs.next()
-	j, err := s.newJob(&et, f.id, seq, true)
-	if err != nil || !f.sameWork(j) {
+	j, _ := s.futureJobOf(&et, seq, true)
+	s.jobs.future.Store(nil)
+	if j == nil {
 		return
 	}
 	s.jobs.Add(j)

@@ -89,14 +89,7 @@ func TestFutureJobAheadAndActivated(t *testing.T) {
 		t.Fatalf("activated job %s (future %s) ahead %v height %d prev %s", ahead.ID, futureID, ahead.ahead, ahead.Height, ahead.prevDisplay)
 	}
 	for _, c := range []*memConn{&fc.memConn, v1} {
-		var got []string
-		for deadline := time.Now().Add(10 * time.Second); len(got) == 0 && time.Now().Before(deadline); time.Sleep(time.Millisecond) {
-			got = c.take()
-		}
-		if len(got) == 0 {
-			t.Fatal("no job after the block")
-		}
-		if id, clean := notifyJob(t, got[len(got)-1]); id != futureID || !clean {
+		if id, clean := nextNotify(t, c); id != futureID || !clean {
 			t.Fatalf("job %s clean %v; want the future job %s, clean", id, clean, futureID)
 		}
 	}
@@ -122,11 +115,31 @@ func TestFutureJobAheadAndActivated(t *testing.T) {
 	if full.ID == futureID || full.ahead || len(full.txData) != 3 {
 		t.Fatalf("node's job %s ahead %v txs %d", full.ID, full.ahead, len(full.txData))
 	}
+	// Run takes the next template only when it is done with this one,
+	// the sending of future jobs included.
+	refresh := *own
+	refresh.CurTime++
+	templates <- &refresh
 	select {
 	case line := <-fc.futures:
 		t.Fatalf("a future job again for the same height: %s", line)
-	case <-time.After(50 * time.Millisecond):
+	default:
 	}
+}
+
+// nextNotify waits for the next mining.notify on c and returns its job id
+// and clean flag (the lines before it are dropped).
+func nextNotify(t *testing.T, c *memConn) (id string, clean bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		for _, l := range c.take() {
+			if m := parseLine(t, l); m.Method == "mining.notify" {
+				return notifyJob(t, l)
+			}
+		}
+	}
+	t.Fatal("no mining.notify")
+	return "", false
 }
 
 // TestFutureJobNotInSolo: SOLO pays each finder its own
@@ -156,11 +169,15 @@ func TestFutureJobActivatedByTemplate(t *testing.T) {
 	nb := testTemplate(t, 301, 3, true)
 	nb.PreviousBlockHash = hashOf(t, strings.Repeat("0", 8)+strings.Repeat("5e", 28))
 	templates <- nb
-	full := waitJob(t, tp, first)
-	for full.Height != 301 || len(full.txData) != 3 {
-		full = waitJob(t, tp, full)
+	// Run takes the next template only when it is done with this one:
+	// every line for nb has been sent.
+	refresh := *nb
+	refresh.CurTime++
+	templates <- &refresh
+	full := tp.srv.jobs.Current()
+	if full == first || full.Height != 301 || len(full.txData) != 3 {
+		t.Fatalf("current job at height %d with %d txs; want the template's at 301 with 3", full.Height, len(full.txData))
 	}
-	waitFor(t, func() bool { fc.mu.Lock(); defer fc.mu.Unlock(); return len(fc.lines) >= 2 })
 	var ids []string
 	for _, l := range fc.take() {
 		if m := parseLine(t, l); m.Method == "mining.notify" {

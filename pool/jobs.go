@@ -114,16 +114,10 @@ func (s *Server) publish(t *node.Template, clean bool) bool {
 // future job already sent takes its id (see FutureConn).
 func (s *Server) publishJobOf(t *node.Template, clean, ahead bool) bool {
 	id, seq := s.jobs.next()
-	futureID, isFuture := "", false
-	if ahead {
-		futureID, isFuture = s.futureIDFor(t)
-	}
 	var j *Job
 	var err error
-	if isFuture {
-		if j, err = s.newJob(t, futureID, seq, clean); err == nil && !s.jobs.future.Load().sameWork(j) {
-			j = nil
-		}
+	if ahead {
+		j, err = s.futureJobOf(t, seq, clean)
 	}
 	if j == nil && err == nil {
 		j, err = s.newJob(t, id, seq, clean)
@@ -136,7 +130,7 @@ func (s *Server) publishJobOf(t *node.Template, clean, ahead bool) bool {
 	j.ahead = ahead
 	s.jobs.Add(j)
 	s.log.Info("new job", "job", j.ID, "height", j.Height, "clean", clean, "txs", len(j.txData),
-		"network_difficulty", j.netDiff, "ahead", ahead, "future", j.ID == futureID)
+		"network_difficulty", j.netDiff, "ahead", ahead, "future", j.ID != id)
 	start := time.Now()
 	s.broadcast(j)
 	s.publishJob(j, len(s.jobs.fanout), time.Since(start))

@@ -230,9 +230,9 @@ func (g *Gate) CloseKey(key netip.Prefix, err error) int {
 	return len(victims)
 }
 
-// refuse closes a connection the Gate did not take, with a reset: the
-// refused peer holds nothing of ours while it notices.
-func refuseConn(c net.Conn) {
+// RefuseConn closes a connection the Gate did not take, with a reset:
+// the refused peer holds nothing of ours while it notices.
+func RefuseConn(c net.Conn) {
 	if tc, ok := c.(interface{ NetConn() net.Conn }); ok {
 		c = tc.NetConn() // TLS: no handshake for a connection we refuse
 	}

@@ -335,7 +335,7 @@ func (srv *Server) Serve(ctx context.Context, ln net.Listener) error {
 				if cfg.log.Enabled(ctx, slog.LevelDebug) {
 					cfg.log.Debug("stratum connection refused", "remote", s.remote, "reason", err)
 				}
-				refuseConn(conn)
+				RefuseConn(conn)
 				continue
 			}
 		}

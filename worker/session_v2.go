@@ -310,7 +310,7 @@ func (v *v2conn) handle(msg stratum2.Message) error {
 			v.log.Warn("ignoring bad job from pool", "job", msg.JobID)
 			break
 		}
-		v.job(v2Job(msg), msg.MinNTime, msg.VersionRollingAllowed)
+		v.job(msg.JobID, v2Job(msg), msg.MinNTime, msg.VersionRollingAllowed)
 	case *stratum2.NewMiningJob:
 		// A group channel's jobs are its members' (the specification).
 		if !v.standard || msg.ChannelID != v.channel && (v.group == 0 || msg.ChannelID != v.group) {
@@ -319,7 +319,7 @@ func (v *v2conn) handle(msg stratum2.Message) error {
 		root := [32]byte(msg.MerkleRoot)
 		// Standard jobs roll no version unless the connection asked for
 		// it, which this miner does not.
-		v.job(&Job{ID: strconv.FormatUint(uint64(msg.JobID), 10), Version: msg.Version, Root: &root}, msg.MinNTime, false)
+		v.job(msg.JobID, &Job{ID: strconv.FormatUint(uint64(msg.JobID), 10), Version: msg.Version, Root: &root}, msg.MinNTime, false)
 	case *stratum2.SetNewPrevHash:
 		if msg.ChannelID != v.channel {
 			break
@@ -400,13 +400,12 @@ func (v *v2conn) handle(msg stratum2.Message) error {
 
 // job takes a job message's work: a future job (no min_ntime) waits for
 // its SetNewPrevHash, any other starts at once on the current block.
-func (v *v2conn) job(j *Job, minNTime *uint32, rolling bool) {
+func (v *v2conn) job(id uint32, j *Job, minNTime *uint32, rolling bool) {
 	if minNTime == nil {
-		id, _ := strconv.ParseUint(j.ID, 10, 32)
-		if _, ok := v.futures[uint32(id)]; !ok {
-			v.futureOrder = append(v.futureOrder, uint32(id))
+		if _, ok := v.futures[id]; !ok {
+			v.futureOrder = append(v.futureOrder, id)
 		}
-		v.futures[uint32(id)] = v2Future{job: j, rolling: rolling}
+		v.futures[id] = v2Future{job: j, rolling: rolling}
 		for len(v.futureOrder) > maxV2FutureJobs {
 			delete(v.futures, v.futureOrder[0])
 			v.futureOrder = v.futureOrder[1:]

@@ -34,14 +34,7 @@ const mineV2Alone = 3
 func TestMineStratumV2EndToEnd(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	btcd, dbURL, rpc := regtestStack(t)
-	cfg := regtestServe(t, btcd, dbURL, "hashforge-mine-sv2")
-	cfg.StartDifficulty, cfg.MinDifficulty, cfg.NodeID = 0.0001, 0.0001, 3
-	cfg.SV2Addr, cfg.SV2Authority = "127.0.0.1:0", filepath.Join(t.TempDir(), "authority.key")
-	l := startServe(ctx, t, cfg)
-	if !strings.HasPrefix(l.StratumV2, "stratum2+tcp://") {
-		t.Fatalf("stratum2 URL %q", l.StratumV2)
-	}
+	btcd, dbURL, rpc, l := v2Stack(ctx, t, "hashforge-mine-sv2", 3)
 
 	newMiner := func(url, user, pass string, log *slog.Logger) *worker.Miner {
 		m, err := worker.New(worker.Config{URLs: []string{url}, User: user, Pass: pass, Threads: 1, Device: "cpu",
@@ -233,11 +226,7 @@ func (w *certLog) Write(p []byte) (int, error) {
 func TestMineStratumV2StandardChannel(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	btcd, dbURL, rpc := regtestStack(t)
-	cfg := regtestServe(t, btcd, dbURL, "hashforge-mine-sv2-std")
-	cfg.StartDifficulty, cfg.MinDifficulty, cfg.NodeID = 0.0001, 0.0001, 4
-	cfg.SV2Addr, cfg.SV2Authority = "127.0.0.1:0", filepath.Join(t.TempDir(), "authority.key")
-	l := startServe(ctx, t, cfg)
+	btcd, dbURL, rpc, l := v2Stack(ctx, t, "hashforge-mine-sv2-std", 4)
 	opened := &certLog{want: "standard=true", seen: make(chan string, 1)}
 	m, err := worker.New(worker.Config{URLs: []string{l.StratumV2}, User: btcd.MiningAddr + ".v2std", Threads: 1,
 		Device: "cpu", V2Standard: true, Quiet: true, Output: io.Discard, Logger: slog.New(slog.NewTextHandler(opened, nil))})

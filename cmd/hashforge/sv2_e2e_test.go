@@ -8,11 +8,14 @@ import (
 	"net"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/hashforge/hashforge/internal/devstack"
+	"github.com/hashforge/hashforge/pool/node"
 	"github.com/hashforge/hashforge/pow"
 	"github.com/hashforge/hashforge/stratum"
 	"github.com/hashforge/hashforge/stratum2"
@@ -183,6 +186,22 @@ func (w *v2Work) solve(t *testing.T, en2 []byte) (nonce uint32, hash [32]byte) {
 	return 0, hash
 }
 
+// v2Stack is the real serve as pool node nodeID with its Stratum V2 port,
+// on btcd regtest and PostgreSQL, at a difficulty where every share is a
+// block.
+func v2Stack(ctx context.Context, t *testing.T, tag string, nodeID uint) (*devstack.Btcd, string, *node.Client, listeners) {
+	t.Helper()
+	btcd, dbURL, rpc := regtestStack(t)
+	cfg := regtestServe(t, btcd, dbURL, tag)
+	cfg.StartDifficulty, cfg.MinDifficulty, cfg.NodeID = 0.0001, 0.0001, nodeID
+	cfg.SV2Addr, cfg.SV2Authority = "127.0.0.1:0", filepath.Join(t.TempDir(), "authority.key")
+	l := startServe(ctx, t, cfg)
+	if !strings.HasPrefix(l.StratumV2, "stratum2+tcp://") {
+		t.Fatalf("stratum2 URL %q", l.StratumV2)
+	}
+	return btcd, dbURL, rpc, l
+}
+
 // TestStratumV2EndToEnd: the real serve with its V2 port on btcd regtest
 // and PostgreSQL. A V2 miner checks the pool's certificate against the
 // authority key in the URL (a wrong key is refused), opens an extended
@@ -193,14 +212,7 @@ func (w *v2Work) solve(t *testing.T, en2 []byte) (nonce uint32, hash [32]byte) {
 func TestStratumV2EndToEnd(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	btcd, dbURL, rpc := regtestStack(t)
-	cfg := regtestServe(t, btcd, dbURL, "hashforge-sv2")
-	cfg.StartDifficulty, cfg.MinDifficulty, cfg.NodeID = 0.0001, 0.0001, 3
-	cfg.SV2Addr, cfg.SV2Authority = "127.0.0.1:0", filepath.Join(t.TempDir(), "authority.key")
-	l := startServe(ctx, t, cfg)
-	if l.StratumV2 == "" {
-		t.Fatal("no stratum2 URL")
-	}
+	btcd, dbURL, rpc, l := v2Stack(ctx, t, "hashforge-sv2", 3)
 
 	// A URL with another authority key: the handshake is refused.
 	{

@@ -144,7 +144,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			})
 			if err := s.Gate.Admit(slot); err != nil {
 				s.log().Debug("stratum v2 connection refused", "remote", nc.RemoteAddr().String(), "reason", err)
-				refuse(nc)
+				stratum.RefuseConn(nc)
 				continue
 			}
 		}
@@ -169,15 +169,6 @@ func (s *Server) timeouts() (hs, idle time.Duration, queue int) {
 		queue = defaultSendQueue
 	}
 	return hs, idle, queue
-}
-
-// refuse closes a connection the Gate did not take, with a reset: the
-// refused peer holds nothing of ours while it notices.
-func refuse(nc net.Conn) {
-	if tc, ok := nc.(*net.TCPConn); ok {
-		_ = tc.SetLinger(0)
-	}
-	_ = nc.Close()
 }
 
 func (s *Server) serveConn(ctx context.Context, nc net.Conn, slot *stratum.GateSlot) {
