@@ -33,13 +33,18 @@ import (
 	"time"
 )
 
-// work is one job at a tiny difficulty, so that the load generator's
-// grinding costs about what it does against a pool at difficulty 1e-9.
-const work = `{"id":null,"method":"mining.set_difficulty","params":[1e-9]}` + "\n" +
-	`{"id":null,"method":"mining.notify","params":["1",` +
-	`"0000000000000000000000000000000000000000000000000000000000000000",` +
-	`"01000000010000000000000000000000000000000000000000000000000000000000000000ffffffff0a03e81d0e",` +
-	`"ffffffff0100f2052a01000000016a00000000",[],"20000000","1d00ffff","6b06489e",true]}` + "\n"
+// work is the difficulty and first job every session gets after its
+// authorize: a tiny difficulty, so that the load generator's grinding
+// costs about what it does against a pool at difficulty 1e-9.
+var work = append([]byte(`{"id":null,"method":"mining.set_difficulty","params":[1e-9]}`+"\n"), jobLine(1)...)
+
+// jobLine is a clean mining.notify for job n on a previous block named
+// after it.
+func jobLine(n int) []byte {
+	return fmt.Appendf(nil, `{"id":null,"method":"mining.notify","params":["%d","%064x",`+
+		`"01000000010000000000000000000000000000000000000000000000000000000000000000ffffffff0a03e81d0e",`+
+		`"ffffffff0100f2052a01000000016a00000000",[],"20000000","1d00ffff","6b06489e",true]}`+"\n", n, n)
+}
 
 var sessions atomic.Uint32
 
@@ -132,9 +137,7 @@ func (r *registry) remove(c net.Conn) {
 // broadcast writes a new job to every connection, the list split between
 // one writer per core, and prints how long until every write returned.
 func (r *registry) broadcast(job int) {
-	line := fmt.Appendf(nil, `{"id":null,"method":"mining.notify","params":["%d",`+
-		`"%064x","01000000010000000000000000000000000000000000000000000000000000000000000000ffffffff0a03e81d0e",`+
-		`"ffffffff0100f2052a01000000016a00000000",[],"20000000","1d00ffff","6b06489e",true]}`+"\n", job, job)
+	line := jobLine(job)
 	r.mu.Lock()
 	conns := make([]net.Conn, 0, len(r.conns))
 	for c := range r.conns {
